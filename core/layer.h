@@ -1,0 +1,83 @@
+// layer.h: what a layer is. One file per layer kind (linear.c, gelu.c, ...), each exporting
+// a LayerKind: a table of functions, as Darknet does. Kernels inside follow llm.c:
+// outputs first, then inputs, then sizes; backward accumulates (+=) into parameter
+// gradients and overwrites (=) the input gradient.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "params.h"
+
+#define LAYER_NAME_MAX 64
+#define SHAPE_MAX_DIMS 3
+#define LAYER_PARAMS_MAX 8
+
+// Per-sample shape: (D) or (C,H,W); the batch dimension is always separate and first.
+typedef struct {
+    int ndim;
+    int d[SHAPE_MAX_DIMS];
+} Shape;
+
+static inline size_t shape_numel(Shape s) {
+    size_t n = 1;
+    for (int i = 0; i < s.ndim; i++) n *= (size_t)s.d[i];
+    return n;
+}
+
+// What the config says about one layer; launch/ fills it, core/ validates it.
+typedef struct {
+    char type[32];             // registry name: "linear", "gelu", ...
+    char name[LAYER_NAME_MAX];  // state_dict prefix: "fc1"
+    int out;                   // linear: out_features
+    int bias;                  // linear: 1 = has bias (default)
+    float p;                   // dropout: drop probability
+    float eps;                 // layernorm: epsilon (default 1e-5)
+} LayerSpec;
+
+// Everything a forward or backward pass needs to know about the step it is part of.
+typedef struct {
+    int train;                   // 1 = training mode, 0 = eval mode
+    int dropout_on;              // 0 disables every dropout-family layer (reg.dropout=off)
+    uint32_t seed;               // run seed: Philox key word 0
+    uint32_t step;               // optimizer step: Philox counter word 2
+    uint32_t stream;             // PHILOX_STREAM_TRAIN or a Monte-Carlo pass
+    const int64_t *sample_ids;   // (B) global sample index of each batch slot: counter word 1
+} StepCtx;
+
+typedef struct Layer Layer;
+
+typedef struct {
+    const char *type;
+    // Checks the spec against the input shape, sets l->out, declares parameters in t and
+    // the bytes per sample it saves for backward. Returns ERR_OK or ERR_INPUT with e set.
+    int (*setup)(Layer *l, Shape in, ParamTable *t, Err *e);
+    // PyTorch's default initialization, a pure function of (seed, layer id).
+    void (*init)(const Layer *l, float *params, float *bufs, uint32_t seed);
+    // out is (B, out), inp is (B, in)
+    void (*forward)(Layer *l, float *out, const float *inp, const float *params, float *bufs,
+                    const StepCtx *c, int B);
+    // dinp may be NULL (first layer: no input gradient needed). dparams accumulates.
+    void (*backward)(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
+                     const float *out, const float *params, const StepCtx *c, int B);
+} LayerKind;
+
+struct Layer {
+    const LayerKind *kind;
+    LayerSpec spec;
+    int id;          // 1-based position in the model: Philox key word 1
+    Shape in, out;   // per-sample shapes
+    int param0;      // first entry of this layer in the parameter table
+    int nparam;      // number of table entries (trainable and buffers)
+    size_t poff[LAYER_PARAMS_MAX];  // offset of each entry in params or bufs
+    size_t save_bytes_per_sample;  // saved for backward, planned once
+    void *save;      // (max_batch * save_bytes_per_sample) bytes, owned by the model
+};
+
+// The registry: every layer kind regdist knows, looked up by spec.type.
+const LayerKind *layer_kind_find(const char *type);
+const char *layer_kind_names(void);  // "linear, relu, ..." for error messages
+
+// Declares the layer's next parameter (setup calls this); records its offset in l->poff.
+int layer_add_param(Layer *l, ParamTable *t, const char *name, ParamKind kind, int ndim,
+                    const int64_t *shape, Err *e);

@@ -1,0 +1,41 @@
+// checkpoint.h: HDF5 checkpoints that h5py and PyTorch users can read.
+//
+//   /model/<layer>.<param>   float32, PyTorch's names and shapes, in model order
+//                            (link creation order tracked, so h5py lists them in order)
+//   /optim/<layer>.<param>.exp_avg, .exp_avg_sq (Adam, AdamW) or .momentum_buffer (SGD)
+//   /optim attributes: name, step
+//   / attributes: format_version, step, epoch, epoch_batch, seed, config, best_metric, ...
+// Written atomically: a temporary file in the same directory, flushed, fsynced, renamed.
+#pragma once
+#include <stdint.h>
+
+#include "../core/err.h"
+#include "../core/model.h"
+#include "../core/optim.h"
+
+#define CKPT_FORMAT_VERSION 1
+
+typedef struct {
+    int64_t step;         // optimizer steps taken
+    int64_t epoch;        // the epoch in progress (0-based)
+    int64_t epoch_batch;  // batches of that epoch already done
+    uint32_t seed;
+    double best_metric;   // best validation accuracy so far (-1 if none)
+    int64_t best_epoch;   // epoch it was reached in (-1 if none)
+    int64_t bad_epochs;   // epochs since the best, for early stopping
+    // partial-epoch accumulators, so a resumed epoch reports the same metrics
+    double epoch_loss_sum;
+    int64_t epoch_correct, epoch_seen;
+    double epoch_seconds;
+    char *config_text;    // the whole config as the run saw it (owned; ckpt_meta_free)
+} CkptMeta;
+
+// Writes model (params and buffers) and, if opt is not NULL, its state.
+int ckpt_save(const char *path, const Model *m, const Optim *opt, const CkptMeta *meta, Err *e);
+// Loads /model into m, checking every name and shape against m's table; if opt is not
+// NULL also the optimizer state (kind must match); if meta is not NULL the attributes.
+// A damaged, mismatched or missing checkpoint is ERR_INPUT naming the file and the entry.
+int ckpt_load(const char *path, Model *m, Optim *opt, CkptMeta *meta, Err *e);
+// Reads only the attributes (the config text, to rebuild the model for eval/predict).
+int ckpt_read_meta(const char *path, CkptMeta *meta, Err *e);
+void ckpt_meta_free(CkptMeta *meta);

@@ -1,0 +1,18 @@
+// metrics.h: DIR/metrics.csv, one row per epoch.
+#pragma once
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../core/err.h"
+
+typedef struct {
+    int64_t epoch, step;
+    double lr, train_loss, train_acc, val_loss, val_acc;  // val_* NaN when there is no val split
+    double seconds, images_per_s;
+} MetricsRow;
+
+// Opens path for writing rows. Rows of epochs before first_epoch already in the file are kept
+// (a resumed run continues the table), later ones dropped; first_epoch 0 starts afresh.
+// The header is written when the file is new or empty. NULL with e set on failure.
+FILE *metrics_open(const char *path, int64_t first_epoch, Err *e);
+int metrics_write(FILE *f, const MetricsRow *r, Err *e);
