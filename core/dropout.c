@@ -1,0 +1,79 @@
+// dropout.c: inverted dropout, as nn.Dropout: in training each element is zeroed with
+// probability p and the kept ones scaled by 1/(1-p); identity in eval and with reg.dropout=off.
+// The mask of a sample is a pure function of (seed, layer id, step, global sample index,
+// stream): it cannot depend on which rank or batch slot the sample lands in.
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "layer.h"
+#include "philox.h"
+
+// keep (n) gets 1 for kept elements, 0 for dropped: element i uses word i%4 of
+// Philox(key, {i/4, sample, step, stream}). An element is dropped when its word < p * 2^32.
+void dropout_mask(uint8_t *keep, size_t n, float p, philox_key key, uint32_t sample,
+                  uint32_t step, uint32_t stream) {
+    if (p <= 0.0f) {
+        memset(keep, 1, n);
+        return;
+    }
+    if (p >= 1.0f) {
+        memset(keep, 0, n);
+        return;
+    }
+    uint32_t threshold = (uint32_t)((double)p * 4294967296.0);
+    for (size_t i = 0; i < n; i += 4) {
+        philox_ctr r = philox4x32_10((philox_ctr){{(uint32_t)(i / 4), sample, step, stream}}, key);
+        for (size_t j = 0; j < 4 && i + j < n; j++) keep[i + j] = r.v[j] >= threshold;
+    }
+}
+
+static int active(const Layer *l, const StepCtx *c) {
+    return c->train && c->dropout_on && l->spec.p > 0.0f;
+}
+
+static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
+    (void)t;
+    if (!(l->spec.p >= 0.0f && l->spec.p <= 1.0f))
+        return err_set(e, ERR_INPUT, "layer %s (dropout): p must be in [0, 1], got %g",
+                       l->spec.name, l->spec.p);
+    l->out = in;
+    l->save_bytes_per_sample = shape_numel(in);  // the keep mask, one byte per element
+    return ERR_OK;
+}
+
+static void forward(Layer *l, float *out, const float *inp, const float *params, float *bufs,
+                    const StepCtx *c, int B) {
+    (void)params, (void)bufs;
+    size_t D = shape_numel(l->in);
+    if (!active(l, c)) {
+        memcpy(out, inp, (size_t)B * D * sizeof(float));
+        return;
+    }
+    float scale = l->spec.p < 1.0f ? 1.0f / (1.0f - l->spec.p) : 0.0f;
+    philox_key key = {{c->seed, (uint32_t)l->id}};
+    uint8_t *keep = l->save;
+    for (int b = 0; b < B; b++) {
+        uint8_t *k = keep + (size_t)b * D;
+        dropout_mask(k, D, l->spec.p, key, (uint32_t)c->sample_ids[b], c->step, c->stream);
+        const float *x = inp + (size_t)b * D;
+        float *y = out + (size_t)b * D;
+        for (size_t i = 0; i < D; i++) y[i] = k[i] ? x[i] * scale : 0.0f;
+    }
+}
+
+static void backward(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
+                     const float *out, const float *params, const StepCtx *c, int B) {
+    (void)dparams, (void)inp, (void)out, (void)params;
+    if (!dinp) return;
+    size_t N = (size_t)B * shape_numel(l->in);
+    if (!active(l, c)) {
+        memcpy(dinp, dout, N * sizeof(float));
+        return;
+    }
+    float scale = l->spec.p < 1.0f ? 1.0f / (1.0f - l->spec.p) : 0.0f;
+    const uint8_t *keep = l->save;
+    for (size_t i = 0; i < N; i++) dinp[i] = keep[i] ? dout[i] * scale : 0.0f;
+}
+
+const LayerKind layer_dropout = {"dropout", setup, NULL, forward, backward};

@@ -1,0 +1,48 @@
+// regularize.c: coupled L1/L2 penalties and global-norm gradient clipping (regularize.h).
+#include "regularize.h"
+
+#include <math.h>
+
+void reg_l1_l2(float *grads, const float *params, const ParamTable *t, float l1, float l2) {
+    if (l1 == 0.0f && l2 == 0.0f) return;
+    for (int i = 0; i < t->n; i++) {
+        const ParamDesc *d = &t->p[i];
+        if (!d->decay) continue;
+        const float *w = params + d->offset;
+        float *g = grads + d->offset;
+        for (size_t j = 0; j < d->numel; j++) {
+            float s = w[j] > 0.0f ? 1.0f : (w[j] < 0.0f ? -1.0f : 0.0f);
+            g[j] += l2 * w[j] + l1 * s;
+        }
+    }
+}
+
+double reg_penalty(const float *params, const ParamTable *t, float l1, float l2) {
+    double a = 0.0, q = 0.0;
+    for (int i = 0; i < t->n; i++) {
+        const ParamDesc *d = &t->p[i];
+        if (!d->decay) continue;
+        const float *w = params + d->offset;
+        for (size_t j = 0; j < d->numel; j++) {
+            a += fabs((double)w[j]);
+            q += (double)w[j] * w[j];
+        }
+    }
+    return l1 * a + 0.5 * l2 * q;
+}
+
+double grad_global_norm(const float *grads, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)grads[i] * grads[i];
+    return sqrt(s);
+}
+
+double grad_clip_global_norm(float *grads, size_t n, float max_norm) {
+    double norm = grad_global_norm(grads, n);
+    double coef = (double)max_norm / (norm + 1e-6);
+    if (coef < 1.0) {
+        float c = (float)coef;
+        for (size_t i = 0; i < n; i++) grads[i] *= c;
+    }
+    return norm;
+}

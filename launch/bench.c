@@ -1,0 +1,166 @@
+// bench.c: `regdist bench`: training-step throughput of a config, beside the machine's own
+// single-precision GEMM rate, so the figure says how close to the hardware a step runs.
+// A benchmark, not a test: it prints numbers; run it on a quiet machine.
+#include <cblas.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/loss.h"
+#include "core/optim.h"
+#include "core/regularize.h"
+#include "core/philox.h"
+
+static const char *usage =
+    "usage: regdist bench --config C [--batch N] [--steps N] [--warmup N] [--threads N]\n"
+    "                     [--set key=value ...] [--json]\n"
+    "\n"
+    "Times full training steps (forward, loss, backward, clipping, optimizer) of config C on\n"
+    "random inputs of model.input's shape, and a square sgemm on the same threads. Prints the\n"
+    "median images/s, the model's GEMM GFLOP/s and the machine's sgemm GFLOP/s.\n";
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// FLOPs of one training step's matrix products: forward 2BCO per linear layer, backward
+// 2BCO for the weight gradient plus 2BCO for the input gradient (not for the first layer).
+static double step_flops(const Model *m, int B) {
+    double f = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const Layer *l = &m->layers[i];
+        if (strcmp(l->kind->type, "linear") != 0) continue;
+        double mac = (double)B * l->in.d[0] * l->out.d[0];
+        f += 2 * mac + 2 * mac + (i > 0 ? 2 * mac : 0);
+    }
+    return f;
+}
+
+// The machine's sgemm rate on n x n matrices, median of reps.
+static double sgemm_gflops(int n, int reps) {
+    float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
+          *c = malloc((size_t)n * n * sizeof(float));
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = 0.001f * (float)(i % 1000);
+    double *t = malloc((size_t)reps * sizeof(double));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_seconds();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        t[r] = now_seconds() - t0;
+    }
+    double g = 2.0 * n * n * (double)n / median(t, reps) / 1e9;
+    free(a), free(b), free(c), free(t);
+    return g;
+}
+
+int cmd_bench(Dist *d, int argc, char **argv) {
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
+        {"steps", required_argument, 0, 'n'},  {"warmup", required_argument, 0, 'w'},
+        {"threads", required_argument, 0, 't'}, {"set", required_argument, 0, 's'},
+        {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *config = NULL, *sets[MAX_SETS];
+    int nsets = 0, batch = 0, steps = 50, warmup = 5, threads = 0, json = 0, ch;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': config = optarg; break;
+        case 'b': batch = (int)cli_parse_int(d, "bench", "--batch", optarg, 1, 1 << 20); break;
+        case 'n': steps = (int)cli_parse_int(d, "bench", "--steps", optarg, 1, 1 << 20); break;
+        case 'w': warmup = (int)cli_parse_int(d, "bench", "--warmup", optarg, 0, 1 << 20); break;
+        case 't': threads = (int)cli_parse_int(d, "bench", "--threads", optarg, 1, 1024); break;
+        case 's':
+            if (nsets >= MAX_SETS) cli_usage_fail(d, "bench", "too many --set options");
+            sets[nsets++] = optarg;
+            break;
+        case 'j': json = 1; break;
+        case 'h':
+            if (d->rank == 0) fputs(usage, stdout);
+            return 0;
+        default: cli_usage_fail(d, "bench", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) cli_usage_fail(d, "bench", "unexpected argument '%s'", argv[optind]);
+    if (!config) cli_usage_fail(d, "bench", "--config is required");
+    Err e = {0};
+    Config cfg;
+    if (config_load(&cfg, config, NULL, sets, nsets, &e)) cli_fail(d, &e);
+    if (!cfg.input.ndim) {
+        err_set(&e, ERR_INPUT, "%s: bench needs model.input to know the input shape", config);
+        cli_fail(d, &e);
+    }
+    if (batch == 0) batch = cfg.batch;
+    threads = cli_set_threads(d, threads ? threads : cfg.threads);
+    // the class count is the last linear layer's width
+    int classes = 0;
+    for (int i = 0; i < cfg.nlayers; i++)
+        if (strcmp(cfg.layers[i].type, "linear") == 0) classes = cfg.layers[i].out;
+    Model m;
+    if (model_build(&m, cfg.layers, cfg.nlayers, cfg.input, classes, &e) ||
+        model_plan(&m, batch, &e))
+        cli_fail(d, &e);
+    model_init(&m, cfg.seed);
+    Optim opt;
+    if (optim_init(&opt, &cfg.optim, m.table.n_trainable)) {
+        err_set(&e, ERR_RUNTIME, "out of memory");
+        cli_fail(d, &e);
+    }
+    size_t in = shape_numel(m.in);
+    float *x = malloc((size_t)batch * in * sizeof(float));
+    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
+    int64_t *ids = malloc((size_t)batch * sizeof(int64_t));
+    double *times = malloc((size_t)steps * sizeof(double));
+    philox_key key = {{cfg.seed, 0xBE4C0000u}};
+    for (size_t i = 0; i < (size_t)batch * in; i += 4) {
+        philox_ctr r = philox4x32_10((philox_ctr){{(uint32_t)(i / 4), 0, 0, 0}}, key);
+        for (size_t j = 0; j < 4 && i + j < (size_t)batch * in; j++)
+            x[i + j] = 2.0f * philox_unit(r.v[j]) - 1.0f;
+    }
+    for (int b = 0; b < batch; b++) y[b] = b % classes, ids[b] = b;
+    float *dlogits = m.dacts[m.nlayers - 1];
+    for (int s = -warmup; s < steps; s++) {
+        double t0 = now_seconds();
+        StepCtx sc = {.train = 1, .dropout_on = cfg.dropout_on, .seed = cfg.seed,
+                      .step = (uint32_t)opt.step, .sample_ids = ids};
+        model_zero_grad(&m);
+        const float *logits = model_forward(&m, x, batch, &sc);
+        xent_forward_backward(dlogits, NULL, logits, y, batch, classes, cfg.label_smoothing,
+                              1.0f / (float)batch);
+        model_backward(&m, x, dlogits, batch, &sc);
+        reg_l1_l2(m.grads, m.params, &m.table, cfg.l1, cfg.l2);
+        if (cfg.clip_norm > 0) grad_clip_global_norm(m.grads, m.table.n_trainable, cfg.clip_norm);
+        optim_step(&opt, m.params, m.grads, &m.table, cfg.optim.lr);
+        if (s >= 0) times[s] = now_seconds() - t0;
+    }
+    double med = median(times, steps);
+    double ips = batch / med, gf = step_flops(&m, batch) / med / 1e9;
+    double peak = sgemm_gflops(1024, 10);
+    if (d->rank == 0) {
+        if (json)
+            printf("{\"config\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, "
+                   "\"median_step_ms\": %.4f, \"images_per_s\": %.1f, \"step_gflops\": %.2f, "
+                   "\"sgemm_gflops\": %.2f, \"fraction_of_sgemm\": %.4f}\n",
+                   config, batch, threads, steps, 1e3 * med, ips, gf, peak, gf / peak);
+        else
+            printf("%s: batch %d, %d thread%s, %d steps\n"
+                   "  median step %.3f ms  ->  %.0f images/s\n"
+                   "  step GEMM rate %.1f GFLOP/s = %.0f%% of this machine's sgemm (%.1f "
+                   "GFLOP/s, 1024^3)\n",
+                   config, batch, threads, threads > 1 ? "s" : "", steps, 1e3 * med, ips, gf,
+                   100 * gf / peak, peak);
+    }
+    free(x), free(y), free(ids), free(times);
+    optim_free(&opt);
+    model_free(&m);
+    config_free(&cfg);
+    return 0;
+}

@@ -1,0 +1,48 @@
+// cli.h: what the subcommands share: argument parsing helpers, failing, threads, evaluation.
+#pragma once
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "core/calibration.h"
+#include "core/model.h"
+#include "dist/dist.h"
+#include "io/dataset.h"
+
+#define MAX_SETS 128
+
+// Ends the job with e's message and exit code (2 for bad input, 1 for runtime failures).
+_Noreturn void cli_fail(const Dist *d, const Err *e);
+// Ends the job with a usage error (exit 2): "<cmd>: <msg>; see regdist <cmd> --help".
+_Noreturn void cli_usage_fail(const Dist *d, const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// Parses a non-negative integer option value strictly; fails the job otherwise.
+int64_t cli_parse_int(const Dist *d, const char *cmd, const char *opt, const char *v, int64_t lo,
+                      int64_t hi);
+
+// Sets OpenBLAS threads per rank: requested, or cores / ranks on this host when 0.
+// Returns the number chosen.
+int cli_set_threads(const Dist *d, int requested);
+
+// Builds cfg's model for data of this shape and class count; checks model.input.
+int cli_build_model(Model *m, const Config *cfg, const Dataset *data, int max_batch, Err *e);
+
+typedef struct {
+    int64_t count;
+    double loss;      // mean cross-entropy (no label smoothing)
+    double accuracy;  // fraction correct
+    double ece;       // expected calibration error, 15 bins
+} EvalResult;
+
+// Evaluates the model (eval mode) over all of data in batches of the planned size.
+// probs is scratch of (max_batch, num_classes) floats.
+void cli_evaluate(Model *m, const Dataset *data, float *x, int32_t *y, int64_t *ids, float *probs,
+                  EvalResult *r);
+
+double now_seconds(void);
+
+int cmd_train(Dist *d, int argc, char **argv);
+int cmd_eval(Dist *d, int argc, char **argv);
+int cmd_data(Dist *d, int argc, char **argv);
+int cmd_bench(Dist *d, int argc, char **argv);

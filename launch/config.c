@@ -1,0 +1,466 @@
+// config.c: reading and validating the experiment config with libconfig (config.h).
+// The schema table below is the single description of every scalar key; the layer table
+// is the same for the keys of model.layers. Reading walks the file and rejects any key that
+// neither table knows, so a typo is an error, never a silently ignored setting.
+#include "config.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { K_INT, K_I64, K_U32, K_FLOAT, K_BOOL, K_ENUM } KeyType;
+
+typedef struct {
+    const char *path;     // "train.epochs"
+    KeyType type;
+    size_t offset;        // into Config
+    double lo, hi;        // valid range (numbers)
+    const char *dflt;     // default, as it would be written after --set key=
+    const char *choices;  // K_ENUM: "sgd|adam|adamw", index = stored int
+    const char *help;
+} Key;
+
+#define OFF(f) offsetof(Config, f)
+static const Key schema[] = {
+    {"data.train_size", K_I64, OFF(train_size), 0, 1e12, "0", NULL,
+     "use the first N training samples (0 = all)"},
+    {"data.val_size", K_I64, OFF(val_size), 0, 1e12, "0", NULL,
+     "use the first N validation samples (0 = all)"},
+    {"train.epochs", K_INT, OFF(epochs), 1, 1e6, "10", NULL, "passes over the training data"},
+    {"train.batch", K_INT, OFF(batch), 1, 1e6, "128", NULL, "global batch size"},
+    {"train.max_steps", K_I64, OFF(max_steps), -1, 1e15, "-1", NULL,
+     "stop after this many optimizer steps in total (-1 = no limit, 0 = save the initial state)"},
+    {"train.seed", K_U32, OFF(seed), 0, 4294967295.0, "0", NULL,
+     "seed of initialization, shuffling and every dropout mask"},
+    {"train.shuffle", K_BOOL, OFF(shuffle), 0, 1, "true", NULL,
+     "reshuffle the training set every epoch (false = file order)"},
+    {"train.patience", K_INT, OFF(patience), 0, 1e6, "0", NULL,
+     "early stopping: epochs without a better validation accuracy (0 = off)"},
+    {"train.threads", K_INT, OFF(threads), 0, 1024, "0", NULL,
+     "OpenBLAS threads per rank (0 = cores / ranks on the host)"},
+    {"optim.name", K_ENUM, OFF(optim.kind), 0, 0, "adamw", "sgd|adam|adamw",
+     "sgd, adam (coupled L2 weight decay) or adamw (decoupled)"},
+    {"optim.lr", K_FLOAT, OFF(optim.lr), 0, 1e3, "0.001", NULL, "base learning rate"},
+    {"optim.weight_decay", K_FLOAT, OFF(optim.weight_decay), 0, 1e3, "0", NULL,
+     "weight decay on weight matrices and kernels only"},
+    {"optim.momentum", K_FLOAT, OFF(optim.momentum), 0, 1, "0", NULL, "SGD momentum"},
+    {"optim.dampening", K_FLOAT, OFF(optim.dampening), 0, 1, "0", NULL, "SGD dampening"},
+    {"optim.nesterov", K_BOOL, OFF(optim.nesterov), 0, 1, "false", NULL, "SGD Nesterov momentum"},
+    {"optim.beta1", K_FLOAT, OFF(optim.beta1), 0, 0.999999, "0.9", NULL, "Adam beta1"},
+    {"optim.beta2", K_FLOAT, OFF(optim.beta2), 0, 0.999999999, "0.999", NULL, "Adam beta2"},
+    {"optim.eps", K_FLOAT, OFF(optim.eps), 1e-30, 1, "1e-08", NULL, "Adam epsilon"},
+    {"sched.name", K_ENUM, OFF(sched.kind), 0, 0, "constant", "constant|step|cosine",
+     "learning-rate schedule per optimizer step"},
+    {"sched.warmup_steps", K_I64, OFF(sched.warmup_steps), 0, 1e15, "0", NULL,
+     "linear warmup steps"},
+    {"sched.step_size", K_I64, OFF(sched.step_size), 1, 1e15, "1000", NULL,
+     "step: steps between decays"},
+    {"sched.gamma", K_FLOAT, OFF(sched.gamma), 0, 1, "0.1", NULL, "step: decay factor"},
+    {"sched.min_lr", K_FLOAT, OFF(sched.min_lr), 0, 1e3, "0", NULL,
+     "cosine: the floor the rate decays to"},
+    {"reg.dropout", K_ENUM, OFF(dropout_on), 0, 0, "on", "off|on",
+     "off disables every dropout-family layer"},
+    {"reg.label_smoothing", K_FLOAT, OFF(label_smoothing), 0, 0.999, "0", NULL,
+     "label smoothing epsilon"},
+    {"reg.l1", K_FLOAT, OFF(l1), 0, 1e3, "0", NULL, "L1 penalty coefficient (coupled)"},
+    {"reg.l2", K_FLOAT, OFF(l2), 0, 1e3, "0", NULL,
+     "L2 penalty coefficient (coupled: gradient += l2 * w)"},
+    {"reg.clip_norm", K_FLOAT, OFF(clip_norm), 0, 1e9, "0", NULL,
+     "clip the global gradient norm to this (0 = off)"},
+};
+#define NKEYS (int)(sizeof schema / sizeof schema[0])
+
+// Keys of one entry of model.layers, and which layer types take them.
+typedef struct {
+    const char *key;
+    const char *types;  // space-separated; "*" = every type
+} LayerKey;
+static const LayerKey layer_keys[] = {
+    {"name", "*"}, {"type", "*"}, {"out", "linear"}, {"bias", "linear"},
+    {"p", "dropout"}, {"eps", "layernorm"},
+};
+#define NLAYERKEYS (int)(sizeof layer_keys / sizeof layer_keys[0])
+
+static const Key *schema_find(const char *path) {
+    for (int i = 0; i < NKEYS; i++)
+        if (strcmp(schema[i].path, path) == 0) return &schema[i];
+    return NULL;
+}
+
+// Edit distance, to suggest the key a typo meant.
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int d[64][64];
+    for (int i = 0; i <= la; i++) d[i][0] = i;
+    for (int j = 0; j <= lb; j++) d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+static const char *suggest(const char *path) {
+    const char *best = NULL;
+    int bd = 4;
+    for (int i = 0; i < NKEYS; i++) {
+        int d = edit_distance(path, schema[i].path);
+        if (d < bd) bd = d, best = schema[i].path;
+    }
+    return best;
+}
+
+// "file:line" of a setting, or "--set" for one an override created.
+static const char *where(const Config *c, const config_setting_t *s) {
+    static char buf[1100];
+    int line = s ? config_setting_source_line(s) : 0;
+    if (line > 0)
+        snprintf(buf, sizeof buf, "%s:%d", c->source, line);
+    else
+        snprintf(buf, sizeof buf, "%s", c->source);
+    return buf;
+}
+
+static int enum_index(const char *choices, const char *v) {
+    int idx = 0;
+    size_t n = strlen(v);
+    for (const char *p = choices; *p; idx++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, v, n) == 0) return idx;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+// Stores setting s (or the key's default when s is NULL) into c.
+static int read_key(Config *c, const Key *k, const config_setting_t *s, Err *e) {
+    void *dst = (char *)c + k->offset;
+    int t = s ? config_setting_type(s) : CONFIG_TYPE_NONE;
+    double num = 0;
+    const char *str = NULL;
+    if (!s) {
+        // defaults are written as text in the table: parse them the way --set would
+        if (k->type == K_ENUM) str = k->dflt;
+        else if (k->type == K_BOOL) num = strcmp(k->dflt, "true") == 0;
+        else num = strtod(k->dflt, NULL);
+    } else if (k->type == K_ENUM) {
+        if (t != CONFIG_TYPE_STRING)
+            return err_set(e, ERR_INPUT, "%s: %s must be one of %s", where(c, s), k->path,
+                           k->choices);
+        str = config_setting_get_string(s);
+    } else if (k->type == K_BOOL) {
+        if (t != CONFIG_TYPE_BOOL)
+            return err_set(e, ERR_INPUT, "%s: %s must be true or false", where(c, s), k->path);
+        num = config_setting_get_bool(s);
+    } else if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+        num = (double)config_setting_get_int64(s);
+    } else if (t == CONFIG_TYPE_FLOAT && k->type == K_FLOAT) {
+        num = config_setting_get_float(s);
+    } else {
+        return err_set(e, ERR_INPUT, "%s: %s must be %s", where(c, s), k->path,
+                       k->type == K_FLOAT ? "a number" : "an integer");
+    }
+    if (k->type == K_ENUM) {
+        int idx = enum_index(k->choices, str);
+        if (idx < 0)
+            return err_set(e, ERR_INPUT, "%s: %s must be one of %s, got '%s'", where(c, s),
+                           k->path, k->choices, str);
+        *(int *)dst = idx;
+        return ERR_OK;
+    }
+    if (!(num >= k->lo && num <= k->hi))  // also rejects NaN
+        return err_set(e, ERR_INPUT, "%s: %s must be in [%g, %g], got %g", where(c, s), k->path,
+                       k->lo, k->hi, num);
+    switch (k->type) {
+    case K_INT: *(int *)dst = (int)num; break;
+    case K_I64: *(int64_t *)dst = (int64_t)num; break;
+    case K_U32: *(uint32_t *)dst = (uint32_t)num; break;
+    case K_FLOAT: *(float *)dst = (float)num; break;
+    case K_BOOL: *(int *)dst = (int)num; break;
+    case K_ENUM: break;
+    }
+    return ERR_OK;
+}
+
+static int layer_key_allowed(const char *key, const char *type) {
+    for (int i = 0; i < NLAYERKEYS; i++) {
+        if (strcmp(layer_keys[i].key, key) != 0) continue;
+        const char *ts = layer_keys[i].types;
+        if (strcmp(ts, "*") == 0) return 1;
+        size_t n = strlen(type);
+        for (const char *p = strstr(ts, type); p; p = strstr(p + 1, type))
+            if ((p == ts || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
+        return 0;
+    }
+    return 0;
+}
+
+static int read_layer_num(Config *c, const config_setting_t *l, const char *lname,
+                          const char *key, double lo, double hi, int integer, double dflt,
+                          double *out, Err *e) {
+    const config_setting_t *s = config_setting_get_member(l, key);
+    *out = dflt;
+    if (!s) return ERR_OK;
+    int t = config_setting_type(s);
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+        *out = (double)config_setting_get_int64(s);
+    else if (t == CONFIG_TYPE_FLOAT && !integer)
+        *out = config_setting_get_float(s);
+    else if (t == CONFIG_TYPE_BOOL && integer && lo == 0 && hi == 1)
+        *out = config_setting_get_bool(s);
+    else
+        return err_set(e, ERR_INPUT, "%s: layer %s: %s must be %s", where(c, s), lname, key,
+                       integer ? "an integer" : "a number");
+    if (!(*out >= lo && *out <= hi))
+        return err_set(e, ERR_INPUT, "%s: layer %s: %s must be in [%g, %g], got %g", where(c, s),
+                       lname, key, lo, hi, *out);
+    return ERR_OK;
+}
+
+static int read_layers(Config *c, const config_setting_t *list, Err *e) {
+    if (!list)
+        return err_set(e, ERR_INPUT, "%s: model.layers is missing: the model has no layers",
+                       c->source);
+    if (!config_setting_is_list(list) && !config_setting_is_array(list))
+        return err_set(e, ERR_INPUT, "%s: model.layers must be a list ( {...}, {...} )",
+                       where(c, list));
+    int n = config_setting_length(list);
+    if (n == 0) return err_set(e, ERR_INPUT, "%s: model.layers is empty", where(c, list));
+    c->layers = calloc((size_t)n, sizeof *c->layers);
+    if (!c->layers) return err_set(e, ERR_RUNTIME, "out of memory");
+    c->nlayers = n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *l = config_setting_get_elem(list, (unsigned)i);
+        LayerSpec *sp = &c->layers[i];
+        if (!config_setting_is_group(l))
+            return err_set(e, ERR_INPUT, "%s: model.layers[%d] must be a group { ... }",
+                           where(c, l), i);
+        const char *type = NULL, *name = NULL;
+        if (!config_setting_lookup_string(l, "type", &type))
+            return err_set(e, ERR_INPUT, "%s: model.layers[%d] needs type = \"...\"", where(c, l),
+                           i);
+        if (!config_setting_lookup_string(l, "name", &name))
+            return err_set(e, ERR_INPUT, "%s: model.layers[%d] needs name = \"...\"", where(c, l),
+                           i);
+        if (strlen(type) >= sizeof sp->type || strlen(name) >= sizeof sp->name || !name[0] ||
+            strpbrk(name, "./ "))
+            return err_set(e, ERR_INPUT,
+                           "%s: model.layers[%d]: bad name '%s' (1-%zu characters, no '.', '/' "
+                           "or spaces)",
+                           where(c, l), i, name, sizeof sp->name - 1);
+        if (!layer_kind_find(type))
+            return err_set(e, ERR_INPUT, "%s: layer %s: unknown type '%s' (known: %s)",
+                           where(c, l), name, type, layer_kind_names());
+        snprintf(sp->type, sizeof sp->type, "%s", type);
+        snprintf(sp->name, sizeof sp->name, "%s", name);
+        for (int j = 0; j < config_setting_length(l); j++) {
+            const config_setting_t *m = config_setting_get_elem(l, (unsigned)j);
+            const char *key = config_setting_name(m);
+            if (!layer_key_allowed(key, type))
+                return err_set(e, ERR_INPUT, "%s: layer %s (%s) has no key '%s'", where(c, m),
+                               name, type, key);
+        }
+        double v;
+        if (read_layer_num(c, l, name, "out", 1, 1 << 24, 1, 0, &v, e)) return e->code;
+        sp->out = (int)v;
+        if (strcmp(type, "linear") == 0 && sp->out == 0)
+            return err_set(e, ERR_INPUT, "%s: layer %s (linear) needs out = <features>",
+                           where(c, l), name);
+        if (read_layer_num(c, l, name, "bias", 0, 1, 1, 1, &v, e)) return e->code;
+        sp->bias = (int)v;
+        if (read_layer_num(c, l, name, "p", 0, 1, 0, 0.5, &v, e)) return e->code;
+        sp->p = (float)v;
+        if (read_layer_num(c, l, name, "eps", 1e-30, 1, 0, 1e-5, &v, e)) return e->code;
+        sp->eps = (float)v;
+    }
+    return ERR_OK;
+}
+
+static int read_input_shape(Config *c, const config_setting_t *s, Err *e) {
+    c->input.ndim = 0;
+    if (!s) return ERR_OK;
+    int n = config_setting_length(s);
+    if (!config_setting_is_array(s) || n < 1 || n > SHAPE_MAX_DIMS)
+        return err_set(e, ERR_INPUT, "%s: model.input must be [D] or [C, H, W]", where(c, s));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *d = config_setting_get_elem(s, (unsigned)i);
+        int t = config_setting_type(d);
+        long long v = (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) ? config_setting_get_int64(d) : 0;
+        if (v <= 0 || v > (1 << 24))
+            return err_set(e, ERR_INPUT, "%s: model.input sizes must be positive integers",
+                           where(c, s));
+        c->input.d[i] = (int)v;
+    }
+    c->input.ndim = n;
+    return ERR_OK;
+}
+
+// Every setting in the tree must be known: walks groups, building "a.b" paths.
+static int check_unknown(Config *c, const config_setting_t *g, const char *prefix, Err *e) {
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        char path[256];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", config_setting_name(s));
+        if (strcmp(path, "model.layers") == 0 || strcmp(path, "model.input") == 0) continue;
+        if (config_setting_is_group(s)) {
+            if (check_unknown(c, s, path, e)) return e->code;
+            continue;
+        }
+        if (!schema_find(path)) {
+            const char *hint = suggest(path);
+            return err_set(e, ERR_INPUT, "%s: unknown key '%s'%s%s%s", where(c, s), path,
+                           hint ? " (did you mean " : "", hint ? hint : "", hint ? "?)" : "");
+        }
+    }
+    return ERR_OK;
+}
+
+// Finds or creates the group chain of "a.b.c" and returns the parent group of the leaf.
+static config_setting_t *parent_group(config_t *cf, const char *path, const char **leaf) {
+    config_setting_t *g = config_root_setting(cf);
+    char part[128];
+    const char *p = path;
+    for (const char *dot; (dot = strchr(p, '.')); p = dot + 1) {
+        size_t n = (size_t)(dot - p);
+        if (n == 0 || n >= sizeof part) return NULL;
+        memcpy(part, p, n);
+        part[n] = 0;
+        config_setting_t *child = config_setting_get_member(g, part);
+        if (!child) child = config_setting_add(g, part, CONFIG_TYPE_GROUP);
+        if (!child || !config_setting_is_group(child)) return NULL;
+        g = child;
+    }
+    *leaf = p;
+    return g;
+}
+
+// --set key=value: typed by the schema, so "--set train.epochs=abc" fails here, clearly.
+static int apply_set(Config *c, config_t *cf, const char *arg, Err *e) {
+    const char *eq = strchr(arg, '=');
+    char key[256];
+    if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof key)
+        return err_set(e, ERR_INPUT, "--set %s: expected key=value", arg);
+    memcpy(key, arg, (size_t)(eq - arg));
+    key[eq - arg] = 0;
+    const char *val = eq + 1;
+    const Key *k = schema_find(key);
+    if (!k) {
+        const char *hint = suggest(key);
+        return err_set(e, ERR_INPUT, "--set %s: unknown key '%s'%s%s%s", arg, key,
+                       hint ? " (did you mean " : "", hint ? hint : "", hint ? "?)" : "");
+    }
+    const char *leaf;
+    config_setting_t *g = parent_group(cf, key, &leaf);
+    if (!g) return err_set(e, ERR_INPUT, "--set %s: %s is not a group in %s", arg, key, c->source);
+    config_setting_t *old = config_setting_get_member(g, leaf);
+    if (old) config_setting_remove(g, leaf);
+    char *end = NULL;
+    errno = 0;
+    config_setting_t *s = NULL;
+    switch (k->type) {
+    case K_INT:
+    case K_I64:
+    case K_U32: {
+        long long v = strtoll(val, &end, 10);
+        if (!*val || *end || errno)
+            return err_set(e, ERR_INPUT, "--set %s: %s must be an integer", arg, key);
+        s = config_setting_add(g, leaf, CONFIG_TYPE_INT64);
+        if (s) config_setting_set_int64(s, v);
+        break;
+    }
+    case K_FLOAT: {
+        double v = strtod(val, &end);
+        if (!*val || *end || errno || !isfinite(v))
+            return err_set(e, ERR_INPUT, "--set %s: %s must be a number", arg, key);
+        s = config_setting_add(g, leaf, CONFIG_TYPE_FLOAT);
+        if (s) config_setting_set_float(s, v);
+        break;
+    }
+    case K_BOOL:
+        if (strcmp(val, "true") && strcmp(val, "false"))
+            return err_set(e, ERR_INPUT, "--set %s: %s must be true or false", arg, key);
+        s = config_setting_add(g, leaf, CONFIG_TYPE_BOOL);
+        if (s) config_setting_set_bool(s, strcmp(val, "true") == 0);
+        break;
+    case K_ENUM:
+        if (enum_index(k->choices, val) < 0)
+            return err_set(e, ERR_INPUT, "--set %s: %s must be one of %s", arg, key, k->choices);
+        s = config_setting_add(g, leaf, CONFIG_TYPE_STRING);
+        if (s) config_setting_set_string(s, val);
+        break;
+    }
+    if (!s) return err_set(e, ERR_RUNTIME, "--set %s: cannot store the value", arg);
+    return ERR_OK;
+}
+
+// The effective config as text (for checkpoints and eval).
+static char *config_to_text(config_t *cf) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return NULL;
+    config_write(cf, f);
+    fclose(f);
+    return buf;
+}
+
+int config_load(Config *c, const char *path, const char *text, const char *const *sets, int nsets,
+                Err *e) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->source, sizeof c->source, "%s", path);
+    config_t cf;
+    config_init(&cf);
+    int ok = text ? config_read_string(&cf, text) : config_read_file(&cf, path);
+    int rc = ERR_OK;
+    if (!ok) {
+        if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
+            rc = err_set(e, ERR_INPUT, "%s: cannot read the config file: %s", path,
+                         strerror(errno ? errno : ENOENT));
+        else
+            rc = err_set(e, ERR_INPUT, "%s:%d: %s", path, config_error_line(&cf),
+                         config_error_text(&cf));
+        goto done;
+    }
+    for (int i = 0; i < nsets; i++)
+        if ((rc = apply_set(c, &cf, sets[i], e))) goto done;
+    config_setting_t *root = config_root_setting(&cf);
+    if ((rc = check_unknown(c, root, "", e))) goto done;
+    for (int i = 0; i < NKEYS; i++)
+        if ((rc = read_key(c, &schema[i], config_lookup(&cf, schema[i].path), e))) goto done;
+    if ((rc = read_input_shape(c, config_lookup(&cf, "model.input"), e))) goto done;
+    if ((rc = read_layers(c, config_lookup(&cf, "model.layers"), e))) goto done;
+    c->text = config_to_text(&cf);
+    if (!c->text) rc = err_set(e, ERR_RUNTIME, "out of memory");
+done:
+    config_destroy(&cf);
+    if (rc) config_free(c);
+    return rc;
+}
+
+void config_free(Config *c) {
+    free(c->layers);
+    free(c->text);
+    c->layers = NULL;
+    c->text = NULL;
+    c->nlayers = 0;
+}
+
+void config_print_keys(FILE *out) {
+    for (int i = 0; i < NKEYS; i++) {
+        const Key *k = &schema[i];
+        char dflt[64];
+        snprintf(dflt, sizeof dflt, "%s", k->dflt);
+        fprintf(out, "  %-22s %-9s %s%s%s\n", k->path, dflt, k->help,
+                k->choices ? ": " : "", k->choices ? k->choices : "");
+    }
+}

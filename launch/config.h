@@ -1,0 +1,49 @@
+// config.h: the experiment config. One libconfig file holds the whole experiment; --set
+// overrides any key. Every key is described once, in the schema table of config.c, which
+// gives its type, default and range; keys nobody reads and bad values are errors with file:line.
+#pragma once
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/layer.h"
+#include "core/optim.h"
+#include "core/schedule.h"
+
+typedef struct {
+    // data
+    int64_t train_size;     // data.train_size: first N training samples (0 = all)
+    int64_t val_size;       // data.val_size: first N validation samples (0 = all)
+    // model
+    Shape input;            // model.input, (0 dims = take the data's shape)
+    LayerSpec *layers;      // model.layers, in order
+    int nlayers;
+    // train
+    int epochs;             // train.epochs
+    int batch;              // train.batch: the global batch size
+    int64_t max_steps;      // train.max_steps: stop after this many optimizer steps (-1 = none)
+    uint32_t seed;          // train.seed
+    int shuffle;            // train.shuffle
+    int patience;           // train.patience: early stopping after N epochs without a better
+                            // validation accuracy (0 = off)
+    int threads;            // train.threads: OpenBLAS threads per rank (0 = auto)
+    // optimizer and schedule
+    OptimConfig optim;      // optim.*
+    Schedule sched;         // sched.* (total_steps is set by the trainer)
+    // regularization
+    int dropout_on;         // reg.dropout: on|off
+    float label_smoothing;  // reg.label_smoothing
+    float l1, l2;           // reg.l1, reg.l2
+    float clip_norm;        // reg.clip_norm (0 = off)
+
+    char *text;             // the effective config (after --set), as libconfig text
+    char source[1024];      // where it came from, for messages
+} Config;
+
+// Reads path (or, if text is not NULL, the config text itself, named by path in messages),
+// applies the n overrides "key=value", validates everything. ERR_INPUT with file:line.
+int config_load(Config *c, const char *path, const char *text, const char *const *sets, int nsets,
+                Err *e);
+void config_free(Config *c);
+
+// One line per key with its default and meaning (for --help).
+void config_print_keys(FILE *out);

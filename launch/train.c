@@ -1,0 +1,404 @@
+// train.c: `regdist train`: the training loop. Each epoch walks one permutation of the
+// training set (a pure function of seed and epoch) in global batches; each step is
+// forward, loss, backward, L1/L2, clipping, the scheduled optimizer step. Rank 0 prints
+// progress and writes metrics.csv, last.h5 (every epoch and at the end) and best.h5.
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "core/loss.h"
+#include "core/optim.h"
+#include "core/philox.h"
+#include "core/regularize.h"
+#include "core/shuffle.h"
+#include "io/checkpoint.h"
+#include "io/metrics.h"
+#include "progress.h"
+
+static const char *usage =
+    "usage: regdist train --config C --data F --out DIR [--set key=value ...]\n"
+    "                     [--resume CKPT | --init CKPT]\n"
+    "\n"
+    "Trains the model of config C on the train split of dataset F, evaluating on its val\n"
+    "split each epoch. Writes DIR/metrics.csv, DIR/last.h5 (every epoch and when the run\n"
+    "stops) and DIR/best.h5 (best validation accuracy).\n"
+    "\n"
+    "  --config C        the experiment (launch/configs/*.cfg)\n"
+    "  --data F          an HDF5 dataset (regdist data ... makes one)\n"
+    "  --out DIR         output directory (created if missing)\n"
+    "  --set key=value   override a config key; repeatable\n"
+    "  --resume CKPT     continue a run exactly from a checkpoint (model, optimizer, position)\n"
+    "  --init CKPT       start from a checkpoint's weights only\n"
+    "\n"
+    "Config keys:\n";
+
+typedef struct {
+    Config cfg;
+    Dataset train, val, test;
+    int has_val, has_test;
+    Model m;
+    Optim opt;
+    float *x, *probs;   // (batch, in), (batch, classes)
+    int32_t *y;         // (batch)
+    int64_t *ids;       // (batch) global sample indices
+    int64_t *perm;      // (train.n)
+    CkptMeta meta;      // the position and history: what a checkpoint holds besides weights
+    int64_t steps_per_epoch;
+    char out[1024];
+} Trainer;
+
+static int load_split(const Dist *d, Dataset *ds, const char *file, const char *split,
+                      int64_t limit, int required) {
+    Err e = {0};
+    int has = dataset_has_split(file, split, &e);
+    if (has < 0) cli_fail(d, &e);
+    if (!has) {
+        if (required) {
+            err_set(&e, ERR_INPUT, "%s: has no /%s group to train on", file, split);
+            cli_fail(d, &e);
+        }
+        return 0;
+    }
+    if (dataset_load(ds, file, split, limit, &e)) cli_fail(d, &e);
+    return 1;
+}
+
+static void save(const Dist *d, Trainer *t, const char *name) {
+    if (d->rank != 0) return;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s", t->out, name);
+    Err e = {0};
+    t->meta.config_text = t->cfg.text;
+    int rc = ckpt_save(path, &t->m, &t->opt, &t->meta, &e);
+    t->meta.config_text = NULL;
+    if (rc) cli_fail(d, &e);
+}
+
+// A mid-epoch checkpoint is only meaningful for the same data order and batch.
+static void check_resume_compatible(const Dist *d, const Trainer *t, const char *ckpt,
+                                    const char *ckpt_config) {
+    if (t->meta.epoch_batch == 0) return;
+    Config old;
+    Err e = {0};
+    if (config_load(&old, ckpt, ckpt_config, NULL, 0, &e)) cli_fail(d, &e);
+    const char *what = old.batch != t->cfg.batch           ? "train.batch"
+                       : old.seed != t->cfg.seed           ? "train.seed"
+                       : old.shuffle != t->cfg.shuffle     ? "train.shuffle"
+                       : old.train_size != t->cfg.train_size ? "data.train_size"
+                                                             : NULL;
+    config_free(&old);
+    if (what) {
+        err_set(&e, ERR_INPUT,
+                "%s stopped in the middle of epoch %lld; resuming it needs the same %s as the "
+                "run that wrote it",
+                ckpt, (long long)t->meta.epoch + 1, what);
+        cli_fail(d, &e);
+    }
+}
+
+static void parse_args(const Dist *d, int argc, char **argv, const char **config, const char **data,
+                       const char **out, const char **resume, const char **init,
+                       const char **sets, int *nsets) {
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
+        {"out", required_argument, 0, 'o'},    {"set", required_argument, 0, 's'},
+        {"resume", required_argument, 0, 'r'}, {"init", required_argument, 0, 'i'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    opterr = 0;
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': *config = optarg; break;
+        case 'd': *data = optarg; break;
+        case 'o': *out = optarg; break;
+        case 'r': *resume = optarg; break;
+        case 'i': *init = optarg; break;
+        case 's':
+            if (*nsets >= MAX_SETS) cli_usage_fail(d, "train", "too many --set options");
+            sets[(*nsets)++] = optarg;
+            break;
+        case 'h':
+            if (d->rank == 0) {
+                fputs(usage, stdout);
+                config_print_keys(stdout);
+            }
+            dist_finalize((Dist *)d);
+            exit(0);
+        default:
+            cli_usage_fail(d, "train", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) cli_usage_fail(d, "train", "unexpected argument '%s'", argv[optind]);
+    if (!*config) cli_usage_fail(d, "train", "--config is required");
+    if (!*data) cli_usage_fail(d, "train", "--data is required");
+    if (!*out) cli_usage_fail(d, "train", "--out is required");
+    if (*resume && *init) cli_usage_fail(d, "train", "--resume and --init exclude each other");
+}
+
+static void make_out_dir(const Dist *d, const char *dir) {
+    if (d->rank != 0) return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        mkdir(path, 0755);
+        *p = '/';
+    }
+    struct stat st;
+    if (mkdir(path, 0755) != 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        Err e;
+        err_set(&e, ERR_INPUT, "--out %s: cannot create the output directory: %s", dir,
+                strerror(errno));
+        cli_fail(d, &e);
+    }
+}
+
+static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char **resume_out) {
+    const char *config = NULL, *data = NULL, *out = NULL, *resume = NULL, *init = NULL;
+    const char *sets[MAX_SETS];
+    int nsets = 0;
+    parse_args(d, argc, argv, &config, &data, &out, &resume, &init, sets, &nsets);
+    *resume_out = resume;
+    Err e = {0};
+    if (config_load(&t->cfg, config, NULL, sets, nsets, &e)) cli_fail(d, &e);
+    snprintf(t->out, sizeof t->out, "%s", out);
+    Config *c = &t->cfg;
+
+    load_split(d, &t->train, data, "train", c->train_size, 1);
+    t->has_val = load_split(d, &t->val, data, "val", c->val_size, 0);
+    t->has_test = load_split(d, &t->test, data, "test", 0, 0);
+    if (c->patience > 0 && !t->has_val) {
+        err_set(&e, ERR_INPUT, "train.patience needs a /val split, and %s has none", data);
+        cli_fail(d, &e);
+    }
+    if (cli_build_model(&t->m, c, &t->train, c->batch, &e)) cli_fail(d, &e);
+    for (int s = 0; s < 2; s++) {  // val and test must fit the model too
+        const Dataset *ds = s == 0 ? &t->val : &t->test;
+        if (!(s == 0 ? t->has_val : t->has_test)) continue;
+        int same = ds->shape.ndim == t->train.shape.ndim && ds->num_classes == t->train.num_classes;
+        for (int i = 0; same && i < ds->shape.ndim; i++) same = ds->shape.d[i] == t->train.shape.d[i];
+        if (!same) {
+            err_set(&e, ERR_INPUT, "%s: /%s/x samples differ in shape from /train/x", data,
+                    ds->split);
+            cli_fail(d, &e);
+        }
+    }
+    if (optim_init(&t->opt, &c->optim, t->m.table.n_trainable)) {
+        err_set(&e, ERR_RUNTIME, "out of memory for the optimizer state");
+        cli_fail(d, &e);
+    }
+    t->steps_per_epoch = (t->train.n + c->batch - 1) / c->batch;
+    c->sched.total_steps = t->steps_per_epoch * c->epochs;
+
+    size_t in = shape_numel(t->m.in);
+    t->x = malloc((size_t)c->batch * in * sizeof(float));
+    t->probs = malloc((size_t)c->batch * (size_t)t->m.num_classes * sizeof(float));
+    t->y = malloc((size_t)c->batch * sizeof(int32_t));
+    t->ids = malloc((size_t)c->batch * sizeof(int64_t));
+    t->perm = malloc((size_t)t->train.n * sizeof(int64_t));
+    if (!t->x || !t->probs || !t->y || !t->ids || !t->perm) {
+        err_set(&e, ERR_RUNTIME, "out of memory for the batch buffers");
+        cli_fail(d, &e);
+    }
+
+    t->meta = (CkptMeta){.seed = c->seed, .best_metric = -1, .best_epoch = -1};
+    if (resume) {
+        CkptMeta m = {0};
+        if (ckpt_load(resume, &t->m, &t->opt, &m, &e)) cli_fail(d, &e);
+        t->meta = m;
+        check_resume_compatible(d, t, resume, m.config_text);
+        free(m.config_text);
+        t->meta.config_text = NULL;
+        t->meta.seed = c->seed;
+    } else {
+        model_init(&t->m, c->seed);
+        if (init && ckpt_load(init, &t->m, NULL, NULL, &e)) cli_fail(d, &e);
+    }
+    make_out_dir(d, out);
+}
+
+static void evaluate_split(Trainer *t, const Dataset *ds, EvalResult *r) {
+    cli_evaluate(&t->m, ds, t->x, t->y, t->ids, t->probs, r);
+}
+
+// One optimizer step on the global batch idx (n samples). Returns the summed loss.
+static double train_step(Trainer *t, const int64_t *idx, int n, int64_t *correct) {
+    Config *c = &t->cfg;
+    Model *m = &t->m;
+    memcpy(t->ids, idx, (size_t)n * sizeof *idx);
+    dataset_gather(&t->train, t->ids, n, t->x, t->y);
+    StepCtx sc = {.train = 1, .dropout_on = c->dropout_on, .seed = c->seed,
+                  .step = (uint32_t)t->opt.step, .stream = PHILOX_STREAM_TRAIN,
+                  .sample_ids = t->ids};
+    model_zero_grad(m);
+    const float *logits = model_forward(m, t->x, n, &sc);
+    // the gradient of the mean loss over the global batch
+    float *dlogits = m->dacts[m->nlayers - 1];
+    double loss = xent_forward_backward(dlogits, correct, logits, t->y, n, m->num_classes,
+                                        c->label_smoothing, 1.0f / (float)n);
+    model_backward(m, t->x, dlogits, n, &sc);
+    reg_l1_l2(m->grads, m->params, &m->table, c->l1, c->l2);
+    if (c->clip_norm > 0.0f) grad_clip_global_norm(m->grads, m->table.n_trainable, c->clip_norm);
+    float lr = schedule_lr(&c->sched, c->optim.lr, t->opt.step);
+    optim_step(&t->opt, m->params, m->grads, &m->table, lr);
+    return loss;
+}
+
+static void print_header(const Dist *d, const Trainer *t, const char *resume, int threads) {
+    if (d->rank != 0) return;
+    const Config *c = &t->cfg;
+    printf("regdist train: %s on %s\n", c->source, t->train.file);
+    printf("  data: %lld train, %lld val, %lld test samples, %d classes\n",
+           (long long)t->train.n, (long long)(t->has_val ? t->val.n : 0),
+           (long long)(t->has_test ? t->test.n : 0), t->train.num_classes);
+    printf("  model: %d layers, %zu parameters; %s lr %g, weight decay %g; %d epochs of %lld "
+           "steps, batch %d\n",
+           t->m.nlayers, t->m.table.n_trainable, optim_kind_name(c->optim.kind), c->optim.lr,
+           c->optim.weight_decay, c->epochs, (long long)t->steps_per_epoch, c->batch);
+    printf("  parallel: %d rank%s x %d OpenBLAS thread%s\n", d->world, d->world > 1 ? "s" : "",
+           threads, threads > 1 ? "s" : "");
+    if (resume)
+        printf("  resuming %s at step %lld (epoch %lld, batch %lld)\n", resume,
+               (long long)t->meta.step, (long long)t->meta.epoch + 1,
+               (long long)t->meta.epoch_batch);
+    fflush(stdout);
+}
+
+static void free_trainer(Trainer *t) {
+    free(t->x);
+    free(t->probs);
+    free(t->y);
+    free(t->ids);
+    free(t->perm);
+    optim_free(&t->opt);
+    model_free(&t->m);
+    dataset_free(&t->train);
+    if (t->has_val) dataset_free(&t->val);
+    if (t->has_test) dataset_free(&t->test);
+    config_free(&t->cfg);
+}
+
+int cmd_train(Dist *d, int argc, char **argv) {
+    Trainer t;
+    memset(&t, 0, sizeof t);
+    const char *resume = NULL;
+    setup(d, &t, argc, argv, &resume);
+    Config *c = &t.cfg;
+    int threads = cli_set_threads(d, c->threads);
+    print_header(d, &t, resume, threads);
+    Err e = {0};
+
+    char path[1100];
+    snprintf(path, sizeof path, "%s/metrics.csv", t.out);
+    FILE *metrics = NULL;
+    if (d->rank == 0 && !(metrics = metrics_open(path, resume ? t.meta.epoch : 0, &e)))
+        cli_fail(d, &e);
+
+    int stop = c->max_steps >= 0 && t.meta.step >= c->max_steps;
+    if (c->max_steps == 0 || stop) save(d, &t, "last.h5");
+    while (!stop && t.meta.epoch < c->epochs) {
+        int64_t epoch = t.meta.epoch;
+        if (c->shuffle) shuffle_permutation(t.perm, t.train.n, c->seed, epoch);
+        else for (int64_t i = 0; i < t.train.n; i++) t.perm[i] = i;
+        char label[64];
+        snprintf(label, sizeof label, "epoch %lld/%d", (long long)epoch + 1, c->epochs);
+        Progress p;
+        progress_begin(&p, d->rank == 0, label, t.steps_per_epoch, t.meta.epoch_batch);
+        double t0 = now_seconds() - t.meta.epoch_seconds;
+        while (t.meta.epoch_batch < t.steps_per_epoch) {
+            int64_t start = t.meta.epoch_batch * c->batch;
+            int n = (int)(t.train.n - start < c->batch ? t.train.n - start : c->batch);
+            double loss = train_step(&t, t.perm + start, n, &t.meta.epoch_correct);
+            if (!isfinite(loss)) {
+                err_set(&e, ERR_RUNTIME, "the loss became %g at step %lld; stopping", loss,
+                        (long long)t.meta.step + 1);
+                cli_fail(d, &e);
+            }
+            t.meta.epoch_loss_sum += loss;
+            t.meta.epoch_seen += n;
+            t.meta.epoch_batch++;
+            t.meta.step++;
+            t.meta.epoch_seconds = now_seconds() - t0;
+            progress_update(&p, t.meta.epoch_batch, t.meta.epoch_loss_sum / t.meta.epoch_seen,
+                            (double)t.meta.epoch_seen / t.meta.epoch_seconds);
+            if (c->max_steps >= 0 && t.meta.step >= c->max_steps) {
+                stop = 1;
+                if (t.meta.epoch_batch < t.steps_per_epoch) break;
+            }
+        }
+        progress_end(&p);
+        if (t.meta.epoch_batch < t.steps_per_epoch) {  // stopped mid-epoch by max_steps
+            save(d, &t, "last.h5");
+            if (d->rank == 0)
+                printf("stopped at step %lld (train.max_steps) in epoch %lld; resume with "
+                       "--resume %s/last.h5\n",
+                       (long long)t.meta.step, (long long)epoch + 1, t.out);
+            break;
+        }
+        // end of epoch: validate, record, checkpoint
+        MetricsRow row = {.epoch = epoch + 1, .step = t.meta.step,
+                          .lr = schedule_lr(&c->sched, c->optim.lr, t.meta.step - 1),
+                          .train_loss = t.meta.epoch_loss_sum / (double)t.meta.epoch_seen,
+                          .train_acc = (double)t.meta.epoch_correct / (double)t.meta.epoch_seen,
+                          .val_loss = NAN, .val_acc = NAN, .seconds = t.meta.epoch_seconds,
+                          .images_per_s = (double)t.meta.epoch_seen / t.meta.epoch_seconds};
+        int improved = 0;
+        if (t.has_val) {
+            EvalResult v;
+            evaluate_split(&t, &t.val, &v);
+            row.val_loss = v.loss;
+            row.val_acc = v.accuracy;
+            improved = v.accuracy > t.meta.best_metric;
+            if (improved) {
+                t.meta.best_metric = v.accuracy;
+                t.meta.best_epoch = epoch;
+                t.meta.bad_epochs = 0;
+            } else {
+                t.meta.bad_epochs++;
+            }
+        }
+        if (d->rank == 0) {
+            if (metrics_write(metrics, &row, &e)) cli_fail(d, &e);
+            printf("epoch %lld/%d  step %lld  lr %.3g  train loss %.4f acc %.2f%%", (long long)epoch + 1,
+                   c->epochs, (long long)row.step, row.lr, row.train_loss, 100 * row.train_acc);
+            if (t.has_val)
+                printf("  val loss %.4f acc %.2f%%%s", row.val_loss, 100 * row.val_acc,
+                       improved ? " *" : "");
+            printf("  %.0f img/s  %.1f s\n", row.images_per_s, row.seconds);
+            fflush(stdout);
+        }
+        t.meta.epoch++;
+        t.meta.epoch_batch = 0;
+        t.meta.epoch_loss_sum = 0;
+        t.meta.epoch_correct = t.meta.epoch_seen = 0;
+        t.meta.epoch_seconds = 0;
+        if (improved) save(d, &t, "best.h5");
+        save(d, &t, "last.h5");
+        if (c->patience > 0 && t.meta.bad_epochs >= c->patience) {
+            if (d->rank == 0)
+                printf("early stopping: no better validation accuracy for %d epochs\n",
+                       c->patience);
+            break;
+        }
+    }
+    if (d->rank == 0) {
+        if (t.meta.best_epoch >= 0)
+            printf("best val acc %.2f%% at epoch %lld (%s/best.h5)\n", 100 * t.meta.best_metric,
+                   (long long)t.meta.best_epoch + 1, t.out);
+        if (t.has_test && !stop) {
+            EvalResult r;
+            evaluate_split(&t, &t.test, &r);
+            printf("test (last model): loss %.4f  acc %.2f%%  ECE %.4f  (%lld samples)\n", r.loss,
+                   100 * r.accuracy, r.ece, (long long)r.count);
+        }
+        fclose(metrics);
+    }
+    free_trainer(&t);
+    return 0;
+}
