@@ -1,0 +1,282 @@
+// test_core_layers.c: every layer's backward against central finite differences.
+// The loss is L = sum_i r_i * y_i with a fixed random r, accumulated in double; each input
+// and parameter is nudged by +-h and (L+ - L-)/2h compared with the analytic gradient.
+// Kernels are float32, so with h = 1e-2 the difference quotient carries about 1e-5 of
+// rounding noise: we demand agreement to 2e-3 relative to the gradient's largest entry.
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/layer.h"
+#include "core/model.h"
+#include "core/philox.h"
+
+typedef struct {
+    Layer l;
+    ParamTable t;
+    float *params, *bufs, *dparams;
+    int B;
+    size_t nin, nout;
+} Harness;
+
+static float urand(uint32_t i, uint32_t salt) {
+    philox_ctr r = philox4x32_10((philox_ctr){{i, salt, 0, 0}}, (philox_key){{7, 9}});
+    return 2.0f * philox_unit(r.v[0]) - 1.0f;
+}
+
+static void harness_init(Harness *h, const LayerSpec *spec, Shape in, int B) {
+    memset(h, 0, sizeof *h);
+    h->l.spec = *spec;
+    h->l.id = 3;
+    h->l.kind = layer_kind_find(spec->type);
+    assert_non_null(h->l.kind);
+    h->l.in = in;
+    Err e = {0};
+    assert_int_equal(h->l.kind->setup(&h->l, in, &h->t, &e), ERR_OK);
+    h->B = B;
+    h->nin = shape_numel(in) * (size_t)B;
+    h->nout = shape_numel(h->l.out) * (size_t)B;
+    h->params = calloc(h->t.n_trainable + 1, sizeof(float));
+    h->dparams = calloc(h->t.n_trainable + 1, sizeof(float));
+    h->bufs = calloc(h->t.n_buffer + 1, sizeof(float));
+    if (h->l.save_bytes_per_sample) h->l.save = malloc(h->l.save_bytes_per_sample * (size_t)B);
+    // random parameters (not the init) so that e.g. LayerNorm's affine part is exercised
+    for (size_t i = 0; i < h->t.n_trainable; i++) h->params[i] = urand((uint32_t)i, 11);
+}
+
+static void harness_free(Harness *h) {
+    free(h->params), free(h->dparams), free(h->bufs), free(h->l.save);
+    param_table_free(&h->t);
+}
+
+static double loss_of(Harness *h, const float *x, float *y, const StepCtx *c) {
+    h->l.kind->forward(&h->l, y, x, h->params, h->bufs, c, h->B);
+    double L = 0;
+    for (size_t i = 0; i < h->nout; i++) L += (double)urand((uint32_t)i, 22) * y[i];
+    return L;
+}
+
+static void check_close(const char *what, const double *num, const float *ana, size_t n) {
+    double scale = 1e-6;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(num[i]));
+    for (size_t i = 0; i < n; i++)
+        if (fabs(num[i] - ana[i]) > 2e-3 * scale)
+            fail_msg("%s[%zu]: numeric %.6g vs analytic %.6g (scale %.3g)", what, i, num[i],
+                     (double)ana[i], scale);
+}
+
+// Checks d L / d input and d L / d every parameter for one layer configuration.
+static void gradcheck(const LayerSpec *spec, Shape in, int B, int train) {
+    Harness h;
+    harness_init(&h, spec, in, B);
+    int64_t ids[64];
+    for (int b = 0; b < B; b++) ids[b] = 1000 + 17 * b;
+    StepCtx c = {.train = train, .dropout_on = 1, .seed = 5, .step = 3, .sample_ids = ids};
+    float *x = malloc(h.nin * sizeof(float)), *y = malloc(h.nout * sizeof(float));
+    float *dy = malloc(h.nout * sizeof(float)), *dx = malloc(h.nin * sizeof(float));
+    double *num = malloc((h.nin > h.t.n_trainable ? h.nin : h.t.n_trainable) * sizeof(double));
+    // inputs kept 0.05 away from 0, so no +-h nudge crosses ReLU's kink
+    for (size_t i = 0; i < h.nin; i++) {
+        float u = 1.5f * urand((uint32_t)i, 33);
+        x[i] = u + (u >= 0 ? 0.05f : -0.05f);
+    }
+    for (size_t i = 0; i < h.nout; i++) dy[i] = urand((uint32_t)i, 22);
+    // analytic
+    h.l.kind->forward(&h.l, y, x, h.params, h.bufs, &c, B);
+    h.l.kind->backward(&h.l, dx, h.dparams, dy, x, y, h.params, &c, B);
+    const float step = 1e-2f;
+    for (size_t i = 0; i < h.nin; i++) {
+        float keep = x[i];
+        x[i] = keep + step;
+        double lp = loss_of(&h, x, y, &c);
+        x[i] = keep - step;
+        double lm = loss_of(&h, x, y, &c);
+        x[i] = keep;
+        num[i] = (lp - lm) / (2.0 * step);
+    }
+    check_close("dinp", num, dx, h.nin);
+    for (size_t i = 0; i < h.t.n_trainable; i++) {
+        float keep = h.params[i];
+        h.params[i] = keep + step;
+        double lp = loss_of(&h, x, y, &c);
+        h.params[i] = keep - step;
+        double lm = loss_of(&h, x, y, &c);
+        h.params[i] = keep;
+        num[i] = (lp - lm) / (2.0 * step);
+    }
+    check_close("dparams", num, h.dparams, h.t.n_trainable);
+    free(x), free(y), free(dy), free(dx), free(num);
+    harness_free(&h);
+}
+
+static LayerSpec spec(const char *type) {
+    LayerSpec s = {.bias = 1, .p = 0.5f, .eps = 1e-5f, .out = 5};
+    snprintf(s.type, sizeof s.type, "%s", type);
+    snprintf(s.name, sizeof s.name, "l");
+    return s;
+}
+
+static void test_linear(void **state) {
+    (void)state;
+    LayerSpec s = spec("linear");
+    gradcheck(&s, (Shape){1, {7}}, 4, 1);
+    s.bias = 0;
+    gradcheck(&s, (Shape){1, {7}}, 3, 1);
+}
+
+static void test_relu(void **state) {
+    (void)state;
+    LayerSpec s = spec("relu");
+    gradcheck(&s, (Shape){1, {9}}, 3, 1);
+}
+
+static void test_gelu(void **state) {
+    (void)state;
+    LayerSpec s = spec("gelu");
+    gradcheck(&s, (Shape){1, {9}}, 3, 1);
+}
+
+static void test_layernorm(void **state) {
+    (void)state;
+    LayerSpec s = spec("layernorm");
+    gradcheck(&s, (Shape){1, {8}}, 3, 1);
+}
+
+static void test_dropout_train_and_eval(void **state) {
+    (void)state;
+    LayerSpec s = spec("dropout");
+    s.p = 0.3f;
+    gradcheck(&s, (Shape){1, {16}}, 3, 1);
+    gradcheck(&s, (Shape){1, {16}}, 3, 0);
+}
+
+static void test_flatten(void **state) {
+    (void)state;
+    LayerSpec s = spec("flatten");
+    gradcheck(&s, (Shape){3, {2, 3, 2}}, 2, 1);
+}
+
+// Parameter gradients accumulate across backward calls (gradient accumulation relies on it).
+static void test_backward_accumulates(void **state) {
+    (void)state;
+    LayerSpec s = spec("linear");
+    Harness h;
+    harness_init(&h, &s, (Shape){1, {4}}, 2);
+    float x[8], y[10], dy[10], dx[8];
+    for (int i = 0; i < 8; i++) x[i] = urand((uint32_t)i, 1);
+    for (int i = 0; i < 10; i++) dy[i] = urand((uint32_t)i, 2);
+    StepCtx c = {.train = 1};
+    h.l.kind->forward(&h.l, y, x, h.params, h.bufs, &c, 2);
+    h.l.kind->backward(&h.l, dx, h.dparams, dy, x, y, h.params, &c, 2);
+    float once[32];
+    memcpy(once, h.dparams, h.t.n_trainable * sizeof(float));
+    h.l.kind->backward(&h.l, dx, h.dparams, dy, x, y, h.params, &c, 2);
+    for (size_t i = 0; i < h.t.n_trainable; i++) assert_float_equal(h.dparams[i], 2 * once[i], 1e-6);
+    harness_free(&h);
+}
+
+// A model-level check: the grad-ready callback sees every trainable slice exactly once,
+// from the end of the buffer to the start.
+static size_t seen_next;
+static int seen_calls;
+static void on_ready(void *ctx, size_t off, size_t count) {
+    (void)ctx;
+    assert_int_equal(off + count, seen_next);
+    seen_next = off;
+    seen_calls++;
+}
+
+static void test_grad_ready_order(void **state) {
+    (void)state;
+    LayerSpec specs[4] = {spec("linear"), spec("gelu"), spec("layernorm"), spec("linear")};
+    snprintf(specs[1].name, sizeof specs[1].name, "g");
+    snprintf(specs[2].name, sizeof specs[2].name, "n");
+    snprintf(specs[3].name, sizeof specs[3].name, "o");
+    specs[3].out = 3;
+    Model m;
+    Err e = {0};
+    assert_int_equal(model_build(&m, specs, 4, (Shape){1, {6}}, 3, &e), ERR_OK);
+    assert_int_equal(model_plan(&m, 2, &e), ERR_OK);
+    model_init(&m, 1);
+    m.grad_ready = on_ready;
+    float x[12] = {0}, dl[6] = {1, 0, 0, 0, 1, 0};
+    StepCtx c = {.train = 1};
+    model_forward(&m, x, 2, &c);
+    seen_next = m.table.n_trainable;
+    seen_calls = 0;
+    model_backward(&m, x, dl, 2, &c);
+    assert_int_equal(seen_next, 0);
+    assert_int_equal(seen_calls, 3);  // linear, layernorm, linear; gelu has no parameters
+    model_free(&m);
+}
+
+static void test_model_rejects_bad_specs(void **state) {
+    (void)state;
+    Model m;
+    Err e = {0};
+    LayerSpec lin = spec("linear");
+    // a linear layer on an image needs a flatten first
+    assert_int_equal(model_build(&m, &lin, 1, (Shape){3, {1, 4, 4}}, 5, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "flatten"));
+    model_free(&m);
+    // output width must match the classes
+    assert_int_equal(model_build(&m, &lin, 1, (Shape){1, {4}}, 7, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "7 classes"));
+    model_free(&m);
+    LayerSpec bad = spec("conv9d");
+    assert_int_equal(model_build(&m, &bad, 1, (Shape){1, {4}}, 5, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "conv9d"));
+    model_free(&m);
+}
+
+// PyTorch's names and shapes, and weight decay only on matrices.
+static void test_param_table_names(void **state) {
+    (void)state;
+    LayerSpec specs[2] = {spec("linear"), spec("layernorm")};
+    snprintf(specs[0].name, sizeof specs[0].name, "fc1");
+    snprintf(specs[1].name, sizeof specs[1].name, "ln1");
+    Model m;
+    Err e = {0};
+    assert_int_equal(model_build(&m, specs, 2, (Shape){1, {784}}, 5, &e), ERR_OK);
+    assert_int_equal(m.table.n, 4);
+    assert_string_equal(m.table.p[0].name, "fc1.weight");
+    assert_int_equal(m.table.p[0].shape[0], 5);
+    assert_int_equal(m.table.p[0].shape[1], 784);
+    assert_true(m.table.p[0].decay);
+    assert_string_equal(m.table.p[1].name, "fc1.bias");
+    assert_false(m.table.p[1].decay);
+    assert_string_equal(m.table.p[2].name, "ln1.weight");
+    assert_false(m.table.p[2].decay);
+    assert_false(m.table.p[3].decay);
+    assert_int_equal(m.table.n_trainable, 5 * 784 + 5 + 5 + 5);
+    // PyTorch's default init: weights in +-1/sqrt(fan_in), LayerNorm weight 1, bias 0
+    model_init(&m, 42);
+    float bound = 1.0f / sqrtf(784.0f), mx = 0;
+    for (size_t i = 0; i < 5 * 784; i++) mx = fmaxf(mx, fabsf(m.params[i]));
+    assert_true(mx <= bound && mx > 0.9f * bound);
+    assert_float_equal(m.params[m.table.p[2].offset], 1.0f, 0);
+    assert_float_equal(m.params[m.table.p[3].offset], 0.0f, 0);
+    model_free(&m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_dropout_train_and_eval),
+        cmocka_unit_test(test_flatten),
+        cmocka_unit_test(test_backward_accumulates),
+        cmocka_unit_test(test_grad_ready_order),
+        cmocka_unit_test(test_model_rejects_bad_specs),
+        cmocka_unit_test(test_param_table_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
