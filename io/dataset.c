@@ -1,0 +1,441 @@
+// dataset.c: loading, gathering, writing and describing regdist's HDF5 dataset files
+// (layout in dataset.h). The loader trusts nothing in the file: every object's existence,
+// rank, type and size is checked before it is read, and every complaint names the file
+// and the object, since the user has to find and fix it.
+#include "dataset.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h5util.h"
+
+static int valid_split_name(const char *split) {
+    return split && *split && strlen(split) < sizeof(((Dataset *)0)->split) && !strchr(split, '/');
+}
+
+// Reads attribute num_classes of the root into *k.
+static int read_num_classes(hid_t f, const char *file, int *k, Err *e) {
+    int64_t v;
+    int rc = h5u_read_attr_i64(f, "num_classes", &v);
+    if (rc == H5U_MISSING) return h5u_err(e, file, "root attribute num_classes is missing");
+    if (rc == H5U_BADTYPE) return h5u_err(e, file, "root attribute num_classes is not one integer");
+    if (rc != H5U_OK) return h5u_err(e, file, "cannot read root attribute num_classes");
+    if (v < 2 || v > INT_MAX)
+        return h5u_err(e, file, "root attribute num_classes is %lld, must be at least 2", (long long)v);
+    *k = (int)v;
+    return ERR_OK;
+}
+
+// Reads the optional mean/std attributes for nchan channels into d (identity when absent).
+static int read_norm(hid_t f, Dataset *d, Err *e) {
+    for (int c = 0; c < DATASET_MAX_CHANNELS; c++) d->mean[c] = 0.0f, d->std[c] = 1.0f;
+    int nm = 0, ns = 0;
+    int rm = h5u_read_attr_f32s(f, "mean", d->mean, DATASET_MAX_CHANNELS, &nm);
+    int rs = h5u_read_attr_f32s(f, "std", d->std, DATASET_MAX_CHANNELS, &ns);
+    if (rm == H5U_MISSING && rs == H5U_MISSING) return ERR_OK;
+    const char *names[2] = {"mean", "std"};
+    int rcs[2] = {rm, rs}, counts[2] = {nm, ns};
+    for (int i = 0; i < 2; i++) {
+        if (rcs[i] == H5U_MISSING)
+            return h5u_err(e, d->file, "root attribute %s is missing but %s is present", names[i],
+                       names[1 - i]);
+        if (rcs[i] == H5U_BADTYPE && counts[i] == 0)
+            return h5u_err(e, d->file, "root attribute %s is not a list of numbers", names[i]);
+        if (counts[i] != d->nchan)
+            return h5u_err(e, d->file, "root attribute %s has %d values but /%s/x has %d channel%s",
+                       names[i], counts[i], d->split, d->nchan, d->nchan == 1 ? "" : "s");
+        if (rcs[i] != H5U_OK) return h5u_err(e, d->file, "cannot read root attribute %s", names[i]);
+    }
+    for (int c = 0; c < d->nchan; c++) {
+        if (!isfinite(d->mean[c]))
+            return h5u_err(e, d->file, "root attribute mean[%d] is %g", c, (double)d->mean[c]);
+        if (!(d->std[c] > 0.0f) || !isfinite(d->std[c]))
+            return h5u_err(e, d->file, "root attribute std[%d] is %g, must be positive", c,
+                       (double)d->std[c]);
+    }
+    return ERR_OK;
+}
+
+// Opens member name ("x" or "y") of the split group and describes it.
+static hid_t open_member(hid_t g, const Dataset *d, const char *name, H5uInfo *info, Err *e) {
+    if (!h5u_exists(g, name)) {
+        h5u_err(e, d->file, "/%s/%s is missing", d->split, name);
+        return H5I_INVALID_HID;
+    }
+    hid_t ds = H5Dopen2(g, name, H5P_DEFAULT);
+    if (ds < 0 || h5u_dataset_info(ds, info) != H5U_OK) {
+        h5u_err(e, d->file, "/%s/%s is not a readable dataset", d->split, name);
+        h5u_close(&ds);
+    }
+    return ds;
+}
+
+// Checks x's rank and type and sets d's shape, is_u8 and nchan.
+static int check_x(Dataset *d, const H5uInfo *xi, Err *e) {
+    char dims[128];
+    h5u_dims_str(dims, sizeof dims, xi->rank, xi->dims);
+    if (xi->rank != 2 && xi->rank != 4)
+        return h5u_err(e, d->file, "/%s/x has shape %s; expected (N,D) or (N,C,H,W)", d->split, dims);
+    int u8 = xi->cls == H5T_INTEGER && xi->size == 1 && xi->sign == H5T_SGN_NONE;
+    int f32 = xi->cls == H5T_FLOAT && xi->size == 4;
+    if (!u8 && !f32)
+        return h5u_err(e, d->file, "/%s/x has type %s; expected uint8 or float32", d->split,
+                   h5u_type_name(xi));
+    d->is_u8 = u8;
+    d->shape.ndim = xi->rank - 1;
+    size_t per = 1;
+    for (int i = 1; i < xi->rank; i++) {
+        if (xi->dims[i] < 1 || xi->dims[i] > INT_MAX || per > SIZE_MAX / 4 / xi->dims[i])
+            return h5u_err(e, d->file, "/%s/x has shape %s, too large a sample", d->split, dims);
+        d->shape.d[i - 1] = (int)xi->dims[i];
+        per *= xi->dims[i];
+    }
+    d->nchan = xi->rank == 4 ? d->shape.d[0] : 1;
+    if (d->nchan > DATASET_MAX_CHANNELS)
+        return h5u_err(e, d->file, "/%s/x has %d channels; at most %d are supported", d->split,
+                   d->nchan, DATASET_MAX_CHANNELS);
+    return ERR_OK;
+}
+
+// Reads the first n rows of dataset ds (rank, dims as stored) into buf as mem_type.
+static int read_rows(hid_t ds, hid_t mem_type, int rank, const hsize_t *dims, hsize_t n,
+                     void *buf) {
+    hsize_t start[H5U_MAX_RANK] = {0}, count[H5U_MAX_RANK];
+    for (int i = 0; i < rank; i++) count[i] = dims[i];
+    count[0] = n;
+    int rc = -1;
+    hid_t mspace = H5I_INVALID_HID, fspace = H5Dget_space(ds);
+    if (fspace < 0) goto done;
+    if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0) goto done;
+    mspace = H5Screate_simple(rank, count, NULL);
+    if (mspace < 0) goto done;
+    if (H5Dread(ds, mem_type, mspace, fspace, H5P_DEFAULT, buf) < 0) goto done;
+    rc = 0;
+done:
+    h5u_close(&mspace);
+    h5u_close(&fspace);
+    return rc;
+}
+
+// Labels in [0, num_classes) and finite pixels: what the file promised.
+static int check_values(const Dataset *d, Err *e) {
+    for (int64_t i = 0; i < d->n; i++)
+        if (d->y[i] < 0 || d->y[i] >= d->num_classes)
+            return h5u_err(e, d->file, "/%s/y[%lld] is %d, outside [0, %d) (num_classes)", d->split,
+                       (long long)i, (int)d->y[i], d->num_classes);
+    if (!d->is_u8) {
+        size_t per = shape_numel(d->shape), total = (size_t)d->n * per;
+        for (size_t j = 0; j < total; j++)
+            if (!isfinite(d->x_f32[j]))
+                return h5u_err(e, d->file, "/%s/x of sample %zu holds %g", d->split, j / per,
+                           (double)d->x_f32[j]);
+    }
+    return ERR_OK;
+}
+
+// The part of dataset_load that runs with the file and the split group open.
+static int load_split(Dataset *d, hid_t f, hid_t g, int64_t limit, Err *e) {
+    H5uInfo xi, yi;
+    hid_t x = H5I_INVALID_HID, y = H5I_INVALID_HID;
+    int rc = ERR_INPUT;
+    if ((x = open_member(g, d, "x", &xi, e)) < 0) goto done;
+    if (check_x(d, &xi, e)) goto done;
+    if ((y = open_member(g, d, "y", &yi, e)) < 0) goto done;
+    if (yi.rank != 1) {
+        char dims[128];
+        h5u_dims_str(dims, sizeof dims, yi.rank, yi.dims);
+        h5u_err(e, d->file, "/%s/y has shape %s; expected (N)", d->split, dims);
+        goto done;
+    }
+    if (yi.cls != H5T_INTEGER) {
+        h5u_err(e, d->file, "/%s/y has type %s; expected integer labels", d->split,
+            h5u_type_name(&yi));
+        goto done;
+    }
+    if (yi.dims[0] != xi.dims[0]) {
+        h5u_err(e, d->file, "/%s/y has %llu samples but /%s/x has %llu", d->split,
+            (unsigned long long)yi.dims[0], d->split, (unsigned long long)xi.dims[0]);
+        goto done;
+    }
+    if (xi.dims[0] == 0) {
+        h5u_err(e, d->file, "/%s is empty: /%s/x has 0 samples", d->split, d->split);
+        goto done;
+    }
+    if (read_norm(f, d, e)) goto done;
+
+    hsize_t n = xi.dims[0];
+    if (limit > 0 && (hsize_t)limit < n) n = (hsize_t)limit;
+    size_t per = shape_numel(d->shape);
+    if (n > SIZE_MAX / 4 / per) {
+        h5u_err(e, d->file, "/%s/x is too large to load", d->split);
+        goto done;
+    }
+    d->n = (int64_t)n;
+    d->y = malloc(n * sizeof *d->y);
+    if (d->is_u8)
+        d->x_u8 = malloc(n * per);
+    else
+        d->x_f32 = malloc(n * per * sizeof(float));
+    if (!d->y || (!d->x_u8 && !d->x_f32)) {
+        rc = err_set(e, ERR_RUNTIME, "%s: out of memory loading /%s (%llu samples)", d->file,
+                     d->split, (unsigned long long)n);
+        goto done;
+    }
+    if (read_rows(x, d->is_u8 ? H5T_NATIVE_UCHAR : H5T_NATIVE_FLOAT, xi.rank, xi.dims, n,
+                  d->is_u8 ? (void *)d->x_u8 : (void *)d->x_f32)) {
+        h5u_err(e, d->file, "cannot read /%s/x (damaged file?)", d->split);
+        goto done;
+    }
+    if (read_rows(y, H5T_NATIVE_INT32, 1, yi.dims, n, d->y)) {
+        h5u_err(e, d->file, "cannot read /%s/y (damaged file?)", d->split);
+        goto done;
+    }
+    rc = check_values(d, e);
+done:
+    h5u_close(&y);
+    h5u_close(&x);
+    return rc;
+}
+
+int dataset_load(Dataset *d, const char *file, const char *split, int64_t limit, Err *e) {
+    memset(d, 0, sizeof *d);
+    if (strlen(file) >= sizeof d->file) return h5u_err(e, file, "path too long");
+    if (!valid_split_name(split)) return h5u_err(e, file, "'%s' is not a split name", split);
+    if (limit < 0) return h5u_err(e, file, "limit %lld is negative", (long long)limit);
+    snprintf(d->file, sizeof d->file, "%s", file);
+    snprintf(d->split, sizeof d->split, "%s", split);
+    const char *why;
+    hid_t f = h5u_open(file, H5F_ACC_RDONLY, &why), g = H5I_INVALID_HID;
+    if (f < 0) return h5u_err(e, file, "cannot load /%s: %s", split, why);
+    int rc = read_num_classes(f, file, &d->num_classes, e);
+    if (rc) goto done;
+    if (!h5u_is_group(f, split)) {
+        rc = h5u_err(e, file, "has no /%s group", split);
+        goto done;
+    }
+    if ((g = H5Gopen2(f, split, H5P_DEFAULT)) < 0) {
+        rc = h5u_err(e, file, "cannot open /%s (damaged file?)", split);
+        goto done;
+    }
+    rc = load_split(d, f, g, limit, e);
+done:
+    h5u_close(&g);
+    h5u_close(&f);
+    if (rc) dataset_free(d);
+    return rc;
+}
+
+int dataset_has_split(const char *file, const char *split, Err *e) {
+    const char *why;
+    hid_t f = h5u_open(file, H5F_ACC_RDONLY, &why);
+    if (f < 0) {
+        h5u_err(e, file, "cannot look for /%s: %s", split, why);
+        return -ERR_INPUT;
+    }
+    int has = valid_split_name(split) && h5u_is_group(f, split);
+    H5Fclose(f);
+    return has;
+}
+
+void dataset_free(Dataset *d) {
+    free(d->x_u8);
+    free(d->x_f32);
+    free(d->y);
+    d->x_u8 = NULL;
+    d->x_f32 = NULL;
+    d->y = NULL;
+    d->n = 0;
+}
+
+void dataset_gather(const Dataset *d, const int64_t *idx, int n, float *x, int32_t *y) {
+    const size_t per = shape_numel(d->shape);
+    const int nchan = d->nchan > 0 ? d->nchan : 1;
+    const size_t plane = per / (size_t)nchan;  // elements of one channel of one sample
+    if (d->is_u8) {
+        // 256 possible pixel values per channel: a table makes the step a lookup, and the
+        // values are exactly torchvision's (x/255 - mean)/std in float32.
+        float lut[nchan][256];
+        for (int c = 0; c < nchan; c++)
+            for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - d->mean[c]) / d->std[c];
+        for (int i = 0; i < n; i++) {
+            const uint8_t *src = d->x_u8 + (size_t)idx[i] * per;
+            float *dst = x + (size_t)i * per;
+            for (int c = 0; c < nchan; c++) {
+                const float *t = lut[c];
+                const uint8_t *s = src + (size_t)c * plane;
+                float *o = dst + (size_t)c * plane;
+                for (size_t j = 0; j < plane; j++) o[j] = t[s[j]];
+            }
+        }
+    } else {
+        int identity = 1;
+        for (int c = 0; c < nchan; c++) identity &= d->mean[c] == 0.0f && d->std[c] == 1.0f;
+        for (int i = 0; i < n; i++) {
+            const float *src = d->x_f32 + (size_t)idx[i] * per;
+            float *dst = x + (size_t)i * per;
+            if (identity) {
+                memcpy(dst, src, per * sizeof *dst);
+                continue;
+            }
+            for (int c = 0; c < nchan; c++) {
+                const float m = d->mean[c], s = d->std[c];
+                const float *in = src + (size_t)c * plane;
+                float *o = dst + (size_t)c * plane;
+                for (size_t j = 0; j < plane; j++) o[j] = (in[j] - m) / s;
+            }
+        }
+    }
+    if (y)
+        for (int i = 0; i < n; i++) y[i] = d->y[idx[i]];
+}
+
+// ERR_RUNTIME "file: cannot write <what>" for failures of the writer's own output.
+static int write_failed(Err *e, const char *file, const char *what) {
+    return err_set(e, ERR_RUNTIME, "%s: cannot write %s", file, what);
+}
+
+int dataset_create(const char *file, const DatasetAttrs *a, Err *e) {
+    if (a->num_classes < 2)
+        return h5u_err(e, file, "num_classes is %d, must be at least 2", a->num_classes);
+    if (a->nchan < 0 || a->nchan > DATASET_MAX_CHANNELS)
+        return h5u_err(e, file, "%d channels for mean/std; at most %d", a->nchan,
+                   DATASET_MAX_CHANNELS);
+    for (int c = 0; c < a->nchan; c++)
+        if (!isfinite(a->mean[c]) || !(a->std[c] > 0.0f) || !isfinite(a->std[c]))
+            return h5u_err(e, file, "mean[%d] = %g, std[%d] = %g: std must be positive", c,
+                       (double)a->mean[c], c, (double)a->std[c]);
+    const char *why;
+    hid_t f = h5u_create(file, &why);
+    if (f < 0) return err_set(e, ERR_RUNTIME, "%s: cannot create: %s", file, why);
+    int rc = ERR_OK;
+    if (h5u_write_attr_i64(f, "num_classes", a->num_classes))
+        rc = write_failed(e, file, "attribute num_classes");
+    else if (a->class_names && h5u_write_attr_strs(f, "class_names", a->class_names, a->num_classes))
+        rc = write_failed(e, file, "attribute class_names");
+    else if (a->nchan && (h5u_write_attr_f32s(f, "mean", a->mean, a->nchan) ||
+                          h5u_write_attr_f32s(f, "std", a->std, a->nchan)))
+        rc = write_failed(e, file, "attributes mean/std");
+    if (H5Fclose(f) < 0 && !rc) rc = write_failed(e, file, "(closing the file failed)");
+    return rc;
+}
+
+// What dataset_write_split refuses to write, because dataset_load would refuse to read it.
+static int check_split_data(const char *file, const char *split, const void *x, int is_u8,
+                            const int32_t *y, int64_t n, Shape shape, int num_classes, Err *e) {
+    if (!valid_split_name(split)) return h5u_err(e, file, "'%s' is not a split name", split);
+    if (n <= 0) return h5u_err(e, file, "/%s would be empty (%lld samples)", split, (long long)n);
+    if (shape.ndim != 1 && shape.ndim != 3)
+        return h5u_err(e, file, "/%s/x: a sample must be (D) or (C,H,W), not %d-D", split, shape.ndim);
+    for (int i = 0; i < shape.ndim; i++)
+        if (shape.d[i] < 1) return h5u_err(e, file, "/%s/x: sample dimension %d is %d", split, i,
+                                       shape.d[i]);
+    for (int64_t i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= num_classes)
+            return h5u_err(e, file, "/%s/y[%lld] is %d, outside [0, %d)", split, (long long)i,
+                       (int)y[i], num_classes);
+    if (!is_u8) {
+        size_t total = (size_t)n * shape_numel(shape);
+        for (size_t j = 0; j < total; j++)
+            if (!isfinite(((const float *)x)[j]))
+                return h5u_err(e, file, "/%s/x holds %g", split, (double)((const float *)x)[j]);
+    }
+    return ERR_OK;
+}
+
+int dataset_write_split(const char *file, const char *split, const void *x, int is_u8,
+                        const int32_t *y, int64_t n, Shape shape, Err *e) {
+    const char *why;
+    hid_t f = h5u_open(file, H5F_ACC_RDWR, &why), g = H5I_INVALID_HID;
+    if (f < 0) return err_set(e, ERR_RUNTIME, "%s: cannot open for writing: %s", file, why);
+    int k = 0;
+    int rc = read_num_classes(f, file, &k, e);
+    if (!rc) rc = check_split_data(file, split, x, is_u8, y, n, shape, k, e);
+    if (rc) goto done;
+    if (h5u_exists(f, split)) {
+        rc = h5u_err(e, file, "already has /%s", split);
+        goto done;
+    }
+    if ((g = h5u_group_create(f, split)) < 0) {
+        rc = write_failed(e, file, split);
+        goto done;
+    }
+    hsize_t dims[1 + SHAPE_MAX_DIMS] = {(hsize_t)n};
+    for (int i = 0; i < shape.ndim; i++) dims[1 + i] = (hsize_t)shape.d[i];
+    // Labels are stored as int64, the type PyTorch's cross-entropy wants.
+    if (h5u_write_dataset(g, "x", is_u8 ? H5T_STD_U8LE : H5T_IEEE_F32LE,
+                          is_u8 ? H5T_NATIVE_UCHAR : H5T_NATIVE_FLOAT, 1 + shape.ndim, dims, x))
+        rc = err_set(e, ERR_RUNTIME, "%s: cannot write /%s/x", file, split);
+    else if (h5u_write_dataset(g, "y", H5T_STD_I64LE, H5T_NATIVE_INT32, 1, dims, y))
+        rc = err_set(e, ERR_RUNTIME, "%s: cannot write /%s/y", file, split);
+done:
+    h5u_close(&g);
+    if (H5Fclose(f) < 0 && !rc) rc = write_failed(e, file, "(closing the file failed)");
+    return rc;
+}
+
+// One line per split: shapes, types and how many samples each class has.
+static void info_split(FILE *out, const Dataset *d) {
+    char shape[128];
+    hsize_t dims[1 + SHAPE_MAX_DIMS] = {(hsize_t)d->n};
+    for (int i = 0; i < d->shape.ndim; i++) dims[1 + i] = (hsize_t)d->shape.d[i];
+    h5u_dims_str(shape, sizeof shape, 1 + d->shape.ndim, dims);
+    fprintf(out, "  %-5s x %s %s, y (%lld); per class:", d->split, shape,
+            d->is_u8 ? "uint8" : "float32", (long long)d->n);
+    int64_t *count = calloc((size_t)d->num_classes, sizeof *count);
+    if (count) {
+        for (int64_t i = 0; i < d->n; i++) count[d->y[i]]++;
+        for (int k = 0; k < d->num_classes; k++) fprintf(out, " %lld", (long long)count[k]);
+    }
+    free(count);
+    fprintf(out, "\n");
+}
+
+// The root attributes: num_classes, class names and normalization.
+static int info_root(FILE *out, const char *file, Err *e) {
+    const char *why;
+    hid_t f = h5u_open(file, H5F_ACC_RDONLY, &why);
+    if (f < 0) return h5u_err(e, file, "cannot read: %s", why);
+    int k = 0;
+    int rc = read_num_classes(f, file, &k, e);
+    if (!rc) {
+        fprintf(out, "%s\n  num_classes %d", file, k);
+        char **names = NULL;
+        int nn = 0;
+        if (h5u_read_attr_strs(f, "class_names", &names, &nn) == H5U_OK)
+            for (int i = 0; i < nn; i++) fprintf(out, "%s%s", i ? ", " : ": ", names[i]);
+        h5u_free_strs(names, nn);
+        float mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS];
+        int nm = 0, ns = 0;
+        if (h5u_read_attr_f32s(f, "mean", mean, DATASET_MAX_CHANNELS, &nm) == H5U_OK &&
+            h5u_read_attr_f32s(f, "std", std, DATASET_MAX_CHANNELS, &ns) == H5U_OK && nm == ns) {
+            fprintf(out, "\n  mean/std per channel:");
+            for (int c = 0; c < nm; c++) fprintf(out, " %.4f/%.4f", mean[c], std[c]);
+        } else {
+            fprintf(out, "\n  no mean/std: pixels are used as x/255 (uint8) or as stored");
+        }
+        fprintf(out, "\n");
+    }
+    H5Fclose(f);
+    return rc;
+}
+
+int dataset_info(FILE *out, const char *file, Err *e) {
+    int rc = info_root(out, file, e);
+    if (rc) return rc;
+    static const char *splits[] = {"train", "val", "test"};
+    int found = 0;
+    for (int s = 0; s < 3; s++) {
+        int has = dataset_has_split(file, splits[s], e);
+        if (has < 0) return ERR_INPUT;
+        if (!has) continue;
+        Dataset d;
+        if ((rc = dataset_load(&d, file, splits[s], 0, e))) return rc;
+        info_split(out, &d);
+        dataset_free(&d);
+        found++;
+    }
+    if (!found) return h5u_err(e, file, "has no /train, /val or /test group");
+    return ERR_OK;
+}
