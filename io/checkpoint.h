@@ -5,7 +5,8 @@
 //   /optim/<layer>.<param>.exp_avg, .exp_avg_sq (Adam, AdamW) or .momentum_buffer (SGD)
 //   /optim attributes: name, step
 //   / attributes: format_version, step, epoch, epoch_batch, seed, config, best_metric, ...
-// Written atomically: a temporary file in the same directory, flushed, fsynced, renamed.
+// Written atomically: built in memory, written to a temporary file in the same directory,
+// fsynced, renamed over the target, and the directory fsynced.
 #pragma once
 #include <stdint.h>
 
@@ -33,8 +34,11 @@ typedef struct {
 // Writes model (params and buffers) and, if opt is not NULL, its state.
 int ckpt_save(const char *path, const Model *m, const Optim *opt, const CkptMeta *meta, Err *e);
 // Loads /model into m, checking every name and shape against m's table; if opt is not
-// NULL also the optimizer state (kind must match); if meta is not NULL the attributes.
-// A damaged, mismatched or missing checkpoint is ERR_INPUT naming the file and the entry.
+// NULL also the optimizer state (kind must match); if meta is not NULL the attributes
+// (meta is overwritten: a config_text it held is not freed). All or nothing: on any error
+// m, opt and meta are left as they were. A damaged, mismatched or missing checkpoint is
+// ERR_INPUT naming the file and the entry; a failed save is ERR_RUNTIME naming the path
+// and the OS's reason, and leaves what was at path untouched.
 int ckpt_load(const char *path, Model *m, Optim *opt, CkptMeta *meta, Err *e);
 // Reads only the attributes (the config text, to rebuild the model for eval/predict).
 int ckpt_read_meta(const char *path, CkptMeta *meta, Err *e);

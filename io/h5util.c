@@ -51,6 +51,15 @@ hid_t h5u_open(const char *path, unsigned flags, const char **why) {
     return f;
 }
 
+// File creation properties that make groups list links in creation order.
+static hid_t ordered_fcpl(void) {
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (fcpl >= 0 &&
+        H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0)
+        h5u_close(&fcpl);
+    return fcpl;
+}
+
 hid_t h5u_create(const char *path, const char **why) {
     h5u_quiet();
     // HDF5 does not pass the OS's reason on; creating the file ourselves first does.
@@ -61,13 +70,37 @@ hid_t h5u_create(const char *path, const char **why) {
     }
     close(fd);
     *why = "HDF5 cannot create it";
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    if (fcpl < 0) return H5I_INVALID_HID;
-    hid_t f = H5I_INVALID_HID;
-    if (H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) >= 0)
-        f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
-    H5Pclose(fcpl);
+    hid_t fcpl = ordered_fcpl();
+    hid_t f = fcpl >= 0 ? H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT) : H5I_INVALID_HID;
+    h5u_close(&fcpl);
     return f;
+}
+
+hid_t h5u_create_memory(const char *name) {
+    h5u_quiet();
+    hid_t f = H5I_INVALID_HID, fcpl = ordered_fcpl(), fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fcpl >= 0 && fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 20, 0) >= 0)
+        f = H5Fcreate(name, H5F_ACC_TRUNC, fcpl, fapl);
+    h5u_close(&fapl);
+    h5u_close(&fcpl);
+    return f;
+}
+
+int h5u_image(hid_t f, void **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) return H5U_FAIL;
+    ssize_t n = H5Fget_file_image(f, NULL, 0);
+    if (n <= 0) return H5U_FAIL;
+    void *b = malloc((size_t)n);
+    if (!b) return H5U_FAIL;
+    if (H5Fget_file_image(f, b, (size_t)n) != n) {
+        free(b);
+        return H5U_FAIL;
+    }
+    *buf = b;
+    *len = (size_t)n;
+    return H5U_OK;
 }
 
 hid_t h5u_group_create(hid_t loc, const char *name) {

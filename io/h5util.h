@@ -26,6 +26,12 @@ hid_t h5u_open(const char *path, unsigned flags, const char **why);
 // Creates (truncates) a file whose groups list their links in creation order, as h5py shows.
 // On failure returns H5I_INVALID_HID and *why is the OS's reason ("Permission denied").
 hid_t h5u_create(const char *path, const char **why);
+// The same, but the file lives only in memory (HDF5's core driver); h5u_image copies out its
+// bytes, so the caller writes them with plain POSIX calls and sees the OS's errors itself,
+// and a failed write cannot leave HDF5 holding a half-closed file.
+hid_t h5u_create_memory(const char *name);
+// *buf (malloc'd, caller frees) gets the *len bytes of the complete file f.
+int h5u_image(hid_t f, void **buf, size_t *len);
 // Creates a group that lists its links in creation order.
 hid_t h5u_group_create(hid_t loc, const char *name);
 // Closes any HDF5 id by its type and sets it to H5I_INVALID_HID; ignores invalid ids.
