@@ -1,5 +1,13 @@
 // activation.c: ReLU and GELU (exact erf form, PyTorch's default), elementwise.
+// GELU saves Phi(x) in forward so backward needs only exp, and its loops run on glibc's
+// vector erff/expf (libmvec): math.h declares those only under -ffast-math, so we declare
+// them here and build this file with -fopenmp-simd (and, like all of regdist, -fno-math-errno).
 #include <math.h>
+
+#pragma omp declare simd notinbranch
+float erff(float);
+#pragma omp declare simd notinbranch
+float expf(float);
 
 #include "kernels.h"
 #include "layer.h"
@@ -16,20 +24,23 @@ void relu_backward(float *dinp, const float *dout, const float *out, size_t N) {
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
-// out = 0.5 x (1 + erf(x / sqrt 2)), (N)
-void gelu_forward(float *out, const float *inp, size_t N) {
+// out = x Phi(x) with Phi(x) = 0.5 (1 + erf(x / sqrt 2)); cdf (N) keeps Phi(x) for backward.
+void gelu_forward(float *out, float *cdf, const float *inp, size_t N) {
+#pragma omp simd
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * INV_SQRT2));
+        float c = 0.5f * (1.0f + erff(x * INV_SQRT2));
+        cdf[i] = c;
+        out[i] = x * c;
     }
 }
 // dinp = dout * (Phi(x) + x phi(x)), (N)
-void gelu_backward(float *dinp, const float *dout, const float *inp, size_t N) {
+void gelu_backward(float *dinp, const float *dout, const float *inp, const float *cdf, size_t N) {
+#pragma omp simd
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
         float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
-        dinp[i] = dout[i] * (cdf + x * pdf);
+        dinp[i] = dout[i] * (cdf[i] + x * pdf);
     }
 }
 
@@ -38,6 +49,11 @@ static int setup_same_shape(Layer *l, Shape in, ParamTable *t, Err *e) {
     (void)e;
     l->out = in;
     return ERR_OK;
+}
+
+static int gelu_setup(Layer *l, Shape in, ParamTable *t, Err *e) {
+    l->save_bytes_per_sample = shape_numel(in) * sizeof(float);  // Phi(x)
+    return setup_same_shape(l, in, t, e);
 }
 
 static void relu_fwd(Layer *l, float *out, const float *inp, const float *params, float *bufs,
@@ -53,13 +69,13 @@ static void relu_bwd(Layer *l, float *dinp, float *dparams, const float *dout, c
 static void gelu_fwd(Layer *l, float *out, const float *inp, const float *params, float *bufs,
                      const StepCtx *c, int B) {
     (void)params, (void)bufs, (void)c;
-    gelu_forward(out, inp, (size_t)B * shape_numel(l->in));
+    gelu_forward(out, l->save, inp, (size_t)B * shape_numel(l->in));
 }
 static void gelu_bwd(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
                      const float *out, const float *params, const StepCtx *c, int B) {
     (void)dparams, (void)out, (void)params, (void)c;
-    if (dinp) gelu_backward(dinp, dout, inp, (size_t)B * shape_numel(l->in));
+    if (dinp) gelu_backward(dinp, dout, inp, l->save, (size_t)B * shape_numel(l->in));
 }
 
 const LayerKind layer_relu = {"relu", setup_same_shape, NULL, relu_fwd, relu_bwd};
-const LayerKind layer_gelu = {"gelu", setup_same_shape, NULL, gelu_fwd, gelu_bwd};
+const LayerKind layer_gelu = {"gelu", gelu_setup, NULL, gelu_fwd, gelu_bwd};

@@ -13,8 +13,8 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
                      const float *weight, int B, int C, int OC);
 void relu_forward(float *out, const float *inp, size_t N);
 void relu_backward(float *dinp, const float *dout, const float *out, size_t N);
-void gelu_forward(float *out, const float *inp, size_t N);
-void gelu_backward(float *dinp, const float *dout, const float *inp, size_t N);
+void gelu_forward(float *out, float *cdf, const float *inp, size_t N);
+void gelu_backward(float *dinp, const float *dout, const float *inp, const float *cdf, size_t N);
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int B, int D, float eps);
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,

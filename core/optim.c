@@ -50,27 +50,27 @@ static void sgd_update(float *p, float *buf, const float *g, size_t n, const Opt
     }
 }
 
-// torch.optim.Adam / AdamW. decoupled: p *= 1 - lr wd; coupled: g += wd p.
-static void adam_update(float *p, float *m, float *v, const float *g, size_t n,
-                        const OptimConfig *c, float wd, float lr, int64_t step, int decoupled) {
+// torch.optim.Adam / AdamW. decoupled: p *= 1 - lr wd; coupled: g += wd p. Written without
+// branches so it vectorizes: multiplying by 1 and adding 0 * p are exact for finite p.
+static void adam_update(float *restrict p, float *restrict m, float *restrict v,
+                        const float *restrict g, size_t n, const OptimConfig *c, float wd,
+                        float lr, int64_t step, int decoupled) {
     double bc1 = 1.0 - pow((double)c->beta1, (double)step);
     double bc2 = 1.0 - pow((double)c->beta2, (double)step);
     float step_size = (float)((double)lr / bc1);
     float bc2_sqrt = (float)sqrt(bc2);
-    float decay = (float)(1.0 - (double)lr * (double)wd);
+    float decay = decoupled ? (float)(1.0 - (double)lr * (double)wd) : 1.0f;
+    float coupled_wd = decoupled ? 0.0f : wd;
     float b1 = c->beta1, b2 = c->beta2, one_b1 = (float)(1.0 - (double)c->beta1),
           one_b2 = (float)(1.0 - (double)c->beta2), eps = c->eps;
     for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        if (decoupled) {
-            if (wd != 0.0f) p[i] = p[i] * decay;
-        } else if (wd != 0.0f) {
-            gi = gi + wd * p[i];
-        }
-        m[i] = m[i] * b1 + one_b1 * gi;
-        v[i] = v[i] * b2 + one_b2 * gi * gi;
-        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-        p[i] = p[i] - step_size * m[i] / denom;
+        float gi = g[i] + coupled_wd * p[i];
+        float mi = m[i] * b1 + one_b1 * gi;
+        float vi = v[i] * b2 + one_b2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float denom = sqrtf(vi) / bc2_sqrt + eps;
+        p[i] = p[i] * decay - step_size * mi / denom;
     }
 }
 
