@@ -32,9 +32,8 @@ int main(int argc, char **argv) {
         if (d.rank == 0) fputs(usage, stdout);
         rc = 0;
     } else {
-        if (d.rank == 0) fputs(usage, stderr);
         char msg[256];
-        snprintf(msg, sizeof msg, "unknown command '%s'", cmd);
+        snprintf(msg, sizeof msg, "unknown command '%s' (see regdist --help)", cmd);
         dist_fail(&d, 2, msg);
     }
     dist_finalize(&d);

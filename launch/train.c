@@ -296,8 +296,8 @@ int cmd_train(Dist *d, int argc, char **argv) {
 
     char path[1100];
     snprintf(path, sizeof path, "%s/metrics.csv", t.out);
-    FILE *metrics = NULL;
-    if (d->rank == 0 && !(metrics = metrics_open(path, resume ? t.meta.epoch : 0, &e)))
+    FILE *metrics = NULL;  // rows are numbered from 1; a resumed run keeps those before its own
+    if (d->rank == 0 && !(metrics = metrics_open(path, resume ? t.meta.epoch + 1 : 0, &e)))
         cli_fail(d, &e);
 
     int stop = c->max_steps >= 0 && t.meta.step >= c->max_steps;

@@ -1,0 +1,319 @@
+// test_cli.c: the regdist command end to end, as a user runs it: training makes progress,
+// a stopped run resumes to the same bits, and every bad input ends with exit code 2 and
+// one line that says what is wrong.
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "io/checkpoint.h"
+#include "launch/config.h"
+#include "testutil.h"
+
+static const char *dir;     // scratch directory of this run
+static char data[1024];     // a small synthetic dataset
+static char config[1024];   // the shipped MLP config
+
+static int setup(void **state) {
+    (void)state;
+    dir = test_tmpdir("cli");
+    snprintf(data, sizeof data, "%s", test_path(dir, "synth.h5"));
+    snprintf(config, sizeof config, "%s/launch/configs/mlp.cfg", test_source_dir());
+    RunResult r;
+    test_run_regdist(&r, (const char *[]){"data", "synth", "--out", data, "--train", "600",
+                                          "--val", "100", "--test", "100", "--seed", "3",
+                                          NULL});
+    if (r.status != 0) fail_msg("data synth failed: %s", r.err);
+    return 0;
+}
+
+static void expect_ok(const RunResult *r) {
+    if (r->status != 0) fail_msg("exit %d, stderr: %s", r->status, r->err);
+}
+
+// Exit 2, and stderr is exactly one line "regdist: ..." containing `needle`.
+static void expect_bad_input(const RunResult *r, const char *needle) {
+    if (r->status != 2) fail_msg("expected exit 2, got %d; stderr: %s", r->status, r->err);
+    size_t n = strlen(r->err);
+    if (n == 0 || r->err[n - 1] != '\n' || strchr(r->err, '\n') != r->err + n - 1)
+        fail_msg("expected one line on stderr, got: %s", r->err);
+    if (strncmp(r->err, "regdist: ", 9) != 0) fail_msg("message lacks 'regdist: ': %s", r->err);
+    if (!strstr(r->err, needle)) fail_msg("expected '%s' in: %s", needle, r->err);
+}
+
+// Common training arguments: 3 epochs of 600 samples at batch 64 = 10 steps each.
+#define TRAIN_ARGS(out) "train", "--config", config, "--data", data, "--out", out, \
+    "--set", "train.epochs=3", "--set", "train.batch=64", "--set", "sched.warmup_steps=5", \
+    "--set", "optim.lr=0.002"
+
+static double csv_field(const char *csv, int row, int col) {
+    const char *p = csv;
+    for (int i = 0; i <= row; i++) p = strchr(p, '\n') + 1;  // skip header and rows
+    for (int c = 0; c < col; c++) p = strchr(p, ',') + 1;
+    return strtod(p, NULL);
+}
+
+static void test_train_loss_falls_and_writes_outputs(void **state) {
+    (void)state;
+    const char *out = test_path(dir, "run_basic");
+    RunResult r;
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), NULL});
+    expect_ok(&r);
+    assert_non_null(strstr(r.out, "test (last model)"));
+    char *csv = test_read_file(test_path(out, "metrics.csv"), NULL);
+    assert_non_null(csv);
+    assert_true(strncmp(csv, "epoch,step,lr,train_loss,train_acc,val_loss,val_acc,seconds,"
+                             "images_per_s\n", 70) == 0);
+    double first = csv_field(csv, 0, 3), last = csv_field(csv, 2, 3);
+    assert_true(last < first);                 // train loss falls
+    assert_true(csv_field(csv, 2, 6) > 0.5);   // val accuracy well above chance (0.1)
+    assert_int_equal((int)csv_field(csv, 2, 1), 30);  // 3 epochs x 10 steps
+    free(csv);
+    struct stat st;
+    assert_int_equal(stat(test_path(out, "last.h5"), &st), 0);
+    assert_int_equal(stat(test_path(out, "best.h5"), &st), 0);
+
+    // eval reads the checkpoint back and agrees with itself in JSON
+    test_run_regdist(&r, (const char *[]){"eval", "--checkpoint", test_path(out, "last.h5"),
+                                          "--data", data, "--json", NULL});
+    expect_ok(&r);
+    assert_non_null(strstr(r.out, "\"count\": 100"));
+    double acc = strtod(strstr(r.out, "\"accuracy\": ") + 12, NULL);
+    assert_true(acc > 0.5 && acc <= 1.0);
+    assert_non_null(strstr(r.out, "\"ece\": "));
+}
+
+// Loads a checkpoint into a model built from its own config text.
+static void load_ckpt(const char *path, Model *m, Optim *o, CkptMeta *meta) {
+    Err e = {0};
+    assert_int_equal(ckpt_read_meta(path, meta, &e), ERR_OK);
+    Config c;
+    if (config_load(&c, path, meta->config_text, NULL, 0, &e)) fail_msg("%s", e.msg);
+    if (model_build(m, c.layers, c.nlayers, (Shape){3, {1, 28, 28}}, 10, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(optim_init(o, &c.optim, m->table.n_trainable), 0);
+    if (ckpt_load(path, m, o, NULL, &e)) fail_msg("%s", e.msg);
+    config_free(&c);
+}
+
+static void assert_same_state(const char *a, const char *b) {
+    Model ma, mb;
+    Optim oa, ob;
+    CkptMeta ka = {0}, kb = {0};
+    load_ckpt(a, &ma, &oa, &ka);
+    load_ckpt(b, &mb, &ob, &kb);
+    size_t n = ma.table.n_trainable;
+    assert_int_equal(n, mb.table.n_trainable);
+    assert_memory_equal(ma.params, mb.params, n * sizeof(float));
+    assert_memory_equal(oa.m, ob.m, n * sizeof(float));
+    assert_memory_equal(oa.v, ob.v, n * sizeof(float));
+    assert_int_equal(oa.step, ob.step);
+    assert_int_equal(ka.step, kb.step);
+    assert_int_equal(ka.epoch, kb.epoch);
+    assert_true(ka.best_metric == kb.best_metric);
+    model_free(&ma), model_free(&mb), optim_free(&oa), optim_free(&ob);
+    ckpt_meta_free(&ka), ckpt_meta_free(&kb);
+}
+
+// Stop mid-epoch (step 13 of 30, inside epoch 2), resume, finish: bit-identical parameters
+// and optimizer state to the uninterrupted run, and the same metrics rows.
+static void test_resume_is_bit_exact(void **state) {
+    (void)state;
+    const char *full = test_path(dir, "run_full"), *part = test_path(dir, "run_part");
+    RunResult r;
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(full), NULL});
+    expect_ok(&r);
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(part), "--set", "train.max_steps=13", NULL});
+    expect_ok(&r);
+    assert_non_null(strstr(r.out, "--resume"));
+    char ckpt[1100];
+    snprintf(ckpt, sizeof ckpt, "%s", test_path(part, "last.h5"));
+    CkptMeta mid = {0};
+    Err e = {0};
+    assert_int_equal(ckpt_read_meta(ckpt, &mid, &e), ERR_OK);
+    assert_int_equal(mid.step, 13);
+    assert_int_equal(mid.epoch, 1);
+    assert_int_equal(mid.epoch_batch, 3);
+    ckpt_meta_free(&mid);
+    // a second stop and resume inside the same run: two resumes must compose too
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(part), "--set", "train.max_steps=17",
+                                          "--resume", ckpt, NULL});
+    expect_ok(&r);
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(part), "--resume", ckpt, NULL});
+    expect_ok(&r);
+    assert_same_state(test_path(full, "last.h5"), test_path(part, "last.h5"));
+    assert_same_state(test_path(full, "best.h5"), test_path(part, "best.h5"));
+    // the metrics table is the same apart from timings
+    char *a = test_read_file(test_path(full, "metrics.csv"), NULL);
+    char *b = test_read_file(test_path(part, "metrics.csv"), NULL);
+    for (int row = 0; row < 3; row++)
+        for (int col = 0; col < 7; col++)
+            assert_true(csv_field(a, row, col) == csv_field(b, row, col));
+    free(a), free(b);
+}
+
+// max_steps=0 writes the initial state; --init starts from its weights.
+static void test_max_steps_zero_and_init(void **state) {
+    (void)state;
+    const char *out = test_path(dir, "run_zero");
+    RunResult r;
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.max_steps=0", NULL});
+    expect_ok(&r);
+    CkptMeta m = {0};
+    Err e = {0};
+    assert_int_equal(ckpt_read_meta(test_path(out, "last.h5"), &m, &e), ERR_OK);
+    assert_int_equal(m.step, 0);
+    ckpt_meta_free(&m);
+    // --init with another seed starts from the saved weights, not from the seed's
+    const char *b = test_path(dir, "run_init");
+    char init[1100];
+    snprintf(init, sizeof init, "%s", test_path(out, "last.h5"));
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(b), "--set", "train.max_steps=0", "--set",
+                                          "train.seed=77", "--init", init, NULL});
+    expect_ok(&r);
+    assert_same_state(init, test_path(b, "last.h5"));
+    // --init refuses a checkpoint of another model
+    const char *wide = test_path(dir, "run_wide");
+    char cfg[1100];
+    snprintf(cfg, sizeof cfg, "%s", test_path(dir, "wide.cfg"));
+    char *text = test_read_file(config, NULL);
+    char *p = strstr(text, "out = 256");
+    p[6] = '3';  // fc1 becomes 356 wide
+    FILE *f = fopen(cfg, "w");
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", wide,
+                                          "--init", init, NULL});
+    expect_bad_input(&r, "fc1.weight");
+}
+
+static void test_bad_command_lines(void **state) {
+    (void)state;
+    const char *out = test_path(dir, "run_bad");
+    RunResult r;
+    test_run_regdist(&r, (const char *[]){"frobnicate", NULL});
+    expect_bad_input(&r, "unknown command");
+    test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", data, NULL});
+    expect_bad_input(&r, "--out is required");
+    test_run_regdist(&r, (const char *[]){"train", "--bogus", NULL});
+    expect_bad_input(&r, "--bogus");
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.epoch=3", NULL});
+    expect_bad_input(&r, "did you mean train.epochs");
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.epochs=three", NULL});
+    expect_bad_input(&r, "integer");
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "optim.name=rmsprop", NULL});
+    expect_bad_input(&r, "sgd|adam|adamw");
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "reg.dropout=maybe", NULL});
+    expect_bad_input(&r, "off|on");
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.batch=0", NULL});
+    expect_bad_input(&r, "train.batch");
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.patience=2",
+                                          "--resume", test_path(dir, "nothing.h5"), NULL});
+    expect_bad_input(&r, "nothing.h5");
+    test_run_regdist(&r, (const char *[]){"eval", "--checkpoint", "x.h5", NULL});
+    expect_bad_input(&r, "--data is required");
+    test_run_regdist(&r, (const char *[]){"data", "synth", "--out", test_path(dir, "s.h5"),
+                                          "--shape", "1,0,2", NULL});
+    expect_bad_input(&r, "--shape");
+    test_run_regdist(&r, (const char *[]){"bench", "--config", config, "--steps", "-1", NULL});
+    expect_bad_input(&r, "--steps");
+    // --help works everywhere and exits 0
+    const char *cmds[] = {"train", "eval", "data", "bench"};
+    for (int i = 0; i < 4; i++) {
+        test_run_regdist(&r, (const char *[]){cmds[i], "--help", NULL});
+        expect_ok(&r);
+        assert_non_null(strstr(r.out, "usage: regdist"));
+    }
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_bad_files(void **state) {
+    (void)state;
+    const char *out = test_path(dir, "run_badfile");
+    RunResult r;
+    // data: missing, not HDF5, truncated
+    char bad[1100];
+    snprintf(bad, sizeof bad, "%s", test_path(dir, "missing.h5"));
+    test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", bad, "--out", out,
+                                          NULL});
+    expect_bad_input(&r, "missing.h5");
+    snprintf(bad, sizeof bad, "%s", test_path(dir, "text.h5"));
+    write_text(bad, "this is not an HDF5 file\n");
+    test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", bad, "--out", out,
+                                          NULL});
+    expect_bad_input(&r, "text.h5");
+    test_run_regdist(&r, (const char *[]){"data", "info", bad, NULL});
+    expect_bad_input(&r, "text.h5");
+    snprintf(bad, sizeof bad, "%s", test_path(dir, "trunc.h5"));
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "head -c 300000 '%s' > '%s'", data, bad);
+    RunResult sh;
+    test_run_shell(&sh, cmd);
+    test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", bad, "--out", out,
+                                          NULL});
+    expect_bad_input(&r, "trunc.h5");
+    // data whose samples the model cannot take (model.input is 1x28x28)
+    snprintf(bad, sizeof bad, "%s", test_path(dir, "small.h5"));
+    test_run_regdist(&r, (const char *[]){"data", "synth", "--out", bad, "--shape", "1,8,8",
+                                          "--train", "20", NULL});
+    expect_ok(&r);
+    test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", bad, "--out", out,
+                                          NULL});
+    expect_bad_input(&r, "model.input");
+    // config: missing, syntax error with its line, unknown key with its line, bad layer key
+    char cfg[1100];
+    snprintf(cfg, sizeof cfg, "%s", test_path(dir, "bad.cfg"));
+    test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
+                                          NULL});
+    expect_bad_input(&r, "bad.cfg");
+    write_text(cfg, "train: {\n  epochs = 3\n  batch = ;\n};\n");
+    test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
+                                          NULL});
+    expect_bad_input(&r, "bad.cfg:3");
+    write_text(cfg, "train: {\n  epochs = 3;\n  bacth = 5;\n};\n");
+    test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
+                                          NULL});
+    expect_bad_input(&r, "bad.cfg:3: unknown key 'train.bacth'");
+    write_text(cfg, "model: {\n layers = (\n  { name = \"a\"; type = \"flatten\"; },\n"
+                    "  { name = \"fc\"; type = \"linear\"; out = 10; p = 0.5; }\n );\n};\n");
+    test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
+                                          NULL});
+    expect_bad_input(&r, "layer fc (linear) has no key 'p'");
+    // checkpoint: not HDF5, for eval and resume
+    snprintf(bad, sizeof bad, "%s", test_path(dir, "text.h5"));
+    test_run_regdist(&r, (const char *[]){"eval", "--checkpoint", bad, "--data", data, NULL});
+    expect_bad_input(&r, "text.h5");
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--resume", bad, NULL});
+    expect_bad_input(&r, "text.h5");
+    // an output directory that cannot be made (a file is in the way)
+    char blocked[1200];
+    snprintf(blocked, sizeof blocked, "%s/sub", bad);
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(blocked), NULL});
+    expect_bad_input(&r, "output directory");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_loss_falls_and_writes_outputs),
+        cmocka_unit_test(test_resume_is_bit_exact),
+        cmocka_unit_test(test_max_steps_zero_and_init),
+        cmocka_unit_test(test_bad_command_lines),
+        cmocka_unit_test(test_bad_files),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
