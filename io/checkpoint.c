@@ -5,14 +5,10 @@
 // temporaries and checks it all before touching the model, so a bad checkpoint changes nothing.
 #include "checkpoint.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "h5util.h"
 
@@ -25,16 +21,31 @@ static int is_counter(const char *name) {
     return n >= k && strcmp(name + n - k, suffix) == 0;
 }
 
-// The optimizer's state tensors for one parameter, as torch.optim names them; m and v are
-// the moment buffers (whole-model layout) they come from. Returns how many (0 to 2).
-static int optim_slots(OptimKind kind, float *m, float *v, const char *suffix[2], float *buf[2]) {
+// One tensor of optimizer state: torch.optim's moments per trainable parameter (SGD:
+// momentum_buffer; Adam, AdamW: exp_avg and exp_avg_sq), named "<param>.<moment>".
+typedef struct {
+    char name[CKPT_NAME_MAX];
+    const ParamDesc *p;
+    float *buf;  // its slice of the moment buffer m or v (whole-model layout)
+} OptimTensor;
+
+// Lists the state tensors of an optimizer of kind whose moment buffers are m and v (either
+// may be NULL: absent). *out is malloc'd; returns the count, or -1 when out of memory.
+static int optim_tensors(const ParamTable *t, OptimKind kind, float *m, float *v,
+                         OptimTensor **out) {
+    const char *suffix[2] = {kind == OPTIM_SGD ? ".momentum_buffer" : ".exp_avg", ".exp_avg_sq"};
+    float *moment[2] = {m, kind == OPTIM_SGD ? NULL : v};
+    OptimTensor *list = malloc((size_t)(2 * t->n + 1) * sizeof *list);
+    if (!list) return -1;
     int n = 0;
-    if (kind == OPTIM_SGD) {
-        if (m) suffix[n] = ".momentum_buffer", buf[n++] = m;
-    } else {
-        if (m) suffix[n] = ".exp_avg", buf[n++] = m;
-        if (v) suffix[n] = ".exp_avg_sq", buf[n++] = v;
-    }
+    for (int i = 0; i < t->n; i++)
+        for (int k = 0; k < 2; k++) {
+            if (t->p[i].kind != PARAM_TRAINABLE || !moment[k]) continue;
+            snprintf(list[n].name, sizeof list[n].name, "%s%s", t->p[i].name, suffix[k]);
+            list[n].p = &t->p[i];
+            list[n++].buf = moment[k] + t->p[i].offset;
+        }
+    *out = list;
     return n;
 }
 
@@ -88,18 +99,11 @@ static int write_optim(hid_t f, const Model *m, const Optim *o) {
     if (g < 0) return -1;
     int rc = h5u_write_attr_str(g, "name", optim_kind_name(o->cfg.kind)) ||
              h5u_write_attr_i64(g, "step", o->step);
-    for (int i = 0; i < m->table.n && !rc; i++) {
-        const ParamDesc *p = &m->table.p[i];
-        if (p->kind != PARAM_TRAINABLE) continue;
-        const char *suffix[2];
-        float *buf[2];
-        int ns = optim_slots(o->cfg.kind, o->m, o->v, suffix, buf);
-        for (int s = 0; s < ns && !rc; s++) {
-            char name[CKPT_NAME_MAX];
-            snprintf(name, sizeof name, "%s%s", p->name, suffix[s]);
-            rc = write_tensor(g, name, p, buf[s] + p->offset);
-        }
-    }
+    OptimTensor *ts = NULL;
+    int n = rc ? 0 : optim_tensors(&m->table, o->cfg.kind, o->m, o->v, &ts);
+    if (n < 0) rc = -1;
+    for (int k = 0; k < n && !rc; k++) rc = write_tensor(g, ts[k].name, ts[k].p, ts[k].buf);
+    free(ts);
     h5u_close(&g);
     return rc;
 }
@@ -118,74 +122,18 @@ static int write_meta(hid_t f, const CkptMeta *meta) {
     return rc;
 }
 
-// fsync of a directory, so a rename in it is on disk; 0 or errno.
-static int fsync_dir(const char *path) {
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return errno;
-    int err = fsync(fd) && errno != EINVAL ? errno : 0;  // some file systems cannot
-    close(fd);
-    return err;
-}
-
-// Writes the len bytes of buf to tmp, fsyncs it and renames it over path: 0 or errno, and
-// on failure no tmp is left and path is untouched.
-static int publish(const char *path, const char *tmp, const void *buf, size_t len) {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return errno;
-    int err = 0;
-    for (size_t done = 0; done < len && !err;) {
-        ssize_t k = write(fd, (const char *)buf + done, len - done);
-        if (k >= 0)
-            done += (size_t)k;
-        else if (errno != EINTR)
-            err = errno;
-    }
-    if (!err && fsync(fd)) err = errno;
-    if (close(fd) && !err) err = errno;
-    if (!err && rename(tmp, path)) err = errno;
-    if (err) {
-        unlink(tmp);
-        return err;
-    }
-    return fsync_dir(path);
-}
-
 int ckpt_save(const char *path, const Model *m, const Optim *opt, const CkptMeta *meta, Err *e) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
-        return err_set(e, ERR_RUNTIME, "%s: cannot write: path too long", path);
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return err_set(e, ERR_RUNTIME, "%s: cannot write: %s", path, strerror(EISDIR));
     if (opt && opt->n != m->table.n_trainable)
         return err_set(e, ERR_RUNTIME, "%s: optimizer holds %zu floats but the model has %zu",
                        path, opt->n, m->table.n_trainable);
-    // The file is built in memory and written with plain POSIX calls, so every OS error
-    // (disk full, quota, permissions) is ours to see and report, and to clean up after.
-    hid_t f = h5u_create_memory(tmp);
+    hid_t f = h5u_create_memory(path);
     if (f < 0) return err_set(e, ERR_RUNTIME, "%s: cannot create an HDF5 file in memory", path);
-    void *image = NULL;
-    size_t len = 0;
-    int rc = write_meta(f, meta) || write_model(f, m) || (opt && write_optim(f, m, opt)) ||
-             h5u_image(f, &image, &len);
+    int rc = write_meta(f, meta) || write_model(f, m) || (opt && write_optim(f, m, opt))
+                 ? err_set(e, ERR_RUNTIME, "%s: cannot write: HDF5 failed building the "
+                           "checkpoint (out of memory?)", path)
+                 : h5u_save_atomic(f, path, e);
     H5Fclose(f);
-    if (rc) {
-        free(image);
-        return err_set(e, ERR_RUNTIME, "%s: cannot write: HDF5 failed building the checkpoint "
-                       "(out of memory?)", path);
-    }
-    int err = publish(path, tmp, image, len);
-    free(image);
-    if (err) return err_set(e, ERR_RUNTIME, "%s: cannot write: %s", path, strerror(err));
-    return ERR_OK;
+    return rc;
 }
 
 // ---- loading ----
@@ -313,23 +261,17 @@ static int load_optim(hid_t f, const char *file, const Model *m, const Optim *o,
         rc = h5u_err(e, file, "checkpoint holds %s state but the config asks for %s", kind, want);
     else if (h5u_read_attr_i64(g, "step", &s->opt_step))
         rc = h5u_err(e, file, "/optim attribute step is missing or not an integer");
-    size_t n = m->table.n_trainable + 1;
-    if (!rc && o->m && !(s->m = malloc(n * sizeof(float))))
+    size_t floats = m->table.n_trainable + 1;
+    if (!rc && o->m && !(s->m = malloc(floats * sizeof(float))))
         rc = err_set(e, ERR_RUNTIME, "%s: out of memory", file);
-    if (!rc && o->v && !(s->v = malloc(n * sizeof(float))))
+    if (!rc && o->v && o->cfg.kind != OPTIM_SGD && !(s->v = malloc(floats * sizeof(float))))
         rc = err_set(e, ERR_RUNTIME, "%s: out of memory", file);
-    for (int i = 0; i < m->table.n && !rc; i++) {
-        const ParamDesc *p = &m->table.p[i];
-        if (p->kind != PARAM_TRAINABLE) continue;
-        const char *suffix[2];
-        float *buf[2];
-        int ns = optim_slots(o->cfg.kind, s->m, s->v, suffix, buf);
-        for (int k = 0; k < ns && !rc; k++) {
-            char name[CKPT_NAME_MAX];
-            snprintf(name, sizeof name, "%s%s", p->name, suffix[k]);
-            rc = read_tensor(g, file, "optim", name, p, buf[k] + p->offset, e);
-        }
-    }
+    OptimTensor *ts = NULL;
+    int n = rc ? 0 : optim_tensors(&m->table, o->cfg.kind, s->m, s->v, &ts);
+    if (n < 0) rc = err_set(e, ERR_RUNTIME, "%s: out of memory", file);
+    for (int k = 0; k < n && !rc; k++)
+        rc = read_tensor(g, file, "optim", ts[k].name, ts[k].p, ts[k].buf, e);
+    free(ts);
     free(kind);
     H5Gclose(g);
     return rc;
@@ -369,7 +311,7 @@ static int read_meta(hid_t f, const char *file, CkptMeta *meta, Err *e) {
 
 int ckpt_load(const char *path, Model *m, Optim *opt, CkptMeta *meta, Err *e) {
     const char *why;
-    hid_t f = h5u_open(path, H5F_ACC_RDONLY, &why);
+    hid_t f = h5u_open(path, &why);
     if (f < 0) return h5u_err(e, path, "cannot load checkpoint: %s", why);
     Staged s = {0};
     int rc = check_version(f, path, e);
@@ -381,8 +323,8 @@ int ckpt_load(const char *path, Model *m, Optim *opt, CkptMeta *meta, Err *e) {
         memcpy(m->params, s.params, m->table.n_trainable * sizeof(float));
         memcpy(m->bufs, s.bufs, m->table.n_buffer * sizeof(float));
         if (opt) {
-            if (opt->m) memcpy(opt->m, s.m, opt->n * sizeof(float));
-            if (opt->v) memcpy(opt->v, s.v, opt->n * sizeof(float));
+            if (s.m) memcpy(opt->m, s.m, opt->n * sizeof(float));
+            if (s.v) memcpy(opt->v, s.v, opt->n * sizeof(float));
             opt->step = s.opt_step;
         }
         if (meta) {
@@ -397,7 +339,7 @@ int ckpt_load(const char *path, Model *m, Optim *opt, CkptMeta *meta, Err *e) {
 int ckpt_read_meta(const char *path, CkptMeta *meta, Err *e) {
     const char *why;
     memset(meta, 0, sizeof *meta);
-    hid_t f = h5u_open(path, H5F_ACC_RDONLY, &why);
+    hid_t f = h5u_open(path, &why);
     if (f < 0) return h5u_err(e, path, "cannot read checkpoint: %s", why);
     int rc = check_version(f, path, e);
     if (!rc) rc = read_meta(f, path, meta, e);

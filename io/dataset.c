@@ -207,7 +207,7 @@ int dataset_load(Dataset *d, const char *file, const char *split, int64_t limit,
     snprintf(d->file, sizeof d->file, "%s", file);
     snprintf(d->split, sizeof d->split, "%s", split);
     const char *why;
-    hid_t f = h5u_open(file, H5F_ACC_RDONLY, &why), g = H5I_INVALID_HID;
+    hid_t f = h5u_open(file, &why), g = H5I_INVALID_HID;
     if (f < 0) return h5u_err(e, file, "cannot load /%s: %s", split, why);
     int rc = read_num_classes(f, file, &d->num_classes, e);
     if (rc) goto done;
@@ -229,7 +229,7 @@ done:
 
 int dataset_has_split(const char *file, const char *split, Err *e) {
     const char *why;
-    hid_t f = h5u_open(file, H5F_ACC_RDONLY, &why);
+    hid_t f = h5u_open(file, &why);
     if (f < 0) {
         h5u_err(e, file, "cannot look for /%s: %s", split, why);
         return -ERR_INPUT;
@@ -306,9 +306,8 @@ int dataset_create(const char *file, const DatasetAttrs *a, Err *e) {
         if (!isfinite(a->mean[c]) || !(a->std[c] > 0.0f) || !isfinite(a->std[c]))
             return h5u_err(e, file, "mean[%d] = %g, std[%d] = %g: std must be positive", c,
                        (double)a->mean[c], c, (double)a->std[c]);
-    const char *why;
-    hid_t f = h5u_create(file, &why);
-    if (f < 0) return err_set(e, ERR_RUNTIME, "%s: cannot create: %s", file, why);
+    hid_t f = h5u_create_memory(file);
+    if (f < 0) return err_set(e, ERR_RUNTIME, "%s: cannot create an HDF5 file in memory", file);
     int rc = ERR_OK;
     if (h5u_write_attr_i64(f, "num_classes", a->num_classes))
         rc = write_failed(e, file, "attribute num_classes");
@@ -317,7 +316,9 @@ int dataset_create(const char *file, const DatasetAttrs *a, Err *e) {
     else if (a->nchan && (h5u_write_attr_f32s(f, "mean", a->mean, a->nchan) ||
                           h5u_write_attr_f32s(f, "std", a->std, a->nchan)))
         rc = write_failed(e, file, "attributes mean/std");
-    if (H5Fclose(f) < 0 && !rc) rc = write_failed(e, file, "(closing the file failed)");
+    else
+        rc = h5u_save_atomic(f, file, e);
+    H5Fclose(f);
     return rc;
 }
 
@@ -347,7 +348,7 @@ static int check_split_data(const char *file, const char *split, const void *x, 
 int dataset_write_split(const char *file, const char *split, const void *x, int is_u8,
                         const int32_t *y, int64_t n, Shape shape, Err *e) {
     const char *why;
-    hid_t f = h5u_open(file, H5F_ACC_RDWR, &why), g = H5I_INVALID_HID;
+    hid_t f = h5u_open_memory(file, &why), g = H5I_INVALID_HID;
     if (f < 0) return err_set(e, ERR_RUNTIME, "%s: cannot open for writing: %s", file, why);
     int k = 0;
     int rc = read_num_classes(f, file, &k, e);
@@ -369,9 +370,11 @@ int dataset_write_split(const char *file, const char *split, const void *x, int 
         rc = err_set(e, ERR_RUNTIME, "%s: cannot write /%s/x", file, split);
     else if (h5u_write_dataset(g, "y", H5T_STD_I64LE, H5T_NATIVE_INT32, 1, dims, y))
         rc = err_set(e, ERR_RUNTIME, "%s: cannot write /%s/y", file, split);
+    h5u_close(&g);
+    if (!rc) rc = h5u_save_atomic(f, file, e);
 done:
     h5u_close(&g);
-    if (H5Fclose(f) < 0 && !rc) rc = write_failed(e, file, "(closing the file failed)");
+    H5Fclose(f);
     return rc;
 }
 
@@ -395,7 +398,7 @@ static void info_split(FILE *out, const Dataset *d) {
 // The root attributes: num_classes, class names and normalization.
 static int info_root(FILE *out, const char *file, Err *e) {
     const char *why;
-    hid_t f = h5u_open(file, H5F_ACC_RDONLY, &why);
+    hid_t f = h5u_open(file, &why);
     if (f < 0) return h5u_err(e, file, "cannot read: %s", why);
     int k = 0;
     int rc = read_num_classes(f, file, &k, e);

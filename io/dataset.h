@@ -50,9 +50,10 @@ typedef struct {
     const float *mean, *std;      // (nchan)
     const char *const *class_names;  // (num_classes) or NULL
 } DatasetAttrs;
-// Creates (truncates) file with the root attributes.
+// Creates (replaces) file with the root attributes.
 int dataset_create(const char *file, const DatasetAttrs *a, Err *e);
-// Adds one split group to an existing file.
+// Adds one split group to an existing file. Both write the whole file anew and rename it into
+// place, so a failure (ERR_RUNTIME naming the OS's reason) leaves the previous file intact.
 int dataset_write_split(const char *file, const char *split, const void *x, int is_u8,
                         const int32_t *y, int64_t n, Shape shape, Err *e);
 

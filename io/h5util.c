@@ -27,7 +27,8 @@ void h5u_quiet(void) {
     }
 }
 
-hid_t h5u_open(const char *path, unsigned flags, const char **why) {
+// Opens path with access properties fapl; see h5u_open.
+static hid_t open_with(const char *path, unsigned flags, hid_t fapl, const char **why) {
     h5u_quiet();
     // Ask the OS first: its reason (no such file, permission) is the one a user can act on.
     int fd = open(path, O_RDONLY);
@@ -46,61 +47,112 @@ hid_t h5u_open(const char *path, unsigned flags, const char **why) {
         *why = "not an HDF5 file";
         return H5I_INVALID_HID;
     }
-    hid_t f = H5Fopen(path, flags, H5P_DEFAULT);
+    hid_t f = H5Fopen(path, flags, fapl);
     if (f < 0) *why = "damaged or truncated HDF5 file";
     return f;
 }
 
-// File creation properties that make groups list links in creation order.
-static hid_t ordered_fcpl(void) {
-    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
-    if (fcpl >= 0 &&
-        H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0)
-        h5u_close(&fcpl);
-    return fcpl;
+hid_t h5u_open(const char *path, const char **why) {
+    return open_with(path, H5F_ACC_RDONLY, H5P_DEFAULT, why);
 }
 
-hid_t h5u_create(const char *path, const char **why) {
-    h5u_quiet();
-    // HDF5 does not pass the OS's reason on; creating the file ourselves first does.
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        *why = strerror(errno);
-        return H5I_INVALID_HID;
-    }
-    close(fd);
-    *why = "HDF5 cannot create it";
-    hid_t fcpl = ordered_fcpl();
-    hid_t f = fcpl >= 0 ? H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT) : H5I_INVALID_HID;
-    h5u_close(&fcpl);
-    return f;
+// Access properties of a file held in memory and never written back by HDF5.
+static hid_t memory_fapl(void) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 20, 0) < 0) h5u_close(&fapl);
+    return fapl;
 }
 
 hid_t h5u_create_memory(const char *name) {
     h5u_quiet();
-    hid_t f = H5I_INVALID_HID, fcpl = ordered_fcpl(), fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fcpl >= 0 && fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 20, 0) >= 0)
+    hid_t f = H5I_INVALID_HID, fapl = memory_fapl(), fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (fapl >= 0 && fcpl >= 0 &&
+        H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) >= 0)
         f = H5Fcreate(name, H5F_ACC_TRUNC, fcpl, fapl);
-    h5u_close(&fapl);
     h5u_close(&fcpl);
+    h5u_close(&fapl);
     return f;
 }
 
-int h5u_image(hid_t f, void **buf, size_t *len) {
+hid_t h5u_open_memory(const char *path, const char **why) {
+    hid_t fapl = memory_fapl();
+    if (fapl < 0) {
+        *why = "out of memory";
+        return H5I_INVALID_HID;
+    }
+    hid_t f = open_with(path, H5F_ACC_RDWR, fapl, why);
+    H5Pclose(fapl);
+    return f;
+}
+
+// The complete bytes of file f into *buf (malloc'd), *len.
+static int file_image(hid_t f, void **buf, size_t *len) {
     *buf = NULL;
-    *len = 0;
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) return H5U_FAIL;
     ssize_t n = H5Fget_file_image(f, NULL, 0);
-    if (n <= 0) return H5U_FAIL;
-    void *b = malloc((size_t)n);
-    if (!b) return H5U_FAIL;
-    if (H5Fget_file_image(f, b, (size_t)n) != n) {
-        free(b);
+    if (n <= 0 || !(*buf = malloc((size_t)n))) return H5U_FAIL;
+    if (H5Fget_file_image(f, *buf, (size_t)n) != n) {
+        free(*buf);
+        *buf = NULL;
         return H5U_FAIL;
     }
-    *buf = b;
     *len = (size_t)n;
     return H5U_OK;
+}
+
+// fsync of the directory holding path, so a rename in it is on disk; 0 or errno.
+static int fsync_parent(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return errno;
+    int err = fsync(fd) && errno != EINVAL ? errno : 0;  // some file systems cannot
+    close(fd);
+    return err;
+}
+
+// The body of h5u_save_atomic: 0, errno, or -1 when HDF5 cannot produce the bytes.
+static int save_atomic(hid_t f, const char *path) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
+        return ENAMETOOLONG;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return EISDIR;
+    void *buf;
+    size_t len;
+    if (file_image(f, &buf, &len)) return -1;
+    int err = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) err = errno;
+    for (size_t done = 0; fd >= 0 && done < len && !err;) {
+        ssize_t k = write(fd, (const char *)buf + done, len - done);
+        if (k >= 0)
+            done += (size_t)k;
+        else if (errno != EINTR)
+            err = errno;
+    }
+    free(buf);
+    if (fd >= 0) {
+        if (!err && fsync(fd)) err = errno;
+        if (close(fd) && !err) err = errno;
+        if (!err && rename(tmp, path)) err = errno;
+        if (err) unlink(tmp);
+    }
+    return err ? err : fsync_parent(path);
+}
+
+int h5u_save_atomic(hid_t f, const char *path, Err *e) {
+    int err = save_atomic(f, path);
+    if (err < 0)
+        return err_set(e, ERR_RUNTIME, "%s: cannot write: HDF5 cannot produce the file's bytes "
+                       "(out of memory?)", path);
+    if (err) return err_set(e, ERR_RUNTIME, "%s: cannot write: %s", path, strerror(err));
+    return ERR_OK;
 }
 
 hid_t h5u_group_create(hid_t loc, const char *name) {

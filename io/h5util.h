@@ -19,19 +19,24 @@ int h5u_err(Err *e, const char *file, const char *fmt, ...) __attribute__((forma
 // Turns off HDF5's automatic error printing: io/ reports errors through Err, never stderr.
 void h5u_quiet(void);
 
-// Opens an existing file (flags H5F_ACC_RDONLY or H5F_ACC_RDWR). On failure returns
-// H5I_INVALID_HID and *why says why in a few words ("No such file or directory",
-// "not an HDF5 file", "damaged or truncated HDF5 file").
-hid_t h5u_open(const char *path, unsigned flags, const char **why);
-// Creates (truncates) a file whose groups list their links in creation order, as h5py shows.
-// On failure returns H5I_INVALID_HID and *why is the OS's reason ("Permission denied").
-hid_t h5u_create(const char *path, const char **why);
-// The same, but the file lives only in memory (HDF5's core driver); h5u_image copies out its
-// bytes, so the caller writes them with plain POSIX calls and sees the OS's errors itself,
-// and a failed write cannot leave HDF5 holding a half-closed file.
+// Opens an existing file read-only. On failure returns H5I_INVALID_HID and *why says why in
+// a few words ("No such file or directory", "not an HDF5 file", "damaged or truncated HDF5
+// file").
+hid_t h5u_open(const char *path, const char **why);
+
+// Files are written in memory (HDF5's core driver) and saved with h5u_save_atomic, which
+// writes the bytes with plain POSIX calls: every OS error (disk full, quota, permission) is
+// ours to report, a failed write cannot leave HDF5 holding a half-closed file (HDF5 1.10
+// then crashes at exit), and the file at path is replaced whole or not at all.
+// A new, empty file whose groups list their links in creation order, as h5py shows them.
 hid_t h5u_create_memory(const char *name);
-// *buf (malloc'd, caller frees) gets the *len bytes of the complete file f.
-int h5u_image(hid_t f, void **buf, size_t *len);
+// An existing file, read into memory to be changed; *why as for h5u_open.
+hid_t h5u_open_memory(const char *path, const char **why);
+// Writes f's bytes to "<path>.tmp.<pid>", fsyncs, renames it over path and fsyncs the
+// directory. ERR_OK, or ERR_RUNTIME "path: cannot write: <the OS's reason>" with the
+// temporary removed.
+int h5u_save_atomic(hid_t f, const char *path, Err *e);
+
 // Creates a group that lists its links in creation order.
 hid_t h5u_group_create(hid_t loc, const char *name);
 // Closes any HDF5 id by its type and sets it to H5I_INVALID_HID; ignores invalid ids.

@@ -12,21 +12,11 @@
 
 #include <cmocka.h>
 
-#if __has_include(<hdf5.h>)
-#include <hdf5.h>
-#else
-#include <hdf5/serial/hdf5.h>
-#endif
-
 #include "io/dataset.h"
+#include "iotest.h"
 #include "testutil.h"
 
 static const char *dir;
-
-// No HDF5 object may stay open after any io/ call, failed or not.
-static void assert_no_open_hdf5(void) {
-    assert_int_equal(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
-}
 
 // ---- writing good files through the API ----
 
@@ -55,13 +45,7 @@ static void test_roundtrip_u8_chw(void **state) {
     Err e = {0};
     assert_int_equal(dataset_load(&d, path, "train", 0, &e), ERR_OK);
     assert_no_open_hdf5();
-    assert_int_equal(d.n, 5);
-    assert_int_equal(d.shape.ndim, 3);
-    assert_int_equal(d.shape.d[0], 2);
-    assert_int_equal(d.shape.d[1], 2);
-    assert_int_equal(d.shape.d[2], 3);
-    assert_int_equal(d.num_classes, 3);
-    assert_int_equal(d.is_u8, 1);
+    assert_u8_split(&d, 5, 3, (Shape){3, {2, 2, 3}});
     assert_int_equal(d.nchan, 2);
     assert_true(d.mean[1] == 0.25f && d.std[1] == 0.4f);
     assert_string_equal(d.split, "train");
@@ -218,54 +202,98 @@ static void test_writer_refuses_what_loader_would(void **state) {
     assert_no_open_hdf5();
 }
 
-// ---- bad files, written with raw HDF5 calls ----
-
-// A file with root attribute num_classes (unless < 0) and a /train group; returns the group,
-// *file gets the file.
-static hid_t raw_begin(const char *path, int64_t num_classes, hid_t *file) {
-    *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    assert_true(*file >= 0);
-    if (num_classes >= 0) {
-        hid_t s = H5Screate(H5S_SCALAR);
-        hid_t a = H5Acreate2(*file, "num_classes", H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-        assert_true(H5Awrite(a, H5T_NATIVE_INT64, &num_classes) >= 0);
-        H5Aclose(a);
-        H5Sclose(s);
-    }
-    hid_t g = H5Gcreate2(*file, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    assert_true(g >= 0);
-    return g;
+// A write that runs out of room (a file-size limit plays the full disk: writes past it fail
+// with EFBIG once SIGXFSZ is ignored) reports the OS's reason and leaves the file as it was.
+static void test_failed_write_keeps_file(void **state) {
+    (void)state;
+    const char *path = test_path(dir, "full.h5");
+    write_u8_chw(path, 1);
+    size_t len = 0, len2 = 0;
+    char *before = test_read_file(path, &len);
+    enum { N = 100, D = 1000 };
+    uint8_t *x = calloc(N * D, 1);
+    int32_t y[N] = {0};
+    DiskFull full;
+    disk_full_begin(&full, len + 4096);
+    Err e = {0};
+    int rc = dataset_write_split(path, "val", x, 1, y, N, (Shape){1, {D}}, &e);
+    disk_full_end(&full);
+    free(x);
+    if (rc != ERR_RUNTIME || !strstr(e.msg, path) || !strstr(e.msg, "File too large"))
+        fail_msg("expected ERR_RUNTIME naming the file and 'File too large', got %d: %s", rc, e.msg);
+    assert_no_open_hdf5();
+    char *after = test_read_file(path, &len2);
+    assert_int_equal(len, len2);
+    assert_memory_equal(before, after, len);
+    free(before);
+    free(after);
+    assert_no_temp_files(dir);
+    assert_int_equal(dataset_has_split(path, "val", &e), 0);
 }
 
-static void raw_dataset(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims,
-                        const void *data) {
-    hid_t s = H5Screate_simple(rank, dims, NULL);
-    hid_t d = H5Dcreate2(loc, name, type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+// ---- bad files, written with raw HDF5 calls ----
+
+// One dataset of a hand-made file; type 0 leaves it out.
+typedef struct {
+    hid_t type;
+    int rank;
+    hsize_t dims[4];
+    const void *data;
+} Raw;
+
+// A hand-made file: root attribute num_classes (left out when < 0), /train/x and /train/y,
+// root attributes mean and std (left out when their count is 0).
+typedef struct {
+    int64_t num_classes;
+    Raw x, y;
+    int nmean, nstd;
+    const float *mean, *std;
+} RawFile;
+
+static const uint8_t good_x[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+static const int32_t good_y[4] = {0, 1, 1, 0};
+
+// A well-formed file: 2 classes, x (4,3) uint8, y (4) int32; cases change one thing.
+static RawFile good(void) {
+    return (RawFile){.num_classes = 2, .x = {H5T_NATIVE_UCHAR, 2, {4, 3}, good_x},
+                     .y = {H5T_NATIVE_INT32, 1, {4}, good_y}};
+}
+
+static void raw_dataset(hid_t loc, const char *name, Raw r) {
+    if (!r.type) return;
+    hid_t s = H5Screate_simple(r.rank, r.dims, NULL);
+    hid_t d = H5Dcreate2(loc, name, r.type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     assert_true(d >= 0);
-    if (data) assert_true(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    if (r.data) assert_true(H5Dwrite(d, r.type, H5S_ALL, H5S_ALL, H5P_DEFAULT, r.data) >= 0);
     H5Dclose(d);
     H5Sclose(s);
 }
 
-static void raw_attr_floats(hid_t loc, const char *name, const float *v, hsize_t n) {
-    hid_t s = H5Screate_simple(1, &n, NULL);
-    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_FLOAT, s, H5P_DEFAULT, H5P_DEFAULT);
-    assert_true(H5Awrite(a, H5T_NATIVE_FLOAT, v) >= 0);
+static void raw_attr(hid_t loc, const char *name, hid_t type, hsize_t n, const void *v) {
+    hid_t s = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, type, s, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Awrite(a, type, v) >= 0);
     H5Aclose(a);
     H5Sclose(s);
 }
 
-static void raw_end(hid_t g, hid_t f) {
+// Writes r as dir/name; returns the path.
+static const char *raw_file(const char *name, RawFile r) {
+    const char *path = test_path(dir, name);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    if (r.num_classes >= 0) raw_attr(f, "num_classes", H5T_NATIVE_INT64, 0, &r.num_classes);
+    if (r.nmean) raw_attr(f, "mean", H5T_NATIVE_FLOAT, (hsize_t)r.nmean, r.mean);
+    if (r.nstd) raw_attr(f, "std", H5T_NATIVE_FLOAT, (hsize_t)r.nstd, r.std);
+    hid_t g = H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(g >= 0);
+    raw_dataset(g, "x", r.x);
+    raw_dataset(g, "y", r.y);
     H5Gclose(g);
     H5Fclose(f);
     assert_no_open_hdf5();
+    return path;
 }
-
-// A well-formed (4,3) uint8 x and (4) int32 y in group g.
-static const uint8_t good_x[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-static const int32_t good_y[4] = {0, 1, 1, 0};
-static void raw_good_x(hid_t g) { raw_dataset(g, "x", H5T_NATIVE_UCHAR, 2, (hsize_t[]){4, 3}, good_x); }
-static void raw_good_y(hid_t g) { raw_dataset(g, "y", H5T_NATIVE_INT32, 1, (hsize_t[]){4}, good_y); }
 
 // dataset_load of split must fail with ERR_INPUT, one line naming the file and each needle.
 static void expect_refused(const char *path, const char *split, const char *needle1,
@@ -308,153 +336,104 @@ static void test_bad_files(void **state) {
 
 static void test_bad_structure(void **state) {
     (void)state;
-    hid_t f, g;
     const char *path = test_path(dir, "nosplit.h5");
     write_u8_chw(path, 1);
     expect_refused(path, "val", "/val", NULL);
     expect_refused(path, "test", "has no /test group", NULL);
 
-    path = test_path(dir, "nox.h5");
-    g = raw_begin(path, 2, &f);
-    raw_good_y(g);
-    raw_end(g, f);
-    expect_refused(path, "train", "/train/x is missing", NULL);
-
-    path = test_path(dir, "noy.h5");
-    g = raw_begin(path, 2, &f);
-    raw_good_x(g);
-    raw_end(g, f);
-    expect_refused(path, "train", "/train/y is missing", NULL);
-
-    path = test_path(dir, "nmismatch.h5");
-    g = raw_begin(path, 2, &f);
-    raw_good_x(g);
-    raw_dataset(g, "y", H5T_NATIVE_INT32, 1, (hsize_t[]){3}, good_y);
-    raw_end(g, f);
-    expect_refused(path, "train", "/train/y has 3 samples but /train/x has 4", NULL);
-
-    path = test_path(dir, "empty.h5");
-    g = raw_begin(path, 2, &f);
-    raw_dataset(g, "x", H5T_NATIVE_UCHAR, 2, (hsize_t[]){0, 3}, NULL);
-    raw_dataset(g, "y", H5T_NATIVE_INT32, 1, (hsize_t[]){0}, NULL);
-    raw_end(g, f);
-    expect_refused(path, "train", "/train is empty", NULL);
+    RawFile r = good();
+    r.x.type = 0;
+    expect_refused(raw_file("nox.h5", r), "train", "/train/x is missing", NULL);
+    r = good();
+    r.y.type = 0;
+    expect_refused(raw_file("noy.h5", r), "train", "/train/y is missing", NULL);
+    r = good();
+    r.y.dims[0] = 3;
+    expect_refused(raw_file("nmismatch.h5", r), "train",
+                   "/train/y has 3 samples but /train/x has 4", NULL);
+    r = good();
+    r.x.dims[0] = r.y.dims[0] = 0;
+    r.x.data = r.y.data = NULL;
+    expect_refused(raw_file("empty.h5", r), "train", "/train is empty", NULL);
 }
 
 static void test_bad_labels_and_classes(void **state) {
     (void)state;
-    hid_t f, g;
-    const char *path = test_path(dir, "label_high.h5");
-    g = raw_begin(path, 2, &f);
-    raw_good_x(g);
-    raw_dataset(g, "y", H5T_NATIVE_INT32, 1, (hsize_t[]){4}, (int32_t[]){0, 1, 2, 0});
-    raw_end(g, f);
-    expect_refused(path, "train", "/train/y[2] is 2", "[0, 2)");
-
-    path = test_path(dir, "label_neg.h5");
-    g = raw_begin(path, 2, &f);
-    raw_good_x(g);
-    raw_dataset(g, "y", H5T_NATIVE_INT64, 1, (hsize_t[]){4}, (int64_t[]){0, 1, 1, -1});
-    raw_end(g, f);
-    expect_refused(path, "train", "/train/y[3] is -1", NULL);
-
-    path = test_path(dir, "no_classes.h5");
-    g = raw_begin(path, -1, &f);
-    raw_good_x(g);
-    raw_good_y(g);
-    raw_end(g, f);
-    expect_refused(path, "train", "num_classes is missing", NULL);
-
-    path = test_path(dir, "one_class.h5");
-    g = raw_begin(path, 1, &f);
-    raw_good_x(g);
-    raw_dataset(g, "y", H5T_NATIVE_INT32, 1, (hsize_t[]){4}, (int32_t[]){0, 0, 0, 0});
-    raw_end(g, f);
-    expect_refused(path, "train", "num_classes is 1", NULL);
-
-    path = test_path(dir, "y_float.h5");
-    g = raw_begin(path, 2, &f);
-    raw_good_x(g);
-    raw_dataset(g, "y", H5T_NATIVE_FLOAT, 1, (hsize_t[]){4}, (float[]){0, 1, 1, 0});
-    raw_end(g, f);
-    expect_refused(path, "train", "/train/y has type float32", NULL);
+    RawFile r = good();
+    r.y.data = (int32_t[]){0, 1, 2, 0};
+    expect_refused(raw_file("label_high.h5", r), "train", "/train/y[2] is 2", "[0, 2)");
+    r = good();
+    r.y.type = H5T_NATIVE_INT64;
+    r.y.data = (int64_t[]){0, 1, 1, -1};
+    expect_refused(raw_file("label_neg.h5", r), "train", "/train/y[3] is -1", NULL);
+    r = good();
+    r.num_classes = -1;
+    expect_refused(raw_file("no_classes.h5", r), "train", "num_classes is missing", NULL);
+    r = good();
+    r.num_classes = 1;
+    r.y.data = (int32_t[]){0, 0, 0, 0};
+    expect_refused(raw_file("one_class.h5", r), "train", "num_classes is 1", NULL);
+    r = good();
+    r.y.type = H5T_NATIVE_FLOAT;
+    r.y.data = (float[]){0, 1, 1, 0};
+    expect_refused(raw_file("y_float.h5", r), "train", "/train/y has type float32", NULL);
 }
 
 static void test_bad_x(void **state) {
     (void)state;
-    hid_t f, g;
-    const char *path = test_path(dir, "x_rank3.h5");
-    g = raw_begin(path, 2, &f);
-    raw_dataset(g, "x", H5T_NATIVE_UCHAR, 3, (hsize_t[]){4, 1, 3}, good_x);
-    raw_good_y(g);
-    raw_end(g, f);
-    expect_refused(path, "train", "/train/x has shape (4,1,3)", NULL);
-
-    path = test_path(dir, "x_int16.h5");
-    g = raw_begin(path, 2, &f);
-    raw_dataset(g, "x", H5T_NATIVE_INT16, 2, (hsize_t[]){4, 3}, (int16_t[12]){0});
-    raw_good_y(g);
-    raw_end(g, f);
-    expect_refused(path, "train", "/train/x has type int16", NULL);
-
-    path = test_path(dir, "x_f64.h5");
-    g = raw_begin(path, 2, &f);
-    raw_dataset(g, "x", H5T_NATIVE_DOUBLE, 2, (hsize_t[]){4, 3}, (double[12]){0});
-    raw_good_y(g);
-    raw_end(g, f);
-    expect_refused(path, "train", "/train/x has type float64", NULL);
+    RawFile r = good();
+    r.x.rank = 3;
+    r.x.dims[1] = 1, r.x.dims[2] = 3;
+    expect_refused(raw_file("x_rank3.h5", r), "train", "/train/x has shape (4,1,3)", NULL);
+    r = good();
+    r.x.type = H5T_NATIVE_INT16;
+    r.x.data = (int16_t[12]){0};
+    expect_refused(raw_file("x_int16.h5", r), "train", "/train/x has type int16", NULL);
+    r = good();
+    r.x.type = H5T_NATIVE_DOUBLE;
+    r.x.data = (double[12]){0};
+    expect_refused(raw_file("x_f64.h5", r), "train", "/train/x has type float64", NULL);
 
     float xs[12] = {0};
     const float specials[2] = {NAN, -INFINITY};
     const char *names[2] = {"nan", "-inf"};
     for (int k = 0; k < 2; k++) {
         xs[7] = specials[k];
-        path = test_path(dir, k ? "x_inf.h5" : "x_nan.h5");
-        g = raw_begin(path, 2, &f);
-        raw_dataset(g, "x", H5T_NATIVE_FLOAT, 2, (hsize_t[]){4, 3}, xs);
-        raw_good_y(g);
-        raw_end(g, f);
-        expect_refused(path, "train", "/train/x of sample 2 holds", names[k]);
+        r = good();
+        r.x.type = H5T_NATIVE_FLOAT;
+        r.x.data = xs;
+        expect_refused(raw_file(k ? "x_inf.h5" : "x_nan.h5", r), "train",
+                       "/train/x of sample 2 holds", names[k]);
     }
-}
-
-// A good (4,3) file plus the given mean/std root attributes (n = 0: leave it out).
-static void write_with_norm(const char *path, const float *mean, int nmean, const float *std,
-                            int nstd) {
-    hid_t f;
-    hid_t g = raw_begin(path, 2, &f);
-    raw_good_x(g);
-    raw_good_y(g);
-    if (nmean) raw_attr_floats(f, "mean", mean, (hsize_t)nmean);
-    if (nstd) raw_attr_floats(f, "std", std, (hsize_t)nstd);
-    raw_end(g, f);
 }
 
 static void test_bad_norm(void **state) {
     (void)state;
     const float two[2] = {0.5f, 0.5f}, zero[1] = {0.0f}, neg[1] = {-1.0f}, ok[1] = {0.5f};
-    const char *path = test_path(dir, "mean_len.h5");
-    write_with_norm(path, two, 2, ok, 1);
-    expect_refused(path, "train", "mean has 2 values but /train/x has 1 channel", NULL);
-    path = test_path(dir, "std_len.h5");
-    write_with_norm(path, ok, 1, two, 2);
-    expect_refused(path, "train", "std has 2 values", NULL);
-    path = test_path(dir, "std_zero.h5");
-    write_with_norm(path, ok, 1, zero, 1);
-    expect_refused(path, "train", "std[0] is 0", NULL);
-    path = test_path(dir, "std_neg.h5");
-    write_with_norm(path, ok, 1, neg, 1);
-    expect_refused(path, "train", "std[0] is -1", NULL);
-    path = test_path(dir, "std_only.h5");
-    write_with_norm(path, ok, 0, ok, 1);
-    expect_refused(path, "train", "mean is missing", NULL);
+    const struct {
+        const char *name;
+        int nmean, nstd;
+        const float *mean, *std;
+        const char *needle;
+    } cases[] = {
+        {"mean_len.h5", 2, 1, two, ok, "mean has 2 values but /train/x has 1 channel"},
+        {"std_len.h5", 1, 2, ok, two, "std has 2 values"},
+        {"std_zero.h5", 1, 1, ok, zero, "std[0] is 0"},
+        {"std_neg.h5", 1, 1, ok, neg, "std[0] is -1"},
+        {"std_only.h5", 0, 1, ok, ok, "mean is missing"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        RawFile r = good();
+        r.nmean = cases[i].nmean, r.nstd = cases[i].nstd;
+        r.mean = cases[i].mean, r.std = cases[i].std;
+        expect_refused(raw_file(cases[i].name, r), "train", cases[i].needle, NULL);
+    }
 
-    // and the good case of the same helper loads, normalized
-    path = test_path(dir, "norm_ok.h5");
-    write_with_norm(path, ok, 1, ok, 1);
-    Dataset d;
-    Err e = {0};
-    assert_int_equal(dataset_load(&d, path, "train", 0, &e), ERR_OK);
+    // and the same kind of file with good attributes loads, normalized
+    RawFile r = good();
+    r.nmean = r.nstd = 1;
+    r.mean = r.std = ok;
+    Dataset d = load_or_fail(raw_file("norm_ok.h5", r), "train");
     float x[3];
     dataset_gather(&d, (int64_t[]){1}, 1, x, NULL);
     assert_true(x[0] == ((float)4 / 255.0f - 0.5f) / 0.5f);
@@ -471,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_has_split),
         cmocka_unit_test(test_info),
         cmocka_unit_test(test_writer_refuses_what_loader_would),
+        cmocka_unit_test(test_failed_write_keeps_file),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_structure),
         cmocka_unit_test(test_bad_labels_and_classes),
