@@ -22,3 +22,22 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
                         const float *rstd, int B, int D);
 void dropout_mask(uint8_t *keep, size_t n, float p, philox_key key, uint32_t sample,
                   uint32_t step, uint32_t stream);
+void conv2d_im2col(float *col, const float *inp, int C, int H, int W, int K, int S, int P, int OH,
+                   int OW);
+void conv2d_col2im(float *dinp, const float *col, int C, int H, int W, int K, int S, int P, int OH,
+                   int OW);
+void conv2d_forward(float *out, float *col, const float *inp, const float *weight,
+                    const float *bias, int B, int C, int H, int W, int OC, int K, int S, int P);
+void conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, const float *dout,
+                     const float *inp, const float *weight, int B, int C, int H, int W, int OC,
+                     int K, int S, int P);
+void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
+                       int K, int S, int P);
+void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C, int H,
+                        int W, int OH, int OW);
+void avgpool2d_forward(float *out, const float *inp, int B, int C, int H, int W, int K, int S,
+                       int P);
+void avgpool2d_backward(float *dinp, const float *dout, int B, int C, int H, int W, int K, int S,
+                        int P);
+void globalavgpool_forward(float *out, const float *inp, int B, int C, int HW);
+void globalavgpool_backward(float *dinp, const float *dout, int B, int C, int HW);

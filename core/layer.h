@@ -29,8 +29,11 @@ static inline size_t shape_numel(Shape s) {
 typedef struct {
     char type[32];             // registry name: "linear", "gelu", ...
     char name[LAYER_NAME_MAX];  // state_dict prefix: "fc1"
-    int out;                   // linear: out_features
-    int bias;                  // linear: 1 = has bias (default)
+    int out;                   // linear: out_features; conv2d: out_channels
+    int bias;                  // linear, conv2d: 1 = has bias (default)
+    int kernel;                // conv2d, maxpool2d, avgpool2d: square kernel size
+    int stride;                // conv2d (0 = 1), pooling (0 = kernel)
+    int padding;               // conv2d, pooling: zero padding on every side
     float p;                   // dropout: drop probability
     float eps;                 // layernorm: epsilon (default 1e-5)
 } LayerSpec;

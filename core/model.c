@@ -6,10 +6,12 @@
 #include <string.h>
 
 extern const LayerKind layer_linear, layer_relu, layer_gelu, layer_layernorm, layer_dropout,
-    layer_flatten;
+    layer_flatten, layer_conv2d, layer_maxpool2d, layer_avgpool2d, layer_globalavgpool;
 
 static const LayerKind *const registry[] = {
-    &layer_linear, &layer_relu, &layer_gelu, &layer_layernorm, &layer_dropout, &layer_flatten,
+    &layer_linear,    &layer_relu,      &layer_gelu,      &layer_layernorm,
+    &layer_dropout,   &layer_flatten,   &layer_conv2d,    &layer_maxpool2d,
+    &layer_avgpool2d, &layer_globalavgpool,
 };
 #define NKINDS (int)(sizeof registry / sizeof registry[0])
 

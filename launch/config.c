@@ -80,8 +80,10 @@ typedef struct {
     const char *types;  // space-separated; "*" = every type
 } LayerKey;
 static const LayerKey layer_keys[] = {
-    {"name", "*"}, {"type", "*"}, {"out", "linear"}, {"bias", "linear"},
+    {"name", "*"}, {"type", "*"}, {"out", "linear conv2d"}, {"bias", "linear conv2d"},
     {"p", "dropout"}, {"eps", "layernorm"},
+    {"kernel", "conv2d maxpool2d avgpool2d"}, {"stride", "conv2d maxpool2d avgpool2d"},
+    {"padding", "conv2d maxpool2d avgpool2d"},
 };
 #define NLAYERKEYS (int)(sizeof layer_keys / sizeof layer_keys[0])
 
@@ -276,6 +278,19 @@ static int read_layers(Config *c, const config_setting_t *list, Err *e) {
         if (strcmp(type, "linear") == 0 && sp->out == 0)
             return err_set(e, ERR_INPUT, "%s: layer %s (linear) needs out = <features>",
                            where(c, l), name);
+        if (strcmp(type, "conv2d") == 0 && sp->out == 0)
+            return err_set(e, ERR_INPUT, "%s: layer %s (conv2d) needs out = <channels>",
+                           where(c, l), name);
+        // kernel has no default; stride 0 means the type's default (conv 1, pooling = kernel)
+        if (read_layer_num(c, l, name, "kernel", 1, 64, 1, 0, &v, e)) return e->code;
+        sp->kernel = (int)v;
+        if (layer_key_allowed("kernel", type) && sp->kernel == 0)
+            return err_set(e, ERR_INPUT, "%s: layer %s (%s) needs kernel = <size>", where(c, l),
+                           name, type);
+        if (read_layer_num(c, l, name, "stride", 1, 64, 1, 0, &v, e)) return e->code;
+        sp->stride = (int)v;
+        if (read_layer_num(c, l, name, "padding", 0, 64, 1, 0, &v, e)) return e->code;
+        sp->padding = (int)v;
         if (read_layer_num(c, l, name, "bias", 0, 1, 1, 1, &v, e)) return e->code;
         sp->bias = (int)v;
         if (read_layer_num(c, l, name, "p", 0, 1, 0, 0.5, &v, e)) return e->code;

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "core/kernels.h"
 #include "core/layer.h"
 #include "core/model.h"
 #include "core/philox.h"
@@ -71,8 +72,9 @@ static void check_close(const char *what, const double *num, const float *ana, s
                      (double)ana[i], scale);
 }
 
-// Checks d L / d input and d L / d every parameter for one layer configuration.
-static void gradcheck(const LayerSpec *spec, Shape in, int B, int train) {
+// Checks d L / d input and d L / d every parameter for one layer configuration, at the
+// input x0 ((B, in) values) or, if NULL, at random inputs kept 0.05 away from 0.
+static void gradcheck_at(const LayerSpec *spec, Shape in, int B, int train, const float *x0) {
     Harness h;
     harness_init(&h, spec, in, B);
     int64_t ids[64];
@@ -84,7 +86,7 @@ static void gradcheck(const LayerSpec *spec, Shape in, int B, int train) {
     // inputs kept 0.05 away from 0, so no +-h nudge crosses ReLU's kink
     for (size_t i = 0; i < h.nin; i++) {
         float u = 1.5f * urand((uint32_t)i, 33);
-        x[i] = u + (u >= 0 ? 0.05f : -0.05f);
+        x[i] = x0 ? x0[i] : u + (u >= 0 ? 0.05f : -0.05f);
     }
     for (size_t i = 0; i < h.nout; i++) dy[i] = urand((uint32_t)i, 22);
     // analytic
@@ -113,6 +115,10 @@ static void gradcheck(const LayerSpec *spec, Shape in, int B, int train) {
     check_close("dparams", num, h.dparams, h.t.n_trainable);
     free(x), free(y), free(dy), free(dx), free(num);
     harness_free(&h);
+}
+
+static void gradcheck(const LayerSpec *spec, Shape in, int B, int train) {
+    gradcheck_at(spec, in, B, train, NULL);
 }
 
 static LayerSpec spec(const char *type) {
@@ -160,6 +166,110 @@ static void test_flatten(void **state) {
     (void)state;
     LayerSpec s = spec("flatten");
     gradcheck(&s, (Shape){3, {2, 3, 2}}, 2, 1);
+}
+
+static void test_conv2d(void **state) {
+    (void)state;
+    LayerSpec s = spec("conv2d");
+    s.out = 3, s.kernel = 3;
+    gradcheck(&s, (Shape){3, {2, 5, 4}}, 2, 1);  // bias, stride 1, no padding, H != W
+    s.bias = 0, s.stride = 2, s.padding = 1;
+    gradcheck(&s, (Shape){3, {2, 6, 5}}, 2, 1);  // no bias, stride 2 (uneven), padding 1
+    s.bias = 1, s.kernel = 2, s.stride = 1, s.padding = 1, s.out = 2;
+    gradcheck(&s, (Shape){3, {3, 3, 5}}, 3, 1);  // even kernel, padding wider than needed
+    s.kernel = 1, s.stride = 0, s.padding = 0;
+    gradcheck(&s, (Shape){3, {4, 2, 3}}, 2, 1);  // 1x1 (stride 0 = default 1)
+}
+
+// Backward borrows the saved columns as scratch and must leave them as forward wrote them:
+// a second backward gives the same input gradient and exactly doubles the weight gradient.
+static void test_conv2d_backward_repeatable(void **state) {
+    (void)state;
+    LayerSpec s = spec("conv2d");
+    s.out = 4, s.kernel = 3, s.stride = 2, s.padding = 1;
+    Harness h;
+    harness_init(&h, &s, (Shape){3, {3, 7, 6}}, 2);
+    float x[2 * 3 * 7 * 6], dx1[2 * 3 * 7 * 6], dx2[2 * 3 * 7 * 6], y[2 * 4 * 4 * 3],
+        dy[2 * 4 * 4 * 3];
+    assert_int_equal(h.nout, sizeof y / sizeof y[0]);
+    for (size_t i = 0; i < h.nin; i++) x[i] = urand((uint32_t)i, 1);
+    for (size_t i = 0; i < h.nout; i++) dy[i] = urand((uint32_t)i, 2);
+    StepCtx c = {.train = 1};
+    h.l.kind->forward(&h.l, y, x, h.params, h.bufs, &c, 2);
+    h.l.kind->backward(&h.l, dx1, h.dparams, dy, x, y, h.params, &c, 2);
+    float once[256];
+    assert_true(h.t.n_trainable <= 256);
+    memcpy(once, h.dparams, h.t.n_trainable * sizeof(float));
+    h.l.kind->backward(&h.l, dx2, h.dparams, dy, x, y, h.params, &c, 2);
+    for (size_t i = 0; i < h.nin; i++) assert_float_equal(dx1[i], dx2[i], 0.0);
+    for (size_t i = 0; i < h.t.n_trainable; i++)
+        assert_float_equal(h.dparams[i], 2 * once[i], 1e-5 * (1 + fabs(once[i])));
+    harness_free(&h);
+}
+
+static void test_conv2d_rejects_bad_shapes(void **state) {
+    (void)state;
+    Model m;
+    Err e = {0};
+    LayerSpec s = spec("conv2d");
+    s.kernel = 3;
+    snprintf(s.name, sizeof s.name, "c1");
+    assert_int_equal(model_build(&m, &s, 1, (Shape){1, {16}}, 5, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "c1"));
+    assert_non_null(strstr(e.msg, "(C,H,W)"));
+    model_free(&m);
+    s.kernel = 5;  // 5x5 does not fit 3x4 without padding
+    assert_int_equal(model_build(&m, &s, 1, (Shape){3, {1, 3, 4}}, 5, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "no output"));
+    model_free(&m);
+}
+
+// Inputs of the window layers: distinct values 0.05 apart (well beyond the 2h = 0.02 that the
+// difference quotient moves them), so no max is tied or changes under a nudge.
+static float *spread_inputs(size_t n) {
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = 0.05f * (float)((i * 7919) % n) - 0.025f * (float)n;
+    return x;
+}
+
+static void test_maxpool2d(void **state) {
+    (void)state;
+    LayerSpec s = spec("maxpool2d");
+    s.kernel = 2;  // stride defaults to the kernel
+    float *x = spread_inputs(2 * 2 * 4 * 5);
+    gradcheck_at(&s, (Shape){3, {2, 4, 5}}, 2, 1, x);
+    free(x);
+    s.kernel = 3, s.stride = 2, s.padding = 1;
+    x = spread_inputs(2 * 3 * 5 * 6);
+    gradcheck_at(&s, (Shape){3, {3, 5, 6}}, 2, 1, x);
+    free(x);
+}
+
+// Ties go to the first maximum in the window, as PyTorch: all the gradient lands there.
+static void test_maxpool2d_ties(void **state) {
+    (void)state;
+    float x[4] = {1, 1, 1, 1}, y[1], dy[1] = {2}, dx[4];
+    int32_t arg[1];
+    maxpool2d_forward(y, arg, x, 1, 1, 2, 2, 2, 2, 0);
+    assert_int_equal(arg[0], 0);
+    maxpool2d_backward(dx, dy, arg, 1, 1, 2, 2, 1, 1);
+    assert_float_equal(dx[0], 2, 0);
+    assert_float_equal(dx[1] + dx[2] + dx[3], 0, 0);
+}
+
+static void test_avgpool2d(void **state) {
+    (void)state;
+    LayerSpec s = spec("avgpool2d");
+    s.kernel = 2;
+    gradcheck(&s, (Shape){3, {2, 4, 5}}, 2, 1);
+    s.kernel = 3, s.stride = 2, s.padding = 1;
+    gradcheck(&s, (Shape){3, {3, 5, 6}}, 2, 1);
+}
+
+static void test_globalavgpool(void **state) {
+    (void)state;
+    LayerSpec s = spec("globalavgpool");
+    gradcheck(&s, (Shape){3, {3, 4, 5}}, 2, 1);
 }
 
 // Parameter gradients accumulate across backward calls (gradient accumulation relies on it).
@@ -273,6 +383,13 @@ int main(void) {
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_dropout_train_and_eval),
         cmocka_unit_test(test_flatten),
+        cmocka_unit_test(test_conv2d),
+        cmocka_unit_test(test_conv2d_backward_repeatable),
+        cmocka_unit_test(test_conv2d_rejects_bad_shapes),
+        cmocka_unit_test(test_maxpool2d),
+        cmocka_unit_test(test_maxpool2d_ties),
+        cmocka_unit_test(test_avgpool2d),
+        cmocka_unit_test(test_globalavgpool),
         cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_grad_ready_order),
         cmocka_unit_test(test_model_rejects_bad_specs),

@@ -1,0 +1,212 @@
+// pool.c: spatial pooling over (C,H,W): maxpool2d and avgpool2d as nn.MaxPool2d and
+// nn.AvgPool2d (square kernel, stride default = kernel, zero padding, ceil_mode=False,
+// avg with count_include_pad=True), and globalavgpool as AdaptiveAvgPool2d(1) + flatten.
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "layer.h"
+
+// out is (B,C,OH,OW), argmax is (B,C,OH,OW): the index ih*W+iw of each output's input
+// (saved for backward), inp is (B,C,H,W). Padding acts as -inf; on ties the first maximum in
+// row-major window order wins, and a NaN (the last one) wins, as PyTorch's CPU kernel does.
+void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
+                       int K, int S, int P) {
+    int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        const float *x = inp + bc * H * W;
+        float *y = out + bc * OH * OW;
+        int32_t *a = argmax + bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                int h0 = oh * S - P, w0 = ow * S - P;
+                int h1 = h0 + K < H ? h0 + K : H, w1 = w0 + K < W ? w0 + K : W;
+                if (h0 < 0) h0 = 0;
+                if (w0 < 0) w0 = 0;
+                float best = -INFINITY;
+                int32_t arg = h0 * W + w0;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) {
+                        float v = x[ih * W + iw];
+                        if (v > best || isnan(v)) {
+                            best = v;
+                            arg = ih * W + iw;
+                        }
+                    }
+                y[oh * OW + ow] = best;
+                a[oh * OW + ow] = arg;
+            }
+    }
+}
+
+// dinp (B,C,H,W) gets each dout (B,C,OH,OW) at its argmax (overwritten).
+void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C, int H,
+                        int W, int OH, int OW) {
+    memset(dinp, 0, (size_t)B * C * H * W * sizeof(float));
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        float *dx = dinp + bc * H * W;
+        const float *dy = dout + bc * OH * OW;
+        const int32_t *a = argmax + bc * OH * OW;
+        for (int i = 0; i < OH * OW; i++) dx[a[i]] += dy[i];
+    }
+}
+
+// out is (B,C,OH,OW), inp is (B,C,H,W). The divisor is always K*K (count_include_pad=True;
+// with ceil_mode=False no window reaches past the padding).
+void avgpool2d_forward(float *out, const float *inp, int B, int C, int H, int W, int K, int S,
+                       int P) {
+    int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    float inv = 1.0f / (float)(K * K);
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        const float *x = inp + bc * H * W;
+        float *y = out + bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                int h0 = oh * S - P, w0 = ow * S - P;
+                int h1 = h0 + K < H ? h0 + K : H, w1 = w0 + K < W ? w0 + K : W;
+                if (h0 < 0) h0 = 0;
+                if (w0 < 0) w0 = 0;
+                float s = 0.0f;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) s += x[ih * W + iw];
+                y[oh * OW + ow] = s * inv;
+            }
+    }
+}
+
+// dinp (B,C,H,W) = each dout (B,C,OH,OW) / (K*K) spread over its window (overwritten).
+void avgpool2d_backward(float *dinp, const float *dout, int B, int C, int H, int W, int K, int S,
+                        int P) {
+    int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    float inv = 1.0f / (float)(K * K);
+    memset(dinp, 0, (size_t)B * C * H * W * sizeof(float));
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        float *dx = dinp + bc * H * W;
+        const float *dy = dout + bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                int h0 = oh * S - P, w0 = ow * S - P;
+                int h1 = h0 + K < H ? h0 + K : H, w1 = w0 + K < W ? w0 + K : W;
+                if (h0 < 0) h0 = 0;
+                if (w0 < 0) w0 = 0;
+                float g = dy[oh * OW + ow] * inv;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) dx[ih * W + iw] += g;
+            }
+    }
+}
+
+// out is (B,C), inp is (B,C,HW): the mean over each channel's HW positions.
+void globalavgpool_forward(float *out, const float *inp, int B, int C, int HW) {
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        const float *x = inp + bc * HW;
+        float s = 0.0f;
+        for (int i = 0; i < HW; i++) s += x[i];
+        out[bc] = s / (float)HW;
+    }
+}
+
+// dinp (B,C,HW) = dout (B,C) / HW at every position (overwritten).
+void globalavgpool_backward(float *dinp, const float *dout, int B, int C, int HW) {
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        float g = dout[bc] / (float)HW;
+        for (int i = 0; i < HW; i++) dinp[bc * HW + i] = g;
+    }
+}
+
+static int stride_of(const Layer *l) { return l->spec.stride ? l->spec.stride : l->spec.kernel; }
+
+static int setup_window(Layer *l, Shape in, ParamTable *t, Err *e) {
+    (void)t;
+    const LayerSpec *s = &l->spec;
+    const char *type = l->kind->type;
+    if (in.ndim != 3)
+        return err_set(e, ERR_INPUT,
+                       "layer %s (%s) needs a (C,H,W) input but gets %d dimension%s", s->name,
+                       type, in.ndim, in.ndim == 1 ? "" : "s");
+    int K = s->kernel, S = stride_of(l), P = s->padding;
+    if (K <= 0 || S <= 0 || P < 0)
+        return err_set(e, ERR_INPUT,
+                       "layer %s (%s): needs kernel >= 1, stride >= 1, padding >= 0 (got %d, %d, "
+                       "%d)",
+                       s->name, type, K, S, P);
+    if (2 * P > K)  // PyTorch's rule: a window must not be all padding
+        return err_set(e, ERR_INPUT,
+                       "layer %s (%s): padding %d must be at most half the kernel %d", s->name,
+                       type, P, K);
+    int H = in.d[1], W = in.d[2];
+    if (H + 2 * P < K || W + 2 * P < K)
+        return err_set(e, ERR_INPUT,
+                       "layer %s (%s): kernel %d does not fit the padded %dx%d input (padding "
+                       "%d): no output",
+                       s->name, type, K, H, W, P);
+    l->out = (Shape){3, {in.d[0], (H + 2 * P - K) / S + 1, (W + 2 * P - K) / S + 1}};
+    return ERR_OK;
+}
+
+static int setup_max(Layer *l, Shape in, ParamTable *t, Err *e) {
+    if (setup_window(l, in, t, e)) return e->code;
+    l->save_bytes_per_sample = shape_numel(l->out) * sizeof(int32_t);
+    return ERR_OK;
+}
+
+static void forward_max(Layer *l, float *out, const float *inp, const float *params, float *bufs,
+                        const StepCtx *c, int B) {
+    (void)params, (void)bufs, (void)c;
+    maxpool2d_forward(out, l->save, inp, B, l->in.d[0], l->in.d[1], l->in.d[2], l->spec.kernel,
+                      stride_of(l), l->spec.padding);
+}
+
+static void backward_max(Layer *l, float *dinp, float *dparams, const float *dout,
+                         const float *inp, const float *out, const float *params,
+                         const StepCtx *c, int B) {
+    (void)dparams, (void)inp, (void)out, (void)params, (void)c;
+    if (dinp)
+        maxpool2d_backward(dinp, dout, l->save, B, l->in.d[0], l->in.d[1], l->in.d[2],
+                           l->out.d[1], l->out.d[2]);
+}
+
+static void forward_avg(Layer *l, float *out, const float *inp, const float *params, float *bufs,
+                        const StepCtx *c, int B) {
+    (void)params, (void)bufs, (void)c;
+    avgpool2d_forward(out, inp, B, l->in.d[0], l->in.d[1], l->in.d[2], l->spec.kernel,
+                      stride_of(l), l->spec.padding);
+}
+
+static void backward_avg(Layer *l, float *dinp, float *dparams, const float *dout,
+                         const float *inp, const float *out, const float *params,
+                         const StepCtx *c, int B) {
+    (void)dparams, (void)inp, (void)out, (void)params, (void)c;
+    if (dinp)
+        avgpool2d_backward(dinp, dout, B, l->in.d[0], l->in.d[1], l->in.d[2], l->spec.kernel,
+                           stride_of(l), l->spec.padding);
+}
+
+static int setup_global(Layer *l, Shape in, ParamTable *t, Err *e) {
+    (void)t;
+    if (in.ndim != 3)
+        return err_set(e, ERR_INPUT,
+                       "layer %s (globalavgpool) needs a (C,H,W) input but gets %d dimension%s",
+                       l->spec.name, in.ndim, in.ndim == 1 ? "" : "s");
+    l->out = (Shape){1, {in.d[0]}};
+    return ERR_OK;
+}
+
+static void forward_global(Layer *l, float *out, const float *inp, const float *params,
+                           float *bufs, const StepCtx *c, int B) {
+    (void)params, (void)bufs, (void)c;
+    globalavgpool_forward(out, inp, B, l->in.d[0], l->in.d[1] * l->in.d[2]);
+}
+
+static void backward_global(Layer *l, float *dinp, float *dparams, const float *dout,
+                            const float *inp, const float *out, const float *params,
+                            const StepCtx *c, int B) {
+    (void)dparams, (void)inp, (void)out, (void)params, (void)c;
+    if (dinp) globalavgpool_backward(dinp, dout, B, l->in.d[0], l->in.d[1] * l->in.d[2]);
+}
+
+const LayerKind layer_maxpool2d = {"maxpool2d", setup_max, NULL, forward_max, backward_max};
+const LayerKind layer_avgpool2d = {"avgpool2d", setup_window, NULL, forward_avg, backward_avg};
+const LayerKind layer_globalavgpool = {"globalavgpool", setup_global, NULL, forward_global,
+                                       backward_global};
