@@ -196,6 +196,23 @@ static void test_max_steps_zero_and_init(void **state) {
     expect_bad_input(&r, "fc1.weight");
 }
 
+// Early stopping: with lr 0 the validation accuracy never improves after epoch 1, so
+// patience 1 ends the run after epoch 2 of 5.
+static void test_early_stopping(void **state) {
+    (void)state;
+    const char *out = test_path(dir, "run_patience");
+    RunResult r;
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.epochs=5", "--set",
+                                          "train.patience=1", "--set", "optim.lr=0", NULL});
+    expect_ok(&r);
+    assert_non_null(strstr(r.out, "early stopping"));
+    char *csv = test_read_file(test_path(out, "metrics.csv"), NULL);
+    int rows = 0;
+    for (char *p = csv; (p = strchr(p, '\n')); p++) rows++;
+    assert_int_equal(rows, 1 + 2);  // header and two epochs
+    free(csv);
+}
+
 static void test_bad_command_lines(void **state) {
     (void)state;
     const char *out = test_path(dir, "run_bad");
@@ -312,6 +329,7 @@ int main(void) {
         cmocka_unit_test(test_train_loss_falls_and_writes_outputs),
         cmocka_unit_test(test_resume_is_bit_exact),
         cmocka_unit_test(test_max_steps_zero_and_init),
+        cmocka_unit_test(test_early_stopping),
         cmocka_unit_test(test_bad_command_lines),
         cmocka_unit_test(test_bad_files),
     };
