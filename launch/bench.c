@@ -30,14 +30,21 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// FLOPs of one training step's matrix products: forward 2BCO per linear layer, backward
-// 2BCO for the weight gradient plus 2BCO for the input gradient (not for the first layer).
+// FLOPs of one training step's matrix products: forward 2 * MACs per linear (B*C*OC) or
+// conv2d (B*OC*OH*OW*C*K*K) layer, backward the same for the weight gradient plus the same
+// for the input gradient (not for the first layer).
 static double step_flops(const Model *m, int B) {
     double f = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const Layer *l = &m->layers[i];
-        if (strcmp(l->kind->type, "linear") != 0) continue;
-        double mac = (double)B * l->in.d[0] * l->out.d[0];
+        double mac;
+        if (strcmp(l->kind->type, "linear") == 0)
+            mac = (double)B * l->in.d[0] * l->out.d[0];
+        else if (strcmp(l->kind->type, "conv2d") == 0)  // B*OC*OH*OW outputs, C*K*K MACs each
+            mac = (double)B * shape_numel(l->out) * l->in.d[0] * l->spec.kernel * l->spec.kernel;
+        else
+            continue;
+        // forward, weight gradient, and the input gradient unless this is the first layer
         f += 2 * mac + 2 * mac + (i > 0 ? 2 * mac : 0);
     }
     return f;

@@ -14,6 +14,8 @@
 //   and Adam divides by sqrt(v); a bias that is wrongly decayed (AdamW, lr wd = 1e-3 per step)
 //   or decay applied the wrong way (coupled vs decoupled) moves values by ~1e-3 relative.
 // - Clipping and the schedule: rtol 1e-6 (one scale factor; one formula).
+// - Conv2d and pooling are single kernels (as above); maxpool's dx is exact (it only copies
+//   and sums dy), so a tie sent to the wrong element fails outright.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -268,6 +270,61 @@ static void test_cosine_schedule(void **state) {
         assert_float_equal(schedule_lr(&s, SCHED_LR, i), SCHED_MIN_LR, 1e-9);
 }
 
+// (h) nn.Conv2d(3, 4, 3, stride=2, padding=1): forward; backward overwrites dinp, accumulates
+// dweight and dbias, and leaves the saved columns as forward wrote them.
+static void test_conv2d(void **state) {
+    (void)state;
+    enum { NCOL = CONV_B * CONV_C * CONV_K * CONV_K * CONV_OH * CONV_OW };
+    static float col[NCOL], col_fwd[NCOL];
+    float y[LEN(conv_y)], dx[LEN(conv_dx)], dw[LEN(conv_dw)], db[LEN(conv_db)];
+    float w2[LEN(dw)], b2[LEN(db)];
+    conv2d_forward(y, col, conv_x, conv_w, conv_b, CONV_B, CONV_C, CONV_H, CONV_W, CONV_OC,
+                   CONV_K, CONV_S, CONV_P);
+    check_op("conv2d y", y, conv_y, LEN(y));
+    memcpy(col_fwd, col, sizeof col);
+
+    fill(dx, LEN(dx), 1e3f);
+    fill(dw, LEN(dw), 0.0f), fill(db, LEN(db), 0.0f);
+    conv2d_backward(dx, dw, db, col, conv_dy, conv_x, conv_w, CONV_B, CONV_C, CONV_H, CONV_W,
+                    CONV_OC, CONV_K, CONV_S, CONV_P);
+    check_op("conv2d dx", dx, conv_dx, LEN(dx));
+    check_op("conv2d dW", dw, conv_dw, LEN(dw));
+    check_op("conv2d db", db, conv_db, LEN(db));
+    assert_memory_equal(col, col_fwd, sizeof col);
+
+    conv2d_backward(NULL, dw, db, col, conv_dy, conv_x, conv_w, CONV_B, CONV_C, CONV_H, CONV_W,
+                    CONV_OC, CONV_K, CONV_S, CONV_P);
+    scaled(w2, conv_dw, LEN(w2), 2.0f), scaled(b2, conv_db, LEN(b2), 2.0f);
+    check_op("conv2d dW (2x, no dx)", dw, w2, LEN(dw));
+    check_op("conv2d db (2x, no dx)", db, b2, LEN(db));
+
+    // without bias the output is y - b
+    float yb[LEN(conv_y)];
+    conv2d_forward(y, col, conv_x, conv_w, NULL, CONV_B, CONV_C, CONV_H, CONV_W, CONV_OC, CONV_K,
+                   CONV_S, CONV_P);
+    for (size_t i = 0; i < LEN(yb); i++)
+        yb[i] = conv_y[i] - conv_b[(i / (CONV_OH * CONV_OW)) % CONV_OC];
+    check_close("conv2d y (no bias)", y, yb, LEN(y), 1e-5, 1e-6 * max_abs(conv_y, LEN(conv_y)));
+}
+
+// (i) nn.MaxPool2d / nn.AvgPool2d(3, stride=2, padding=1), with a tie in one max window.
+static void test_pool(void **state) {
+    (void)state;
+    float y[LEN(maxpool_y)], dx[LEN(pool_x)];
+    int32_t arg[LEN(maxpool_y)];
+    maxpool2d_forward(y, arg, pool_x, POOL_B, POOL_C, POOL_H, POOL_W, POOL_K, POOL_S, POOL_P);
+    check_op("maxpool y", y, maxpool_y, LEN(y));
+    fill(dx, LEN(dx), 1e3f);
+    maxpool2d_backward(dx, pool_dy, arg, POOL_B, POOL_C, POOL_H, POOL_W, POOL_OH, POOL_OW);
+    check_close("maxpool dx", dx, maxpool_dx, LEN(dx), 0.0, 0.0);  // copies and sums of dy
+
+    avgpool2d_forward(y, pool_x, POOL_B, POOL_C, POOL_H, POOL_W, POOL_K, POOL_S, POOL_P);
+    check_op("avgpool y", y, avgpool_y, LEN(y));
+    fill(dx, LEN(dx), 1e3f);
+    avgpool2d_backward(dx, pool_dy, POOL_B, POOL_C, POOL_H, POOL_W, POOL_K, POOL_S, POOL_P);
+    check_op("avgpool dx", dx, avgpool_dx, LEN(dx));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),
@@ -280,6 +337,8 @@ int main(void) {
         cmocka_unit_test(test_sgd_dampening),
         cmocka_unit_test(test_clip),
         cmocka_unit_test(test_cosine_schedule),
+        cmocka_unit_test(test_conv2d),
+        cmocka_unit_test(test_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
