@@ -311,6 +311,22 @@ static void test_bad_files(void **state) {
     test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
                                           NULL});
     expect_bad_input(&r, "layer fc (linear) has no key 'p'");
+    // conv and pooling keys: range, required kernel, and keys a type does not take
+    write_text(cfg, "model: {\n layers = (\n  { name = \"c\"; type = \"conv2d\"; out = 4; "
+                    "kernel = 0; }\n );\n};\n");
+    test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
+                                          NULL});
+    expect_bad_input(&r, "layer c: kernel must be in [1, 64], got 0");
+    write_text(cfg, "model: {\n layers = (\n  { name = \"c\"; type = \"conv2d\"; out = 4; }"
+                    "\n );\n};\n");
+    test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
+                                          NULL});
+    expect_bad_input(&r, "layer c (conv2d) needs kernel");
+    write_text(cfg, "model: {\n layers = (\n  { name = \"mp\"; type = \"maxpool2d\"; "
+                    "kernel = 2; out = 3; }\n );\n};\n");
+    test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
+                                          NULL});
+    expect_bad_input(&r, "layer mp (maxpool2d) has no key 'out'");
     // checkpoint: not HDF5, for eval and resume
     snprintf(bad, sizeof bad, "%s", test_path(dir, "text.h5"));
     test_run_regdist(&r, (const char *[]){"eval", "--checkpoint", bad, "--data", data, NULL});
