@@ -77,5 +77,5 @@ static void gelu_bwd(Layer *l, float *dinp, float *dparams, const float *dout, c
     if (dinp) gelu_backward(dinp, dout, inp, l->save, (size_t)B * shape_numel(l->in));
 }
 
-const LayerKind layer_relu = {"relu", setup_same_shape, NULL, relu_fwd, relu_bwd};
-const LayerKind layer_gelu = {"gelu", gelu_setup, NULL, gelu_fwd, gelu_bwd};
+const LayerKind layer_relu = {.type = "relu", .setup = setup_same_shape, .forward = relu_fwd, .backward = relu_bwd};
+const LayerKind layer_gelu = {.type = "gelu", .setup = gelu_setup, .forward = gelu_fwd, .backward = gelu_bwd};

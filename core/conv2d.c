@@ -176,4 +176,4 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
                     l->out.d[0], s->kernel, s->stride ? s->stride : 1, s->padding);
 }
 
-const LayerKind layer_conv2d = {"conv2d", setup, init, forward, backward};
+const LayerKind layer_conv2d = {.type = "conv2d", .setup = setup, .init = init, .forward = forward, .backward = backward};

@@ -76,4 +76,4 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     for (size_t i = 0; i < N; i++) dinp[i] = keep[i] ? dout[i] * scale : 0.0f;
 }
 
-const LayerKind layer_dropout = {"dropout", setup, NULL, forward, backward};
+const LayerKind layer_dropout = {.type = "dropout", .setup = setup, .forward = forward, .backward = backward};

@@ -22,4 +22,4 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     if (dinp) memcpy(dinp, dout, (size_t)B * shape_numel(l->in) * sizeof(float));
 }
 
-const LayerKind layer_flatten = {"flatten", setup, NULL, forward, backward};
+const LayerKind layer_flatten = {.type = "flatten", .setup = setup, .forward = forward, .backward = backward};

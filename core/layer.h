@@ -26,7 +26,7 @@ static inline size_t shape_numel(Shape s) {
 }
 
 // What the config says about one layer; launch/ fills it, core/ validates it.
-typedef struct {
+typedef struct LayerSpec {
     char type[32];             // registry name: "linear", "gelu", ...
     char name[LAYER_NAME_MAX];  // state_dict prefix: "fc1"
     int out;                   // linear: out_features; conv2d: out_channels
@@ -34,9 +34,21 @@ typedef struct {
     int kernel;                // conv2d, maxpool2d, avgpool2d: square kernel size
     int stride;                // conv2d (0 = 1), pooling (0 = kernel)
     int padding;               // conv2d, pooling: zero padding on every side
-    float p;                   // dropout: drop probability
-    float eps;                 // layernorm: epsilon (default 1e-5)
+    float p;                   // dropout, dropout2d, dropblock: drop probability
+    float eps;                 // layernorm, batchnorm: epsilon (default 1e-5)
+    float momentum;            // batchnorm: running-statistics momentum (default 0.1)
+    int ghost;                 // batchnorm: ghost batch size (bn.ghost; 0 = the whole batch)
+    float dropconnect;         // linear: DropConnect probability on the weights (0 = off)
+    int block_size;            // dropblock: side of the dropped square
+    float drop_path;           // residual: probability of dropping the branch per sample
+    struct LayerSpec *children;  // residual: the branch's layers, in order
+    int nchildren;
 } LayerSpec;
+
+// Reduces per-channel partial statistics across a layer's normalization group, in place
+// (see batchnorm.c for the layouts). The default, NULL, is a single process.
+typedef enum { STATS_BN_FORWARD = 0, STATS_BN_BACKWARD = 1 } StatsKind;
+typedef int (*StatsReduceFn)(void *ctx, int layer_id, StatsKind kind, double *stats, int nchan);
 
 // Everything a forward or backward pass needs to know about the step it is part of.
 typedef struct {
@@ -46,6 +58,8 @@ typedef struct {
     uint32_t step;               // optimizer step: Philox counter word 2
     uint32_t stream;             // PHILOX_STREAM_TRAIN or a Monte-Carlo pass
     const int64_t *sample_ids;   // (B) global sample index of each batch slot: counter word 1
+    StatsReduceFn reduce_stats;  // BatchNorm statistics across ranks (NULL: this process only)
+    void *reduce_ctx;
 } StepCtx;
 
 typedef struct Layer Layer;
@@ -63,6 +77,10 @@ typedef struct {
     // dinp may be NULL (first layer: no input gradient needed). dparams accumulates.
     void (*backward)(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
                      const float *out, const float *params, const StepCtx *c, int B);
+    // Optional: layers that own more than their save area (a residual block's branch) plan
+    // and release it here; model_plan and model_free call them.
+    int (*plan)(Layer *l, int max_batch, Err *e);
+    void (*release)(Layer *l);
 } LayerKind;
 
 struct Layer {
@@ -74,7 +92,10 @@ struct Layer {
     int nparam;      // number of table entries (trainable and buffers)
     size_t poff[LAYER_PARAMS_MAX];  // offset of each entry in params or bufs
     size_t save_bytes_per_sample;  // saved for backward, planned once
-    void *save;      // (max_batch * save_bytes_per_sample) bytes, owned by the model
+    size_t save_bytes_fixed;       // scratch independent of the batch (DropConnect's weights)
+    void *save;      // max_batch * save_bytes_per_sample bytes, then save_bytes_fixed more,
+                     // owned by the model
+    void *sub;       // kind-specific state the kind's plan/release own (residual: its branch)
 };
 
 // The registry: every layer kind regdist knows, looked up by spec.type.

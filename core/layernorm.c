@@ -92,4 +92,4 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
                        params + l->poff[0], mean, rstd, B, l->in.d[0]);
 }
 
-const LayerKind layer_layernorm = {"layernorm", setup, init, forward, backward};
+const LayerKind layer_layernorm = {.type = "layernorm", .setup = setup, .init = init, .forward = forward, .backward = backward};

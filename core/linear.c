@@ -74,4 +74,4 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
                     inp, params + l->poff[0], B, l->in.d[0], l->out.d[0]);
 }
 
-const LayerKind layer_linear = {"linear", setup, init, forward, backward};
+const LayerKind layer_linear = {.type = "linear", .setup = setup, .init = init, .forward = forward, .backward = backward};

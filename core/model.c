@@ -90,10 +90,12 @@ int model_build(Model *m, const LayerSpec *specs, int nspecs, Shape in, int num_
 
 static void free_plan(Model *m) {
     for (int i = 0; i < m->nlayers; i++) {
+        Layer *l = &m->layers[i];
         if (m->acts) free(m->acts[i]);
         if (m->dacts) free(m->dacts[i]);
-        free(m->layers[i].save);
-        m->layers[i].save = NULL;
+        free(l->save);
+        l->save = NULL;
+        if (l->kind && l->kind->release) l->kind->release(l);
     }
     free(m->acts);
     free(m->dacts);
@@ -112,10 +114,12 @@ int model_plan(Model *m, int max_batch, Err *e) {
         size_t n = (size_t)max_batch * shape_numel(l->out);
         m->acts[i] = malloc(n * sizeof(float));
         m->dacts[i] = malloc(n * sizeof(float));
-        if (l->save_bytes_per_sample) l->save = malloc((size_t)max_batch * l->save_bytes_per_sample);
-        if (!m->acts[i] || !m->dacts[i] || (l->save_bytes_per_sample && !l->save))
+        size_t save = (size_t)max_batch * l->save_bytes_per_sample + l->save_bytes_fixed;
+        if (save) l->save = malloc(save);
+        if (!m->acts[i] || !m->dacts[i] || (save && !l->save))
             return err_set(e, ERR_RUNTIME, "out of memory planning activations for batch %d",
                            max_batch);
+        if (l->kind->plan && l->kind->plan(l, max_batch, e)) return e->code;
     }
     m->max_batch = max_batch;
     return ERR_OK;

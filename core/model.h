@@ -9,10 +9,6 @@
 // the buffer towards the start. dist/ launches bucket all-reduces from here.
 typedef void (*GradReadyFn)(void *ctx, size_t offset, size_t count);
 
-// BatchNorm statistics reducer: reduces n doubles of local partial statistics in place
-// across the layer's normalization group. The default (NULL) is a single process.
-typedef int (*StatsReduceFn)(void *ctx, int layer_id, double *stats, int n);
-
 typedef struct {
     Layer *layers;
     int nlayers;
@@ -27,8 +23,6 @@ typedef struct {
     float **dacts;     // dacts[i] is d loss / d acts[i]
     GradReadyFn grad_ready;
     void *grad_ready_ctx;
-    StatsReduceFn reduce_stats;
-    void *reduce_stats_ctx;
 } Model;
 
 // Validates specs against the input shape and declares every parameter; allocates the
