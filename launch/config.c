@@ -82,6 +82,7 @@ typedef struct {
 static const LayerKey layer_keys[] = {
     {"name", "*"}, {"type", "*"}, {"out", "linear conv2d"}, {"bias", "linear conv2d"},
     {"p", "dropout"}, {"eps", "layernorm"},
+    {"layers", "residual"}, {"drop_path", "residual"},
     {"kernel", "conv2d maxpool2d avgpool2d"}, {"stride", "conv2d maxpool2d avgpool2d"},
     {"padding", "conv2d maxpool2d avgpool2d"},
 };
@@ -229,76 +230,95 @@ static int read_layer_num(Config *c, const config_setting_t *l, const char *lnam
     return ERR_OK;
 }
 
-static int read_layers(Config *c, const config_setting_t *list, Err *e) {
-    if (!list)
-        return err_set(e, ERR_INPUT, "%s: model.layers is missing: the model has no layers",
-                       c->source);
-    if (!config_setting_is_list(list) && !config_setting_is_array(list))
-        return err_set(e, ERR_INPUT, "%s: model.layers must be a list ( {...}, {...} )",
-                       where(c, list));
-    int n = config_setting_length(list);
-    if (n == 0) return err_set(e, ERR_INPUT, "%s: model.layers is empty", where(c, list));
-    c->layers = calloc((size_t)n, sizeof *c->layers);
-    if (!c->layers) return err_set(e, ERR_RUNTIME, "out of memory");
-    c->nlayers = n;
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *l = config_setting_get_elem(list, (unsigned)i);
-        LayerSpec *sp = &c->layers[i];
-        if (!config_setting_is_group(l))
-            return err_set(e, ERR_INPUT, "%s: model.layers[%d] must be a group { ... }",
-                           where(c, l), i);
-        const char *type = NULL, *name = NULL;
-        if (!config_setting_lookup_string(l, "type", &type))
-            return err_set(e, ERR_INPUT, "%s: model.layers[%d] needs type = \"...\"", where(c, l),
-                           i);
-        if (!config_setting_lookup_string(l, "name", &name))
-            return err_set(e, ERR_INPUT, "%s: model.layers[%d] needs name = \"...\"", where(c, l),
-                           i);
-        if (strlen(type) >= sizeof sp->type || strlen(name) >= sizeof sp->name || !name[0] ||
-            strpbrk(name, "./ "))
-            return err_set(e, ERR_INPUT,
-                           "%s: model.layers[%d]: bad name '%s' (1-%zu characters, no '.', '/' "
-                           "or spaces)",
-                           where(c, l), i, name, sizeof sp->name - 1);
-        if (!layer_kind_find(type))
-            return err_set(e, ERR_INPUT, "%s: layer %s: unknown type '%s' (known: %s)",
-                           where(c, l), name, type, layer_kind_names());
-        snprintf(sp->type, sizeof sp->type, "%s", type);
-        snprintf(sp->name, sizeof sp->name, "%s", name);
-        for (int j = 0; j < config_setting_length(l); j++) {
-            const config_setting_t *m = config_setting_get_elem(l, (unsigned)j);
-            const char *key = config_setting_name(m);
-            if (!layer_key_allowed(key, type))
-                return err_set(e, ERR_INPUT, "%s: layer %s (%s) has no key '%s'", where(c, m),
-                               name, type, key);
-        }
-        double v;
-        if (read_layer_num(c, l, name, "out", 1, 1 << 24, 1, 0, &v, e)) return e->code;
-        sp->out = (int)v;
-        if (strcmp(type, "linear") == 0 && sp->out == 0)
-            return err_set(e, ERR_INPUT, "%s: layer %s (linear) needs out = <features>",
-                           where(c, l), name);
-        if (strcmp(type, "conv2d") == 0 && sp->out == 0)
-            return err_set(e, ERR_INPUT, "%s: layer %s (conv2d) needs out = <channels>",
-                           where(c, l), name);
-        // kernel has no default; stride 0 means the type's default (conv 1, pooling = kernel)
-        if (read_layer_num(c, l, name, "kernel", 1, 64, 1, 0, &v, e)) return e->code;
-        sp->kernel = (int)v;
-        if (layer_key_allowed("kernel", type) && sp->kernel == 0)
-            return err_set(e, ERR_INPUT, "%s: layer %s (%s) needs kernel = <size>", where(c, l),
-                           name, type);
-        if (read_layer_num(c, l, name, "stride", 1, 64, 1, 0, &v, e)) return e->code;
-        sp->stride = (int)v;
-        if (read_layer_num(c, l, name, "padding", 0, 64, 1, 0, &v, e)) return e->code;
-        sp->padding = (int)v;
-        if (read_layer_num(c, l, name, "bias", 0, 1, 1, 1, &v, e)) return e->code;
-        sp->bias = (int)v;
-        if (read_layer_num(c, l, name, "p", 0, 1, 0, 0.5, &v, e)) return e->code;
-        sp->p = (float)v;
-        if (read_layer_num(c, l, name, "eps", 1e-30, 1, 0, 1e-5, &v, e)) return e->code;
-        sp->eps = (float)v;
+static int read_layer_list(Config *c, const config_setting_t *list, const char *what,
+                           LayerSpec **out, int *n_out, Err *e);
+
+// One entry of a layer list: its type, name and the keys its type takes.
+static int read_layer(Config *c, const config_setting_t *l, const char *what, int i,
+                      LayerSpec *sp, Err *e) {
+    if (!config_setting_is_group(l))
+        return err_set(e, ERR_INPUT, "%s: %s[%d] must be a group { ... }", where(c, l), what, i);
+    const char *type = NULL, *name = NULL;
+    if (!config_setting_lookup_string(l, "type", &type))
+        return err_set(e, ERR_INPUT, "%s: %s[%d] needs type = \"...\"", where(c, l), what, i);
+    if (!config_setting_lookup_string(l, "name", &name))
+        return err_set(e, ERR_INPUT, "%s: %s[%d] needs name = \"...\"", where(c, l), what, i);
+    if (strlen(type) >= sizeof sp->type || strlen(name) >= sizeof sp->name || !name[0] ||
+        strpbrk(name, "./ "))
+        return err_set(e, ERR_INPUT,
+                       "%s: %s[%d]: bad name '%s' (1-%zu characters, no '.', '/' or spaces)",
+                       where(c, l), what, i, name, sizeof sp->name - 1);
+    if (!layer_kind_find(type))
+        return err_set(e, ERR_INPUT, "%s: layer %s: unknown type '%s' (known: %s)", where(c, l),
+                       name, type, layer_kind_names());
+    snprintf(sp->type, sizeof sp->type, "%s", type);
+    snprintf(sp->name, sizeof sp->name, "%s", name);
+    for (int j = 0; j < config_setting_length(l); j++) {
+        const config_setting_t *m = config_setting_get_elem(l, (unsigned)j);
+        const char *key = config_setting_name(m);
+        if (!layer_key_allowed(key, type))
+            return err_set(e, ERR_INPUT, "%s: layer %s (%s) has no key '%s'", where(c, m), name,
+                           type, key);
+    }
+    double v;
+    if (read_layer_num(c, l, name, "out", 1, 1 << 24, 1, 0, &v, e)) return e->code;
+    sp->out = (int)v;
+    if (strcmp(type, "linear") == 0 && sp->out == 0)
+        return err_set(e, ERR_INPUT, "%s: layer %s (linear) needs out = <features>", where(c, l),
+                       name);
+    if (strcmp(type, "conv2d") == 0 && sp->out == 0)
+        return err_set(e, ERR_INPUT, "%s: layer %s (conv2d) needs out = <channels>", where(c, l),
+                       name);
+    // kernel has no default; stride 0 means the type's default (conv 1, pooling = kernel)
+    if (read_layer_num(c, l, name, "kernel", 1, 64, 1, 0, &v, e)) return e->code;
+    sp->kernel = (int)v;
+    if (layer_key_allowed("kernel", type) && sp->kernel == 0)
+        return err_set(e, ERR_INPUT, "%s: layer %s (%s) needs kernel = <size>", where(c, l), name,
+                       type);
+    if (read_layer_num(c, l, name, "stride", 1, 64, 1, 0, &v, e)) return e->code;
+    sp->stride = (int)v;
+    if (read_layer_num(c, l, name, "padding", 0, 64, 1, 0, &v, e)) return e->code;
+    sp->padding = (int)v;
+    if (read_layer_num(c, l, name, "bias", 0, 1, 1, 1, &v, e)) return e->code;
+    sp->bias = (int)v;
+    if (read_layer_num(c, l, name, "p", 0, 1, 0, 0.5, &v, e)) return e->code;
+    sp->p = (float)v;
+    if (read_layer_num(c, l, name, "eps", 1e-30, 1, 0, 1e-5, &v, e)) return e->code;
+    sp->eps = (float)v;
+    if (read_layer_num(c, l, name, "drop_path", 0, 1, 0, 0, &v, e)) return e->code;
+    sp->drop_path = (float)v;
+    if (strcmp(type, "residual") == 0) {
+        char sub[LAYER_NAME_MAX + 16];
+        snprintf(sub, sizeof sub, "%s.layers", name);
+        if (read_layer_list(c, config_setting_get_member(l, "layers"), sub, &sp->children,
+                            &sp->nchildren, e))
+            return e->code;
     }
     return ERR_OK;
+}
+
+// A list of layers: model.layers, or a residual block's branch.
+static int read_layer_list(Config *c, const config_setting_t *list, const char *what,
+                           LayerSpec **out, int *n_out, Err *e) {
+    if (!list)
+        return err_set(e, ERR_INPUT, "%s: %s is missing: it has no layers", c->source, what);
+    if (!config_setting_is_list(list))
+        return err_set(e, ERR_INPUT, "%s: %s must be a list ( {...}, {...} )", where(c, list),
+                       what);
+    int n = config_setting_length(list);
+    if (n == 0) return err_set(e, ERR_INPUT, "%s: %s is empty", where(c, list), what);
+    *out = calloc((size_t)n, sizeof **out);
+    if (!*out) return err_set(e, ERR_RUNTIME, "out of memory");
+    *n_out = n;
+    for (int i = 0; i < n; i++)
+        if (read_layer(c, config_setting_get_elem(list, (unsigned)i), what, i, &(*out)[i], e))
+            return e->code;
+    return ERR_OK;
+}
+
+static void free_layer_list(LayerSpec *specs, int n) {
+    for (int i = 0; specs && i < n; i++) free_layer_list(specs[i].children, specs[i].nchildren);
+    free(specs);
 }
 
 static int read_input_shape(Config *c, const config_setting_t *s, Err *e) {
@@ -453,7 +473,9 @@ int config_load(Config *c, const char *path, const char *text, const char *const
     for (int i = 0; i < NKEYS; i++)
         if ((rc = read_key(c, &schema[i], config_lookup(&cf, schema[i].path), e))) goto done;
     if ((rc = read_input_shape(c, config_lookup(&cf, "model.input"), e))) goto done;
-    if ((rc = read_layers(c, config_lookup(&cf, "model.layers"), e))) goto done;
+    if ((rc = read_layer_list(c, config_lookup(&cf, "model.layers"), "model.layers", &c->layers,
+                              &c->nlayers, e)))
+        goto done;
     c->text = config_to_text(&cf);
     if (!c->text) rc = err_set(e, ERR_RUNTIME, "out of memory");
 done:
@@ -463,7 +485,7 @@ done:
 }
 
 void config_free(Config *c) {
-    free(c->layers);
+    free_layer_list(c->layers, c->nlayers);
     free(c->text);
     c->layers = NULL;
     c->text = NULL;
