@@ -1,17 +1,23 @@
 #!/usr/bin/python3
-"""torch_peer.py: the PyTorch peer of `regdist bench` for the reference MLP (launch/configs/mlp.cfg).
+"""torch_peer.py: the PyTorch peer of `regdist bench` for the reference models.
 
 Times full training steps on random inputs: zero_grad, forward, CrossEntropyLoss with label
 smoothing 0.1, backward, clip_grad_norm_(1.0), AdamW step (lr 3e-4, weight decay 0.01 on the
-Linear weights only; biases and LayerNorm parameters in a no-decay group), dropout active.
-The model is Flatten -> 3 x [Linear, LayerNorm, GELU, Dropout(0.3)] (784-256-256-128) ->
-Linear(128, 10), as regdist's reference config.
+weight matrices and kernels only; biases and norm parameters in a no-decay group), dropout
+active. The models, as regdist's configs:
+  mlp (launch/configs/mlp.cfg): Flatten -> 3 x [Linear, LayerNorm, GELU, Dropout(0.3)]
+      (784-256-256-128) -> Linear(128, 10).
+  cnn6_mlp4 (launch/configs/cnn6_mlp4.cfg): three stages of 2 x [Conv2d 3x3 pad 1 no bias,
+      BatchNorm2d, ReLU, Dropout2d(0.1)] with 32, 64, 128 channels, each stage followed by
+      MaxPool2d(2) (28 -> 14 -> 7 -> 3); Flatten; 3 x [Linear, ReLU, Dropout(0.3)]
+      (1152-256-128-64) -> Linear(64, 10).
 
 Usage (Debian's python3 has torch):
-    /usr/bin/python3 launch/bench/torch_peer.py [--threads 1] [--batch 128] [--steps 50]
-                                                [--warmup 5] [--json]
+    /usr/bin/python3 launch/bench/torch_peer.py [--model mlp|cnn6_mlp4] [--threads 1]
+                                                [--batch 128] [--steps 50] [--warmup 5] [--json]
 --json prints one object with the fields regdist bench --json uses for the same quantities:
-{"framework", "batch", "threads", "steps", "median_step_ms", "images_per_s"}.
+{"framework", "batch", "threads", "steps", "median_step_ms", "images_per_s"}, and "model"
+when --model is not mlp.
 """
 import argparse
 import json
@@ -31,6 +37,27 @@ def reference_mlp():
                          nn.Linear(128, 10))
 
 
+def reference_cnn6_mlp4():
+    layers = []
+    cin = 1
+    for cout in (32, 64, 128):
+        for _ in range(2):
+            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                       nn.ReLU(), nn.Dropout2d(0.1)]
+            cin = cout
+        layers.append(nn.MaxPool2d(2))
+    layers.append(nn.Flatten())
+    fin = 128 * 3 * 3
+    for fout in (256, 128, 64):
+        layers += [nn.Linear(fin, fout), nn.ReLU(), nn.Dropout(0.3)]
+        fin = fout
+    layers.append(nn.Linear(fin, 10))
+    return nn.Sequential(*layers)
+
+
+MODELS = {"mlp": reference_mlp, "cnn6_mlp4": reference_cnn6_mlp4}
+
+
 def param_groups(model, weight_decay):
     # as regdist: decay on weight matrices (ndim >= 2), never on biases or norm parameters
     decay = [p for p in model.parameters() if p.ndim >= 2]
@@ -48,6 +75,8 @@ def positive(s):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=sorted(MODELS), default="mlp",
+                    help="reference model (mlp)")
     ap.add_argument("--threads", type=positive, default=1, help="torch.set_num_threads (1)")
     ap.add_argument("--batch", type=positive, default=128, help="images per step (128)")
     ap.add_argument("--steps", type=positive, default=50, help="timed steps (50)")
@@ -64,7 +93,7 @@ def main():
     torch.set_num_interop_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    model = reference_mlp()
+    model = MODELS[args.model]()
     model.train()  # dropout on, as regdist's training step
     opt = torch.optim.AdamW(param_groups(model, 0.01), lr=3e-4, betas=(0.9, 0.999), eps=1e-8,
                             foreach=args.foreach)
@@ -90,14 +119,18 @@ def main():
     med = statistics.median(times)
     ips = args.batch / med
     if args.json:
-        print(json.dumps({"framework": "pytorch", "batch": args.batch, "threads": args.threads,
-                          "steps": args.steps, "median_step_ms": round(1e3 * med, 4),
-                          "images_per_s": round(ips, 1)}))
+        out = {"framework": "pytorch", "batch": args.batch, "threads": args.threads,
+               "steps": args.steps, "median_step_ms": round(1e3 * med, 4),
+               "images_per_s": round(ips, 1)}
+        if args.model != "mlp":
+            out["model"] = args.model
+        print(json.dumps(out))
     else:
-        print("pytorch %s: batch %d, %d thread%s, %d steps\n"
+        name = "" if args.model == "mlp" else " " + args.model
+        print("pytorch %s%s: batch %d, %d thread%s, %d steps\n"
               "  median step %.3f ms  ->  %.0f images/s"
-              % (torch.__version__, args.batch, args.threads, "s" if args.threads > 1 else "",
-                 args.steps, 1e3 * med, ips))
+              % (torch.__version__, name, args.batch, args.threads,
+                 "s" if args.threads > 1 else "", args.steps, 1e3 * med, ips))
     return 0
 
 
