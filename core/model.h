@@ -2,16 +2,10 @@
 // Build once from specs, plan activations once for the largest batch, then every
 // forward/backward runs without allocating.
 #pragma once
-#include "layer.h"
-
-// Called after each layer's backward with the slice of model.grads that is now final
-// (offset, count in floats). Layers run in reverse, so slices arrive from the end of
-// the buffer towards the start. dist/ launches bucket all-reduces from here.
-typedef void (*GradReadyFn)(void *ctx, size_t offset, size_t count);
+#include "seq.h"
 
 typedef struct {
-    Layer *layers;
-    int nlayers;
+    Seq seq;           // the layers, in order, with their planned activations
     Shape in;          // per-sample input shape
     int num_classes;   // per-sample output is (num_classes)
     ParamTable table;
@@ -19,8 +13,7 @@ typedef struct {
     float *grads;      // (table.n_trainable), same layout as params
     float *bufs;       // (table.n_buffer)
     int max_batch;     // what the activations are planned for
-    float **acts;      // acts[i] is layer i's output, (max_batch, out_i)
-    float **dacts;     // dacts[i] is d loss / d acts[i]
+    float *dlogits;    // (max_batch, num_classes): where the loss writes its gradient
     GradReadyFn grad_ready;
     void *grad_ready_ctx;
 } Model;
@@ -41,6 +34,3 @@ const float *model_forward(Model *m, const float *x, int B, const StepCtx *c);
 // Must follow the forward of the same batch.
 void model_backward(Model *m, const float *x, const float *dlogits, int B, const StepCtx *c);
 void model_zero_grad(Model *m);
-
-// A one-line summary per layer into buf ("fc1  linear  (784) -> (256)  200,960 params").
-void model_describe(const Model *m, char *buf, size_t len);

@@ -23,7 +23,7 @@ typedef struct {
     size_t numel;
     ParamKind kind;
     int decay;  // weight decay, L1 and L2 apply: weight matrices and kernels only, never 1-D
-    int layer;  // index of the owning layer
+    int layer;  // id of the owning layer (its Philox key word)
 } ParamDesc;
 
 typedef struct {

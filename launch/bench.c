@@ -35,8 +35,8 @@ static double median(double *v, int n) {
 // for the input gradient (not for the first layer).
 static double step_flops(const Model *m, int B) {
     double f = 0;
-    for (int i = 0; i < m->nlayers; i++) {
-        const Layer *l = &m->layers[i];
+    for (int i = 0; i < m->seq.n; i++) {
+        const Layer *l = &m->seq.layers[i];
         double mac;
         if (strcmp(l->kind->type, "linear") == 0)
             mac = (double)B * l->in.d[0] * l->out.d[0];
@@ -133,7 +133,7 @@ int cmd_bench(Dist *d, int argc, char **argv) {
             x[i + j] = 2.0f * philox_unit(r.v[j]) - 1.0f;
     }
     for (int b = 0; b < batch; b++) y[b] = b % classes, ids[b] = b;
-    float *dlogits = m.dacts[m.nlayers - 1];
+    float *dlogits = m.dlogits;
     for (int s = -warmup; s < steps; s++) {
         double t0 = now_seconds();
         StepCtx sc = {.train = 1, .dropout_on = cfg.dropout_on, .seed = cfg.seed,

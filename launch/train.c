@@ -239,7 +239,7 @@ static double train_step(Trainer *t, const int64_t *idx, int n, int64_t *correct
     model_zero_grad(m);
     const float *logits = model_forward(m, t->x, n, &sc);
     // the gradient of the mean loss over the global batch
-    float *dlogits = m->dacts[m->nlayers - 1];
+    float *dlogits = m->dlogits;
     double loss = xent_forward_backward(dlogits, correct, logits, t->y, n, m->num_classes,
                                         c->label_smoothing, 1.0f / (float)n);
     model_backward(m, t->x, dlogits, n, &sc);
@@ -259,7 +259,7 @@ static void print_header(const Dist *d, const Trainer *t, const char *resume, in
            (long long)(t->has_test ? t->test.n : 0), t->train.num_classes);
     printf("  model: %d layers, %zu parameters; %s lr %g, weight decay %g; %d epochs of %lld "
            "steps, batch %d\n",
-           t->m.nlayers, t->m.table.n_trainable, optim_kind_name(c->optim.kind), c->optim.lr,
+           t->m.seq.n, t->m.table.n_trainable, optim_kind_name(c->optim.kind), c->optim.lr,
            c->optim.weight_decay, c->epochs, (long long)t->steps_per_epoch, c->batch);
     printf("  parallel: %d rank%s x %d OpenBLAS thread%s\n", d->world, d->world > 1 ? "s" : "",
            threads, threads > 1 ? "s" : "");

@@ -1,0 +1,120 @@
+// seq.c: layers in order (seq.h).
+#include "seq.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int seq_setup(Seq *s, const LayerSpec *specs, int n, Shape in, const char *prefix, int id_base,
+              ParamTable *t, Shape *out, Err *e) {
+    memset(s, 0, sizeof *s);
+    s->layers = calloc((size_t)n, sizeof *s->layers);
+    if (!s->layers) return err_set(e, ERR_RUNTIME, "out of memory");
+    s->n = n;
+    Shape cur = in;
+    for (int i = 0; i < n; i++) {
+        Layer *l = &s->layers[i];
+        l->spec = specs[i];
+        if (snprintf(l->spec.name, sizeof l->spec.name, "%s%s", prefix, specs[i].name) >=
+            (int)sizeof l->spec.name)
+            return err_set(e, ERR_INPUT, "layer name %s%s is too long", prefix, specs[i].name);
+        l->id = id_base + i;
+        l->kind = layer_kind_find(specs[i].type);
+        if (!l->kind)
+            return err_set(e, ERR_INPUT, "layer %s: unknown type '%s' (known: %s)", l->spec.name,
+                           specs[i].type, layer_kind_names());
+        for (int j = 0; j < i; j++)
+            if (strcmp(s->layers[j].spec.name, l->spec.name) == 0)
+                return err_set(e, ERR_INPUT, "two layers are named '%s'", l->spec.name);
+        l->in = cur;
+        l->param0 = t->n;
+        if (l->kind->setup(l, cur, t, e)) return e->code;
+        l->nparam = t->n - l->param0;  // including what nested layers declared
+        cur = l->out;
+    }
+    *out = cur;
+    return ERR_OK;
+}
+
+int seq_plan(Seq *s, int max_batch, Err *e) {
+    s->acts = calloc((size_t)s->n, sizeof *s->acts);
+    s->dacts = calloc((size_t)s->n, sizeof *s->dacts);
+    if (!s->acts || !s->dacts) return err_set(e, ERR_RUNTIME, "out of memory");
+    for (int i = 0; i < s->n; i++) {
+        Layer *l = &s->layers[i];
+        size_t n = (size_t)max_batch * shape_numel(l->out);
+        s->acts[i] = malloc(n * sizeof(float));
+        s->dacts[i] = malloc(n * sizeof(float));
+        size_t save = (size_t)max_batch * l->save_bytes_per_sample + l->save_bytes_fixed;
+        if (save) l->save = malloc(save);
+        if (!s->acts[i] || !s->dacts[i] || (save && !l->save))
+            return err_set(e, ERR_RUNTIME, "out of memory planning activations for batch %d",
+                           max_batch);
+        if (l->kind->plan && l->kind->plan(l, max_batch, e)) return e->code;
+    }
+    return ERR_OK;
+}
+
+void seq_free(Seq *s) {
+    for (int i = 0; s->layers && i < s->n; i++) {
+        Layer *l = &s->layers[i];
+        if (s->acts) free(s->acts[i]);
+        if (s->dacts) free(s->dacts[i]);
+        free(l->save);
+        if (l->kind && l->kind->release) l->kind->release(l);
+    }
+    free(s->acts);
+    free(s->dacts);
+    free(s->layers);
+    memset(s, 0, sizeof *s);
+}
+
+void seq_init(const Seq *s, float *params, float *bufs, uint32_t seed) {
+    for (int i = 0; i < s->n; i++) {
+        const Layer *l = &s->layers[i];
+        if (l->kind->init) l->kind->init(l, params, bufs, seed);
+    }
+}
+
+const float *seq_forward(Seq *s, const float *x, const float *params, float *bufs,
+                         const StepCtx *c, int B) {
+    const float *in = x;
+    for (int i = 0; i < s->n; i++) {
+        Layer *l = &s->layers[i];
+        l->kind->forward(l, s->acts[i], in, params, bufs, c, B);
+        in = s->acts[i];
+    }
+    return in;
+}
+
+// The slice of the gradient buffer that layer l owns: its trainable entries (its own and
+// those of layers nested in it) are consecutive in the table.
+static void grad_range(const ParamTable *t, const Layer *l, size_t *off, size_t *count) {
+    *off = 0;
+    *count = 0;
+    int first = 1;
+    for (int j = 0; j < l->nparam; j++) {
+        const ParamDesc *p = &t->p[l->param0 + j];
+        if (p->kind != PARAM_TRAINABLE) continue;
+        if (first) *off = p->offset;
+        first = 0;
+        *count = p->offset + p->numel - *off;
+    }
+}
+
+void seq_backward(Seq *s, float *din, float *grads, const float *dout, const float *x,
+                  const float *params, const StepCtx *c, int B, const ParamTable *t,
+                  GradReadyFn ready, void *ready_ctx) {
+    for (int i = s->n - 1; i >= 0; i--) {
+        Layer *l = &s->layers[i];
+        const float *d = i == s->n - 1 ? dout : s->dacts[i];
+        const float *in = i > 0 ? s->acts[i - 1] : x;
+        float *dprev = i > 0 ? s->dacts[i - 1] : din;
+        l->kind->backward(l, dprev, grads, d, in, s->acts[i], params, c, B);
+        if (ready) {
+            size_t off, count;
+            grad_range(t, l, &off, &count);
+            if (count) ready(ready_ctx, off, count);
+        }
+    }
+}
