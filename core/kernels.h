@@ -41,3 +41,14 @@ void avgpool2d_backward(float *dinp, const float *dout, int B, int C, int H, int
                         int P);
 void globalavgpool_forward(float *out, const float *inp, int B, int C, int HW);
 void globalavgpool_backward(float *dinp, const float *dout, int B, int C, int HW);
+void batchnorm_stats(double *stats, const float *inp, int B, int C, int HW);
+void bn_stats_combine(double *dst, const double *src, int C);
+void batchnorm_forward(float *out, const float *inp, const double *mean, const double *rstd,
+                       const float *weight, const float *bias, int B, int C, int HW);
+void batchnorm_backward_sums(double *sums, const float *dout, const float *inp,
+                             const double *mean, const double *rstd, int B, int C, int HW);
+void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,
+                              const double *mean, const double *rstd, const double *sums,
+                              const double *count, const float *weight, int B, int C, int HW);
+void batchnorm_backward_affine(float *dinp, const float *dout, const double *rstd,
+                               const float *weight, int B, int C, int HW);

@@ -1,0 +1,281 @@
+// batchnorm.c: nn.BatchNorm2d over the channels of (C,H,W) inputs and nn.BatchNorm1d over the
+// features of (D) inputs (a (D) input is C = D channels of one element each).
+// Parameters as PyTorch's state_dict: weight, bias (C, trainable), running_mean, running_var
+// (C, buffers) and num_batches_tracked (a scalar buffer, kept in a float slot).
+//
+// Train mode. Forward computes each channel's LOCAL partial statistics in double,
+//   stats (3*C) = [count (C) | mean (C) | M2 (C)],  M2 = sum of squared deviations from mean,
+// and hands them to c->reduce_stats (kind STATS_BN_FORWARD) exactly once; the reducer replaces
+// them in place with the statistics of the layer's whole normalization group, combined with
+// bn_stats_combine (Chan et al.'s pairwise update: exact for any split, empty shards included).
+// It normalizes with the biased variance M2/n, eps inside the sqrt, and moves the running
+// statistics with the group's unbiased variance M2/(n-1), as PyTorch does.
+// Backward computes the local per-channel sums
+//   sums (2*C) = [sum_dy (C) | sum_dy_xhat (C)],
+// adds them to dbias and dweight as they are (the gradient all-reduce sums those across ranks
+// later, so they must not be reduced here), then hands them to c->reduce_stats (kind
+// STATS_BN_BACKWARD, summed) exactly once and uses the group totals for the input gradient
+//   dinp = weight rstd (dy - sum_dy/n - xhat sum_dy_xhat/n).
+// A rank with no samples still makes both calls (the reduction is collective) with count 0.
+// The reducer has no error path into forward: one that fails must end the job itself.
+//
+// Ghost batches (spec.ghost > 0): each consecutive chunk of `ghost` samples of the local batch
+// (the last may be shorter) is normalized with its own statistics and moves the running
+// statistics in turn, so num_batches_tracked grows by the number of chunks. Ghost batches are
+// local by definition: the reducer is NOT called.
+//
+// Eval mode uses the running statistics and never calls the reducer; its backward is the
+// gradient of the affine map y = weight (x - running_mean) / sqrt(running_var + eps) + bias.
+//
+// Running statistics when the group saw too little: with n = 0 they are left alone, with n = 1
+// only running_mean moves (the unbiased variance needs n >= 2; PyTorch refuses such batches).
+//
+// The save area holds, for each chunk, the mean, rstd and group count per channel in double
+// (see save_chunk); backward recomputes xhat from inp, so nothing per element is kept.
+#include <math.h>
+#include <string.h>
+
+#include "init.h"
+#include "kernels.h"
+#include "layer.h"
+
+// stats (3*C) = [count | mean | M2] of each channel of inp (B,C,HW), in double. Each (b,c)
+// plane is reduced in two passes (it is in cache) and folded into its channel with Chan's
+// update, so a channel far from zero mean loses nothing to cancellation.
+void batchnorm_stats(double *stats, const float *inp, int B, int C, int HW) {
+    double *count = stats, *mean = stats + C, *m2 = stats + 2 * C;
+    for (int c = 0; c < C; c++) count[c] = mean[c] = m2[c] = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const float *x = inp + ((size_t)b * C + c) * HW;
+            double s = 0.0;
+            for (int i = 0; i < HW; i++) s += x[i];
+            double m = s / HW, q = 0.0;
+            for (int i = 0; i < HW; i++) {
+                double d = x[i] - m;
+                q += d * d;
+            }
+            double na = count[c], n = na + HW, delta = m - mean[c];
+            mean[c] += delta * HW / n;
+            m2[c] += q + delta * delta * na * HW / n;
+            count[c] = n;
+        }
+}
+
+// dst (3*C) = the statistics of dst's samples and src's (3*C) together (Chan et al.).
+// A side with count 0 contributes nothing, whatever its mean and M2 say.
+void bn_stats_combine(double *dst, const double *src, int C) {
+    for (int c = 0; c < C; c++) {
+        double na = dst[c], nb = src[c];
+        if (nb <= 0.0) continue;
+        if (na <= 0.0) {
+            dst[c] = nb, dst[C + c] = src[C + c], dst[2 * C + c] = src[2 * C + c];
+            continue;
+        }
+        double n = na + nb, delta = src[C + c] - dst[C + c];
+        dst[C + c] += delta * nb / n;
+        dst[2 * C + c] += src[2 * C + c] + delta * delta * na * nb / n;
+        dst[c] = n;
+    }
+}
+
+// out (B,C,HW) = weight (inp - mean) rstd + bias; inp (B,C,HW); mean, rstd (C); weight, bias (C).
+void batchnorm_forward(float *out, const float *inp, const double *mean, const double *rstd,
+                       const float *weight, const float *bias, int B, int C, int HW) {
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)b * C + c) * HW;
+            const float *x = inp + o;
+            float *y = out + o;
+            float m = (float)mean[c], a = (float)(weight[c] * rstd[c]), sh = bias[c];
+            for (int i = 0; i < HW; i++) y[i] = (x[i] - m) * a + sh;
+        }
+}
+
+// sums (2*C) = [sum dout | sum dout xhat] per channel, xhat = (inp - mean) rstd, in double.
+// dout, inp (B,C,HW); mean, rstd (C).
+void batchnorm_backward_sums(double *sums, const float *dout, const float *inp,
+                             const double *mean, const double *rstd, int B, int C, int HW) {
+    double *sdy = sums, *sdyx = sums + C;
+    for (int c = 0; c < C; c++) sdy[c] = sdyx[c] = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)b * C + c) * HW;
+            const float *x = inp + o, *dy = dout + o;
+            float m = (float)mean[c];
+            double s = 0.0, sx = 0.0;
+            for (int i = 0; i < HW; i++) {
+                s += dy[i];
+                sx += (double)dy[i] * (x[i] - m);
+            }
+            sdy[c] += s;
+            sdyx[c] += sx * rstd[c];
+        }
+}
+
+// dinp (B,C,HW) overwritten: the input gradient of training-mode normalization, from the
+// group's sums (2*C, as batchnorm_backward_sums) and count (C). dout, inp (B,C,HW); mean, rstd,
+// weight (C).
+void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,
+                              const double *mean, const double *rstd, const double *sums,
+                              const double *count, const float *weight, int B, int C, int HW) {
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)b * C + c) * HW;
+            const float *x = inp + o, *dy = dout + o;
+            float *dx = dinp + o;
+            double n = count[c] > 0.0 ? count[c] : 1.0;
+            float m = (float)mean[c], k1 = (float)(weight[c] * rstd[c]);
+            float k2 = (float)(sums[c] / n), k3 = (float)(sums[C + c] / n * rstd[c]);
+            for (int i = 0; i < HW; i++) dx[i] = k1 * (dy[i] - k2 - (x[i] - m) * k3);
+        }
+}
+
+// dinp (B,C,HW) overwritten = dout weight rstd: eval mode, where mean and rstd are constants.
+void batchnorm_backward_affine(float *dinp, const float *dout, const double *rstd,
+                               const float *weight, int B, int C, int HW) {
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)b * C + c) * HW;
+            float k = (float)(weight[c] * rstd[c]);
+            for (int i = 0; i < HW; i++) dinp[o + i] = dout[o + i] * k;
+        }
+}
+
+// running_mean, running_var (C) move towards the group statistics stats (3*C); see the top.
+static void update_running(float *rmean, float *rvar, const double *stats, int C,
+                           float momentum) {
+    for (int c = 0; c < C; c++) {
+        double n = stats[c];
+        if (n >= 1.0) rmean[c] = (float)((1.0 - momentum) * rmean[c] + momentum * stats[C + c]);
+        if (n >= 2.0)
+            rvar[c] = (float)((1.0 - momentum) * rvar[c] + momentum * stats[2 * C + c] / (n - 1.0));
+    }
+}
+
+static void channels(const Layer *l, int *C, int *HW) {
+    *C = l->in.d[0];
+    *HW = l->in.ndim == 3 ? l->in.d[1] * l->in.d[2] : 1;
+}
+
+static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
+    const LayerSpec *s = &l->spec;
+    if (in.ndim != 1 && in.ndim != 3)
+        return err_set(e, ERR_INPUT,
+                       "layer %s (batchnorm) normalizes (C,H,W) or (D) inputs but gets %d "
+                       "dimensions",
+                       s->name, in.ndim);
+    if (!(s->eps > 0.0f))
+        return err_set(e, ERR_INPUT, "layer %s (batchnorm): eps must be positive", s->name);
+    if (!(s->momentum >= 0.0f && s->momentum <= 1.0f))
+        return err_set(e, ERR_INPUT, "layer %s (batchnorm): momentum must be in [0, 1], got %g",
+                       s->name, (double)s->momentum);
+    if (s->ghost < 0)
+        return err_set(e, ERR_INPUT, "layer %s (batchnorm): ghost batch size must be >= 0",
+                       s->name);
+    l->out = in;
+    int64_t shape[1] = {in.d[0]};
+    if (layer_add_param(l, t, "weight", PARAM_TRAINABLE, 1, shape, e)) return e->code;
+    if (layer_add_param(l, t, "bias", PARAM_TRAINABLE, 1, shape, e)) return e->code;
+    if (layer_add_param(l, t, "running_mean", PARAM_BUFFER, 1, shape, e)) return e->code;
+    if (layer_add_param(l, t, "running_var", PARAM_BUFFER, 1, shape, e)) return e->code;
+    if (layer_add_param(l, t, "num_batches_tracked", PARAM_BUFFER, 0, NULL, e)) return e->code;
+    // see save_sums and save_chunk: chunk 0 and the sums are fixed, ghost chunks per sample
+    l->save_bytes_fixed = 5 * (size_t)in.d[0] * sizeof(double);
+    l->save_bytes_per_sample = s->ghost > 0 ? 3 * (size_t)in.d[0] * sizeof(double) : 0;
+    return ERR_OK;
+}
+
+static void init(const Layer *l, float *params, float *bufs, uint32_t seed) {
+    (void)seed;
+    size_t C = (size_t)l->in.d[0];
+    init_constant(params + l->poff[0], C, 1.0f);
+    init_constant(params + l->poff[1], C, 0.0f);
+    init_constant(bufs + l->poff[2], C, 0.0f);
+    init_constant(bufs + l->poff[3], C, 1.0f);
+    bufs[l->poff[4]] = 0.0f;
+}
+
+// The save area (save_bytes_fixed + max_batch * save_bytes_per_sample bytes, laid out as this
+// file likes): the backward sums (2*C doubles), then one slot of 3*C doubles per chunk. Chunk 0
+// always exists (an empty shard still reduces); a ghost batch has at most one chunk per sample.
+static double *save_sums(const Layer *l) { return l->save; }
+static double *save_chunk(const Layer *l, int k) {
+    return (double *)l->save + 2 * (size_t)l->in.d[0] + 3 * (size_t)l->in.d[0] * k;
+}
+
+// Chunks of the local batch normalized separately: 1 (the whole batch) unless ghost batching.
+static int nchunks(const Layer *l, const StepCtx *c, int B) {
+    int g = l->spec.ghost;
+    if (!c->train || g <= 0) return 1;
+    return (B + g - 1) / g;
+}
+
+static void forward(Layer *l, float *out, const float *inp, const float *params, float *bufs,
+                    const StepCtx *c, int B) {
+    int C, HW;
+    channels(l, &C, &HW);
+    const float *w = params + l->poff[0], *bias = params + l->poff[1];
+    float *rmean = bufs + l->poff[2], *rvar = bufs + l->poff[3];
+    if (!c->train) {
+        double *mean = save_chunk(l, 0), *rstd = mean + C;
+        for (int ch = 0; ch < C; ch++) {
+            mean[ch] = rmean[ch];
+            rstd[ch] = 1.0 / sqrt((double)rvar[ch] + l->spec.eps);
+        }
+        batchnorm_forward(out, inp, mean, rstd, w, bias, B, C, HW);
+        return;
+    }
+    int g = l->spec.ghost > 0 ? l->spec.ghost : B, K = nchunks(l, c, B);
+    for (int k = 0; k < K; k++) {
+        int b0 = k * g, nb = B - b0 < g ? B - b0 : g;
+        size_t off = (size_t)b0 * C * HW;
+        double *stats = save_chunk(l, k);  // [count | mean | M2], then [mean | rstd | count]
+        batchnorm_stats(stats, inp + off, nb, C, HW);
+        if (l->spec.ghost <= 0 && c->reduce_stats)
+            c->reduce_stats(c->reduce_ctx, l->id, STATS_BN_FORWARD, stats, C);
+        update_running(rmean, rvar, stats, C, l->spec.momentum);
+        for (int ch = 0; ch < C; ch++) {
+            double n = stats[ch], m = stats[C + ch], m2 = stats[2 * C + ch];
+            double var = n > 0.0 ? m2 / n : 0.0;
+            stats[ch] = m;
+            stats[C + ch] = 1.0 / sqrt(var + l->spec.eps);
+            stats[2 * C + ch] = n;
+        }
+        batchnorm_forward(out + off, inp + off, stats, stats + C, w, bias, nb, C, HW);
+    }
+    bufs[l->poff[4]] += (float)K;
+}
+
+static void backward(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
+                     const float *out, const float *params, const StepCtx *c, int B) {
+    (void)out;
+    int C, HW;
+    channels(l, &C, &HW);
+    const float *w = params + l->poff[0];
+    float *dw = dparams + l->poff[0], *db = dparams + l->poff[1];
+    double *sums = save_sums(l);
+    int g = c->train && l->spec.ghost > 0 ? l->spec.ghost : B, K = nchunks(l, c, B);
+    for (int k = 0; k < K; k++) {
+        int b0 = k * g, nb = B - b0 < g ? B - b0 : g;
+        size_t off = (size_t)b0 * C * HW;
+        const double *mean = save_chunk(l, k), *rstd = mean + C, *count = mean + 2 * C;
+        batchnorm_backward_sums(sums, dout + off, inp + off, mean, rstd, nb, C, HW);
+        for (int ch = 0; ch < C; ch++) {
+            db[ch] += (float)sums[ch];
+            dw[ch] += (float)sums[C + ch];
+        }
+        if (!c->train) {
+            if (dinp) batchnorm_backward_affine(dinp, dout, rstd, w, B, C, HW);
+            continue;
+        }
+        // even without dinp (a first layer), so every rank makes the same collective calls
+        if (l->spec.ghost <= 0 && c->reduce_stats)
+            c->reduce_stats(c->reduce_ctx, l->id, STATS_BN_BACKWARD, sums, C);
+        if (dinp)
+                batchnorm_backward_input(dinp + off, dout + off, inp + off, mean, rstd, sums, count,
+                                     w, nb, C, HW);
+    }
+}
+
+const LayerKind layer_batchnorm = {.type = "batchnorm", .setup = setup, .init = init, .forward = forward, .backward = backward};
