@@ -71,6 +71,9 @@ static const Key schema[] = {
      "L2 penalty coefficient (coupled: gradient += l2 * w)"},
     {"reg.clip_norm", K_FLOAT, OFF(clip_norm), 0, 1e9, "0", NULL,
      "clip the global gradient norm to this (0 = off)"},
+    {"bn.ghost", K_INT, OFF(bn_ghost), 0, 1e6, "0", NULL,
+     "BatchNorm ghost batch size: normalize over sub-batches of this many samples (0 = whole "
+     "batch)"},
 };
 #define NKEYS (int)(sizeof schema / sizeof schema[0])
 
@@ -81,7 +84,8 @@ typedef struct {
 } LayerKey;
 static const LayerKey layer_keys[] = {
     {"name", "*"}, {"type", "*"}, {"out", "linear conv2d"}, {"bias", "linear conv2d"},
-    {"p", "dropout"}, {"eps", "layernorm"},
+    {"p", "dropout"}, {"eps", "layernorm batchnorm"},
+    {"momentum", "batchnorm"},
     {"layers", "residual"}, {"drop_path", "residual"},
     {"kernel", "conv2d maxpool2d avgpool2d"}, {"stride", "conv2d maxpool2d avgpool2d"},
     {"padding", "conv2d maxpool2d avgpool2d"},
@@ -285,6 +289,8 @@ static int read_layer(Config *c, const config_setting_t *l, const char *what, in
     sp->p = (float)v;
     if (read_layer_num(c, l, name, "eps", 1e-30, 1, 0, 1e-5, &v, e)) return e->code;
     sp->eps = (float)v;
+    if (read_layer_num(c, l, name, "momentum", 0, 1, 0, 0.1, &v, e)) return e->code;
+    sp->momentum = (float)v;
     if (read_layer_num(c, l, name, "drop_path", 0, 1, 0, 0, &v, e)) return e->code;
     sp->drop_path = (float)v;
     if (strcmp(type, "residual") == 0) {
@@ -319,6 +325,14 @@ static int read_layer_list(Config *c, const config_setting_t *list, const char *
 static void free_layer_list(LayerSpec *specs, int n) {
     for (int i = 0; specs && i < n; i++) free_layer_list(specs[i].children, specs[i].nchildren);
     free(specs);
+}
+
+// bn.ghost is one global key: every batchnorm layer, residual branches included, takes it.
+static void set_bn_ghost(LayerSpec *specs, int n, int ghost) {
+    for (int i = 0; i < n; i++) {
+        if (strcmp(specs[i].type, "batchnorm") == 0) specs[i].ghost = ghost;
+        set_bn_ghost(specs[i].children, specs[i].nchildren, ghost);
+    }
 }
 
 static int read_input_shape(Config *c, const config_setting_t *s, Err *e) {
@@ -476,6 +490,7 @@ int config_load(Config *c, const char *path, const char *text, const char *const
     if ((rc = read_layer_list(c, config_lookup(&cf, "model.layers"), "model.layers", &c->layers,
                               &c->nlayers, e)))
         goto done;
+    set_bn_ghost(c->layers, c->nlayers, c->bn_ghost);
     c->text = config_to_text(&cf);
     if (!c->text) rc = err_set(e, ERR_RUNTIME, "out of memory");
 done:

@@ -34,6 +34,7 @@ typedef struct {
     float label_smoothing;  // reg.label_smoothing
     float l1, l2;           // reg.l1, reg.l2
     float clip_norm;        // reg.clip_norm (0 = off)
+    int bn_ghost;           // bn.ghost: BatchNorm ghost batch size (0 = the whole batch)
 
     char *text;             // the effective config (after --set), as libconfig text
     char source[1024];      // where it came from, for messages
