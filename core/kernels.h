@@ -22,6 +22,16 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
                         const float *rstd, int B, int D);
 void dropout_mask(uint8_t *keep, size_t n, float p, philox_key key, uint32_t sample,
                   uint32_t step, uint32_t stream);
+void dropout2d_forward(float *out, const float *inp, const uint8_t *keep, float scale, int B,
+                       int C, int HW);
+size_t dropblock_mask(uint8_t *keep, int C, int H, int W, int bs, float p, philox_key key,
+                      uint32_t sample, uint32_t step, uint32_t stream);
+void dropblock_apply(float *out, const float *inp, const uint8_t *keep, float scale, size_t N);
+// DropConnect draws one weight mask per step with this in the sample word of the counter:
+// no dataset has 2^32-1 samples, so it never collides with a per-sample mask.
+enum { DROPCONNECT_SAMPLE = 0xFFFFFFFFu };
+void dropconnect_weight(float *wm, uint8_t *keep, const float *weight, float p, philox_key key,
+                        uint32_t step, uint32_t stream, size_t n);
 void conv2d_im2col(float *col, const float *inp, int C, int H, int W, int K, int S, int P, int OH,
                    int OW);
 void conv2d_col2im(float *dinp, const float *col, int C, int H, int W, int K, int S, int P, int OH,

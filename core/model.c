@@ -7,13 +7,13 @@
 
 extern const LayerKind layer_linear, layer_relu, layer_gelu, layer_layernorm, layer_dropout,
     layer_flatten, layer_conv2d, layer_maxpool2d, layer_avgpool2d, layer_globalavgpool,
-    layer_batchnorm, layer_residual;
+    layer_dropout2d, layer_dropblock, layer_batchnorm, layer_residual;
 
 static const LayerKind *const registry[] = {
     &layer_linear,    &layer_relu,      &layer_gelu,      &layer_layernorm,
     &layer_dropout,   &layer_flatten,   &layer_conv2d,    &layer_maxpool2d,
-    &layer_avgpool2d, &layer_globalavgpool, &layer_batchnorm,
-    &layer_residual,
+    &layer_avgpool2d, &layer_globalavgpool, &layer_dropout2d, &layer_dropblock,
+    &layer_batchnorm, &layer_residual,
 };
 #define NKINDS (int)(sizeof registry / sizeof registry[0])
 

@@ -84,8 +84,9 @@ typedef struct {
 } LayerKey;
 static const LayerKey layer_keys[] = {
     {"name", "*"}, {"type", "*"}, {"out", "linear conv2d"}, {"bias", "linear conv2d"},
-    {"p", "dropout"}, {"eps", "layernorm batchnorm"},
+    {"p", "dropout dropout2d dropblock"}, {"eps", "layernorm batchnorm"},
     {"momentum", "batchnorm"},
+    {"dropconnect", "linear"}, {"block_size", "dropblock"},
     {"layers", "residual"}, {"drop_path", "residual"},
     {"kernel", "conv2d maxpool2d avgpool2d"}, {"stride", "conv2d maxpool2d avgpool2d"},
     {"padding", "conv2d maxpool2d avgpool2d"},
@@ -287,6 +288,14 @@ static int read_layer(Config *c, const config_setting_t *l, const char *what, in
     sp->bias = (int)v;
     if (read_layer_num(c, l, name, "p", 0, 1, 0, 0.5, &v, e)) return e->code;
     sp->p = (float)v;
+    if (read_layer_num(c, l, name, "dropconnect", 0, 1, 0, 0, &v, e)) return e->code;
+    sp->dropconnect = (float)v;
+    // block_size has no default, like kernel
+    if (read_layer_num(c, l, name, "block_size", 1, 64, 1, 0, &v, e)) return e->code;
+    sp->block_size = (int)v;
+    if (layer_key_allowed("block_size", type) && sp->block_size == 0)
+        return err_set(e, ERR_INPUT, "%s: layer %s (%s) needs block_size = <size>", where(c, l),
+                       name, type);
     if (read_layer_num(c, l, name, "eps", 1e-30, 1, 0, 1e-5, &v, e)) return e->code;
     sp->eps = (float)v;
     if (read_layer_num(c, l, name, "momentum", 0, 1, 0, 0.1, &v, e)) return e->code;
