@@ -29,7 +29,7 @@ void dropout_mask(uint8_t *keep, size_t n, float p, philox_key key, uint32_t sam
 }
 
 static int active(const Layer *l, const StepCtx *c) {
-    return c->train && c->dropout_on && l->spec.p > 0.0f;
+    return step_dropout_active(c) && l->spec.p > 0.0f;
 }
 
 static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {

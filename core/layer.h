@@ -54,6 +54,8 @@ typedef int (*StatsReduceFn)(void *ctx, int layer_id, StatsKind kind, double *st
 typedef struct {
     int train;                   // 1 = training mode, 0 = eval mode
     int dropout_on;              // 0 disables every dropout-family layer (reg.dropout=off)
+    int mc_dropout;              // 1: dropout-family layers draw masks in eval mode too
+                                 // (Monte-Carlo prediction; BatchNorm stays in eval mode)
     uint32_t seed;               // run seed: Philox key word 0
     uint32_t step;               // optimizer step: Philox counter word 2
     uint32_t stream;             // PHILOX_STREAM_TRAIN or a Monte-Carlo pass
@@ -61,6 +63,12 @@ typedef struct {
     StatsReduceFn reduce_stats;  // BatchNorm statistics across ranks (NULL: this process only)
     void *reduce_ctx;
 } StepCtx;
+
+// Whether dropout-family layers (dropout, dropout2d, dropblock, DropConnect, DropPath) draw
+// masks in this pass: in training, and in Monte-Carlo prediction, unless reg.dropout=off.
+static inline int step_dropout_active(const StepCtx *c) {
+    return (c->train || c->mc_dropout) && c->dropout_on;
+}
 
 typedef struct Layer Layer;
 

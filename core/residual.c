@@ -65,7 +65,7 @@ static void release(Layer *l) {
 // scale (B): each sample's branch multiplier.
 static void drop_path_scales(float *scale, const Layer *l, const StepCtx *c, int B) {
     float p = l->spec.drop_path;
-    if (!(c->train && c->dropout_on && p > 0.0f)) {
+    if (!(step_dropout_active(c) && p > 0.0f)) {
         for (int b = 0; b < B; b++) scale[b] = 1.0f;
         return;
     }

@@ -103,3 +103,22 @@ double now_seconds(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+void cli_load_checkpoint_model(const Dist *d, const char *ckpt, const char *data,
+                               const char *split, Config *cfg, Model *m, Dataset *ds,
+                               CkptMeta *meta) {
+    Err e = {0};
+    if (ckpt_read_meta(ckpt, meta, &e)) cli_fail(d, &e);
+    if (config_load(cfg, ckpt, meta->config_text, NULL, 0, &e)) cli_fail(d, &e);
+    int has = dataset_has_split(data, split, &e);
+    if (has < 0) cli_fail(d, &e);
+    if (!has) {
+        err_set(&e, ERR_INPUT, "%s: has no /%s group", data, split);
+        cli_fail(d, &e);
+    }
+    if (dataset_load(ds, data, split, 0, &e)) cli_fail(d, &e);
+    int batch = cfg->batch < 256 ? 256 : cfg->batch;
+    if (cli_build_model(m, cfg, ds, batch, &e)) cli_fail(d, &e);
+    if (ckpt_load(ckpt, m, NULL, NULL, &e)) cli_fail(d, &e);
+    cli_set_threads(d, cfg->threads);
+}

@@ -7,6 +7,7 @@
 #include "core/calibration.h"
 #include "core/model.h"
 #include "dist/dist.h"
+#include "io/checkpoint.h"
 #include "io/dataset.h"
 
 #define MAX_SETS 128
@@ -42,7 +43,15 @@ void cli_evaluate(Model *m, const Dataset *data, float *x, int32_t *y, int64_t *
 
 double now_seconds(void);
 
+// For eval and predict: reads a checkpoint's config, loads the split of data, builds the
+// model (planned for batches of max(256, train.batch)) and loads the weights. Fails the job
+// with a one-line message on any problem.
+void cli_load_checkpoint_model(const Dist *d, const char *ckpt, const char *data,
+                               const char *split, Config *cfg, Model *m, Dataset *ds,
+                               CkptMeta *meta);
+
 int cmd_train(Dist *d, int argc, char **argv);
 int cmd_eval(Dist *d, int argc, char **argv);
 int cmd_data(Dist *d, int argc, char **argv);
 int cmd_bench(Dist *d, int argc, char **argv);
+int cmd_predict(Dist *d, int argc, char **argv);

@@ -47,23 +47,11 @@ int cmd_eval(Dist *d, int argc, char **argv) {
 
     Err e = {0};
     CkptMeta meta = {0};
-    if (ckpt_read_meta(ckpt, &meta, &e)) cli_fail(d, &e);
     Config cfg;
-    if (config_load(&cfg, ckpt, meta.config_text, NULL, 0, &e)) cli_fail(d, &e);
-    Dataset ds;
-    int has = dataset_has_split(data, split, &e);
-    if (has < 0) cli_fail(d, &e);
-    if (!has) {
-        err_set(&e, ERR_INPUT, "%s: has no /%s group", data, split);
-        cli_fail(d, &e);
-    }
-    if (dataset_load(&ds, data, split, 0, &e)) cli_fail(d, &e);
     Model m;
-    int batch = cfg.batch < 256 ? 256 : cfg.batch;
-    if (cli_build_model(&m, &cfg, &ds, batch, &e)) cli_fail(d, &e);
-    if (ckpt_load(ckpt, &m, NULL, NULL, &e)) cli_fail(d, &e);
-    cli_set_threads(d, cfg.threads);
-
+    Dataset ds;
+    cli_load_checkpoint_model(d, ckpt, data, split, &cfg, &m, &ds, &meta);
+    int batch = m.max_batch;
     size_t in = shape_numel(m.in);
     float *x = malloc((size_t)batch * in * sizeof(float));
     float *probs = malloc((size_t)batch * (size_t)m.num_classes * sizeof(float));

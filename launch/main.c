@@ -11,6 +11,7 @@ static const char *usage =
     "commands:\n"
     "  train   train a model from a config on an HDF5 dataset\n"
     "  eval    evaluate a checkpoint: loss, accuracy, calibration error\n"
+    "  predict probabilities with Monte-Carlo-dropout uncertainty\n"
     "  data    make datasets: fashion-mnist, synth; summarise one: info\n"
     "  bench   measure training-step throughput\n"
     "\n"
@@ -28,6 +29,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "eval") == 0) rc = cmd_eval(&d, argc - 1, argv + 1);
     else if (strcmp(cmd, "data") == 0) rc = cmd_data(&d, argc - 1, argv + 1);
     else if (strcmp(cmd, "bench") == 0) rc = cmd_bench(&d, argc - 1, argv + 1);
+    else if (strcmp(cmd, "predict") == 0) rc = cmd_predict(&d, argc - 1, argv + 1);
     else if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         if (d.rank == 0) fputs(usage, stdout);
         rc = 0;

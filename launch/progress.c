@@ -1,6 +1,7 @@
 // progress.c: the progress line (progress.h).
 #include "progress.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,16 +38,18 @@ void progress_update(Progress *p, int64_t done, double loss, double ips) {
         char bar[32];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
-        printf("\r%s [%s] %lld/%lld  loss %.4f  %.0f img/s  ETA %s\033[K", p->label, bar,
-               (long long)done, (long long)p->total, loss, ips, eta);
+        printf("\r%s [%s] %lld/%lld", p->label, bar, (long long)done, (long long)p->total);
+        if (!isnan(loss)) printf("  loss %.4f", loss);
+        printf("  %.0f img/s  ETA %s\033[K", ips, eta);
         fflush(stdout);
         return;
     }
     int q = (int)(4 * done / (p->total ? p->total : 1));
     if (q > p->quarters_shown && q < 4) {
         p->quarters_shown = q;
-        printf("%s  step %lld/%lld  loss %.4f  %.0f img/s  ETA %s\n", p->label, (long long)done,
-               (long long)p->total, loss, ips, eta);
+        printf("%s  step %lld/%lld", p->label, (long long)done, (long long)p->total);
+        if (!isnan(loss)) printf("  loss %.4f", loss);
+        printf("  %.0f img/s  ETA %s\n", ips, eta);
         fflush(stdout);
     }
 }

@@ -13,6 +13,6 @@ typedef struct {
 } Progress;
 
 void progress_begin(Progress *p, int enabled, const char *label, int64_t total, int64_t start);
-// done: steps finished in this epoch; loss: running mean; ips: images per second.
+// done: steps finished in this epoch; loss: running mean (NAN: none); ips: images/s.
 void progress_update(Progress *p, int64_t done, double loss, double ips);
 void progress_end(Progress *p);  // clears the redrawn line

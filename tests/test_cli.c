@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include <hdf5.h>
+
 #include "io/checkpoint.h"
 #include "launch/config.h"
 #include "testutil.h"
@@ -196,6 +198,82 @@ static void test_max_steps_zero_and_init(void **state) {
     expect_bad_input(&r, "fc1.weight");
 }
 
+// Reads a float or int64 dataset of a prediction file.
+static void read_pred(const char *file, const char *name, hid_t type, void *buf) {
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    assert_true(d >= 0);
+    assert_true(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+// predict: K = 0 agrees with eval; MC passes spread when dropout is on and not at all
+// when reg.dropout=off; probabilities sum to 1.
+static void test_predict(void **state) {
+    (void)state;
+    const char *on = test_path(dir, "run_pred_on"), *off = test_path(dir, "run_pred_off");
+    RunResult r;
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(on), "--set", "train.epochs=1", NULL});
+    expect_ok(&r);
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(off), "--set", "train.epochs=1", "--set",
+                                          "reg.dropout=off", NULL});
+    expect_ok(&r);
+    char ckpt_on[1100], ckpt_off[1100], p0[1100], p5[1100], poff[1100];
+    snprintf(ckpt_on, sizeof ckpt_on, "%s", test_path(on, "last.h5"));
+    snprintf(ckpt_off, sizeof ckpt_off, "%s", test_path(off, "last.h5"));
+    snprintf(p0, sizeof p0, "%s", test_path(dir, "p0.h5"));
+    snprintf(p5, sizeof p5, "%s", test_path(dir, "p5.h5"));
+    snprintf(poff, sizeof poff, "%s", test_path(dir, "poff.h5"));
+    test_run_regdist(&r, (const char *[]){"predict", "--checkpoint", ckpt_on, "--data", data,
+                                          "--out", p0, NULL});
+    expect_ok(&r);
+    test_run_regdist(&r, (const char *[]){"predict", "--checkpoint", ckpt_on, "--data", data,
+                                          "--mc-samples", "5", "--out", p5, NULL});
+    expect_ok(&r);
+    test_run_regdist(&r, (const char *[]){"predict", "--checkpoint", ckpt_off, "--data", data,
+                                          "--mc-samples", "5", "--out", poff, NULL});
+    expect_ok(&r);
+    test_run_regdist(&r, (const char *[]){"eval", "--checkpoint", ckpt_on, "--data", data,
+                                          "--json", NULL});
+    expect_ok(&r);
+    double eval_acc = strtod(strstr(r.out, "\"accuracy\": ") + 12, NULL);
+    // the test split of the synthetic file: 100 samples, 10 classes
+    int64_t pred[100];
+    float mean[1000], std[1000];
+    int32_t y[100];
+    hid_t f = H5Fopen(data, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t dy = H5Dopen2(f, "/test/y", H5P_DEFAULT);
+    assert_true(H5Dread(dy, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) >= 0);
+    H5Dclose(dy);
+    H5Fclose(f);
+    read_pred(p0, "pred", H5T_NATIVE_INT64, pred);
+    int correct = 0;
+    for (int i = 0; i < 100; i++) correct += pred[i] == y[i];
+    assert_true(fabs(correct / 100.0 - eval_acc) < 1e-9);
+    read_pred(p0, "probs_std", H5T_NATIVE_FLOAT, std);
+    for (int i = 0; i < 1000; i++) assert_true(std[i] == 0.0f);
+    read_pred(p5, "probs_mean", H5T_NATIVE_FLOAT, mean);
+    read_pred(p5, "probs_std", H5T_NATIVE_FLOAT, std);
+    double spread = 0;
+    for (int i = 0; i < 1000; i++) spread += std[i];
+    assert_true(spread > 0.1);  // dropout 0.3 in three layers moves the probabilities
+    for (int n = 0; n < 100; n++) {
+        double s = 0;
+        for (int k = 0; k < 10; k++) s += mean[n * 10 + k];
+        assert_true(fabs(s - 1.0) < 1e-4);
+    }
+    read_pred(poff, "probs_std", H5T_NATIVE_FLOAT, std);
+    for (int i = 0; i < 1000; i++) assert_true(std[i] == 0.0f);  // exactly zero
+    test_run_regdist(&r, (const char *[]){"predict", "--checkpoint", ckpt_on, "--data", data,
+                                          NULL});
+    expect_bad_input(&r, "--out is required");
+    test_run_regdist(&r, (const char *[]){"predict", "--checkpoint", ckpt_on, "--data", data,
+                                          "--mc-samples", "-2", "--out", p0, NULL});
+    expect_bad_input(&r, "--mc-samples");
+}
+
 // Early stopping: with lr 0 the validation accuracy never improves after epoch 1, so
 // patience 1 ends the run after epoch 2 of 5.
 static void test_early_stopping(void **state) {
@@ -244,8 +322,8 @@ static void test_bad_command_lines(void **state) {
     test_run_regdist(&r, (const char *[]){"bench", "--config", config, "--steps", "-1", NULL});
     expect_bad_input(&r, "--steps");
     // --help works everywhere and exits 0
-    const char *cmds[] = {"train", "eval", "data", "bench"};
-    for (int i = 0; i < 4; i++) {
+    const char *cmds[] = {"train", "eval", "data", "bench", "predict"};
+    for (int i = 0; i < 5; i++) {
         test_run_regdist(&r, (const char *[]){cmds[i], "--help", NULL});
         expect_ok(&r);
         assert_non_null(strstr(r.out, "usage: regdist"));
@@ -346,6 +424,7 @@ int main(void) {
         cmocka_unit_test(test_resume_is_bit_exact),
         cmocka_unit_test(test_max_steps_zero_and_init),
         cmocka_unit_test(test_early_stopping),
+        cmocka_unit_test(test_predict),
         cmocka_unit_test(test_bad_command_lines),
         cmocka_unit_test(test_bad_files),
     };
