@@ -59,7 +59,7 @@ void dropblock_apply(float *out, const float *inp, const uint8_t *keep, float sc
 }
 
 static int active(const Layer *l, const StepCtx *c) {
-    return c->train && c->dropout_on && l->spec.p > 0.0f;
+    return step_dropout_active(c) && l->spec.p > 0.0f;
 }
 
 static int block_side(const Layer *l) {

@@ -25,7 +25,7 @@ void dropout2d_forward(float *out, const float *inp, const uint8_t *keep, float 
 }
 
 static int active(const Layer *l, const StepCtx *c) {
-    return c->train && c->dropout_on && l->spec.p > 0.0f;
+    return step_dropout_active(c) && l->spec.p > 0.0f;
 }
 
 static float keep_scale(float p) { return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; }

@@ -78,7 +78,7 @@ static void dropconnect_backward(float *dinp, float *dweight, float *dbias, floa
 }
 
 static int dropconnect_active(const Layer *l, const StepCtx *c) {
-    return c && c->train && c->dropout_on && l->spec.dropconnect > 0.0f;
+    return c && step_dropout_active(c) && l->spec.dropconnect > 0.0f;
 }
 
 static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
