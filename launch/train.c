@@ -48,6 +48,7 @@ typedef struct {
     int64_t *perm;      // (train.n)
     CkptMeta meta;      // the position and history: what a checkpoint holds besides weights
     int64_t steps_per_epoch;
+    double train_seconds;  // training time of the epochs run by this process
     char out[1024];
 } Trainer;
 
@@ -284,6 +285,37 @@ static void free_trainer(Trainer *t) {
     config_free(&t->cfg);
 }
 
+// The finished model in eval mode on every split, the train-validation gap, and the same
+// numbers in DIR/summary.json for scripts.
+static void report_final(Trainer *t) {
+    EvalResult r[3];
+    const Dataset *ds[3] = {&t->train, t->has_val ? &t->val : NULL, t->has_test ? &t->test : NULL};
+    const char *names[3] = {"train", "val", "test"};
+    printf("final model (eval mode):");
+    for (int i = 0; i < 3; i++) {
+        if (!ds[i]) continue;
+        evaluate_split(t, ds[i], &r[i]);
+        printf("  %s acc %.2f%%", names[i], 100 * r[i].accuracy);
+    }
+    if (ds[1]) printf("  train-val gap %.2f points", 100 * (r[0].accuracy - r[1].accuracy));
+    if (ds[2]) printf("\ntest: loss %.4f  acc %.2f%%  ECE %.4f  (%lld samples)", r[2].loss,
+                      100 * r[2].accuracy, r[2].ece, (long long)r[2].count);
+    printf("\n");
+    char path[1100];
+    snprintf(path, sizeof path, "%s/summary.json", t->out);
+    FILE *f = fopen(path, "w");
+    if (!f) return;  // the metrics and checkpoints are what matter; this is a convenience
+    fprintf(f, "{\"steps\": %lld, \"epochs\": %lld", (long long)t->meta.step,
+            (long long)t->meta.epoch);
+    for (int i = 0; i < 3; i++)
+        if (ds[i])
+            fprintf(f, ", \"%s_loss\": %.6f, \"%s_acc\": %.6f, \"%s_ece\": %.6f", names[i],
+                    r[i].loss, names[i], r[i].accuracy, names[i], r[i].ece);
+    fprintf(f, ", \"best_val_acc\": %.6f, \"seconds_per_epoch\": %.3f}\n", t->meta.best_metric,
+            t->train_seconds / (double)(t->meta.epoch ? t->meta.epoch : 1));
+    fclose(f);
+}
+
 int cmd_train(Dist *d, int argc, char **argv) {
     Trainer t;
     memset(&t, 0, sizeof t);
@@ -341,6 +373,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
                        (long long)t.meta.step, (long long)epoch + 1, t.out);
             break;
         }
+        t.train_seconds += t.meta.epoch_seconds;
         // end of epoch: validate, record, checkpoint
         MetricsRow row = {.epoch = epoch + 1, .step = t.meta.step,
                           .lr = schedule_lr(&c->sched, c->optim.lr, t.meta.step - 1),
@@ -391,12 +424,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
         if (t.meta.best_epoch >= 0)
             printf("best val acc %.2f%% at epoch %lld (%s/best.h5)\n", 100 * t.meta.best_metric,
                    (long long)t.meta.best_epoch + 1, t.out);
-        if (t.has_test && !stop) {
-            EvalResult r;
-            evaluate_split(&t, &t.test, &r);
-            printf("test (last model): loss %.4f  acc %.2f%%  ECE %.4f  (%lld samples)\n", r.loss,
-                   100 * r.accuracy, r.ece, (long long)r.count);
-        }
+        if (!stop) report_final(&t);
         fclose(metrics);
     }
     free_trainer(&t);

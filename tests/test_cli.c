@@ -69,7 +69,8 @@ static void test_train_loss_falls_and_writes_outputs(void **state) {
     RunResult r;
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), NULL});
     expect_ok(&r);
-    assert_non_null(strstr(r.out, "test (last model)"));
+    assert_non_null(strstr(r.out, "train-val gap"));
+    assert_non_null(strstr(r.out, "test: loss"));
     char *csv = test_read_file(test_path(out, "metrics.csv"), NULL);
     assert_non_null(csv);
     assert_true(strncmp(csv, "epoch,step,lr,train_loss,train_acc,val_loss,val_acc,seconds,"
