@@ -30,6 +30,8 @@ static const Key schema[] = {
      "use the first N training samples (0 = all)"},
     {"data.val_size", K_I64, OFF(val_size), 0, 1e12, "0", NULL,
      "use the first N validation samples (0 = all)"},
+    {"model.drop_path", K_FLOAT, OFF(drop_path), 0, 0.999, "0", NULL,
+     "DropPath rate of the last residual block, linear from 0 over the blocks (0 = off)"},
     {"train.epochs", K_INT, OFF(epochs), 1, 1e6, "10", NULL, "passes over the training data"},
     {"train.batch", K_INT, OFF(batch), 1, 1e6, "128", NULL, "global batch size"},
     {"train.max_steps", K_I64, OFF(max_steps), -1, 1e15, "-1", NULL,
@@ -344,6 +346,27 @@ static void set_bn_ghost(LayerSpec *specs, int n, int ghost) {
     }
 }
 
+// model.drop_path: block i of n top-level residual blocks drops its branch with probability
+// rate * i / (n - 1) (rate for a single block), the linear rule of Huang et al. 2016 and timm.
+static int set_drop_path(Config *c, Err *e) {
+    if (c->drop_path <= 0.0f) return ERR_OK;
+    int n = 0, i = 0;
+    for (int k = 0; k < c->nlayers; k++) n += strcmp(c->layers[k].type, "residual") == 0;
+    if (n == 0)
+        return err_set(e, ERR_INPUT, "%s: model.drop_path needs residual blocks, and the model "
+                       "has none", c->source);
+    for (int k = 0; k < c->nlayers; k++) {
+        LayerSpec *sp = &c->layers[k];
+        if (strcmp(sp->type, "residual") != 0) continue;
+        if (sp->drop_path > 0.0f)
+            return err_set(e, ERR_INPUT, "%s: layer %s sets drop_path and so does model.drop_path;"
+                           " use one", c->source, sp->name);
+        sp->drop_path = n == 1 ? c->drop_path : c->drop_path * (float)i / (float)(n - 1);
+        i++;
+    }
+    return ERR_OK;
+}
+
 static int read_input_shape(Config *c, const config_setting_t *s, Err *e) {
     c->input.ndim = 0;
     if (!s) return ERR_OK;
@@ -500,6 +523,7 @@ int config_load(Config *c, const char *path, const char *text, const char *const
                               &c->nlayers, e)))
         goto done;
     set_bn_ghost(c->layers, c->nlayers, c->bn_ghost);
+    if ((rc = set_drop_path(c, e))) goto done;
     c->text = config_to_text(&cf);
     if (!c->text) rc = err_set(e, ERR_RUNTIME, "out of memory");
 done:

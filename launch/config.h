@@ -35,6 +35,8 @@ typedef struct {
     float l1, l2;           // reg.l1, reg.l2
     float clip_norm;        // reg.clip_norm (0 = off)
     int bn_ghost;           // bn.ghost: BatchNorm ghost batch size (0 = the whole batch)
+    float drop_path;        // model.drop_path: DropPath rate of the deepest residual block,
+                            // rising linearly from 0 over the blocks (0 = per-block keys)
 
     char *text;             // the effective config (after --set), as libconfig text
     char source[1024];      // where it came from, for messages
