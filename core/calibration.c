@@ -33,3 +33,13 @@ double ece_value(const EceBins *bins) {
     }
     return ece;
 }
+
+double ece_mean_confidence(const EceBins *bins) {
+    int64_t n = 0;
+    double sum = 0.0;
+    for (int i = 0; i < ECE_BINS; i++) {
+        n += bins->count[i];
+        sum += bins->conf_sum[i];
+    }
+    return n ? sum / (double)n : 0.0;
+}

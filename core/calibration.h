@@ -14,3 +14,5 @@ typedef struct {
 // probs (B,K) softmax outputs, y (B) labels.
 void ece_accumulate(EceBins *bins, const float *probs, const int32_t *y, int B, int K);
 double ece_value(const EceBins *bins);
+// Mean confidence (the largest class probability) over everything accumulated.
+double ece_mean_confidence(const EceBins *bins);

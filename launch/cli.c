@@ -96,6 +96,7 @@ void cli_evaluate(Model *m, const Dataset *data, float *x, int32_t *y, int64_t *
     r->loss = data->n ? loss / (double)data->n : 0.0;
     r->accuracy = data->n ? (double)correct / (double)data->n : 0.0;
     r->ece = ece_value(&bins);
+    r->confidence = ece_mean_confidence(&bins);
 }
 
 double now_seconds(void) {

@@ -34,6 +34,7 @@ typedef struct {
     double loss;      // mean cross-entropy (no label smoothing)
     double accuracy;  // fraction correct
     double ece;       // expected calibration error, 15 bins
+    double confidence;  // mean largest class probability
 } EvalResult;
 
 // Evaluates the model (eval mode) over all of data in batches of the planned size.

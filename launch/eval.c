@@ -66,11 +66,13 @@ int cmd_eval(Dist *d, int argc, char **argv) {
     if (d->rank == 0) {
         if (json)
             printf("{\"checkpoint\": \"%s\", \"split\": \"%s\", \"count\": %lld, \"loss\": %.6f, "
-                   "\"accuracy\": %.6f, \"ece\": %.6f}\n",
-                   ckpt, split, (long long)r.count, r.loss, r.accuracy, r.ece);
+                   "\"accuracy\": %.6f, \"ece\": %.6f, \"confidence\": %.6f}\n",
+                   ckpt, split, (long long)r.count, r.loss, r.accuracy, r.ece, r.confidence);
         else
-            printf("%s on %s/%s: loss %.4f  accuracy %.2f%%  ECE %.4f  (%lld samples)\n", ckpt,
-                   data, split, r.loss, 100 * r.accuracy, r.ece, (long long)r.count);
+            printf("%s on %s/%s: loss %.4f  accuracy %.2f%%  ECE %.4f  mean confidence %.4f  "
+                   "(%lld samples)\n",
+                   ckpt, data, split, r.loss, 100 * r.accuracy, r.ece, r.confidence,
+                   (long long)r.count);
     }
     free(x);
     free(probs);

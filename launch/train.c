@@ -298,8 +298,9 @@ static void report_final(Trainer *t) {
         printf("  %s acc %.2f%%", names[i], 100 * r[i].accuracy);
     }
     if (ds[1]) printf("  train-val gap %.2f points", 100 * (r[0].accuracy - r[1].accuracy));
-    if (ds[2]) printf("\ntest: loss %.4f  acc %.2f%%  ECE %.4f  (%lld samples)", r[2].loss,
-                      100 * r[2].accuracy, r[2].ece, (long long)r[2].count);
+    if (ds[2])
+        printf("\ntest: loss %.4f  acc %.2f%%  ECE %.4f  mean confidence %.4f  (%lld samples)",
+               r[2].loss, 100 * r[2].accuracy, r[2].ece, r[2].confidence, (long long)r[2].count);
     printf("\n");
     char path[1100];
     snprintf(path, sizeof path, "%s/summary.json", t->out);
@@ -309,8 +310,10 @@ static void report_final(Trainer *t) {
             (long long)t->meta.epoch);
     for (int i = 0; i < 3; i++)
         if (ds[i])
-            fprintf(f, ", \"%s_loss\": %.6f, \"%s_acc\": %.6f, \"%s_ece\": %.6f", names[i],
-                    r[i].loss, names[i], r[i].accuracy, names[i], r[i].ece);
+            fprintf(f, ", \"%s_loss\": %.6f, \"%s_acc\": %.6f, \"%s_ece\": %.6f, "
+                    "\"%s_confidence\": %.6f",
+                    names[i], r[i].loss, names[i], r[i].accuracy, names[i], r[i].ece, names[i],
+                    r[i].confidence);
     fprintf(f, ", \"best_val_acc\": %.6f, \"seconds_per_epoch\": %.3f}\n", t->meta.best_metric,
             t->train_seconds / (double)(t->meta.epoch ? t->meta.epoch : 1));
     fclose(f);
