@@ -159,7 +159,9 @@ hid_t h5u_group_create(hid_t loc, const char *name) {
     hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
     if (gcpl < 0) return H5I_INVALID_HID;
     hid_t g = H5I_INVALID_HID;
-    if (H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) >= 0)
+    // no modification times: the same content gives the same bytes
+    if (H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) >= 0 &&
+        H5Pset_obj_track_times(gcpl, 0) >= 0)
         g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     return g;
@@ -285,15 +287,17 @@ void h5u_dims_str(char *buf, size_t len, int rank, const hsize_t *dims) {
 int h5u_write_dataset(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, int rank,
                       const hsize_t *dims, const void *buf) {
     int rc = H5U_FAIL;
-    hid_t d = H5I_INVALID_HID;
+    hid_t d = H5I_INVALID_HID, dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t space = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
-    if (space < 0) goto done;
-    d = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    // no modification times: the same content gives the same bytes
+    if (space < 0 || dcpl < 0 || H5Pset_obj_track_times(dcpl, 0) < 0) goto done;
+    d = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (d < 0) goto done;
     if (H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) goto done;
     rc = H5U_OK;
 done:
     h5u_close(&d);
+    h5u_close(&dcpl);
     h5u_close(&space);
     return rc;
 }

@@ -57,6 +57,13 @@ static void test_deterministic_in_seed(void **state) {
     assert_memory_equal(da.x_u8, db.x_u8, 9 * 32);
     assert_memory_equal(da.y, db.y, 9 * sizeof(int32_t));
     assert_memory_not_equal(da.x_u8, dc.x_u8, 9 * 32);
+    // and the files themselves are byte-identical: no timestamps are stored
+    size_t la, lb;
+    char *fa = test_read_file(a, &la), *fb = test_read_file(b, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(fa, fb, la);
+    free(fa);
+    free(fb);
     dataset_free(&da);
     dataset_free(&db);
     dataset_free(&dc);
