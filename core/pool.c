@@ -11,9 +11,40 @@
 // out is (B,C,OH,OW), argmax is (B,C,OH,OW): the index ih*W+iw of each output's input
 // (saved for backward), inp is (B,C,H,W). Padding acts as -inf; on ties the first maximum in
 // row-major window order wins, and a NaN (the last one) wins, as PyTorch's CPU kernel does.
+// The common 2x2 stride-2 case without the general window's bounds checks; the same
+// comparisons in the same order, so the same result and argmax (first max, NaN wins).
+// out (N,H/2,W/2), argmax likewise, inp (N,H,W).
+static void maxpool2x2_forward(float *out, int32_t *argmax, const float *inp, int N, int H,
+                               int W) {
+    int OH = H / 2, OW = W / 2;
+    for (size_t n = 0; n < (size_t)N; n++) {
+        const float *x = inp + n * H * W;
+        float *y = out + n * OH * OW;
+        int32_t *a = argmax + n * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+            for (int ow = 0; ow < OW; ow++) {
+                int i = 2 * oh * W + 2 * ow;
+                float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
+                int32_t at[4] = {i, i + 1, i + W, i + W + 1};
+                float best = -INFINITY;
+                int32_t arg = i;
+                for (int k = 0; k < 4; k++)
+                    if (v[k] > best || isnan(v[k])) best = v[k], arg = at[k];
+                y[oh * OW + ow] = best;
+                a[oh * OW + ow] = arg;
+            }
+        }
+    }
+}
+
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
                        int K, int S, int P) {
     int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    if (K == 2 && S == 2 && P == 0) {
+        maxpool2x2_forward(out, argmax, inp, B * C, H, W);
+        return;
+    }
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         const float *x = inp + bc * H * W;
         float *y = out + bc * OH * OW;

@@ -158,11 +158,12 @@ int cmd_bench(Dist *d, int argc, char **argv) {
                    "\"sgemm_gflops\": %.2f, \"fraction_of_sgemm\": %.4f}\n",
                    config, batch, threads, steps, 1e3 * med, ips, gf, peak, gf / peak);
         else
-            printf("%s: batch %d, %d thread%s, %d steps\n"
+            printf("%s: batch %d, %d thread%s (OpenBLAS %s), %d steps\n"
                    "  median step %.3f ms  ->  %.0f images/s\n"
                    "  step GEMM rate %.1f GFLOP/s = %.0f%% of this machine's sgemm (%.1f "
                    "GFLOP/s, 1024^3)\n",
-                   config, batch, threads, threads > 1 ? "s" : "", steps, 1e3 * med, ips, gf,
+                   config, batch, threads, threads > 1 ? "s" : "", blas_kernel_name(), steps,
+                   1e3 * med, ips, gf,
                    100 * gf / peak, peak);
     }
     free(x), free(y), free(ids), free(times);

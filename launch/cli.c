@@ -123,3 +123,5 @@ void cli_load_checkpoint_model(const Dist *d, const char *ckpt, const char *data
     if (ckpt_load(ckpt, m, NULL, NULL, &e)) cli_fail(d, &e);
     cli_set_threads(d, cfg->threads);
 }
+
+const char *blas_kernel_name(void) { return openblas_get_corename(); }

@@ -44,6 +44,10 @@ void cli_evaluate(Model *m, const Dataset *data, float *x, int32_t *y, int64_t *
 
 double now_seconds(void);
 
+// OpenBLAS's kernel family ("Cooperlake", "Haswell", ...). OpenBLAS picks it from the CPU
+// when it loads, unless the environment forces one with OPENBLAS_CORETYPE.
+const char *blas_kernel_name(void);
+
 // For eval and predict: reads a checkpoint's config, loads the split of data, builds the
 // model (planned for batches of max(256, train.batch)) and loads the weights. Fails the job
 // with a one-line message on any problem.

@@ -262,8 +262,8 @@ static void print_header(const Dist *d, const Trainer *t, const char *resume, in
            "steps, batch %d\n",
            t->m.seq.n, t->m.table.n_trainable, optim_kind_name(c->optim.kind), c->optim.lr,
            c->optim.weight_decay, c->epochs, (long long)t->steps_per_epoch, c->batch);
-    printf("  parallel: %d rank%s x %d OpenBLAS thread%s\n", d->world, d->world > 1 ? "s" : "",
-           threads, threads > 1 ? "s" : "");
+    printf("  parallel: %d rank%s x %d OpenBLAS thread%s (%s kernels)\n", d->world,
+           d->world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", blas_kernel_name());
     if (resume)
         printf("  resuming %s at step %lld (epoch %lld, batch %lld)\n", resume,
                (long long)t->meta.step, (long long)t->meta.epoch + 1,
