@@ -21,25 +21,24 @@ void ece_accumulate(EceBins *bins, const float *probs, const int32_t *y, int B, 
 }
 
 double ece_value(const EceBins *bins) {
-    int64_t n = 0;
+    double n = 0;
     for (int i = 0; i < ECE_BINS; i++) n += bins->count[i];
     if (n == 0) return 0.0;
     double ece = 0.0;
     for (int i = 0; i < ECE_BINS; i++) {
         if (!bins->count[i]) continue;
-        double acc = (double)bins->correct[i] / bins->count[i];
+        double acc = bins->correct[i] / bins->count[i];
         double conf = bins->conf_sum[i] / bins->count[i];
-        ece += (double)bins->count[i] / n * fabs(acc - conf);
+        ece += bins->count[i] / n * fabs(acc - conf);
     }
     return ece;
 }
 
 double ece_mean_confidence(const EceBins *bins) {
-    int64_t n = 0;
-    double sum = 0.0;
+    double n = 0, sum = 0.0;
     for (int i = 0; i < ECE_BINS; i++) {
         n += bins->count[i];
         sum += bins->conf_sum[i];
     }
-    return n ? sum / (double)n : 0.0;
+    return n ? sum / n : 0.0;
 }

@@ -5,11 +5,14 @@
 
 #define ECE_BINS 15
 
+// All sums are doubles (counts exact to 2^53), so partial bins from several ranks add up as
+// one flat array of doubles.
 typedef struct {
-    int64_t count[ECE_BINS];
+    double count[ECE_BINS];
     double conf_sum[ECE_BINS];
-    int64_t correct[ECE_BINS];
+    double correct[ECE_BINS];
 } EceBins;
+#define ECE_BINS_DOUBLES (3 * ECE_BINS)
 
 // probs (B,K) softmax outputs, y (B) labels.
 void ece_accumulate(EceBins *bins, const float *probs, const int32_t *y, int B, int K);

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int dist_init(Dist *d, int *argc, char ***argv) {
     int provided = 0;
@@ -38,4 +39,57 @@ _Noreturn void dist_fail(const Dist *d, int code, const char *msg) {
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, code);
     exit(code);  // not reached
+}
+
+int dist_agree(const Dist *d, Err *e) {
+    if (d->world <= 1) return e->code;
+    int mine = e->code ? d->rank : d->world, first = d->world;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, d->comm);
+    if (first == d->world) return 0;
+    Err got = *e;
+    MPI_Bcast(&got.code, 1, MPI_INT, first, d->comm);
+    MPI_Bcast(got.msg, ERR_MAX, MPI_CHAR, first, d->comm);
+    e->code = got.code;
+    snprintf(e->msg, sizeof e->msg, "rank %d: %s", first, got.msg);
+    return e->code;
+}
+
+_Noreturn void dist_exit_agreed(Dist *d, const Err *e) {
+    if (d->rank == 0) {
+        fprintf(stderr, "regdist: %s\n", e->msg);
+        fflush(stderr);
+    }
+    dist_finalize(d);
+    exit(e->code ? e->code : 1);
+}
+
+void dist_sum_f64(const Dist *d, double *v, int n) {
+    if (d->world > 1) MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, d->comm);
+}
+
+void dist_bcast_f32(const Dist *d, float *v, size_t n) {
+    if (d->world <= 1) return;
+    for (size_t off = 0; off < n; off += (size_t)1 << 30) {  // MPI counts are ints
+        size_t k = n - off < ((size_t)1 << 30) ? n - off : ((size_t)1 << 30);
+        MPI_Bcast(v + off, (int)k, MPI_FLOAT, 0, d->comm);
+    }
+}
+
+void dist_bcast_f64(const Dist *d, double *v, int n) {
+    if (d->world > 1) MPI_Bcast(v, n, MPI_DOUBLE, 0, d->comm);
+}
+
+int dist_same_u64(const Dist *d, uint64_t v, int *first_diff) {
+    if (d->world <= 1) return 1;
+    uint64_t *all = malloc((size_t)d->world * sizeof *all);
+    if (!all) dist_fail(d, 1, "out of memory comparing ranks");
+    MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, d->comm);
+    int same = 1;
+    for (int r = 1; r < d->world && same; r++)
+        if (all[r] != all[0]) {
+            same = 0;
+            if (first_diff) *first_diff = r;
+        }
+    free(all);
+    return same;
 }

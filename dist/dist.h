@@ -2,6 +2,10 @@
 // is a 1-rank MPI run (singleton init), so the same binary runs locally and under mpirun.
 #pragma once
 #include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
 
 typedef struct {
     int rank, world;            // in MPI_COMM_WORLD
@@ -15,6 +19,19 @@ void dist_finalize(Dist *d);
 
 // Waits for every rank.
 void dist_barrier(const Dist *d);
+
+// Collective: every rank passes its own outcome (e->code 0 = fine). If any rank failed, every
+// rank returns the same nonzero code and e holds the message of the lowest failing rank,
+// prefixed "rank R: " when there are several ranks. No rank is left waiting.
+int dist_agree(const Dist *d, Err *e);
+// Ends the job after dist_agree found an error: rank 0 prints it, every rank exits cleanly.
+_Noreturn void dist_exit_agreed(Dist *d, const Err *e);
+
+void dist_sum_f64(const Dist *d, double *v, int n);        // in place, over all ranks
+void dist_bcast_f32(const Dist *d, float *v, size_t n);    // from rank 0
+void dist_bcast_f64(const Dist *d, double *v, int n);      // from rank 0
+// 1 if every rank passed the same value, else 0 (and *first_diff = a rank that differs).
+int dist_same_u64(const Dist *d, uint64_t v, int *first_diff);
 
 // Ends the whole job after an error that every rank or only this rank hit: prints
 // "regdist: <msg>" (with the rank when world > 1) and exits with code. With one rank it

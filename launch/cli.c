@@ -76,25 +76,30 @@ int cli_build_model(Model *m, const Config *cfg, const Dataset *data, int max_ba
     return ERR_OK;
 }
 
-void cli_evaluate(Model *m, const Dataset *data, float *x, int32_t *y, int64_t *ids, float *probs,
-                  EvalResult *r) {
+void cli_evaluate(const Dist *d, Model *m, const Dataset *data, float *x, int32_t *y,
+                  int64_t *ids, float *probs, EvalResult *r) {
     StepCtx c = {.train = 0, .dropout_on = 0, .sample_ids = ids};
+    // sums[0] loss, sums[1] hits, then the calibration bins: all doubles, summed over ranks
+    double sums[2 + ECE_BINS_DOUBLES] = {0};
     EceBins bins;
     memset(&bins, 0, sizeof bins);
-    double loss = 0.0;
-    int64_t correct = 0;
-    int K = m->num_classes;
-    for (int64_t start = 0; start < data->n; start += m->max_batch) {
-        int B = (int)(data->n - start < m->max_batch ? data->n - start : m->max_batch);
+    int64_t correct = 0, K = m->num_classes;
+    int64_t lo = data->n * d->rank / d->world, hi = data->n * (d->rank + 1) / d->world;
+    for (int64_t start = lo; start < hi; start += m->max_batch) {
+        int B = (int)(hi - start < m->max_batch ? hi - start : m->max_batch);
         for (int i = 0; i < B; i++) ids[i] = start + i;
         dataset_gather(data, ids, B, x, y);
         const float *logits = model_forward(m, x, B, &c);
-        loss += xent_forward(probs, &correct, logits, y, B, K, 0.0f);
-        ece_accumulate(&bins, probs, y, B, K);
+        sums[0] += xent_forward(probs, &correct, logits, y, B, (int)K, 0.0f);
+        ece_accumulate(&bins, probs, y, B, (int)K);
     }
+    sums[1] = (double)correct;
+    memcpy(sums + 2, &bins, sizeof bins);
+    dist_sum_f64(d, sums, 2 + ECE_BINS_DOUBLES);
+    memcpy(&bins, sums + 2, sizeof bins);
     r->count = data->n;
-    r->loss = data->n ? loss / (double)data->n : 0.0;
-    r->accuracy = data->n ? (double)correct / (double)data->n : 0.0;
+    r->loss = data->n ? sums[0] / (double)data->n : 0.0;
+    r->accuracy = data->n ? sums[1] / (double)data->n : 0.0;
     r->ece = ece_value(&bins);
     r->confidence = ece_mean_confidence(&bins);
 }

@@ -37,10 +37,11 @@ typedef struct {
     double confidence;  // mean largest class probability
 } EvalResult;
 
-// Evaluates the model (eval mode) over all of data in batches of the planned size.
-// probs is scratch of (max_batch, num_classes) floats.
-void cli_evaluate(Model *m, const Dataset *data, float *x, int32_t *y, int64_t *ids, float *probs,
-                  EvalResult *r);
+// Evaluates the model (eval mode) over all of data in batches of the planned size, each rank
+// a contiguous share, the sums combined over ranks (collective). probs is scratch of
+// (max_batch, num_classes) floats; x, y, ids hold max_batch samples.
+void cli_evaluate(const Dist *d, Model *m, const Dataset *data, float *x, int32_t *y,
+                  int64_t *ids, float *probs, EvalResult *r);
 
 double now_seconds(void);
 

@@ -44,6 +44,18 @@ static const Key schema[] = {
      "early stopping: epochs without a better validation accuracy (0 = off)"},
     {"train.threads", K_INT, OFF(threads), 0, 1024, "0", NULL,
      "OpenBLAS threads per rank (0 = cores / ranks on the host)"},
+    {"train.accum", K_INT, OFF(accum), 1, 1024, "1", NULL,
+     "micro-batches per optimizer step: the global batch is split in this many, gradients "
+     "accumulate and are all-reduced once"},
+    {"bn.group", K_INT, OFF(bn_group), 0, 1 << 20, "0", NULL,
+     "ranks whose samples form one BatchNorm statistic: 0 = all (SyncBN), 1 = local BN, k = "
+     "groups of k consecutive ranks"},
+    {"dist.bucket_kb", K_INT, OFF(bucket_kb), 1, 1 << 20, "1024", NULL,
+     "gradient all-reduce bucket size in KiB"},
+    {"dist.first_bucket_kb", K_INT, OFF(first_bucket_kb), 1, 1 << 20, "256", NULL,
+     "size of the first bucket (the last layers' gradients) in KiB"},
+    {"dist.check_every", K_INT, OFF(check_every), 0, 1 << 30, "0", NULL,
+     "verify that every rank holds identical parameters every N steps (0 = never)"},
     {"optim.name", K_ENUM, OFF(optim.kind), 0, 0, "adamw", "sgd|adam|adamw",
      "sgd, adam (coupled L2 weight decay) or adamw (decoupled)"},
     {"optim.lr", K_FLOAT, OFF(optim.lr), 0, 1e3, "0.001", NULL, "base learning rate"},

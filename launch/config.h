@@ -26,6 +26,11 @@ typedef struct {
     int patience;           // train.patience: early stopping after N epochs without a better
                             // validation accuracy (0 = off)
     int threads;            // train.threads: OpenBLAS threads per rank (0 = auto)
+    int accum;              // train.accum: micro-batches per optimizer step (communicate once)
+    int bn_group;           // bn.group: ranks per BatchNorm statistic (0 all, 1 local, k)
+    int bucket_kb;          // dist.bucket_kb: gradient all-reduce bucket size
+    int first_bucket_kb;    // dist.first_bucket_kb: the first (last layers') bucket
+    int check_every;        // dist.check_every: verify parameters agree every N steps (0 off)
     // optimizer and schedule
     OptimConfig optim;      // optim.*
     Schedule sched;         // sched.* (total_steps is set by the trainer)

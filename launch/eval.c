@@ -62,7 +62,7 @@ int cmd_eval(Dist *d, int argc, char **argv) {
         cli_fail(d, &e);
     }
     EvalResult r;
-    cli_evaluate(&m, &ds, x, y, ids, probs, &r);
+    cli_evaluate(d, &m, &ds, x, y, ids, probs, &r);
     if (d->rank == 0) {
         if (json)
             printf("{\"checkpoint\": \"%s\", \"split\": \"%s\", \"count\": %lld, \"loss\": %.6f, "

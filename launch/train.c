@@ -1,7 +1,13 @@
-// train.c: `regdist train`: the training loop. Each epoch walks one permutation of the
-// training set (a pure function of seed and epoch) in global batches; each step is
-// forward, loss, backward, L1/L2, clipping, the scheduled optimizer step. Rank 0 prints
-// progress and writes metrics.csv, last.h5 (every epoch and at the end) and best.h5.
+// train.c: `regdist train`: the training loop, on one rank or many. Each epoch walks one
+// permutation of the training set (a pure function of seed and epoch) in global batches.
+// A global batch is split into train.accum micro-batches and each micro-batch into
+// contiguous per-rank slices; every rank runs the full model on its slice, scaling its loss
+// gradient by 1/(global batch), and the bucketed all-reduce that overlaps backward sums the
+// slices' gradients into the gradient of the global mean loss. Then every rank applies the
+// same L1/L2, clipping and optimizer step to the same parameters. Dropout masks depend on
+// the global sample index, not the rank, so N ranks compute what one rank would.
+// Rank 0 prints progress and writes metrics.csv, last.h5 (every epoch and at the end) and
+// best.h5.
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -15,6 +21,7 @@
 #include "core/philox.h"
 #include "core/regularize.h"
 #include "core/shuffle.h"
+#include "dist/gradsync.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
 #include "progress.h"
@@ -37,16 +44,21 @@ static const char *usage =
     "Config keys:\n";
 
 typedef struct {
+    const Dist *d;
     Config cfg;
     Dataset train, val, test;
     int has_val, has_test;
     Model m;
     Optim opt;
-    float *x, *probs;   // (batch, in), (batch, classes)
-    int32_t *y;         // (batch)
-    int64_t *ids;       // (batch) global sample indices
+    GradSync gs;        // the gradient all-reduce
+    int max_local;      // the most samples one rank gets of one micro-batch
+    float *x, *probs;   // (max_local, in), (max_local, classes)
+    int32_t *y;         // (max_local)
+    int64_t *ids;       // (max_local) global sample indices
     int64_t *perm;      // (train.n)
     CkptMeta meta;      // the position and history: what a checkpoint holds besides weights
+    double loss_local;     // this rank's share of the epoch's loss sum and hits so far
+    int64_t correct_local, seen_local;
     int64_t steps_per_epoch;
     double train_seconds;  // training time of the epochs run by this process
     char out[1024];
@@ -68,7 +80,11 @@ static int load_split(const Dist *d, Dataset *ds, const char *file, const char *
     return 1;
 }
 
+// Collective: every rank calls it; rank 0's BatchNorm statistics are shared first, then
+// rank 0 writes.
+static void share_buffers(Trainer *t);
 static void save(const Dist *d, Trainer *t, const char *name) {
+    share_buffers(t);
     if (d->rank != 0) return;
     char path[1100];
     snprintf(path, sizeof path, "%s/%s", t->out, name);
@@ -160,7 +176,55 @@ static void make_out_dir(const Dist *d, const char *dir) {
     }
 }
 
+static uint64_t fnv1a(const void *p, size_t n, uint64_t h) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+#define FNV_OFFSET 14695981039346656037ull
+
+// Every rank must run the same experiment: compares a hash of the effective config.
+// Collective, so a mismatch is the same clear error on every rank, not a hang.
+static void check_same_config(const Dist *d, const Config *c) {
+    int diff = 0;
+    if (dist_same_u64(d, fnv1a(c->text, strlen(c->text), FNV_OFFSET), &diff)) return;
+    Err e;
+    err_set(&e, ERR_INPUT,
+            "rank %d was given a different config than rank 0 (compare their --config and "
+            "--set); every rank must run the same experiment",
+            diff);
+    dist_exit_agreed((Dist *)d, &e);
+}
+
+// Parameters, buffers and optimizer state, hashed, to prove every rank holds the same.
+static uint64_t state_hash(const Trainer *t) {
+    const Model *m = &t->m;
+    uint64_t h = fnv1a(m->params, m->table.n_trainable * sizeof(float), FNV_OFFSET);
+    return fnv1a(m->bufs, m->table.n_buffer * sizeof(float), h);
+}
+
+static void check_same_state(const Trainer *t, const char *when) {
+    int diff = 0;
+    if (dist_same_u64(t->d, state_hash(t), &diff)) return;
+    Err e;
+    err_set(&e, ERR_RUNTIME, "the parameters of rank %d differ from rank 0's %s", diff, when);
+    dist_exit_agreed((Dist *)t->d, &e);
+}
+
+// Rank 0's state is everyone's: initialization and checkpoints are deterministic, but this
+// makes it so by construction, and the checksum proves it.
+static void share_state(Trainer *t) {
+    const Dist *d = t->d;
+    if (d->world <= 1) return;
+    dist_bcast_f32(d, t->m.params, t->m.table.n_trainable);
+    dist_bcast_f32(d, t->m.bufs, t->m.table.n_buffer);
+    dist_bcast_f32(d, t->opt.m, t->opt.n);
+    if (t->opt.v) dist_bcast_f32(d, t->opt.v, t->opt.n);
+    check_same_state(t, "after start-up");
+}
+
 static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char **resume_out) {
+    t->d = d;
     const char *config = NULL, *data = NULL, *out = NULL, *resume = NULL, *init = NULL;
     const char *sets[MAX_SETS];
     int nsets = 0;
@@ -170,6 +234,7 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     if (config_load(&t->cfg, config, NULL, sets, nsets, &e)) cli_fail(d, &e);
     snprintf(t->out, sizeof t->out, "%s", out);
     Config *c = &t->cfg;
+    check_same_config(d, c);
 
     load_split(d, &t->train, data, "train", c->train_size, 1);
     t->has_val = load_split(d, &t->val, data, "val", c->val_size, 0);
@@ -178,7 +243,10 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
         err_set(&e, ERR_INPUT, "train.patience needs a /val split, and %s has none", data);
         cli_fail(d, &e);
     }
-    if (cli_build_model(&t->m, c, &t->train, c->batch, &e)) cli_fail(d, &e);
+    // the largest slice one rank gets: of a micro-batch of at most ceil(batch/accum) samples
+    int micro = (c->batch + c->accum - 1) / c->accum;
+    t->max_local = (micro + d->world - 1) / d->world;
+    if (cli_build_model(&t->m, c, &t->train, t->max_local, &e)) cli_fail(d, &e);
     for (int s = 0; s < 2; s++) {  // val and test must fit the model too
         const Dataset *ds = s == 0 ? &t->val : &t->test;
         if (!(s == 0 ? t->has_val : t->has_test)) continue;
@@ -197,11 +265,11 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     t->steps_per_epoch = (t->train.n + c->batch - 1) / c->batch;
     c->sched.total_steps = t->steps_per_epoch * c->epochs;
 
-    size_t in = shape_numel(t->m.in);
-    t->x = malloc((size_t)c->batch * in * sizeof(float));
-    t->probs = malloc((size_t)c->batch * (size_t)t->m.num_classes * sizeof(float));
-    t->y = malloc((size_t)c->batch * sizeof(int32_t));
-    t->ids = malloc((size_t)c->batch * sizeof(int64_t));
+    size_t in = shape_numel(t->m.in), L = (size_t)t->max_local;
+    t->x = malloc(L * in * sizeof(float));
+    t->probs = malloc(L * (size_t)t->m.num_classes * sizeof(float));
+    t->y = malloc(L * sizeof(int32_t));
+    t->ids = malloc(L * sizeof(int64_t));
     t->perm = malloc((size_t)t->train.n * sizeof(int64_t));
     if (!t->x || !t->probs || !t->y || !t->ids || !t->perm) {
         err_set(&e, ERR_RUNTIME, "out of memory for the batch buffers");
@@ -221,33 +289,72 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
         model_init(&t->m, c->seed);
         if (init && ckpt_load(init, &t->m, NULL, NULL, &e)) cli_fail(d, &e);
     }
+    share_state(t);
+    // a resumed epoch's sums so far are global: rank 0 carries them, the others start at 0
+    t->loss_local = d->rank == 0 ? t->meta.epoch_loss_sum : 0.0;
+    t->correct_local = d->rank == 0 ? t->meta.epoch_correct : 0;
+    if (gradsync_init(&t->gs, d, t->m.grads, t->m.table.n_trainable,
+                      (size_t)c->bucket_kb * 1024, (size_t)c->first_bucket_kb * 1024, &e))
+        cli_fail(d, &e);
+    t->m.grad_ready = gradsync_ready;
+    t->m.grad_ready_ctx = &t->gs;
     make_out_dir(d, out);
 }
 
-static void evaluate_split(Trainer *t, const Dataset *ds, EvalResult *r) {
-    cli_evaluate(&t->m, ds, t->x, t->y, t->ids, t->probs, r);
+// BatchNorm running statistics are rank 0's everywhere before anything uses them (with
+// bn.group != 0 each rank's moved with its own group), as DDP's broadcast_buffers does.
+static void share_buffers(Trainer *t) { dist_bcast_f32(t->d, t->m.bufs, t->m.table.n_buffer); }
+
+// The epoch's loss and hits over every rank, into meta (collective).
+static void sync_epoch_sums(Trainer *t) {
+    double v[2] = {t->loss_local, (double)t->correct_local};
+    dist_sum_f64(t->d, v, 2);
+    t->meta.epoch_loss_sum = v[0];
+    t->meta.epoch_correct = (int64_t)v[1];
 }
 
-// One optimizer step on the global batch idx (n samples). Returns the summed loss.
-static double train_step(Trainer *t, const int64_t *idx, int n, int64_t *correct) {
+static void evaluate_split(Trainer *t, const Dataset *ds, EvalResult *r) {
+    cli_evaluate(t->d, &t->m, ds, t->x, t->y, t->ids, t->probs, r);
+}
+
+// One optimizer step on the global batch idx (n samples): train.accum micro-batches, each
+// split into contiguous per-rank slices; gradients are all-reduced once, during the last
+// micro-batch's backward. Returns this rank's summed loss; *correct and *seen count its hits
+// and samples.
+static double train_step(Trainer *t, const int64_t *idx, int n, int64_t *correct,
+                         int64_t *seen) {
+    const Dist *d = t->d;
     Config *c = &t->cfg;
     Model *m = &t->m;
-    memcpy(t->ids, idx, (size_t)n * sizeof *idx);
-    dataset_gather(&t->train, t->ids, n, t->x, t->y);
-    StepCtx sc = {.train = 1, .dropout_on = c->dropout_on, .seed = c->seed,
-                  .step = (uint32_t)t->opt.step, .stream = PHILOX_STREAM_TRAIN,
-                  .sample_ids = t->ids};
+    double loss = 0.0;
     model_zero_grad(m);
-    const float *logits = model_forward(m, t->x, n, &sc);
-    // the gradient of the mean loss over the global batch
-    float *dlogits = m->dlogits;
-    double loss = xent_forward_backward(dlogits, correct, logits, t->y, n, m->num_classes,
-                                        c->label_smoothing, 1.0f / (float)n);
-    model_backward(m, t->x, dlogits, n, &sc);
+    for (int j = 0; j < c->accum; j++) {
+        int64_t mlo = (int64_t)n * j / c->accum, mn = (int64_t)n * (j + 1) / c->accum - mlo;
+        int64_t lo = mlo + mn * d->rank / d->world, hi = mlo + mn * (d->rank + 1) / d->world;
+        int b = (int)(hi - lo);
+        *seen += b;
+        memcpy(t->ids, idx + lo, (size_t)b * sizeof *idx);
+        dataset_gather(&t->train, t->ids, b, t->x, t->y);
+        StepCtx sc = {.train = 1, .dropout_on = c->dropout_on, .seed = c->seed,
+                      .step = (uint32_t)t->opt.step, .stream = PHILOX_STREAM_TRAIN,
+                      .sample_ids = t->ids};
+        gradsync_begin(&t->gs, j == c->accum - 1);
+        const float *logits = model_forward(m, t->x, b, &sc);
+        // each rank's share of the gradient of the mean loss over the global batch
+        loss += xent_forward_backward(m->dlogits, correct, logits, t->y, b, m->num_classes,
+                                      c->label_smoothing, 1.0f / (float)n);
+        model_backward(m, t->x, m->dlogits, b, &sc);
+    }
+    gradsync_wait(&t->gs);
     reg_l1_l2(m->grads, m->params, &m->table, c->l1, c->l2);
     if (c->clip_norm > 0.0f) grad_clip_global_norm(m->grads, m->table.n_trainable, c->clip_norm);
     float lr = schedule_lr(&c->sched, c->optim.lr, t->opt.step);
     optim_step(&t->opt, m->params, m->grads, &m->table, lr);
+    if (c->check_every > 0 && t->opt.step % c->check_every == 0) {
+        char when[64];
+        snprintf(when, sizeof when, "after step %lld", (long long)t->opt.step);
+        check_same_state(t, when);
+    }
     return loss;
 }
 
@@ -272,6 +379,7 @@ static void print_header(const Dist *d, const Trainer *t, const char *resume, in
 }
 
 static void free_trainer(Trainer *t) {
+    gradsync_free(&t->gs);
     free(t->x);
     free(t->probs);
     free(t->y);
@@ -287,16 +395,18 @@ static void free_trainer(Trainer *t) {
 
 // The finished model in eval mode on every split, the train-validation gap, and the same
 // numbers in DIR/summary.json for scripts.
+// Collective (every rank evaluates its share); rank 0 prints and writes.
 static void report_final(Trainer *t) {
     EvalResult r[3];
     const Dataset *ds[3] = {&t->train, t->has_val ? &t->val : NULL, t->has_test ? &t->test : NULL};
     const char *names[3] = {"train", "val", "test"};
+    share_buffers(t);
+    for (int i = 0; i < 3; i++)
+        if (ds[i]) evaluate_split(t, ds[i], &r[i]);
+    if (t->d->rank != 0) return;
     printf("final model (eval mode):");
-    for (int i = 0; i < 3; i++) {
-        if (!ds[i]) continue;
-        evaluate_split(t, ds[i], &r[i]);
-        printf("  %s acc %.2f%%", names[i], 100 * r[i].accuracy);
-    }
+    for (int i = 0; i < 3; i++)
+        if (ds[i]) printf("  %s acc %.2f%%", names[i], 100 * r[i].accuracy);
     if (ds[1]) printf("  train-val gap %.2f points", 100 * (r[0].accuracy - r[1].accuracy));
     if (ds[2])
         printf("\ntest: loss %.4f  acc %.2f%%  ECE %.4f  mean confidence %.4f  (%lld samples)",
@@ -349,18 +459,19 @@ int cmd_train(Dist *d, int argc, char **argv) {
         while (t.meta.epoch_batch < t.steps_per_epoch) {
             int64_t start = t.meta.epoch_batch * c->batch;
             int n = (int)(t.train.n - start < c->batch ? t.train.n - start : c->batch);
-            double loss = train_step(&t, t.perm + start, n, &t.meta.epoch_correct);
+            double loss = train_step(&t, t.perm + start, n, &t.correct_local, &t.seen_local);
             if (!isfinite(loss)) {
                 err_set(&e, ERR_RUNTIME, "the loss became %g at step %lld; stopping", loss,
                         (long long)t.meta.step + 1);
                 cli_fail(d, &e);
             }
-            t.meta.epoch_loss_sum += loss;
+            t.loss_local += loss;
             t.meta.epoch_seen += n;
             t.meta.epoch_batch++;
             t.meta.step++;
             t.meta.epoch_seconds = now_seconds() - t0;
-            progress_update(&p, t.meta.epoch_batch, t.meta.epoch_loss_sum / t.meta.epoch_seen,
+            progress_update(&p, t.meta.epoch_batch,
+                            t.seen_local ? t.loss_local / (double)t.seen_local : NAN,
                             (double)t.meta.epoch_seen / t.meta.epoch_seconds);
             if (c->max_steps >= 0 && t.meta.step >= c->max_steps) {
                 stop = 1;
@@ -369,6 +480,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
         }
         progress_end(&p);
         if (t.meta.epoch_batch < t.steps_per_epoch) {  // stopped mid-epoch by max_steps
+            sync_epoch_sums(&t);
             save(d, &t, "last.h5");
             if (d->rank == 0)
                 printf("stopped at step %lld (train.max_steps) in epoch %lld; resume with "
@@ -378,6 +490,8 @@ int cmd_train(Dist *d, int argc, char **argv) {
         }
         t.train_seconds += t.meta.epoch_seconds;
         // end of epoch: validate, record, checkpoint
+        sync_epoch_sums(&t);
+        share_buffers(&t);
         MetricsRow row = {.epoch = epoch + 1, .step = t.meta.step,
                           .lr = schedule_lr(&c->sched, c->optim.lr, t.meta.step - 1),
                           .train_loss = t.meta.epoch_loss_sum / (double)t.meta.epoch_seen,
@@ -414,6 +528,8 @@ int cmd_train(Dist *d, int argc, char **argv) {
         t.meta.epoch_loss_sum = 0;
         t.meta.epoch_correct = t.meta.epoch_seen = 0;
         t.meta.epoch_seconds = 0;
+        t.loss_local = 0;
+        t.correct_local = t.seen_local = 0;
         if (improved) save(d, &t, "best.h5");
         save(d, &t, "last.h5");
         if (c->patience > 0 && t.meta.bad_epochs >= c->patience) {
@@ -423,13 +539,11 @@ int cmd_train(Dist *d, int argc, char **argv) {
             break;
         }
     }
-    if (d->rank == 0) {
-        if (t.meta.best_epoch >= 0)
-            printf("best val acc %.2f%% at epoch %lld (%s/best.h5)\n", 100 * t.meta.best_metric,
-                   (long long)t.meta.best_epoch + 1, t.out);
-        if (!stop) report_final(&t);
-        fclose(metrics);
-    }
+    if (d->rank == 0 && t.meta.best_epoch >= 0)
+        printf("best val acc %.2f%% at epoch %lld (%s/best.h5)\n", 100 * t.meta.best_metric,
+               (long long)t.meta.best_epoch + 1, t.out);
+    if (!stop) report_final(&t);
+    if (metrics) fclose(metrics);
     free_trainer(&t);
     return 0;
 }
