@@ -366,16 +366,20 @@ static void test_group_uneven_and_oversized(void **state) {
 
 // ---- the reducer on its own: rank order, bit for bit ----
 
-// Rank q's partials for `kind` over C channels: q + 1 samples per channel (none on rank 1).
+// Rank q's partials for `kind` over C channels: 3 + 5q + c samples in channel c, means of a
+// different magnitude on each rank (so that folding in another order changes the bits), except
+// on rank 2: no samples, and junk mean and M2 that must be ignored.
 static void partials(double *p, int q, StatsKind kind, int C) {
     if (kind == STATS_BN_FORWARD)
         for (int c = 0; c < C; c++) {
-            p[c] = q == 1 ? 0.0 : (double)(q + 1) * (c + 2);
-            p[C + c] = q == 1 ? 1e300 : 10.0 + urand((uint32_t)(q * 64 + c), 301);  // junk if empty
-            p[2 * C + c] = q == 1 ? -7.0 : 1.0 + fabs(urand((uint32_t)(q * 64 + c), 302));
+            uint32_t i = (uint32_t)(q * 64 + c);
+            p[c] = q == 2 ? 0.0 : 3.0 + 5.0 * q + c;
+            p[C + c] = q == 2 ? 1e300 : 3.7 * (q + 1) * (q + 1) * (q + 1) + urand(i, 301);
+            p[2 * C + c] = q == 2 ? -7.0 : 1.0 + fabs(urand(i, 302)) * (q + 1);
         }
     else
-        for (int i = 0; i < 2 * C; i++) p[i] = 0.1 * urand((uint32_t)(q * 64 + i), 303) * (q + 1);
+        for (int i = 0; i < 2 * C; i++)
+            p[i] = urand((uint32_t)(q * 64 + i), 303) * (q + 1) * (q + 1) * 1.37;
 }
 
 static void test_reduce_rank_order(void **state) {
@@ -390,7 +394,7 @@ static void test_reduce_rank_order(void **state) {
         Err e = {0};
         mpitest_assert_all(bnsync_init(&s, &d, group, &e) == ERR_OK, "bnsync_init");
         for (int kind = STATS_BN_FORWARD; kind <= STATS_BN_BACKWARD; kind++) {
-            enum { C = 5 };
+            enum { C = 16 };
             double stats[3 * C], want[3 * C], p[3 * C];
             int per = (kind == STATS_BN_FORWARD ? 3 : 2) * C;
             partials(stats, rank, (StatsKind)kind, C);

@@ -1,7 +1,9 @@
 // mpitest.c: cmocka under MPI (mpitest.h). Each test runs inside a wrapper: its setup records
 // that the test started, the test body marks it finished if it returns, and its teardown (which
 // cmocka runs even after a failed test) decides: a test that did not finish and was not failed by
-// mpitest_assert_all failed on this rank alone, so the job ends with MPI_Abort right there.
+// mpitest_assert_all failed on this rank alone, so the job must end. cmocka prints the failure's
+// message only after the teardown, so the abort happens just after that: in the next test's
+// setup, or after the last test. Nothing between them blocks, so no rank waits on this one.
 #include "mpitest.h"
 
 #include <mpi.h>
@@ -32,8 +34,11 @@ _Noreturn static void abort_job(const char *test, const char *what) {
     exit(3);  // not reached
 }
 
+static const char *g_failed_alone;  // the test that failed on this rank alone, to abort after
+
 static int wrap_setup(void **state) {
     Entry *en = *state;
+    if (g_failed_alone) abort_job(g_failed_alone, "failed");
     en->finished = 0;
     en->state = en->orig->initial_state;
     g_collective_failure = 0;
@@ -50,7 +55,7 @@ static void wrap_test(void **state) {
 
 static int wrap_teardown(void **state) {
     Entry *en = *state;
-    if (!en->finished && !g_collective_failure) abort_job(en->orig->name, "failed");
+    if (!en->finished && !g_collective_failure) g_failed_alone = en->orig->name;
     if (en->orig->teardown_func && en->orig->teardown_func(&en->state) != 0)
         abort_job(en->orig->name, "failed in its teardown");
     return 0;
@@ -104,6 +109,7 @@ int mpitest_run(const char *name, const struct CMUnitTest *tests, size_t n, int 
     snprintf(group, sizeof group, "%s (rank %d of %d)", name, g_rank, g_world);
     int failed = _cmocka_run_group_tests(group, wrapped, n, NULL, NULL);
     fflush(stdout);
+    if (g_failed_alone) abort_job(g_failed_alone, "failed");
 
     // every rank got here in step (a lone failure would have aborted), so collectives are safe
     int *per_rank = calloc((size_t)g_world, sizeof(int));

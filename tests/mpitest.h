@@ -6,9 +6,10 @@
 // - anything whose outcome may differ between ranks is checked with mpitest_assert_all, which
 //   every rank calls; when it fails on any rank it fails on every rank, so all ranks leave the
 //   test together and meet again in the next one;
-// - any other failure (a plain assert_*, fail_msg, a crash cmocka catches) on one rank ends the
-//   whole job at once with MPI_Abort and a message naming the rank and the test, because the
-//   other ranks may already be waiting in a collective that rank will never join.
+// - any other failure (a plain assert_*, fail_msg, a crash cmocka catches) ends the whole job
+//   with MPI_Abort right after cmocka has printed it, with a message naming the rank and the
+//   test, because the other ranks may already be waiting in a collective that rank will never
+//   join. So plain assert_* is for what cannot differ between ranks (a setup that must work).
 // The runner exits nonzero when any test failed on any rank.
 #pragma once
 #include <setjmp.h>
