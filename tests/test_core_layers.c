@@ -46,7 +46,8 @@ static void harness_init(Harness *h, const LayerSpec *spec, Shape in, int B) {
     h->params = calloc(h->t.n_trainable + 1, sizeof(float));
     h->dparams = calloc(h->t.n_trainable + 1, sizeof(float));
     h->bufs = calloc(h->t.n_buffer + 1, sizeof(float));
-    if (h->l.save_bytes_per_sample) h->l.save = malloc(h->l.save_bytes_per_sample * (size_t)B);
+    size_t save = h->l.save_bytes_per_sample * (size_t)B + h->l.save_bytes_fixed;
+    if (save) h->l.save = malloc(save);
     // random parameters (not the init) so that e.g. LayerNorm's affine part is exercised
     for (size_t i = 0; i < h->t.n_trainable; i++) h->params[i] = urand((uint32_t)i, 11);
 }
@@ -179,6 +180,11 @@ static void test_conv2d(void **state) {
     gradcheck(&s, (Shape){3, {3, 3, 5}}, 3, 1);  // even kernel, padding wider than needed
     s.kernel = 1, s.stride = 0, s.padding = 0;
     gradcheck(&s, (Shape){3, {4, 2, 3}}, 2, 1);  // 1x1 (stride 0 = default 1)
+    s.kernel = 3, s.padding = 1, s.out = 5, s.bias = 0;
+    gradcheck(&s, (Shape){3, {3, 5, 4}}, 3, 1);  // "same" 3x3, more outputs than inputs
+    s.out = 2, s.bias = 1;
+    gradcheck(&s, (Shape){3, {3, 4, 6}}, 2, 1);  // "same" 3x3, fewer outputs: rotated weights
+    gradcheck(&s, (Shape){3, {3, 4, 6}}, 1, 1);  // the same, one sample per chunk
 }
 
 // Backward borrows the saved columns as scratch and must leave them as forward wrote them:
