@@ -50,7 +50,7 @@ int dist_agree(const Dist *d, Err *e) {
     MPI_Bcast(&got.code, 1, MPI_INT, first, d->comm);
     MPI_Bcast(got.msg, ERR_MAX, MPI_CHAR, first, d->comm);
     e->code = got.code;
-    snprintf(e->msg, sizeof e->msg, "rank %d: %s", first, got.msg);
+    snprintf(e->msg, sizeof e->msg, "rank %d: %.*s", first, (int)sizeof e->msg - 16, got.msg);
     return e->code;
 }
 

@@ -21,6 +21,7 @@
 #include "core/philox.h"
 #include "core/regularize.h"
 #include "core/shuffle.h"
+#include "dist/bnsync.h"
 #include "dist/gradsync.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
@@ -51,6 +52,7 @@ typedef struct {
     Model m;
     Optim opt;
     GradSync gs;        // the gradient all-reduce
+    BnSync bn;          // BatchNorm statistics over bn.group
     int max_local;      // the most samples one rank gets of one micro-batch
     float *x, *probs;   // (max_local, in), (max_local, classes)
     int32_t *y;         // (max_local)
@@ -223,6 +225,18 @@ static void share_state(Trainer *t) {
     check_same_state(t, "after start-up");
 }
 
+// The widest BatchNorm layer, residual branches included (each has a running_mean buffer
+// of its channel count in the parameter table): what bnsync must hold.
+static int max_bn_channels(const ParamTable *t) {
+    size_t mx = 0;
+    for (int i = 0; i < t->n; i++) {
+        size_t n = strlen(t->p[i].name), k = strlen(".running_mean");
+        if (n > k && strcmp(t->p[i].name + n - k, ".running_mean") == 0 && t->p[i].numel > mx)
+            mx = t->p[i].numel;
+    }
+    return (int)mx;
+}
+
 static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char **resume_out) {
     t->d = d;
     const char *config = NULL, *data = NULL, *out = NULL, *resume = NULL, *init = NULL;
@@ -298,6 +312,9 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
         cli_fail(d, &e);
     t->m.grad_ready = gradsync_ready;
     t->m.grad_ready_ctx = &t->gs;
+    if (bnsync_init(&t->bn, d, c->bn_group, &e) ||
+        bnsync_reserve(&t->bn, max_bn_channels(&t->m.table), &e))
+        cli_fail(d, &e);
     make_out_dir(d, out);
 }
 
@@ -337,7 +354,8 @@ static double train_step(Trainer *t, const int64_t *idx, int n, int64_t *correct
         dataset_gather(&t->train, t->ids, b, t->x, t->y);
         StepCtx sc = {.train = 1, .dropout_on = c->dropout_on, .seed = c->seed,
                       .step = (uint32_t)t->opt.step, .stream = PHILOX_STREAM_TRAIN,
-                      .sample_ids = t->ids};
+                      .sample_ids = t->ids, .reduce_stats = bnsync_reduce,
+                      .reduce_ctx = &t->bn};
         gradsync_begin(&t->gs, j == c->accum - 1);
         const float *logits = model_forward(m, t->x, b, &sc);
         // each rank's share of the gradient of the mean loss over the global batch
@@ -380,6 +398,7 @@ static void print_header(const Dist *d, const Trainer *t, const char *resume, in
 
 static void free_trainer(Trainer *t) {
     gradsync_free(&t->gs);
+    bnsync_free(&t->bn);
     free(t->x);
     free(t->probs);
     free(t->y);
