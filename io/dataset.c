@@ -121,22 +121,52 @@ done:
 
 // Labels in [0, num_classes) and finite pixels: what the file promised.
 static int check_values(const Dataset *d, Err *e) {
-    for (int64_t i = 0; i < d->n; i++)
+    for (int64_t i = 0; i < d->nloaded; i++)
         if (d->y[i] < 0 || d->y[i] >= d->num_classes)
             return h5u_err(e, d->file, "/%s/y[%lld] is %d, outside [0, %d) (num_classes)", d->split,
-                       (long long)i, (int)d->y[i], d->num_classes);
+                       (long long)(d->rows ? d->rows[i] : i), (int)d->y[i], d->num_classes);
     if (!d->is_u8) {
-        size_t per = shape_numel(d->shape), total = (size_t)d->n * per;
+        size_t per = shape_numel(d->shape), total = (size_t)d->nloaded * per;
         for (size_t j = 0; j < total; j++)
             if (!isfinite(d->x_f32[j]))
-                return h5u_err(e, d->file, "/%s/x of sample %zu holds %g", d->split, j / per,
-                           (double)d->x_f32[j]);
+                return h5u_err(e, d->file, "/%s/x of sample %lld holds %g", d->split,
+                               (long long)(d->rows ? d->rows[j / per] : (int64_t)(j / per)),
+                               (double)d->x_f32[j]);
     }
     return ERR_OK;
 }
 
+// Reads the given ascending rows of dataset ds into buf, one hyperslab per run of
+// consecutive rows (a union of thousands of hyperslabs is quadratic in HDF5 1.10).
+static int read_row_runs(hid_t ds, hid_t mem_type, int rank, const hsize_t *dims,
+                         const int64_t *rows, int64_t nrows, size_t row_bytes, void *buf) {
+    hsize_t start[H5U_MAX_RANK] = {0}, count[H5U_MAX_RANK];
+    for (int i = 0; i < rank; i++) count[i] = dims[i];
+    int rc = -1;
+    hid_t mspace = H5I_INVALID_HID, fspace = H5Dget_space(ds);
+    if (fspace < 0) goto done;
+    for (int64_t i = 0; i < nrows;) {
+        int64_t j = i;
+        while (j + 1 < nrows && rows[j + 1] == rows[j] + 1) j++;
+        start[0] = (hsize_t)rows[i];
+        count[0] = (hsize_t)(j - i + 1);
+        h5u_close(&mspace);
+        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0) goto done;
+        if ((mspace = H5Screate_simple(rank, count, NULL)) < 0) goto done;
+        if (H5Dread(ds, mem_type, mspace, fspace, H5P_DEFAULT, (char *)buf + (size_t)i * row_bytes) < 0)
+            goto done;
+        i = j + 1;
+    }
+    rc = 0;
+done:
+    h5u_close(&mspace);
+    h5u_close(&fspace);
+    return rc;
+}
+
 // The part of dataset_load that runs with the file and the split group open.
-static int load_split(Dataset *d, hid_t f, hid_t g, int64_t limit, Err *e) {
+static int load_split(Dataset *d, hid_t f, hid_t g, int64_t limit, const int64_t *rows,
+                      int64_t nrows, Err *e) {
     H5uInfo xi, yi;
     hid_t x = H5I_INVALID_HID, y = H5I_INVALID_HID;
     int rc = ERR_INPUT;
@@ -173,22 +203,42 @@ static int load_split(Dataset *d, hid_t f, hid_t g, int64_t limit, Err *e) {
         goto done;
     }
     d->n = (int64_t)n;
-    d->y = malloc(n * sizeof *d->y);
+    if (rows) {
+        for (int64_t i = 0; i < nrows; i++)
+            if (rows[i] < 0 || rows[i] >= d->n || (i && rows[i] <= rows[i - 1])) {
+                rc = err_set(e, ERR_RUNTIME, "%s: /%s: rows to load must ascend within [0, %lld)",
+                             d->file, d->split, (long long)d->n);
+                goto done;
+            }
+        if (nrows == 0) {  // the description only
+            rc = ERR_OK;
+            goto done;
+        }
+    }
+    hsize_t held = rows ? (hsize_t)nrows : n;
+    d->nloaded = (int64_t)held;
+    d->y = malloc(held * sizeof *d->y);
     if (d->is_u8)
-        d->x_u8 = malloc(n * per);
+        d->x_u8 = malloc(held * per);
     else
-        d->x_f32 = malloc(n * per * sizeof(float));
-    if (!d->y || (!d->x_u8 && !d->x_f32)) {
+        d->x_f32 = malloc(held * per * sizeof(float));
+    if (rows && (d->rows = malloc(held * sizeof *d->rows)))
+        memcpy(d->rows, rows, held * sizeof *d->rows);
+    if (!d->y || (!d->x_u8 && !d->x_f32) || (rows && !d->rows)) {
         rc = err_set(e, ERR_RUNTIME, "%s: out of memory loading /%s (%llu samples)", d->file,
-                     d->split, (unsigned long long)n);
+                     d->split, (unsigned long long)held);
         goto done;
     }
-    if (read_rows(x, d->is_u8 ? H5T_NATIVE_UCHAR : H5T_NATIVE_FLOAT, xi.rank, xi.dims, n,
-                  d->is_u8 ? (void *)d->x_u8 : (void *)d->x_f32)) {
+    hid_t xt = d->is_u8 ? H5T_NATIVE_UCHAR : H5T_NATIVE_FLOAT;
+    void *xb = d->is_u8 ? (void *)d->x_u8 : (void *)d->x_f32;
+    size_t xrow = per * (d->is_u8 ? 1 : sizeof(float));
+    if (rows ? read_row_runs(x, xt, xi.rank, xi.dims, rows, nrows, xrow, xb)
+             : read_rows(x, xt, xi.rank, xi.dims, n, xb)) {
         h5u_err(e, d->file, "cannot read /%s/x (damaged file?)", d->split);
         goto done;
     }
-    if (read_rows(y, H5T_NATIVE_INT32, 1, yi.dims, n, d->y)) {
+    if (rows ? read_row_runs(y, H5T_NATIVE_INT32, 1, yi.dims, rows, nrows, sizeof(int32_t), d->y)
+             : read_rows(y, H5T_NATIVE_INT32, 1, yi.dims, n, d->y)) {
         h5u_err(e, d->file, "cannot read /%s/y (damaged file?)", d->split);
         goto done;
     }
@@ -200,6 +250,13 @@ done:
 }
 
 int dataset_load(Dataset *d, const char *file, const char *split, int64_t limit, Err *e) {
+    memset(d, 0, sizeof *d);
+    return dataset_load_rows(d, file, split, limit, NULL, 0, e);
+}
+
+int dataset_load_rows(Dataset *d, const char *file, const char *split, int64_t limit,
+                      const int64_t *rows, int64_t nrows, Err *e) {
+    dataset_free(d);
     memset(d, 0, sizeof *d);
     if (strlen(file) >= sizeof d->file) return h5u_err(e, file, "path too long");
     if (!valid_split_name(split)) return h5u_err(e, file, "'%s' is not a split name", split);
@@ -219,7 +276,7 @@ int dataset_load(Dataset *d, const char *file, const char *split, int64_t limit,
         rc = h5u_err(e, file, "cannot open /%s (damaged file?)", split);
         goto done;
     }
-    rc = load_split(d, f, g, limit, e);
+    rc = load_split(d, f, g, limit, rows, nrows, e);
 done:
     h5u_close(&g);
     h5u_close(&f);
@@ -243,10 +300,24 @@ void dataset_free(Dataset *d) {
     free(d->x_u8);
     free(d->x_f32);
     free(d->y);
+    free(d->rows);
     d->x_u8 = NULL;
     d->x_f32 = NULL;
     d->y = NULL;
-    d->n = 0;
+    d->rows = NULL;
+    d->n = d->nloaded = 0;
+}
+
+// Where split row r is held: r itself when everything is, else its place in d->rows.
+static int64_t held_at(const Dataset *d, int64_t r) {
+    if (!d->rows) return r;
+    int64_t lo = 0, hi = d->nloaded - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (d->rows[mid] < r) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;  // the caller asked for a row d holds (the trainer loads exactly those)
 }
 
 void dataset_gather(const Dataset *d, const int64_t *idx, int n, float *x, int32_t *y) {
@@ -260,7 +331,7 @@ void dataset_gather(const Dataset *d, const int64_t *idx, int n, float *x, int32
         for (int c = 0; c < nchan; c++)
             for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - d->mean[c]) / d->std[c];
         for (int i = 0; i < n; i++) {
-            const uint8_t *src = d->x_u8 + (size_t)idx[i] * per;
+            const uint8_t *src = d->x_u8 + (size_t)held_at(d, idx[i]) * per;
             float *dst = x + (size_t)i * per;
             for (int c = 0; c < nchan; c++) {
                 const float *t = lut[c];
@@ -273,7 +344,7 @@ void dataset_gather(const Dataset *d, const int64_t *idx, int n, float *x, int32
         int identity = 1;
         for (int c = 0; c < nchan; c++) identity &= d->mean[c] == 0.0f && d->std[c] == 1.0f;
         for (int i = 0; i < n; i++) {
-            const float *src = d->x_f32 + (size_t)idx[i] * per;
+            const float *src = d->x_f32 + (size_t)held_at(d, idx[i]) * per;
             float *dst = x + (size_t)i * per;
             if (identity) {
                 memcpy(dst, src, per * sizeof *dst);
@@ -288,7 +359,7 @@ void dataset_gather(const Dataset *d, const int64_t *idx, int n, float *x, int32
         }
     }
     if (y)
-        for (int i = 0; i < n; i++) y[i] = d->y[idx[i]];
+        for (int i = 0; i < n; i++) y[i] = d->y[held_at(d, idx[i])];
 }
 
 // ERR_RUNTIME "file: cannot write <what>" for failures of the writer's own output.

@@ -21,7 +21,9 @@
 typedef struct {
     char file[DATASET_PATH_MAX];
     char split[16];
-    int64_t n;        // samples held
+    int64_t n;        // samples in the split (after the limit)
+    int64_t nloaded;  // samples held in memory: all n, or the rows asked for
+    int64_t *rows;    // (nloaded) ascending split rows held, or NULL when all n are held
     Shape shape;      // per-sample shape, (D) or (C,H,W)
     int num_classes;
     int is_u8;        // x stored as uint8 (x_u8) or float32 (x_f32)
@@ -36,11 +38,18 @@ typedef struct {
 // everything: existence, HDF5-ness, rank, type, matching N, label range, NaN/Inf, empty split.
 // Every failure is ERR_INPUT with a one-line message naming the file and dataset.
 int dataset_load(Dataset *d, const char *file, const char *split, int64_t limit, Err *e);
+// The same checks, holding only the given rows (ascending, each below the split's size after
+// the limit): a rank's shard. nrows = 0 reads only the description (n, shape, classes).
+// Reading is one contiguous hyperslab per run of consecutive rows. Replaces what d held
+// (d must be zeroed or hold an earlier load).
+int dataset_load_rows(Dataset *d, const char *file, const char *split, int64_t limit,
+                      const int64_t *rows, int64_t nrows, Err *e);
 // 1 if the file has the split, 0 if not, ERR_INPUT-negative (-2) if the file is unusable.
 int dataset_has_split(const char *file, const char *split, Err *e);
 void dataset_free(Dataset *d);
 
-// x (n, shape) gets the normalized float samples idx[0..n), y (n) their labels.
+// x (n, shape) gets the normalized float samples idx[0..n) (split rows, which d must hold),
+// y (n) their labels.
 void dataset_gather(const Dataset *d, const int64_t *idx, int n, float *x, int32_t *y);
 
 // Writing, for importers and the synthetic generator. x is uint8 or float32 per is_u8.
