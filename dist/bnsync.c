@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/kernels.h"
+#include "watchdog.h"
 
 int bnsync_init(BnSync *s, const Dist *d, int group, Err *e) {
     memset(s, 0, sizeof *s);
@@ -19,6 +20,7 @@ int bnsync_init(BnSync *s, const Dist *d, int group, Err *e) {
     s->world_rank = d->rank;
     s->rank = 0;
     s->size = 1;
+    s->step = -1;
     if (group < 0)
         return err_set(e, ERR_INPUT,
                        "bn.group must be 0 (all ranks), 1 (local) or the ranks per group, got %d",
@@ -56,6 +58,45 @@ int bnsync_reserve(BnSync *s, int max_channels, Err *e) {
     return ERR_OK;
 }
 
+int bnsync_name_layers(BnSync *s, const ParamTable *t, Err *e) {
+    const char *suffix = ".running_mean";
+    size_t k = strlen(suffix);
+    int n = 0;
+    for (int i = 0; i < t->n; i++) {
+        size_t len = strlen(t->p[i].name);
+        n += len > k && strcmp(t->p[i].name + len - k, suffix) == 0;
+    }
+    free(s->named_id), free(s->named);
+    s->nnamed = 0;
+    s->named_id = malloc((size_t)(n ? n : 1) * sizeof *s->named_id);
+    s->named = malloc((size_t)(n ? n : 1) * sizeof *s->named);
+    if (!s->named_id || !s->named)
+        return err_set(e, ERR_RUNTIME, "out of memory for the BatchNorm layer names");
+    for (int i = 0; i < t->n; i++) {
+        size_t len = strlen(t->p[i].name);
+        if (len <= k || strcmp(t->p[i].name + len - k, suffix) != 0) continue;
+        s->named_id[s->nnamed] = t->p[i].layer;
+        snprintf(s->named[s->nnamed], sizeof s->named[0], "%.*s", (int)(len - k), t->p[i].name);
+        s->nnamed++;
+    }
+    return ERR_OK;
+}
+
+// Says what this rank now waits for, for the stall watchdog: a few stores, no allocation.
+static void watch(const BnSync *s, int layer_id, StatsKind kind) {
+    int fwd = kind == STATS_BN_FORWARD;
+    for (int i = 0; i < s->nnamed; i++)
+        if (s->named_id[i] == layer_id) {
+            watchdog_enter_s(fwd ? "reducing BatchNorm statistics of layer %s"
+                                 : "reducing BatchNorm gradient sums of layer %s",
+                             s->named[i], s->step);
+            return;
+        }
+    watchdog_enter_n(fwd ? "reducing BatchNorm statistics of layer id %d"
+                         : "reducing BatchNorm gradient sums of layer id %d",
+                     layer_id, s->step);
+}
+
 _Noreturn static void reduce_failed(const BnSync *s, const char *why, int mpi_err) {
     char msg[MPI_MAX_ERROR_STRING] = "";
     int len = 0;
@@ -69,11 +110,12 @@ _Noreturn static void reduce_failed(const BnSync *s, const char *why, int mpi_er
 
 int bnsync_reduce(void *ctx, int layer_id, StatsKind kind, double *stats, int nchan) {
     BnSync *s = ctx;
-    (void)layer_id;
     if (s->size <= 1 || nchan <= 0) return 0;  // local BN or a group of one: nothing to combine
     if (grow(s, nchan)) reduce_failed(s, "out of memory", MPI_SUCCESS);
     int per = (kind == STATS_BN_FORWARD ? 3 : 2) * nchan;
+    watch(s, layer_id, kind);
     int rc = MPI_Allgather(stats, per, MPI_DOUBLE, s->gather, per, MPI_DOUBLE, s->comm);
+    watchdog_leave();
     if (rc != MPI_SUCCESS) reduce_failed(s, "MPI_Allgather", rc);
     double *acc = s->acc;
     memcpy(acc, s->gather, (size_t)per * sizeof(double));
@@ -97,5 +139,9 @@ void bnsync_free(BnSync *s) {
     s->size = 0;
     free(s->gather), free(s->acc);
     s->gather = s->acc = NULL;
+    free(s->named_id), free(s->named);
+    s->named_id = NULL;
+    s->named = NULL;
+    s->nnamed = 0;
     s->cap = 0;
 }

@@ -23,6 +23,10 @@ typedef struct {
     double *gather;    // scratch: size * 3 * cap doubles, the gathered partials
     double *acc;       // scratch: 3 * cap doubles, the combination in progress
     int cap;           // channels the scratch holds
+    long long step;    // the optimizer step, for stall reports (the caller sets it; -1 unknown)
+    int nnamed;        // BN layers whose names stall reports use (bnsync_name_layers)
+    int *named_id;     // (nnamed) layer ids
+    char (*named)[PARAM_NAME_MAX];  // (nnamed) "res1.bn"
 } BnSync;
 
 // Sets up s for d's ranks (collective over d->comm unless group == 1, and group must be the
@@ -34,6 +38,11 @@ int bnsync_init(BnSync *s, const Dist *d, int group, Err *e);
 // step sees every BN layer's channel count, so no later step allocates). Returns ERR_OK or
 // ERR_RUNTIME (out of memory), with e set.
 int bnsync_reserve(BnSync *s, int max_channels, Err *e);
+
+// Optional: learns the names of the BatchNorm layers of t (the owners of "*.running_mean"), so
+// that a stall report says "layer res1.bn" rather than its numeric id. ERR_RUNTIME when out of
+// memory.
+int bnsync_name_layers(BnSync *s, const ParamTable *t, Err *e);
 
 // The StatsReduceFn (core/layer.h); ctx is a BnSync. In place, over the group:
 //   STATS_BN_FORWARD   stats (3*nchan) = [count | mean | M2]: gathered from every rank of the

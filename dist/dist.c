@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "watchdog.h"
+
 int dist_init(Dist *d, int *argc, char ***argv) {
     int provided = 0;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) return 1;
@@ -25,7 +27,11 @@ void dist_finalize(Dist *d) {
     MPI_Finalize();
 }
 
-void dist_barrier(const Dist *d) { MPI_Barrier(d->comm); }
+void dist_barrier(const Dist *d) {
+    watchdog_enter("waiting at a barrier for every rank", -1);
+    MPI_Barrier(d->comm);
+    watchdog_leave();
+}
 
 _Noreturn void dist_fail(const Dist *d, int code, const char *msg) {
     if (d->world <= 1) {
@@ -44,11 +50,16 @@ _Noreturn void dist_fail(const Dist *d, int code, const char *msg) {
 int dist_agree(const Dist *d, Err *e) {
     if (d->world <= 1) return e->code;
     int mine = e->code ? d->rank : d->world, first = d->world;
+    watchdog_enter("agreeing with every rank on whether an error occurred", -1);
     MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, d->comm);
-    if (first == d->world) return 0;
+    if (first == d->world) {
+        watchdog_leave();
+        return 0;
+    }
     Err got = *e;
     MPI_Bcast(&got.code, 1, MPI_INT, first, d->comm);
     MPI_Bcast(got.msg, ERR_MAX, MPI_CHAR, first, d->comm);
+    watchdog_leave();
     e->code = got.code;
     snprintf(e->msg, sizeof e->msg, "rank %d: %.*s", first, (int)sizeof e->msg - 16, got.msg);
     return e->code;
@@ -64,26 +75,36 @@ _Noreturn void dist_exit_agreed(Dist *d, const Err *e) {
 }
 
 void dist_sum_f64(const Dist *d, double *v, int n) {
-    if (d->world > 1) MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, d->comm);
+    if (d->world <= 1) return;
+    watchdog_enter("summing metrics over the ranks", -1);
+    MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, d->comm);
+    watchdog_leave();
 }
 
 void dist_bcast_f32(const Dist *d, float *v, size_t n) {
     if (d->world <= 1) return;
+    watchdog_enter("receiving rank 0's parameters or buffers (broadcast)", -1);
     for (size_t off = 0; off < n; off += (size_t)1 << 30) {  // MPI counts are ints
         size_t k = n - off < ((size_t)1 << 30) ? n - off : ((size_t)1 << 30);
         MPI_Bcast(v + off, (int)k, MPI_FLOAT, 0, d->comm);
     }
+    watchdog_leave();
 }
 
 void dist_bcast_f64(const Dist *d, double *v, int n) {
-    if (d->world > 1) MPI_Bcast(v, n, MPI_DOUBLE, 0, d->comm);
+    if (d->world <= 1) return;
+    watchdog_enter("receiving rank 0's values (broadcast)", -1);
+    MPI_Bcast(v, n, MPI_DOUBLE, 0, d->comm);
+    watchdog_leave();
 }
 
 int dist_same_u64(const Dist *d, uint64_t v, int *first_diff) {
     if (d->world <= 1) return 1;
     uint64_t *all = malloc((size_t)d->world * sizeof *all);
     if (!all) dist_fail(d, 1, "out of memory comparing ranks");
+    watchdog_enter("comparing a checksum (config or parameters) across the ranks", -1);
     MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, d->comm);
+    watchdog_leave();
     int same = 1;
     for (int r = 1; r < d->world && same; r++)
         if (all[r] != all[0]) {

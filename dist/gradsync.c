@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "watchdog.h"
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -13,7 +15,7 @@ static double now(void) {
 
 int gradsync_init(GradSync *g, const Dist *d, float *grads, size_t n, size_t bucket_bytes,
                   size_t first_bytes, Err *e) {
-    *g = (GradSync){.comm = d->comm, .world = d->world, .grads = grads, .n = n};
+    *g = (GradSync){.comm = d->comm, .world = d->world, .grads = grads, .n = n, .step = -1};
     size_t bucket = bucket_bytes / sizeof(float), first = first_bytes / sizeof(float);
     if (bucket == 0 || first == 0)
         return err_set(e, ERR_INPUT, "gradient bucket sizes must be at least one float");
@@ -88,9 +90,11 @@ void gradsync_wait(GradSync *g) {
     if (!g->enabled) return;
     double t0 = now();
     g->low = 0;  // whatever is left (layers without parameters never report) is final now
+    watchdog_enter("waiting for the gradient all-reduce", g->step);
     launch_ready(g);
     if (MPI_Waitall(g->nbuckets, g->req, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
         fail(g, "MPI_Waitall");
+    watchdog_leave();
     double t1 = now();
     g->wait_seconds += t1 - t0;
     g->comm_seconds += t1 - g->t_first;

@@ -25,6 +25,8 @@ typedef struct {
     double wait_seconds;   // time spent in gradsync_wait (not hidden behind backward)
     double comm_seconds;   // time from the first launch to the end of the wait
     double t_first;        // when the first bucket of this step was launched
+    long long step;        // the optimizer step being reduced, for stall reports (the caller
+                           // sets it; -1 = unknown)
 } GradSync;
 
 // bucket_bytes: size of every bucket but the first; first_bytes: the first (last layers).

@@ -56,6 +56,9 @@ static const Key schema[] = {
      "size of the first bucket (the last layers' gradients) in KiB"},
     {"dist.check_every", K_INT, OFF(check_every), 0, 1 << 30, "0", NULL,
      "verify that every rank holds identical parameters every N steps (0 = never)"},
+    {"dist.timeout", K_FLOAT, OFF(timeout), 0, 1e6, "300", NULL,
+     "seconds a rank may wait in one collective before the job is ended with a report (0 = "
+     "never)"},
     {"optim.name", K_ENUM, OFF(optim.kind), 0, 0, "adamw", "sgd|adam|adamw",
      "sgd, adam (coupled L2 weight decay) or adamw (decoupled)"},
     {"optim.lr", K_FLOAT, OFF(optim.lr), 0, 1e3, "0.001", NULL, "base learning rate"},

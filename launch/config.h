@@ -31,6 +31,7 @@ typedef struct {
     int bucket_kb;          // dist.bucket_kb: gradient all-reduce bucket size
     int first_bucket_kb;    // dist.first_bucket_kb: the first (last layers') bucket
     int check_every;        // dist.check_every: verify parameters agree every N steps (0 off)
+    float timeout;          // dist.timeout: seconds one collective may wait (0 = forever)
     // optimizer and schedule
     OptimConfig optim;      // optim.*
     Schedule sched;         // sched.* (total_steps is set by the trainer)

@@ -23,6 +23,7 @@
 #include "core/shuffle.h"
 #include "dist/bnsync.h"
 #include "dist/gradsync.h"
+#include "dist/watchdog.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
 #include "progress.h"
@@ -248,6 +249,11 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     if (config_load(&t->cfg, config, NULL, sets, nsets, &e)) cli_fail(d, &e);
     snprintf(t->out, sizeof t->out, "%s", out);
     Config *c = &t->cfg;
+    // from here on, a rank left waiting in a collective by a stopped one ends the job
+    if (d->world > 1 && watchdog_start(d, c->timeout)) {
+        err_set(&e, ERR_RUNTIME, "cannot start the collective-stall watchdog thread");
+        cli_fail(d, &e);
+    }
     check_same_config(d, c);
 
     load_split(d, &t->train, data, "train", c->train_size, 1);
@@ -313,7 +319,8 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     t->m.grad_ready = gradsync_ready;
     t->m.grad_ready_ctx = &t->gs;
     if (bnsync_init(&t->bn, d, c->bn_group, &e) ||
-        bnsync_reserve(&t->bn, max_bn_channels(&t->m.table), &e))
+        bnsync_reserve(&t->bn, max_bn_channels(&t->m.table), &e) ||
+        bnsync_name_layers(&t->bn, &t->m.table, &e))
         cli_fail(d, &e);
     make_out_dir(d, out);
 }
@@ -357,6 +364,7 @@ static double train_step(Trainer *t, const int64_t *idx, int n, int64_t *correct
                       .sample_ids = t->ids, .reduce_stats = bnsync_reduce,
                       .reduce_ctx = &t->bn};
         gradsync_begin(&t->gs, j == c->accum - 1);
+        t->gs.step = t->bn.step = (long long)t->meta.step + 1;  // for stall reports
         const float *logits = model_forward(m, t->x, b, &sc);
         // each rank's share of the gradient of the mean loss over the global batch
         loss += xent_forward_backward(m->dlogits, correct, logits, t->y, b, m->num_classes,
@@ -397,6 +405,7 @@ static void print_header(const Dist *d, const Trainer *t, const char *resume, in
 }
 
 static void free_trainer(Trainer *t) {
+    watchdog_stop();
     gradsync_free(&t->gs);
     bnsync_free(&t->bn);
     free(t->x);

@@ -240,6 +240,62 @@ static void test_rank_death(void **state) {
     if (rr.status) fail_msg("resume after the death: %s", rr.err);
 }
 
+// A rank that stops (SIGSTOP) without dying: the MPI library sees nothing wrong, so only the
+// watchdog (dist.timeout) can end the job; rank 0, left waiting in a collective, says so.
+static void test_stalled_rank_is_reported(void **state) {
+    (void)state;
+    const char *out = test_path(dir, "stall");
+    char cmd[8192], marker[64];
+    snprintf(marker, sizeof marker, "stall-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd,
+             "REGDIST_TEST_MARKER=%s '%s' -n 2 '%s' train --config '%s' --data '%s' --out '%s' "
+             "--set dist.timeout=3 --set train.epochs=400 > '%s/stall.log' 2>&1",
+             marker, mpiexec, test_regdist_bin(), config, data, out, dir);
+    pid_t job = fork();
+    if (job == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    char last[1100];
+    snprintf(last, sizeof last, "%s/last.h5", out);
+    for (int i = 0; i < 300 && access(last, F_OK) != 0; i++) usleep(100000);
+    assert_int_equal(access(last, F_OK), 0);
+    char find[512];
+    snprintf(find, sizeof find,
+             "for p in $(pgrep -f '%s train'); do "
+             "  tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=1$' "
+             "  && tr '\\0' '\\n' < /proc/$p/environ | grep -q 'REGDIST_TEST_MARKER=%s' && echo $p; "
+             "done",
+             test_regdist_bin(), marker);
+    RunResult r;
+    test_run_shell(&r, find);
+    int victim = atoi(r.out);
+    assert_true(victim > 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kill(victim, SIGSTOP);
+    // wait at most 30 s (a hang must fail the test, not the ctest timeout), 20 s allowed
+    int status = 0, ended = 0;
+    for (int i = 0; i < 300 && !(ended = waitpid(job, &status, WNOHANG) == job); i++)
+        usleep(100000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    kill(victim, SIGKILL);  // cleanup: mpirun normally has ended it already
+    if (!ended) {
+        kill(job, SIGKILL);
+        waitpid(job, &status, 0);
+        fail_msg("the job still ran 30 s after rank 1 stopped");
+    }
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    char *log = test_read_file(test_path(dir, "stall.log"), NULL);
+    assert_non_null(log);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) == 0)
+        fail_msg("the job did not fail (status 0x%x):\n%s", status, log);
+    if (secs > 20) fail_msg("the job took %.1f s to end after rank 1 stopped:\n%s", secs, log);
+    if (!strstr(log, "rank 0 of 2: stalled for") || !strstr(log, "(dist.timeout = 3 s)"))
+        fail_msg("the job's output does not report rank 0's stall:\n%s", log);
+    free(log);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_world_size_invariance),
@@ -249,6 +305,7 @@ int main(void) {
         cmocka_unit_test(test_resume_on_other_world_size),
         cmocka_unit_test(test_mismatched_config),
         cmocka_unit_test(test_rank_death),
+        cmocka_unit_test(test_stalled_rank_is_reported),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
