@@ -59,6 +59,7 @@ typedef struct {
     int32_t *y;         // (max_local)
     int64_t *ids;       // (max_local) global sample indices
     int64_t *perm;      // (train.n)
+    int64_t *shard;     // (train.n) this rank's training rows of the epoch, ascending
     CkptMeta meta;      // the position and history: what a checkpoint holds besides weights
     double loss_local;     // this rank's share of the epoch's loss sum and hits so far
     int64_t correct_local, seen_local;
@@ -66,6 +67,11 @@ typedef struct {
     double train_seconds;  // training time of the epochs run by this process
     char out[1024];
 } Trainer;
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
 
 static int load_split(const Dist *d, Dataset *ds, const char *file, const char *split,
                       int64_t limit, int required) {
@@ -79,8 +85,36 @@ static int load_split(const Dist *d, Dataset *ds, const char *file, const char *
         }
         return 0;
     }
-    if (dataset_load(ds, file, split, limit, &e)) cli_fail(d, &e);
+    if (d->world == 1) {
+        if (dataset_load(ds, file, split, limit, &e)) cli_fail(d, &e);
+        return 1;
+    }
+    // several ranks: the description now; each rank reads only the rows it uses
+    int64_t none = 0;
+    if (dataset_load_rows(ds, file, split, limit, &none, 0, &e)) cli_fail(d, &e);
     return 1;
+}
+
+// Holds rows [lo, hi) of ds's split: a rank's share of an evaluation (collective-free).
+static void hold_range(const Dist *d, Dataset *ds, int64_t limit, int64_t lo, int64_t hi) {
+    if (d->world == 1) return;  // one rank holds everything already
+    Err e = {0};
+    int64_t n = hi - lo, *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
+    if (!rows) {
+        err_set(&e, ERR_RUNTIME, "out of memory");
+        cli_fail(d, &e);
+    }
+    for (int64_t i = 0; i < n; i++) rows[i] = lo + i;
+    char file[DATASET_PATH_MAX], split[16];
+    snprintf(file, sizeof file, "%s", ds->file);
+    snprintf(split, sizeof split, "%s", ds->split);
+    if (dataset_load_rows(ds, file, split, limit, rows, n, &e)) cli_fail(d, &e);
+    free(rows);
+}
+
+// Holds this rank's evaluation share of ds: the contiguous rows cli_evaluate gives it.
+static void hold_eval_share(const Dist *d, Dataset *ds, int64_t limit) {
+    hold_range(d, ds, limit, ds->n * d->rank / d->world, ds->n * (d->rank + 1) / d->world);
 }
 
 // Collective: every rank calls it; rank 0's BatchNorm statistics are shared first, then
@@ -259,6 +293,8 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     load_split(d, &t->train, data, "train", c->train_size, 1);
     t->has_val = load_split(d, &t->val, data, "val", c->val_size, 0);
     t->has_test = load_split(d, &t->test, data, "test", 0, 0);
+    if (t->has_val) hold_eval_share(d, &t->val, c->val_size);
+    if (t->has_test) hold_eval_share(d, &t->test, 0);
     if (c->patience > 0 && !t->has_val) {
         err_set(&e, ERR_INPUT, "train.patience needs a /val split, and %s has none", data);
         cli_fail(d, &e);
@@ -291,7 +327,8 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     t->y = malloc(L * sizeof(int32_t));
     t->ids = malloc(L * sizeof(int64_t));
     t->perm = malloc((size_t)t->train.n * sizeof(int64_t));
-    if (!t->x || !t->probs || !t->y || !t->ids || !t->perm) {
+    t->shard = malloc((size_t)t->train.n * sizeof(int64_t));
+    if (!t->x || !t->probs || !t->y || !t->ids || !t->perm || !t->shard) {
         err_set(&e, ERR_RUNTIME, "out of memory for the batch buffers");
         cli_fail(d, &e);
     }
@@ -335,6 +372,30 @@ static void sync_epoch_sums(Trainer *t) {
     dist_sum_f64(t->d, v, 2);
     t->meta.epoch_loss_sum = v[0];
     t->meta.epoch_correct = (int64_t)v[1];
+}
+
+// With several ranks each reads, at the start of an epoch, only the training rows of its
+// slices of that epoch's batches: about 1/world of the split, one hyperslab per run of
+// consecutive rows.
+static void hold_epoch_shard(Trainer *t) {
+    const Dist *d = t->d;
+    const Config *c = &t->cfg;
+    if (d->world == 1) return;
+    int64_t k = 0;
+    for (int64_t b = 0; b < t->steps_per_epoch; b++) {
+        int64_t start = b * c->batch, n = t->train.n - start < c->batch ? t->train.n - start : c->batch;
+        for (int j = 0; j < c->accum; j++) {
+            int64_t mlo = n * j / c->accum, mn = n * (j + 1) / c->accum - mlo;
+            int64_t lo = mlo + mn * d->rank / d->world, hi = mlo + mn * (d->rank + 1) / d->world;
+            for (int64_t i = lo; i < hi; i++) t->shard[k++] = t->perm[start + i];
+        }
+    }
+    qsort(t->shard, (size_t)k, sizeof *t->shard, cmp_i64);
+    char file[DATASET_PATH_MAX];
+    snprintf(file, sizeof file, "%s", t->train.file);
+    Err e = {0};
+    if (dataset_load_rows(&t->train, file, "train", c->train_size, t->shard, k, &e))
+        cli_fail(d, &e);
 }
 
 static void evaluate_split(Trainer *t, const Dataset *ds, EvalResult *r) {
@@ -413,6 +474,7 @@ static void free_trainer(Trainer *t) {
     free(t->y);
     free(t->ids);
     free(t->perm);
+    free(t->shard);
     optim_free(&t->opt);
     model_free(&t->m);
     dataset_free(&t->train);
@@ -429,6 +491,7 @@ static void report_final(Trainer *t) {
     const Dataset *ds[3] = {&t->train, t->has_val ? &t->val : NULL, t->has_test ? &t->test : NULL};
     const char *names[3] = {"train", "val", "test"};
     share_buffers(t);
+    hold_eval_share(t->d, &t->train, t->cfg.train_size);
     for (int i = 0; i < 3; i++)
         if (ds[i]) evaluate_split(t, ds[i], &r[i]);
     if (t->d->rank != 0) return;
@@ -479,6 +542,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
         int64_t epoch = t.meta.epoch;
         if (c->shuffle) shuffle_permutation(t.perm, t.train.n, c->seed, epoch);
         else for (int64_t i = 0; i < t.train.n; i++) t.perm[i] = i;
+        hold_epoch_shard(&t);
         char label[64];
         snprintf(label, sizeof label, "epoch %lld/%d", (long long)epoch + 1, c->epochs);
         Progress p;
