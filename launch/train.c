@@ -1,13 +1,9 @@
 // train.c: `regdist train`: the training loop, on one rank or many. Each epoch walks one
-// permutation of the training set (a pure function of seed and epoch) in global batches.
-// A global batch is split into train.accum micro-batches and each micro-batch into
-// contiguous per-rank slices; every rank runs the full model on its slice, scaling its loss
-// gradient by 1/(global batch), and the bucketed all-reduce that overlaps backward sums the
-// slices' gradients into the gradient of the global mean loss. Then every rank applies the
-// same L1/L2, clipping and optimizer step to the same parameters. Dropout masks depend on
-// the global sample index, not the rank, so N ranks compute what one rank would.
-// Rank 0 prints progress and writes metrics.csv, last.h5 (every epoch and at the end) and
-// best.h5.
+// permutation of the training set (a pure function of seed and epoch) in global batches;
+// each global batch is one data-parallel optimizer step (step.h). Each rank reads only the
+// rows its slices need. Rank 0 prints progress and writes metrics.csv, last.h5 (every epoch
+// and at the end) and best.h5; every rank takes part in evaluation and in the collectives
+// around checkpoints.
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -16,17 +12,13 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "core/loss.h"
 #include "core/optim.h"
-#include "core/philox.h"
-#include "core/regularize.h"
 #include "core/shuffle.h"
-#include "dist/bnsync.h"
-#include "dist/gradsync.h"
 #include "dist/watchdog.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
 #include "progress.h"
+#include "step.h"
 
 static const char *usage =
     "usage: regdist train --config C --data F --out DIR [--set key=value ...]\n"
@@ -52,12 +44,8 @@ typedef struct {
     int has_val, has_test;
     Model m;
     Optim opt;
-    GradSync gs;        // the gradient all-reduce
-    BnSync bn;          // BatchNorm statistics over bn.group
-    int max_local;      // the most samples one rank gets of one micro-batch
-    float *x, *probs;   // (max_local, in), (max_local, classes)
-    int32_t *y;         // (max_local)
-    int64_t *ids;       // (max_local) global sample indices
+    Stepper st;         // the optimizer step: slices, all-reduce, BN groups, batch buffers
+    float *probs;       // (max_local, classes)
     int64_t *perm;      // (train.n)
     int64_t *shard;     // (train.n) this rank's training rows of the epoch, ascending
     CkptMeta meta;      // the position and history: what a checkpoint holds besides weights
@@ -260,18 +248,6 @@ static void share_state(Trainer *t) {
     check_same_state(t, "after start-up");
 }
 
-// The widest BatchNorm layer, residual branches included (each has a running_mean buffer
-// of its channel count in the parameter table): what bnsync must hold.
-static int max_bn_channels(const ParamTable *t) {
-    size_t mx = 0;
-    for (int i = 0; i < t->n; i++) {
-        size_t n = strlen(t->p[i].name), k = strlen(".running_mean");
-        if (n > k && strcmp(t->p[i].name + n - k, ".running_mean") == 0 && t->p[i].numel > mx)
-            mx = t->p[i].numel;
-    }
-    return (int)mx;
-}
-
 static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char **resume_out) {
     t->d = d;
     const char *config = NULL, *data = NULL, *out = NULL, *resume = NULL, *init = NULL;
@@ -299,10 +275,8 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
         err_set(&e, ERR_INPUT, "train.patience needs a /val split, and %s has none", data);
         cli_fail(d, &e);
     }
-    // the largest slice one rank gets: of a micro-batch of at most ceil(batch/accum) samples
-    int micro = (c->batch + c->accum - 1) / c->accum;
-    t->max_local = (micro + d->world - 1) / d->world;
-    if (cli_build_model(&t->m, c, &t->train, t->max_local, &e)) cli_fail(d, &e);
+    int max_local = stepper_max_local(d, c);
+    if (cli_build_model(&t->m, c, &t->train, max_local, &e)) cli_fail(d, &e);
     for (int s = 0; s < 2; s++) {  // val and test must fit the model too
         const Dataset *ds = s == 0 ? &t->val : &t->test;
         if (!(s == 0 ? t->has_val : t->has_test)) continue;
@@ -321,14 +295,10 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     t->steps_per_epoch = (t->train.n + c->batch - 1) / c->batch;
     c->sched.total_steps = t->steps_per_epoch * c->epochs;
 
-    size_t in = shape_numel(t->m.in), L = (size_t)t->max_local;
-    t->x = malloc(L * in * sizeof(float));
-    t->probs = malloc(L * (size_t)t->m.num_classes * sizeof(float));
-    t->y = malloc(L * sizeof(int32_t));
-    t->ids = malloc(L * sizeof(int64_t));
+    t->probs = malloc((size_t)max_local * (size_t)t->m.num_classes * sizeof(float));
     t->perm = malloc((size_t)t->train.n * sizeof(int64_t));
     t->shard = malloc((size_t)t->train.n * sizeof(int64_t));
-    if (!t->x || !t->probs || !t->y || !t->ids || !t->perm || !t->shard) {
+    if (!t->probs || !t->perm || !t->shard) {
         err_set(&e, ERR_RUNTIME, "out of memory for the batch buffers");
         cli_fail(d, &e);
     }
@@ -350,15 +320,7 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     // a resumed epoch's sums so far are global: rank 0 carries them, the others start at 0
     t->loss_local = d->rank == 0 ? t->meta.epoch_loss_sum : 0.0;
     t->correct_local = d->rank == 0 ? t->meta.epoch_correct : 0;
-    if (gradsync_init(&t->gs, d, t->m.grads, t->m.table.n_trainable,
-                      (size_t)c->bucket_kb * 1024, (size_t)c->first_bucket_kb * 1024, &e))
-        cli_fail(d, &e);
-    t->m.grad_ready = gradsync_ready;
-    t->m.grad_ready_ctx = &t->gs;
-    if (bnsync_init(&t->bn, d, c->bn_group, &e) ||
-        bnsync_reserve(&t->bn, max_bn_channels(&t->m.table), &e) ||
-        bnsync_name_layers(&t->bn, &t->m.table, &e))
-        cli_fail(d, &e);
+    if (stepper_init(&t->st, d, c, &t->m, &t->opt, &t->train, &e)) cli_fail(d, &e);
     make_out_dir(d, out);
 }
 
@@ -399,45 +361,16 @@ static void hold_epoch_shard(Trainer *t) {
 }
 
 static void evaluate_split(Trainer *t, const Dataset *ds, EvalResult *r) {
-    cli_evaluate(t->d, &t->m, ds, t->x, t->y, t->ids, t->probs, r);
+    cli_evaluate(t->d, &t->m, ds, t->st.x, t->st.y, t->st.ids, t->probs, r);
 }
 
-// One optimizer step on the global batch idx (n samples): train.accum micro-batches, each
-// split into contiguous per-rank slices; gradients are all-reduced once, during the last
-// micro-batch's backward. Returns this rank's summed loss; *correct and *seen count its hits
-// and samples.
+// One optimizer step (step.c), then, every dist.check_every steps, proof that every rank
+// still holds the same parameters.
 static double train_step(Trainer *t, const int64_t *idx, int n, int64_t *correct,
                          int64_t *seen) {
-    const Dist *d = t->d;
-    Config *c = &t->cfg;
-    Model *m = &t->m;
-    double loss = 0.0;
-    model_zero_grad(m);
-    for (int j = 0; j < c->accum; j++) {
-        int64_t mlo = (int64_t)n * j / c->accum, mn = (int64_t)n * (j + 1) / c->accum - mlo;
-        int64_t lo = mlo + mn * d->rank / d->world, hi = mlo + mn * (d->rank + 1) / d->world;
-        int b = (int)(hi - lo);
-        *seen += b;
-        memcpy(t->ids, idx + lo, (size_t)b * sizeof *idx);
-        dataset_gather(&t->train, t->ids, b, t->x, t->y);
-        StepCtx sc = {.train = 1, .dropout_on = c->dropout_on, .seed = c->seed,
-                      .step = (uint32_t)t->opt.step, .stream = PHILOX_STREAM_TRAIN,
-                      .sample_ids = t->ids, .reduce_stats = bnsync_reduce,
-                      .reduce_ctx = &t->bn};
-        gradsync_begin(&t->gs, j == c->accum - 1);
-        t->gs.step = t->bn.step = (long long)t->meta.step + 1;  // for stall reports
-        const float *logits = model_forward(m, t->x, b, &sc);
-        // each rank's share of the gradient of the mean loss over the global batch
-        loss += xent_forward_backward(m->dlogits, correct, logits, t->y, b, m->num_classes,
-                                      c->label_smoothing, 1.0f / (float)n);
-        model_backward(m, t->x, m->dlogits, b, &sc);
-    }
-    gradsync_wait(&t->gs);
-    reg_l1_l2(m->grads, m->params, &m->table, c->l1, c->l2);
-    if (c->clip_norm > 0.0f) grad_clip_global_norm(m->grads, m->table.n_trainable, c->clip_norm);
-    float lr = schedule_lr(&c->sched, c->optim.lr, t->opt.step);
-    optim_step(&t->opt, m->params, m->grads, &m->table, lr);
-    if (c->check_every > 0 && t->opt.step % c->check_every == 0) {
+    double loss = stepper_step(&t->st, idx, n, correct, seen);
+    int every = t->cfg.check_every;
+    if (every > 0 && t->opt.step % every == 0) {
         char when[64];
         snprintf(when, sizeof when, "after step %lld", (long long)t->opt.step);
         check_same_state(t, when);
@@ -467,12 +400,8 @@ static void print_header(const Dist *d, const Trainer *t, const char *resume, in
 
 static void free_trainer(Trainer *t) {
     watchdog_stop();
-    gradsync_free(&t->gs);
-    bnsync_free(&t->bn);
-    free(t->x);
+    stepper_free(&t->st);
     free(t->probs);
-    free(t->y);
-    free(t->ids);
     free(t->perm);
     free(t->shard);
     optim_free(&t->opt);

@@ -1,0 +1,102 @@
+// step.c: one data-parallel optimizer step (step.h).
+#include "step.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/loss.h"
+#include "core/philox.h"
+#include "core/regularize.h"
+
+int stepper_max_local(const Dist *d, const Config *c) {
+    int micro = (c->batch + c->accum - 1) / c->accum;
+    return (micro + d->world - 1) / d->world;
+}
+
+// The widest BatchNorm layer, residual branches included (each has a running_mean buffer
+// of its channel count in the parameter table): what bnsync must hold.
+static int max_bn_channels(const ParamTable *t) {
+    size_t mx = 0, k = strlen(".running_mean");
+    for (int i = 0; i < t->n; i++) {
+        size_t n = strlen(t->p[i].name);
+        if (n > k && strcmp(t->p[i].name + n - k, ".running_mean") == 0 && t->p[i].numel > mx)
+            mx = t->p[i].numel;
+    }
+    return (int)mx;
+}
+
+int stepper_init(Stepper *s, const Dist *d, const Config *c, Model *m, Optim *opt,
+                 const Dataset *data, Err *e) {
+    memset(s, 0, sizeof *s);
+    *s = (Stepper){.d = d, .c = c, .m = m, .opt = opt, .data = data,
+                   .max_local = stepper_max_local(d, c)};
+    size_t in = shape_numel(m->in), L = (size_t)s->max_local;
+    s->x = malloc(L * in * sizeof(float));
+    s->y = malloc(L * sizeof(int32_t));
+    s->ids = malloc(L * sizeof(int64_t));
+    if (!s->x || !s->y || !s->ids) return err_set(e, ERR_RUNTIME, "out of memory for the batch");
+    if (gradsync_init(&s->gs, d, m->grads, m->table.n_trainable, (size_t)c->bucket_kb * 1024,
+                      (size_t)c->first_bucket_kb * 1024, e))
+        return e->code;
+    m->grad_ready = gradsync_ready;
+    m->grad_ready_ctx = &s->gs;
+    if (bnsync_init(&s->bn, d, c->bn_group, e) ||
+        bnsync_reserve(&s->bn, max_bn_channels(&m->table), e) ||
+        bnsync_name_layers(&s->bn, &m->table, e))
+        return e->code;
+    return ERR_OK;
+}
+
+void stepper_free(Stepper *s) {
+    gradsync_free(&s->gs);
+    bnsync_free(&s->bn);
+    free(s->x);
+    free(s->y);
+    free(s->ids);
+    s->x = NULL;
+    s->y = NULL;
+    s->ids = NULL;
+}
+
+double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int64_t *seen) {
+    const Dist *d = s->d;
+    const Config *c = s->c;
+    Model *m = s->m;
+    double loss = 0.0, t0 = now_seconds(), t1;
+    model_zero_grad(m);
+    for (int j = 0; j < c->accum; j++) {
+        int64_t mlo = (int64_t)n * j / c->accum, mn = (int64_t)n * (j + 1) / c->accum - mlo;
+        int64_t lo = mlo + mn * d->rank / d->world, hi = mlo + mn * (d->rank + 1) / d->world;
+        int b = (int)(hi - lo);
+        *seen += b;
+        memcpy(s->ids, idx + lo, (size_t)b * sizeof *idx);
+        dataset_gather(s->data, s->ids, b, s->x, s->y);
+        StepCtx sc = {.train = 1, .dropout_on = c->dropout_on, .seed = c->seed,
+                      .step = (uint32_t)s->opt->step, .stream = PHILOX_STREAM_TRAIN,
+                      .sample_ids = s->ids, .reduce_stats = bnsync_reduce,
+                      .reduce_ctx = &s->bn};
+        gradsync_begin(&s->gs, j == c->accum - 1);
+        s->gs.step = s->bn.step = (long long)s->opt->step + 1;  // for stall reports
+        t1 = now_seconds();
+        s->t_data += t1 - t0;
+        const float *logits = model_forward(m, s->x, b, &sc);
+        // each rank's share of the gradient of the mean loss over the global batch
+        loss += xent_forward_backward(m->dlogits, correct, logits, s->y, b, m->num_classes,
+                                      c->label_smoothing, 1.0f / (float)n);
+        t0 = now_seconds();
+        s->t_forward += t0 - t1;
+        model_backward(m, s->x, m->dlogits, b, &sc);
+        t1 = now_seconds();
+        s->t_backward += t1 - t0;
+        t0 = t1;
+    }
+    gradsync_wait(&s->gs);  // its own clock: gs.wait_seconds
+    t0 = now_seconds();
+    reg_l1_l2(m->grads, m->params, &m->table, c->l1, c->l2);
+    if (c->clip_norm > 0.0f) grad_clip_global_norm(m->grads, m->table.n_trainable, c->clip_norm);
+    float lr = schedule_lr(&c->sched, c->optim.lr, s->opt->step);
+    optim_step(s->opt, m->params, m->grads, &m->table, lr);
+    s->t_optim += now_seconds() - t0;
+    return loss;
+}

@@ -1,0 +1,47 @@
+// step.h: one data-parallel optimizer step, shared by `regdist train` and `regdist bench`.
+// A global batch is split into cfg.accum micro-batches and each micro-batch into contiguous
+// per-rank slices; every rank runs the full model on its slice, scaling its loss gradient
+// by 1/(global batch); the bucketed all-reduce that overlaps the last micro-batch's backward
+// sums the slices' gradients into the gradient of the global mean loss; then every rank
+// applies the same L1/L2, clipping and optimizer step. BatchNorm statistics are reduced over
+// bn.group through the BnSync. Dropout masks depend on the global sample index, not the
+// rank, so N ranks compute what one rank would, up to floating-point summation order.
+#pragma once
+#include <stdint.h>
+
+#include "config.h"
+#include "core/model.h"
+#include "core/optim.h"
+#include "dist/bnsync.h"
+#include "dist/gradsync.h"
+#include "io/dataset.h"
+
+typedef struct {
+    const Dist *d;
+    const Config *c;
+    Model *m;
+    Optim *opt;
+    const Dataset *data;  // the training split (the rows this rank's slices need)
+    GradSync gs;
+    BnSync bn;
+    int max_local;        // the most samples one rank gets of one micro-batch
+    float *x;             // (max_local, in)
+    int32_t *y;           // (max_local)
+    int64_t *ids;         // (max_local) global sample indices
+    // seconds spent, accumulated over steps (for regdist bench)
+    double t_data, t_forward, t_backward, t_optim;
+} Stepper;
+
+// The most samples a rank gets of one micro-batch of cfg's global batch: what to plan the
+// model for.
+int stepper_max_local(const Dist *d, const Config *c);
+
+// Sets up the gradient all-reduce and BatchNorm groups for m (already planned for
+// stepper_max_local samples) and hooks them in. ERR_OK or an error with e set.
+int stepper_init(Stepper *s, const Dist *d, const Config *c, Model *m, Optim *opt,
+                 const Dataset *data, Err *e);
+void stepper_free(Stepper *s);
+
+// One optimizer step on the global batch idx (n samples, split rows). Returns this rank's
+// summed loss; *correct and *seen count its hits and samples.
+double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int64_t *seen);
