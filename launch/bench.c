@@ -6,19 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
+
 #include "cli.h"
-#include "core/loss.h"
+#include "step.h"
 #include "core/optim.h"
-#include "core/regularize.h"
 #include "core/philox.h"
 
 static const char *usage =
     "usage: regdist bench --config C [--batch N] [--steps N] [--warmup N] [--threads N]\n"
     "                     [--set key=value ...] [--json]\n"
     "\n"
-    "Times full training steps (forward, loss, backward, clipping, optimizer) of config C on\n"
-    "random inputs of model.input's shape, and a square sgemm on the same threads. Prints the\n"
-    "median images/s, the model's GEMM GFLOP/s and the machine's sgemm GFLOP/s.\n";
+    "Times full data-parallel training steps of config C (the same step as train: slices,\n"
+    "forward, loss, backward with the bucketed all-reduce, clipping, optimizer) on random\n"
+    "inputs of model.input's shape, one process or many under mpirun. Prints the median\n"
+    "images/s, the time split, how much communication backward hid, peak memory per rank,\n"
+    "and the GEMM rate against the machine's own sgemm on the same threads.\n";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -105,7 +108,8 @@ int cmd_bench(Dist *d, int argc, char **argv) {
         err_set(&e, ERR_INPUT, "%s: bench needs model.input to know the input shape", config);
         cli_fail(d, &e);
     }
-    if (batch == 0) batch = cfg.batch;
+    if (batch) cfg.batch = batch;
+    batch = cfg.batch;
     threads = cli_set_threads(d, threads ? threads : cfg.threads);
     // the class count is the last linear layer's width
     int classes = 0;
@@ -113,7 +117,7 @@ int cmd_bench(Dist *d, int argc, char **argv) {
         if (strcmp(cfg.layers[i].type, "linear") == 0) classes = cfg.layers[i].out;
     Model m;
     if (model_build(&m, cfg.layers, cfg.nlayers, cfg.input, classes, &e) ||
-        model_plan(&m, batch, &e))
+        model_plan(&m, stepper_max_local(d, &cfg), &e))
         cli_fail(d, &e);
     model_init(&m, cfg.seed);
     Optim opt;
@@ -121,52 +125,83 @@ int cmd_bench(Dist *d, int argc, char **argv) {
         err_set(&e, ERR_RUNTIME, "out of memory");
         cli_fail(d, &e);
     }
+    // one global batch of random inputs, held by every rank, stepped over again and again
     size_t in = shape_numel(m.in);
-    float *x = malloc((size_t)batch * in * sizeof(float));
-    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
-    int64_t *ids = malloc((size_t)batch * sizeof(int64_t));
+    Dataset ds = {.n = batch, .nloaded = batch, .shape = m.in, .num_classes = classes,
+                  .nchan = 1, .mean = {0}, .std = {1}};
+    ds.x_f32 = malloc((size_t)batch * in * sizeof(float));
+    ds.y = malloc((size_t)batch * sizeof(int32_t));
+    int64_t *idx = malloc((size_t)batch * sizeof(int64_t));
     double *times = malloc((size_t)steps * sizeof(double));
+    if (!ds.x_f32 || !ds.y || !idx || !times) {
+        err_set(&e, ERR_RUNTIME, "out of memory");
+        cli_fail(d, &e);
+    }
     philox_key key = {{cfg.seed, 0xBE4C0000u}};
     for (size_t i = 0; i < (size_t)batch * in; i += 4) {
         philox_ctr r = philox4x32_10((philox_ctr){{(uint32_t)(i / 4), 0, 0, 0}}, key);
         for (size_t j = 0; j < 4 && i + j < (size_t)batch * in; j++)
-            x[i + j] = 2.0f * philox_unit(r.v[j]) - 1.0f;
+            ds.x_f32[i + j] = 2.0f * philox_unit(r.v[j]) - 1.0f;
     }
-    for (int b = 0; b < batch; b++) y[b] = b % classes, ids[b] = b;
-    float *dlogits = m.dlogits;
+    for (int b = 0; b < batch; b++) ds.y[b] = b % classes, idx[b] = b;
+    Stepper st;
+    if (stepper_init(&st, d, &cfg, &m, &opt, &ds, &e)) cli_fail(d, &e);
+    int64_t correct = 0, seen = 0;
     for (int s = -warmup; s < steps; s++) {
+        if (s == 0) {  // measure the timed steps only
+            st.t_data = st.t_forward = st.t_backward = st.t_optim = 0;
+            st.gs.wait_seconds = st.gs.comm_seconds = 0;
+        }
+        dist_barrier(d);
         double t0 = now_seconds();
-        StepCtx sc = {.train = 1, .dropout_on = cfg.dropout_on, .seed = cfg.seed,
-                      .step = (uint32_t)opt.step, .sample_ids = ids};
-        model_zero_grad(&m);
-        const float *logits = model_forward(&m, x, batch, &sc);
-        xent_forward_backward(dlogits, NULL, logits, y, batch, classes, cfg.label_smoothing,
-                              1.0f / (float)batch);
-        model_backward(&m, x, dlogits, batch, &sc);
-        reg_l1_l2(m.grads, m.params, &m.table, cfg.l1, cfg.l2);
-        if (cfg.clip_norm > 0) grad_clip_global_norm(m.grads, m.table.n_trainable, cfg.clip_norm);
-        optim_step(&opt, m.params, m.grads, &m.table, cfg.optim.lr);
+        stepper_step(&st, idx, batch, &correct, &seen);
         if (s >= 0) times[s] = now_seconds() - t0;
     }
     double med = median(times, steps);
     double ips = batch / med, gf = step_flops(&m, batch) / med / 1e9;
-    double peak = sgemm_gflops(1024, 10);
+    double peak = sgemm_gflops(1024, 10);  // every rank at once: they share the machine
+    // per-step time split on rank 0, and each rank's peak memory
+    double split[5] = {st.t_data / steps, st.t_forward / steps, st.t_backward / steps,
+                       st.gs.wait_seconds / steps, st.t_optim / steps};
+    double hidden = st.gs.comm_seconds > 0 ? 1.0 - st.gs.wait_seconds / st.gs.comm_seconds : 0;
+    double *rss = calloc((size_t)d->world, sizeof(double));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    rss[d->rank] = (double)ru.ru_maxrss / 1024.0;  // MiB
+    dist_sum_f64(d, rss, d->world);
+    double rss_max = 0;
+    for (int r = 0; r < d->world; r++) rss_max = rss[r] > rss_max ? rss[r] : rss_max;
     if (d->rank == 0) {
         if (json)
-            printf("{\"config\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, "
-                   "\"median_step_ms\": %.4f, \"images_per_s\": %.1f, \"step_gflops\": %.2f, "
-                   "\"sgemm_gflops\": %.2f, \"fraction_of_sgemm\": %.4f}\n",
-                   config, batch, threads, steps, 1e3 * med, ips, gf, peak, gf / peak);
-        else
-            printf("%s: batch %d, %d thread%s (OpenBLAS %s), %d steps\n"
-                   "  median step %.3f ms  ->  %.0f images/s\n"
-                   "  step GEMM rate %.1f GFLOP/s = %.0f%% of this machine's sgemm (%.1f "
+            printf("{\"config\": \"%s\", \"ranks\": %d, \"batch\": %d, \"threads\": %d, "
+                   "\"bn_group\": %d, \"steps\": %d, \"median_step_ms\": %.4f, "
+                   "\"images_per_s\": %.1f, \"step_gflops\": %.2f, \"sgemm_gflops\": %.2f, "
+                   "\"fraction_of_sgemm\": %.4f, \"data_ms\": %.3f, \"forward_ms\": %.3f, "
+                   "\"backward_ms\": %.3f, \"allreduce_wait_ms\": %.3f, \"optimizer_ms\": %.3f, "
+                   "\"comm_hidden\": %.3f, \"peak_rss_mib\": %.1f}\n",
+                   config, d->world, batch, threads, cfg.bn_group, steps, 1e3 * med, ips, gf,
+                   peak, gf / (peak * d->world), 1e3 * split[0], 1e3 * split[1], 1e3 * split[2],
+                   1e3 * split[3], 1e3 * split[4], hidden, rss_max);
+        else {
+            printf("%s: %d rank%s x %d thread%s (OpenBLAS %s), global batch %d, %d steps\n",
+                   config, d->world, d->world > 1 ? "s" : "", threads, threads > 1 ? "s" : "",
+                   blas_kernel_name(), batch, steps);
+            printf("  median step %.3f ms  ->  %.0f images/s\n", 1e3 * med, ips);
+            printf("  step GEMM rate %.1f GFLOP/s = %.0f%% of %d x this machine's sgemm (%.1f "
                    "GFLOP/s, 1024^3)\n",
-                   config, batch, threads, threads > 1 ? "s" : "", blas_kernel_name(), steps,
-                   1e3 * med, ips, gf,
-                   100 * gf / peak, peak);
+                   gf, 100 * gf / (peak * d->world), d->world, peak);
+            printf("  per step (rank 0): data %.2f ms, forward %.2f, backward %.2f, waiting on "
+                   "all-reduce %.2f, optimizer %.2f\n",
+                   1e3 * split[0], 1e3 * split[1], 1e3 * split[2], 1e3 * split[3],
+                   1e3 * split[4]);
+            if (d->world > 1)
+                printf("  communication hidden behind backward: %.0f%%  (bn.group %d)\n",
+                       100 * hidden, cfg.bn_group);
+            printf("  peak memory per rank: %.0f MiB\n", rss_max);
+        }
     }
-    free(x), free(y), free(ids), free(times);
+    stepper_free(&st);
+    free(ds.x_f32), free(ds.y), free(idx), free(times), free(rss);
     optim_free(&opt);
     model_free(&m);
     config_free(&cfg);
