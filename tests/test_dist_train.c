@@ -185,26 +185,23 @@ static void test_mismatched_config(void **state) {
         fail_msg("expected the mismatch message, got: %s", r.err);
 }
 
-// A rank killed with SIGKILL mid-run: the job ends within seconds, the checkpoint on disk
-// is intact and resumes.
-static void test_rank_death(void **state) {
-    (void)state;
-    const char *out = test_path(dir, "death");
-    char cmd[8192], marker[64];
-    snprintf(marker, sizeof marker, "death-%d", (int)getpid());
-    // long enough to be killed mid-epoch; the marker finds this job's processes
+// A 2-rank background job: training long enough to be interrupted, its output in
+// dir/<name>.log. Returns mpiexec's pid once the job has written its first checkpoint, and
+// rank 1's pid in *rank1 (found by the job's marker and OMPI_COMM_WORLD_RANK).
+static pid_t start_job(const char *name, const char *extra, pid_t *rank1) {
+    char cmd[8192], marker[64], last[1100];
+    snprintf(marker, sizeof marker, "%s-%d", name, (int)getpid());
     snprintf(cmd, sizeof cmd,
              "REGDIST_TEST_MARKER=%s '%s' -n 2 '%s' train --config '%s' --data '%s' --out '%s' "
-             "--set train.epochs=400 > '%s/death.log' 2>&1",
-             marker, mpiexec, test_regdist_bin(), config, data, out, dir);
+             "--set train.epochs=400 %s > '%s/%s.log' 2>&1",
+             marker, mpiexec, test_regdist_bin(), config, data, test_path(dir, name), extra, dir,
+             name);
     pid_t job = fork();
     if (job == 0) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
-    // wait for epoch 2's checkpoint, then kill rank 1
-    char last[1100];
-    snprintf(last, sizeof last, "%s/last.h5", out);
+    snprintf(last, sizeof last, "%s/last.h5", test_path(dir, name));
     for (int i = 0; i < 300 && access(last, F_OK) != 0; i++) usleep(100000);
     assert_int_equal(access(last, F_OK), 0);
     char find[512];
@@ -216,17 +213,38 @@ static void test_rank_death(void **state) {
              test_regdist_bin(), marker);
     RunResult r;
     test_run_shell(&r, find);
-    int victim = atoi(r.out);
-    assert_true(victim > 0);
+    *rank1 = (pid_t)atoi(r.out);
+    assert_true(*rank1 > 0);
+    return job;
+}
+
+// Waits up to 30 s for the job (a hang must fail the test, not hit the ctest timeout).
+// Returns the seconds it took, or -1 (and kills it) if it did not end.
+static double wait_job(pid_t job, int *status) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    int ended = 0;
+    for (int i = 0; i < 300 && !(ended = waitpid(job, status, WNOHANG) == job); i++)
+        usleep(100000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!ended) {
+        kill(job, SIGKILL);
+        waitpid(job, status, 0);
+        return -1;
+    }
+    return (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+}
+
+// A rank killed with SIGKILL mid-run: the job ends within seconds, the checkpoint on disk
+// is intact and resumes.
+static void test_rank_death(void **state) {
+    (void)state;
+    pid_t victim, job = start_job("death", "", &victim);
     kill(victim, SIGKILL);
     int status = 0;
-    waitpid(job, &status, 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    double secs = wait_job(job, &status);
+    if (secs < 0 || secs > 20) fail_msg("the job took %.1f s to end after a rank died", secs);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
-    if (secs > 20) fail_msg("the job took %.1f s to end after a rank died", secs);
     char *log = test_read_file(test_path(dir, "death.log"), NULL);
     assert_non_null(log);
     if (!strstr(log, "rank 1") && !strstr(log, "signal 9"))
@@ -234,7 +252,8 @@ static void test_rank_death(void **state) {
     free(log);
     // the last checkpoint is intact and resumes
     char resume[1200];
-    snprintf(resume, sizeof resume, "--resume '%s' --set train.epochs=3", last);
+    snprintf(resume, sizeof resume, "--resume '%s/last.h5' --set train.epochs=3",
+             test_path(dir, "death"));
     RunResult rr;
     train(&rr, 1, "death", resume);
     if (rr.status) fail_msg("resume after the death: %s", rr.err);
@@ -244,53 +263,17 @@ static void test_rank_death(void **state) {
 // watchdog (dist.timeout) can end the job; rank 0, left waiting in a collective, says so.
 static void test_stalled_rank_is_reported(void **state) {
     (void)state;
-    const char *out = test_path(dir, "stall");
-    char cmd[8192], marker[64];
-    snprintf(marker, sizeof marker, "stall-%d", (int)getpid());
-    snprintf(cmd, sizeof cmd,
-             "REGDIST_TEST_MARKER=%s '%s' -n 2 '%s' train --config '%s' --data '%s' --out '%s' "
-             "--set dist.timeout=3 --set train.epochs=400 > '%s/stall.log' 2>&1",
-             marker, mpiexec, test_regdist_bin(), config, data, out, dir);
-    pid_t job = fork();
-    if (job == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    char last[1100];
-    snprintf(last, sizeof last, "%s/last.h5", out);
-    for (int i = 0; i < 300 && access(last, F_OK) != 0; i++) usleep(100000);
-    assert_int_equal(access(last, F_OK), 0);
-    char find[512];
-    snprintf(find, sizeof find,
-             "for p in $(pgrep -f '%s train'); do "
-             "  tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=1$' "
-             "  && tr '\\0' '\\n' < /proc/$p/environ | grep -q 'REGDIST_TEST_MARKER=%s' && echo $p; "
-             "done",
-             test_regdist_bin(), marker);
-    RunResult r;
-    test_run_shell(&r, find);
-    int victim = atoi(r.out);
-    assert_true(victim > 0);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pid_t victim, job = start_job("stall", "--set dist.timeout=3", &victim);
     kill(victim, SIGSTOP);
-    // wait at most 30 s (a hang must fail the test, not the ctest timeout), 20 s allowed
-    int status = 0, ended = 0;
-    for (int i = 0; i < 300 && !(ended = waitpid(job, &status, WNOHANG) == job); i++)
-        usleep(100000);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int status = 0;
+    double secs = wait_job(job, &status);
     kill(victim, SIGKILL);  // cleanup: mpirun normally has ended it already
-    if (!ended) {
-        kill(job, SIGKILL);
-        waitpid(job, &status, 0);
-        fail_msg("the job still ran 30 s after rank 1 stopped");
-    }
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     char *log = test_read_file(test_path(dir, "stall.log"), NULL);
     assert_non_null(log);
+    if (secs < 0 || secs > 20)
+        fail_msg("the job took %.1f s to end after rank 1 stopped:\n%s", secs, log);
     if (!WIFEXITED(status) || WEXITSTATUS(status) == 0)
         fail_msg("the job did not fail (status 0x%x):\n%s", status, log);
-    if (secs > 20) fail_msg("the job took %.1f s to end after rank 1 stopped:\n%s", secs, log);
     if (!strstr(log, "rank 0 of 2: stalled for") || !strstr(log, "(dist.timeout = 3 s)"))
         fail_msg("the job's output does not report rank 0's stall:\n%s", log);
     free(log);
