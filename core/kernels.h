@@ -41,6 +41,33 @@ void conv2d_forward(float *out, float *col, const float *inp, const float *weigh
 void conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, const float *dout,
                      const float *inp, const float *weight, int B, int C, int H, int W, int OC,
                      int K, int S, int P);
+// Winograd F(2x2, 3x3) for 3x3, stride-1, padding-1 convolutions (winograd.c). Transformed
+// tensors are (16, channels, tiles), tiles = nb * ceil(H/2) * ceil(W/2) with row stride ld.
+// U is (16, OC, C) from weight (OC, C, 3, 3), or with rotate = 1 (16, C, OC) from the weights
+// rotated by 180 degrees with the channels swapped: the filter whose convolution of dout
+// is dinp.
+void winograd_filter(float *U, const float *weight, int OC, int C, int rotate);
+void winograd_input(float *V, size_t ld, const float *inp, int nb, int C, int H, int W);
+void winograd_output(float *out, const float *M, size_t ld, const float *bias, int nb, int OC,
+                     int H, int W);
+void winograd_dout(float *D, size_t ld, const float *dout, int nb, int OC, int H, int W);
+void winograd_filter_grad(float *dweight, const float *dU, int OC, int C);
+// The portable loops that the three transforms above replace with AVX-512 where the build has
+// it; the same results, kept callable so that tests compare the two.
+void winograd_input_generic(float *V, size_t ld, const float *inp, int nb, int C, int H, int W);
+void winograd_output_generic(float *out, const float *M, size_t ld, const float *bias, int nb,
+                             int OC, int H, int W);
+void winograd_dout_generic(float *D, size_t ld, const float *dout, int nb, int OC, int H, int W);
+// Scratch floats for a chunk of nb samples in either function below.
+size_t winograd_work_floats(int C, int OC, int H, int W, int nb);
+// out (B,OC,H,W) = the convolution of inp (B,C,H,W) by the filters U transforms, nb samples
+// per chunk, plus bias (OC) unless NULL.
+void conv2d_winograd_forward(float *out, float *work, int nb, const float *U, const float *inp,
+                             const float *bias, int B, int C, int H, int W, int OC);
+// dweight (OC,C,3,3) += the weight gradient of dout (B,OC,H,W) at inp (B,C,H,W); dU holds
+// 16*OC*C floats of scratch.
+void conv2d_winograd_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
+                             const float *inp, int B, int C, int H, int W, int OC);
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
                        int K, int S, int P);
 void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C, int H,

@@ -1,0 +1,364 @@
+// winograd.c: 3x3, stride-1, padding-1 ("same") convolution by Winograd's minimal filtering
+// F(2x2, 3x3) (Lavin & Gray 2016). Each 2x2 output tile comes from a 4x4 input tile:
+// Y = A^T [(G g G^T) . (B^T d B)] A, so a chunk of samples becomes 16 independent GEMMs,
+// one per "frequency" f of the 4x4 transform, (OC x C) @ (C x tiles): 16 products per 4
+// outputs instead of 36, 2.25x fewer multiplies than im2col. The weight gradient is the same
+// identity read backwards: dU = (A dY A^T) . (B^T d B) summed over tiles (16 GEMMs over the
+// tiles), then dW = G^T dU G. Transformed tensors are laid out (16, channels, tiles), tile
+// t = sample * TH*TW + ty * TW + tx, TH = ceil(H/2), TW = ceil(W/2); tiles hanging over an
+// odd edge see zeros in and write nothing out.
+#include <cblas.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+// The tiles of a chunk of nb samples (one GEMM's width).
+static size_t tiles_of(int nb, int H, int W) {
+    return (size_t)nb * ((H + 1) / 2) * ((W + 1) / 2);
+}
+
+size_t winograd_work_floats(int C, int OC, int H, int W, int nb) {
+    return (size_t)16 * (C + OC) * tiles_of(nb, H, W);
+}
+
+// One 3x3 filter g to its 4x4 transform u = G g G^T (row-major, stride us between entries),
+// G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
+static void filter_tile(float *u, size_t us, const float g[9]) {
+    float t[4][3];  // G g
+    for (int j = 0; j < 3; j++) {
+        float a = g[j], b = g[3 + j], c = g[6 + j];
+        t[0][j] = a, t[1][j] = 0.5f * (a + b + c), t[2][j] = 0.5f * (a - b + c), t[3][j] = c;
+    }
+    for (int i = 0; i < 4; i++) {
+        float a = t[i][0], b = t[i][1], c = t[i][2];
+        u[(4 * i + 0) * us] = a;
+        u[(4 * i + 1) * us] = 0.5f * (a + b + c);
+        u[(4 * i + 2) * us] = 0.5f * (a - b + c);
+        u[(4 * i + 3) * us] = c;
+    }
+}
+
+void winograd_filter(float *U, const float *weight, int OC, int C, int rotate) {
+    size_t us = (size_t)OC * C;
+    for (int o = 0; o < OC; o++)
+        for (int c = 0; c < C; c++) {
+            const float *w = weight + ((size_t)o * C + c) * 9;
+            float g[9];
+            for (int i = 0; i < 9; i++) g[i] = rotate ? w[8 - i] : w[i];
+            filter_tile(U + (rotate ? (size_t)c * OC + o : (size_t)o * C + c), us, g);
+        }
+}
+
+void winograd_input_generic(float *V, size_t ld, const float *inp, int nb, int C, int H, int W) {
+    int TH = (H + 1) / 2, TW = (W + 1) / 2, Wp = 2 * TW + 2;
+    size_t fs = (size_t)C * ld;  // stride between frequencies
+    float d[4][Wp], r[4][Wp];
+    for (int b = 0; b < nb; b++)
+        for (int c = 0; c < C; c++) {
+            const float *x = inp + ((size_t)b * C + c) * H * W;
+            for (int ty = 0; ty < TH; ty++) {
+                // the tile row's 4 input lines, padded: column -1 at index 0
+                for (int i = 0; i < 4; i++) {
+                    int iy = 2 * ty - 1 + i;
+                    memset(d[i], 0, (size_t)Wp * sizeof(float));
+                    if (iy >= 0 && iy < H) memcpy(d[i] + 1, x + (size_t)iy * W, W * sizeof(float));
+                }
+                for (int k = 0; k < Wp; k++) {  // B^T d along the lines
+                    float a = d[0][k], p = d[1][k], q = d[2][k], s = d[3][k];
+                    r[0][k] = a - q, r[1][k] = p + q, r[2][k] = q - p, r[3][k] = p - s;
+                }
+                float *v = V + (size_t)c * ld + ((size_t)b * TH + ty) * TW;
+                for (int i = 0; i < 4; i++) {  // then (.) B along the columns
+                    float *v0 = v + (4 * i) * fs, *v1 = v0 + fs, *v2 = v1 + fs, *v3 = v2 + fs;
+                    const float *ri = r[i];
+                    for (int tx = 0; tx < TW; tx++) {
+                        float a = ri[2 * tx], p = ri[2 * tx + 1], q = ri[2 * tx + 2],
+                              s = ri[2 * tx + 3];
+                        v0[tx] = a - q, v1[tx] = p + q, v2[tx] = q - p, v3[tx] = p - s;
+                    }
+                }
+            }
+        }
+}
+
+void winograd_output_generic(float *out, const float *M, size_t ld, const float *bias, int nb, int OC,
+                     int H, int W) {
+    int TH = (H + 1) / 2, TW = (W + 1) / 2;
+    size_t fs = (size_t)OC * ld;
+    float s[2][4][TW], y[2][2 * TW];
+    for (int b = 0; b < nb; b++)
+        for (int o = 0; o < OC; o++) {
+            float bo = bias ? bias[o] : 0.0f;
+            float *dst = out + ((size_t)b * OC + o) * H * W;
+            for (int ty = 0; ty < TH; ty++) {
+                const float *m = M + (size_t)o * ld + ((size_t)b * TH + ty) * TW;
+                for (int k = 0; k < 4; k++) {  // A^T m along the lines
+                    const float *m0 = m + k * fs, *m1 = m0 + 4 * fs, *m2 = m1 + 4 * fs,
+                                *m3 = m2 + 4 * fs;
+                    for (int tx = 0; tx < TW; tx++) {
+                        s[0][k][tx] = m0[tx] + m1[tx] + m2[tx];
+                        s[1][k][tx] = m1[tx] - m2[tx] - m3[tx];
+                    }
+                }
+                for (int i = 0; i < 2; i++)  // then (.) A along the columns
+                    for (int tx = 0; tx < TW; tx++) {
+                        y[i][2 * tx] = s[i][0][tx] + s[i][1][tx] + s[i][2][tx] + bo;
+                        y[i][2 * tx + 1] = s[i][1][tx] - s[i][2][tx] - s[i][3][tx] + bo;
+                    }
+                memcpy(dst + (size_t)(2 * ty) * W, y[0], W * sizeof(float));
+                if (2 * ty + 1 < H) memcpy(dst + (size_t)(2 * ty + 1) * W, y[1], W * sizeof(float));
+            }
+        }
+}
+
+void winograd_dout_generic(float *D, size_t ld, const float *dout, int nb, int OC, int H, int W) {
+    int TH = (H + 1) / 2, TW = (W + 1) / 2;
+    size_t fs = (size_t)OC * ld;
+    float y[2][2 * TW], r[4][2 * TW];
+    for (int b = 0; b < nb; b++)
+        for (int o = 0; o < OC; o++) {
+            const float *g = dout + ((size_t)b * OC + o) * H * W;
+            for (int ty = 0; ty < TH; ty++) {
+                for (int i = 0; i < 2; i++) {
+                    int iy = 2 * ty + i;
+                    memset(y[i], 0, (size_t)2 * TW * sizeof(float));
+                    if (iy < H) memcpy(y[i], g + (size_t)iy * W, W * sizeof(float));
+                }
+                for (int k = 0; k < 2 * TW; k++) {  // A dY along the lines
+                    float a = y[0][k], p = y[1][k];
+                    r[0][k] = a, r[1][k] = a + p, r[2][k] = a - p, r[3][k] = -p;
+                }
+                float *v = D + (size_t)o * ld + ((size_t)b * TH + ty) * TW;
+                for (int i = 0; i < 4; i++) {  // then (.) A^T along the columns
+                    float *v0 = v + (4 * i) * fs, *v1 = v0 + fs, *v2 = v1 + fs, *v3 = v2 + fs;
+                    const float *ri = r[i];
+                    for (int tx = 0; tx < TW; tx++) {
+                        float a = ri[2 * tx], p = ri[2 * tx + 1];
+                        v0[tx] = a, v1[tx] = a + p, v2[tx] = a - p, v3[tx] = -p;
+                    }
+                }
+            }
+        }
+}
+
+#ifdef __AVX512F__
+// The AVX-512 transforms take 16 tiles of a tile row at a time, one lane per tile: tile rows
+// are short (14 tiles at 28x28, 4 at 7x7), too short for a compiler's vector loop, so
+// masked loads and stores cover the ragged end, and permutes split even and odd columns.
+
+static __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+// even and odd elements of the 32 floats at p
+static void deinterleave(__m512 *ev, __m512 *od, const float *p, __mmask16 mlo, __mmask16 mhi) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 lo = _mm512_maskz_loadu_ps(mlo, p), hi = _mm512_maskz_loadu_ps(mhi, p + 16);
+    *ev = _mm512_permutex2var_ps(lo, ie, hi);
+    *od = _mm512_permutex2var_ps(lo, io, hi);
+}
+
+static void winograd_input_avx512(float *V, size_t ld, const float *inp, int nb, int C, int H,
+                                  int W) {
+    int TH = (H + 1) / 2, TW = (W + 1) / 2, L = 2 * ((TW + 15) / 16) * 16 + 34;
+    size_t fs = (size_t)C * ld;
+    float buf[4][L];
+    for (int b = 0; b < nb; b++)
+        for (int c = 0; c < C; c++) {
+            const float *x = inp + ((size_t)b * C + c) * H * W;
+            for (int ty = 0; ty < TH; ty++) {
+                // the tile row's 4 input lines, padded: buf[i][k] is column k - 1
+                for (int i = 0; i < 4; i++) {
+                    int iy = 2 * ty - 1 + i;
+                    memset(buf[i], 0, (size_t)L * sizeof(float));
+                    if (iy >= 0 && iy < H) memcpy(buf[i] + 1, x + (size_t)iy * W, W * sizeof(float));
+                }
+                float *v = V + (size_t)c * ld + ((size_t)b * TH + ty) * TW;
+                for (int t0 = 0; t0 < TW; t0 += 16) {
+                    __mmask16 m = lanes(TW - t0);
+                    __m512 r[4][4];  // B^T d: r[i][j] over the lines i, for column offset j
+                    __m512 d[4][4];
+                    for (int i = 0; i < 4; i++) {
+                        deinterleave(&d[i][0], &d[i][1], buf[i] + 2 * t0, 0xFFFF, 0xFFFF);
+                        deinterleave(&d[i][2], &d[i][3], buf[i] + 2 * t0 + 2, 0xFFFF, 0xFFFF);
+                    }
+                    for (int j = 0; j < 4; j++) {
+                        r[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+                        r[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+                        r[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+                        r[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+                    }
+                    for (int i = 0; i < 4; i++) {  // then (.) B along the columns
+                        float *vi = v + (size_t)(4 * i) * fs + t0;
+                        _mm512_mask_storeu_ps(vi, m, _mm512_sub_ps(r[i][0], r[i][2]));
+                        _mm512_mask_storeu_ps(vi + fs, m, _mm512_add_ps(r[i][1], r[i][2]));
+                        _mm512_mask_storeu_ps(vi + 2 * fs, m, _mm512_sub_ps(r[i][2], r[i][1]));
+                        _mm512_mask_storeu_ps(vi + 3 * fs, m, _mm512_sub_ps(r[i][1], r[i][3]));
+                    }
+                }
+            }
+        }
+}
+
+static void winograd_output_avx512(float *out, const float *M, size_t ld, const float *bias,
+                                   int nb, int OC, int H, int W) {
+    int TH = (H + 1) / 2, TW = (W + 1) / 2;
+    size_t fs = (size_t)OC * ld;
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
+                                         15, 31);
+    for (int b = 0; b < nb; b++)
+        for (int o = 0; o < OC; o++) {
+            __m512 bo = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+            float *dst = out + ((size_t)b * OC + o) * H * W;
+            for (int ty = 0; ty < TH; ty++) {
+                const float *mrow = M + (size_t)o * ld + ((size_t)b * TH + ty) * TW;
+                for (int t0 = 0; t0 < TW; t0 += 16) {
+                    __mmask16 m = lanes(TW - t0);
+                    __m512 s[2][4];
+                    for (int k = 0; k < 4; k++) {  // A^T m along the lines
+                        const float *p = mrow + t0 + k * fs;
+                        __m512 m0 = _mm512_maskz_loadu_ps(m, p),
+                               m1 = _mm512_maskz_loadu_ps(m, p + 4 * fs),
+                               m2 = _mm512_maskz_loadu_ps(m, p + 8 * fs),
+                               m3 = _mm512_maskz_loadu_ps(m, p + 12 * fs);
+                        s[0][k] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                        s[1][k] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+                    }
+                    int n = W - 2 * t0;  // output columns left from 2*t0
+                    __mmask16 mlo = lanes(n), mhi = lanes(n - 16 > 0 ? n - 16 : 0);
+                    for (int i = 0; i < 2 && 2 * ty + i < H; i++) {  // then (.) A
+                        __m512 y0 = _mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]),
+                                                  _mm512_add_ps(s[i][2], bo));
+                        __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]),
+                                                  _mm512_sub_ps(s[i][3], bo));
+                        float *q = dst + (size_t)(2 * ty + i) * W + 2 * t0;
+                        _mm512_mask_storeu_ps(q, mlo, _mm512_permutex2var_ps(y0, il, y1));
+                        _mm512_mask_storeu_ps(q + 16, mhi, _mm512_permutex2var_ps(y0, ih, y1));
+                    }
+                }
+            }
+        }
+}
+
+static void winograd_dout_avx512(float *D, size_t ld, const float *dout, int nb, int OC, int H,
+                                 int W) {
+    int TH = (H + 1) / 2, TW = (W + 1) / 2;
+    size_t fs = (size_t)OC * ld;
+    __m512 zero = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++)
+        for (int o = 0; o < OC; o++) {
+            const float *g = dout + ((size_t)b * OC + o) * H * W;
+            for (int ty = 0; ty < TH; ty++) {
+                float *v = D + (size_t)o * ld + ((size_t)b * TH + ty) * TW;
+                for (int t0 = 0; t0 < TW; t0 += 16) {
+                    __mmask16 m = lanes(TW - t0);
+                    int n = W - 2 * t0;
+                    __mmask16 mlo = lanes(n), mhi = lanes(n - 16 > 0 ? n - 16 : 0);
+                    __m512 e[2], od[2];
+                    for (int i = 0; i < 2; i++) {
+                        if (2 * ty + i < H)
+                            deinterleave(&e[i], &od[i], g + (size_t)(2 * ty + i) * W + 2 * t0,
+                                         mlo, mhi);
+                        else
+                            e[i] = od[i] = zero;
+                    }
+                    __m512 r[4][2];  // A dY along the lines
+                    for (int j = 0; j < 2; j++) {
+                        __m512 a = j ? od[0] : e[0], p = j ? od[1] : e[1];
+                        r[0][j] = a, r[1][j] = _mm512_add_ps(a, p), r[2][j] = _mm512_sub_ps(a, p);
+                        r[3][j] = _mm512_sub_ps(zero, p);
+                    }
+                    for (int i = 0; i < 4; i++) {  // then (.) A^T along the columns
+                        float *vi = v + (size_t)(4 * i) * fs + t0;
+                        _mm512_mask_storeu_ps(vi, m, r[i][0]);
+                        _mm512_mask_storeu_ps(vi + fs, m, _mm512_add_ps(r[i][0], r[i][1]));
+                        _mm512_mask_storeu_ps(vi + 2 * fs, m, _mm512_sub_ps(r[i][0], r[i][1]));
+                        _mm512_mask_storeu_ps(vi + 3 * fs, m, _mm512_sub_ps(zero, r[i][1]));
+                    }
+                }
+            }
+        }
+}
+#endif
+
+void winograd_input(float *V, size_t ld, const float *inp, int nb, int C, int H, int W) {
+#ifdef __AVX512F__
+    winograd_input_avx512(V, ld, inp, nb, C, H, W);
+#else
+    winograd_input_generic(V, ld, inp, nb, C, H, W);
+#endif
+}
+
+void winograd_output(float *out, const float *M, size_t ld, const float *bias, int nb, int OC,
+                     int H, int W) {
+#ifdef __AVX512F__
+    winograd_output_avx512(out, M, ld, bias, nb, OC, H, W);
+#else
+    winograd_output_generic(out, M, ld, bias, nb, OC, H, W);
+#endif
+}
+
+void winograd_dout(float *D, size_t ld, const float *dout, int nb, int OC, int H, int W) {
+#ifdef __AVX512F__
+    winograd_dout_avx512(D, ld, dout, nb, OC, H, W);
+#else
+    winograd_dout_generic(D, ld, dout, nb, OC, H, W);
+#endif
+}
+
+void winograd_filter_grad(float *dweight, const float *dU, int OC, int C) {
+    size_t us = (size_t)OC * C;
+    for (int o = 0; o < OC; o++)
+        for (int c = 0; c < C; c++) {
+            const float *u = dU + (size_t)o * C + c;
+            float t[3][4];  // G^T dU, G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]
+            for (int j = 0; j < 4; j++) {
+                float a = u[j * us], b = u[(4 + j) * us], p = u[(8 + j) * us],
+                      q = u[(12 + j) * us];
+                t[0][j] = a + 0.5f * (b + p), t[1][j] = 0.5f * (b - p), t[2][j] = 0.5f * (b + p) + q;
+            }
+            float *w = dweight + ((size_t)o * C + c) * 9;
+            for (int i = 0; i < 3; i++) {  // then (.) G
+                float a = t[i][0], b = t[i][1], p = t[i][2], q = t[i][3];
+                w[3 * i] += a + 0.5f * (b + p);
+                w[3 * i + 1] += 0.5f * (b - p);
+                w[3 * i + 2] += 0.5f * (b + p) + q;
+            }
+        }
+}
+
+void conv2d_winograd_forward(float *out, float *work, int nb, const float *U, const float *inp,
+                             const float *bias, int B, int C, int H, int W, int OC) {
+    for (int b0 = 0; b0 < B; b0 += nb) {
+        int n = B - b0 < nb ? B - b0 : nb;
+        size_t ld = tiles_of(n, H, W);
+        float *V = work, *M = work + (size_t)16 * C * ld;
+        winograd_input(V, ld, inp + (size_t)b0 * C * H * W, n, C, H, W);
+        for (int f = 0; f < 16; f++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, C, 1.0f,
+                        U + (size_t)f * OC * C, C, V + (size_t)f * C * ld, (int)ld, 0.0f,
+                        M + (size_t)f * OC * ld, (int)ld);
+        winograd_output(out + (size_t)b0 * OC * H * W, M, ld, bias, n, OC, H, W);
+    }
+}
+
+void conv2d_winograd_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
+                             const float *inp, int B, int C, int H, int W, int OC) {
+    if (B <= 0) return;
+    for (int b0 = 0; b0 < B; b0 += nb) {
+        int n = B - b0 < nb ? B - b0 : nb;
+        size_t ld = tiles_of(n, H, W);
+        float *V = work, *D = work + (size_t)16 * C * ld;
+        winograd_input(V, ld, inp + (size_t)b0 * C * H * W, n, C, H, W);
+        winograd_dout(D, ld, dout + (size_t)b0 * OC * H * W, n, OC, H, W);
+        for (int f = 0; f < 16; f++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, C, (int)ld, 1.0f,
+                        D + (size_t)f * OC * ld, (int)ld, V + (size_t)f * C * ld, (int)ld,
+                        b0 ? 1.0f : 0.0f, dU + (size_t)f * OC * C, C);
+    }
+    winograd_filter_grad(dweight, dU, OC, C);
+}
