@@ -232,13 +232,12 @@ static void rotate_weight(float *wr, const float *weight, int C, int OC, int K) 
 }
 
 // Whether a layer takes the Winograd F(2x2, 3x3) route (winograd.c): 3x3, stride 1, padding 1,
-// where it measured faster than im2col (thread CPU time, batch 128, one core with AVX-512):
-// 32 -> 32 channels at 28x28 forward 21.6 -> 12.0 ms, backward 46.2 -> 27.6; 64 -> 64 at 14x14
-// 18.7 -> 12.7 and 38.2 -> 26.5. Not at 7x7, where 2x2 tiles cover 64 positions for 49 and a
-// tile row fills a quarter of a vector (128 -> 128: 17.8 -> 22.6 and 36.7 -> 49.8), nor for
-// one input channel, whose 16 products have depth 1 (1 -> 32 at 28x28: 2.4 -> 3.1, 1.6 -> 4.2).
+// at 7x7 and up, where it measured faster than im2col (thread CPU time, batch 128, one core
+// with AVX-512; see the commit messages for the numbers), but not for fewer than 4 input
+// channels, whose 16 products have a depth of 1 to 3 (1 -> 32 at 28x28: forward 2.4 -> 3.1
+// ms, weight gradient 1.6 -> 4.2).
 static int winograd_applies(int K, int S, int P, int C, int H, int W) {
-    return K == 3 && S == 1 && P == 1 && C >= 4 && H >= 10 && W >= 10;
+    return K == 3 && S == 1 && P == 1 && C >= 4 && H >= 7 && W >= 7;
 }
 
 // Samples per Winograd chunk: about WINO_CHUNK_TILES tiles, the width of its 16 GEMMs. Wider

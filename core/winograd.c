@@ -283,11 +283,155 @@ static void winograd_dout_avx512(float *D, size_t ld, const float *dout, int nb,
             }
         }
 }
+// Narrow images (W <= 12: 6 tiles or fewer a row, 4 at 7x7) take 16 consecutive tiles of the
+// image's flattened tile grid per vector instead, gathering the tiles' pixels and scattering
+// their outputs, so that no lane idles and every store of a transformed tensor is one full
+// vector. At 7x7 (128 channels, batch 128) that took the input transform from 7.5 ms to 2.4
+// and the weight gradient from 20.2 to 11.5; at 14x14 the gathers lost 5-8%, at 28x28 half
+// (input transform 4.2 -> 8.2 ms). Widths 9 to 12 are unmeasured.
+typedef struct {
+    __m512i base;    // per lane: the image offset of the tile's first (top-left) pixel
+    __mmask16 m[4][4];  // per pixel (i, j) of the 4x4 input tile (or 2x2 output tile): inside
+    __mmask16 lane;  // the lanes that are tiles
+} TileBlock;
+
+// blk[k] for the tiles 16k .. 16k+15 of an H x W image; off = -1 for input tiles (pixel
+// (i, j) at 2ty-1+i, 2tx-1+j), 0 for output tiles; n = 4 or 2 pixels a side.
+static void tile_blocks(TileBlock *blk, int H, int W, int off, int n) {
+    int TH = (H + 1) / 2, TW = (W + 1) / 2, TT = TH * TW;
+    for (int k = 0; 16 * k < TT; k++) {
+        int base[16];
+        memset(&blk[k], 0, sizeof blk[k]);
+        for (int l = 0; l < 16; l++) {
+            int t = 16 * k + l, ty = t / TW, tx = t % TW;
+            base[l] = 0;
+            if (t >= TT) continue;
+            blk[k].lane |= (__mmask16)(1u << l);
+            base[l] = (2 * ty + off) * W + 2 * tx + off;
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) {
+                    int y = 2 * ty + off + i, x = 2 * tx + off + j;
+                    if (y >= 0 && y < H && x >= 0 && x < W) blk[k].m[i][j] |= (__mmask16)(1u << l);
+                }
+        }
+        blk[k].base = _mm512_loadu_si512(base);
+    }
+}
+
+static void winograd_input_flat(float *V, size_t ld, const float *inp, int nb, int C, int H,
+                                int W) {
+    int TT = ((H + 1) / 2) * ((W + 1) / 2), nblk = (TT + 15) / 16;
+    size_t fs = (size_t)C * ld;
+    TileBlock blk[nblk];
+    tile_blocks(blk, H, W, -1, 4);
+    __m512 zero = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++)
+        for (int c = 0; c < C; c++) {
+            const float *x = inp + ((size_t)b * C + c) * H * W;
+            for (int k = 0; k < nblk; k++) {
+                const TileBlock *tb = &blk[k];
+                __m512 d[4][4], r[4][4];
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++)
+                        d[i][j] = _mm512_mask_i32gather_ps(
+                            zero, tb->m[i][j],
+                            _mm512_add_epi32(tb->base, _mm512_set1_epi32(i * W + j)), x, 4);
+                for (int j = 0; j < 4; j++) {  // B^T d along the lines
+                    r[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+                    r[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+                    r[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+                    r[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+                }
+                float *v = V + (size_t)c * ld + (size_t)b * TT + 16 * k;
+                for (int i = 0; i < 4; i++) {  // then (.) B along the columns
+                    float *vi = v + (size_t)(4 * i) * fs;
+                    _mm512_mask_storeu_ps(vi, tb->lane, _mm512_sub_ps(r[i][0], r[i][2]));
+                    _mm512_mask_storeu_ps(vi + fs, tb->lane, _mm512_add_ps(r[i][1], r[i][2]));
+                    _mm512_mask_storeu_ps(vi + 2 * fs, tb->lane, _mm512_sub_ps(r[i][2], r[i][1]));
+                    _mm512_mask_storeu_ps(vi + 3 * fs, tb->lane, _mm512_sub_ps(r[i][1], r[i][3]));
+                }
+            }
+        }
+}
+
+static void winograd_output_flat(float *out, const float *M, size_t ld, const float *bias,
+                                 int nb, int OC, int H, int W) {
+    int TT = ((H + 1) / 2) * ((W + 1) / 2), nblk = (TT + 15) / 16;
+    size_t fs = (size_t)OC * ld;
+    TileBlock blk[nblk];
+    tile_blocks(blk, H, W, 0, 2);
+    for (int b = 0; b < nb; b++)
+        for (int o = 0; o < OC; o++) {
+            __m512 bo = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+            float *dst = out + ((size_t)b * OC + o) * H * W;
+            for (int k = 0; k < nblk; k++) {
+                const TileBlock *tb = &blk[k];
+                const float *p = M + (size_t)o * ld + (size_t)b * TT + 16 * k;
+                __m512 s[2][4];
+                for (int j = 0; j < 4; j++) {  // A^T m along the lines
+                    __m512 m0 = _mm512_maskz_loadu_ps(tb->lane, p + j * fs),
+                           m1 = _mm512_maskz_loadu_ps(tb->lane, p + (4 + j) * fs),
+                           m2 = _mm512_maskz_loadu_ps(tb->lane, p + (8 + j) * fs),
+                           m3 = _mm512_maskz_loadu_ps(tb->lane, p + (12 + j) * fs);
+                    s[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                    s[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+                }
+                for (int i = 0; i < 2; i++) {  // then (.) A
+                    __m512 y0 = _mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]),
+                                              _mm512_add_ps(s[i][2], bo));
+                    __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]),
+                                              _mm512_sub_ps(s[i][3], bo));
+                    __m512i at = _mm512_add_epi32(tb->base, _mm512_set1_epi32(i * W));
+                    _mm512_mask_i32scatter_ps(dst, tb->m[i][0], at, y0, 4);
+                    _mm512_mask_i32scatter_ps(dst, tb->m[i][1],
+                                              _mm512_add_epi32(at, _mm512_set1_epi32(1)), y1, 4);
+                }
+            }
+        }
+}
+
+static void winograd_dout_flat(float *D, size_t ld, const float *dout, int nb, int OC, int H,
+                               int W) {
+    int TT = ((H + 1) / 2) * ((W + 1) / 2), nblk = (TT + 15) / 16;
+    size_t fs = (size_t)OC * ld;
+    TileBlock blk[nblk];
+    tile_blocks(blk, H, W, 0, 2);
+    __m512 zero = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++)
+        for (int o = 0; o < OC; o++) {
+            const float *g = dout + ((size_t)b * OC + o) * H * W;
+            for (int k = 0; k < nblk; k++) {
+                const TileBlock *tb = &blk[k];
+                __m512 y[2][2];
+                for (int i = 0; i < 2; i++)
+                    for (int j = 0; j < 2; j++)
+                        y[i][j] = _mm512_mask_i32gather_ps(
+                            zero, tb->m[i][j],
+                            _mm512_add_epi32(tb->base, _mm512_set1_epi32(i * W + j)), g, 4);
+                __m512 r[4][2];  // A dY along the lines
+                for (int j = 0; j < 2; j++) {
+                    r[0][j] = y[0][j], r[1][j] = _mm512_add_ps(y[0][j], y[1][j]);
+                    r[2][j] = _mm512_sub_ps(y[0][j], y[1][j]), r[3][j] = _mm512_sub_ps(zero, y[1][j]);
+                }
+                float *v = D + (size_t)o * ld + (size_t)b * TT + 16 * k;
+                for (int i = 0; i < 4; i++) {  // then (.) A^T along the columns
+                    float *vi = v + (size_t)(4 * i) * fs;
+                    _mm512_mask_storeu_ps(vi, tb->lane, r[i][0]);
+                    _mm512_mask_storeu_ps(vi + fs, tb->lane, _mm512_add_ps(r[i][0], r[i][1]));
+                    _mm512_mask_storeu_ps(vi + 2 * fs, tb->lane, _mm512_sub_ps(r[i][0], r[i][1]));
+                    _mm512_mask_storeu_ps(vi + 3 * fs, tb->lane, _mm512_sub_ps(zero, r[i][1]));
+                }
+            }
+        }
+}
 #endif
 
 void winograd_input(float *V, size_t ld, const float *inp, int nb, int C, int H, int W) {
 #ifdef __AVX512F__
-    winograd_input_avx512(V, ld, inp, nb, C, H, W);
+    if (W <= 12)
+        winograd_input_flat(V, ld, inp, nb, C, H, W);
+    else
+        winograd_input_avx512(V, ld, inp, nb, C, H, W);
 #else
     winograd_input_generic(V, ld, inp, nb, C, H, W);
 #endif
@@ -296,7 +440,10 @@ void winograd_input(float *V, size_t ld, const float *inp, int nb, int C, int H,
 void winograd_output(float *out, const float *M, size_t ld, const float *bias, int nb, int OC,
                      int H, int W) {
 #ifdef __AVX512F__
-    winograd_output_avx512(out, M, ld, bias, nb, OC, H, W);
+    if (W <= 12)
+        winograd_output_flat(out, M, ld, bias, nb, OC, H, W);
+    else
+        winograd_output_avx512(out, M, ld, bias, nb, OC, H, W);
 #else
     winograd_output_generic(out, M, ld, bias, nb, OC, H, W);
 #endif
@@ -304,7 +451,10 @@ void winograd_output(float *out, const float *M, size_t ld, const float *bias, i
 
 void winograd_dout(float *D, size_t ld, const float *dout, int nb, int OC, int H, int W) {
 #ifdef __AVX512F__
-    winograd_dout_avx512(D, ld, dout, nb, OC, H, W);
+    if (W <= 12)
+        winograd_dout_flat(D, ld, dout, nb, OC, H, W);
+    else
+        winograd_dout_avx512(D, ld, dout, nb, OC, H, W);
 #else
     winograd_dout_generic(D, ld, dout, nb, OC, H, W);
 #endif

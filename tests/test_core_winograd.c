@@ -154,7 +154,7 @@ static void test_transforms_match_portable(void **state) {
 }
 
 // The conv2d layer on shapes that take the Winograd route (3x3, stride 1, padding 1, at least
-// 10x10) and one that does not (7x7), through setup's save area: forward, backward with and
+// 7x7) and ones that do not, through setup's save area: forward, backward with and
 // without the input gradient, the weight gradient accumulating.
 static void check_layer(int B, int C, int OC, int H, int W, int bias) {
     LayerSpec s;
@@ -206,7 +206,9 @@ static void test_layer_matches_direct(void **state) {
     check_layer(3, 4, 6, 14, 14, 1);
     check_layer(1, 8, 4, 28, 28, 0);
     check_layer(2, 5, 3, 11, 13, 1);
-    check_layer(3, 6, 6, 7, 7, 0);  // im2col route
+    check_layer(3, 6, 6, 7, 7, 0);
+    check_layer(2, 3, 4, 9, 9, 1);  // im2col route: 3 input channels
+    check_layer(2, 4, 4, 6, 6, 1);  // im2col route: below 7x7
 }
 
 int main(void) {
