@@ -240,9 +240,11 @@ static int winograd_applies(int K, int S, int P, int C, int H, int W) {
     return K == 3 && S == 1 && P == 1 && C >= 4 && H >= 7 && W >= 7;
 }
 
-// Samples per Winograd chunk: about WINO_CHUNK_TILES tiles, the width of its 16 GEMMs. Wider
-// measured slower: 512 tiles cost 64 -> 128 channels at 7x7 10% more than 256.
-#define WINO_CHUNK_TILES 256
+// Samples per Winograd chunk: about WINO_CHUNK_TILES tiles (at least one sample), the width
+// of its 16 GEMMs, few enough that the chunk's transformed tensors stay in cache. All six
+// convolutions of cnn6_mlp4 (fwd + bwd, thread CPU ms, 5 alternating rounds): 128 tiles 127-138
+// (median 131), 256 tiles 134-141 (median 137), 512 tiles 145-151 (2 rounds).
+#define WINO_CHUNK_TILES 128
 static int wino_chunk(int H, int W, int B) {
     long per = (long)((H + 1) / 2) * ((W + 1) / 2), nb = WINO_CHUNK_TILES / per;
     if (nb < 1) nb = 1;
