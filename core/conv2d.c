@@ -163,6 +163,17 @@ static void forward_chunked(float *out, float *work, int nb, const float *inp,
     }
 }
 
+// dbias (OC) += the sums of dout (B,OC,N).
+static void bias_grad(float *dbias, const float *dout, int B, int OC, int N) {
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < OC; o++) {
+            const float *d = dout + ((size_t)b * OC + o) * N;
+            float s = 0.0f;
+            for (int i = 0; i < N; i++) s += d[i];
+            dbias[o] += s;
+        }
+}
+
 // dinp (B,C,H,W) = col2im(W^T dout) (overwritten; skipped if NULL); dweight (OC,C,K,K) +=
 // dout col^T; dbias (OC) += sums of dout (skipped if NULL). dout is (B,OC,OH,OW), inp is
 // (B,C,H,W); work as forward_chunked's.
@@ -171,14 +182,7 @@ static void backward_chunked(float *dinp, float *dweight, float *dbias, float *w
                              int C, int H, int W, int OC, int K, int S, int P) {
     int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
     int CKK = C * K * K, N = OH * OW;
-    if (dbias)
-        for (int b = 0; b < B; b++)
-            for (int o = 0; o < OC; o++) {
-                const float *d = dout + ((size_t)b * OC + o) * N;
-                float s = 0.0f;
-                for (int i = 0; i < N; i++) s += d[i];
-                dbias[o] += s;
-            }
+    if (dbias) bias_grad(dbias, dout, B, OC, N);
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
         size_t ld = (size_t)n * N;
@@ -251,17 +255,6 @@ static int wino_chunk(int H, int W, int B) {
     return nb < B ? (int)nb : B;
 }
 
-// dbias (OC) += the sums of dout (B,OC,N).
-static void bias_grad(float *dbias, const float *dout, int B, int OC, int N) {
-    for (int b = 0; b < B; b++)
-        for (int o = 0; o < OC; o++) {
-            const float *d = dout + ((size_t)b * OC + o) * N;
-            float s = 0.0f;
-            for (int i = 0; i < N; i++) s += d[i];
-            dbias[o] += s;
-        }
-}
-
 // Floats of scratch a chunk of nb samples needs in the same-size backward: columns of the
 // larger of inp and dout (max(C,OC)*K*K, nb*N) and, when nb > 1, dout or dinp in GEMM order.
 static size_t same_work_floats(int C, int OC, int KK, int N, int nb) {
@@ -275,14 +268,7 @@ static void backward_same(float *dinp, float *dweight, float *dbias, float *work
                           const float *wr, const float *dout, const float *inp, int B, int C,
                           int H, int W, int OC, int K, int P) {
     int CKK = C * K * K, OKK = OC * K * K, N = H * W, R = C > OC ? C : OC;
-    if (dbias)
-        for (int b = 0; b < B; b++)
-            for (int o = 0; o < OC; o++) {
-                const float *d = dout + ((size_t)b * OC + o) * N;
-                float s = 0.0f;
-                for (int i = 0; i < N; i++) s += d[i];
-                dbias[o] += s;
-            }
+    if (dbias) bias_grad(dbias, dout, B, OC, N);
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
         size_t ld = (size_t)n * N;
