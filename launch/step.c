@@ -9,6 +9,12 @@
 #include "core/philox.h"
 #include "core/regularize.h"
 
+void stepper_slice(const Dist *d, const Config *c, int64_t n, int j, int64_t *lo, int64_t *hi) {
+    int64_t mlo = n * j / c->accum, mn = n * (j + 1) / c->accum - mlo;
+    *lo = mlo + mn * d->rank / d->world;
+    *hi = mlo + mn * (d->rank + 1) / d->world;
+}
+
 int stepper_max_local(const Dist *d, const Config *c) {
     int micro = (c->batch + c->accum - 1) / c->accum;
     return (micro + d->world - 1) / d->world;
@@ -66,8 +72,8 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
     double loss = 0.0, t0 = now_seconds(), t1;
     model_zero_grad(m);
     for (int j = 0; j < c->accum; j++) {
-        int64_t mlo = (int64_t)n * j / c->accum, mn = (int64_t)n * (j + 1) / c->accum - mlo;
-        int64_t lo = mlo + mn * d->rank / d->world, hi = mlo + mn * (d->rank + 1) / d->world;
+        int64_t lo, hi;
+        stepper_slice(d, c, n, j, &lo, &hi);
         int b = (int)(hi - lo);
         *seen += b;
         memcpy(s->ids, idx + lo, (size_t)b * sizeof *idx);

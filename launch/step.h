@@ -36,6 +36,11 @@ typedef struct {
 // model for.
 int stepper_max_local(const Dist *d, const Config *c);
 
+// Rank d->rank's slice [*lo, *hi) of micro-batch j (of cfg.accum) of a global batch of n
+// samples: the micro-batch is contiguous, the slices contiguous within it. The one place the
+// split is defined; the trainer's per-epoch data shards follow it too.
+void stepper_slice(const Dist *d, const Config *c, int64_t n, int j, int64_t *lo, int64_t *hi);
+
 // Sets up the gradient all-reduce and BatchNorm groups for m (already planned for
 // stepper_max_local samples) and hooks them in. ERR_OK or an error with e set.
 int stepper_init(Stepper *s, const Dist *d, const Config *c, Model *m, Optim *opt,

@@ -347,8 +347,8 @@ static void hold_epoch_shard(Trainer *t) {
     for (int64_t b = 0; b < t->steps_per_epoch; b++) {
         int64_t start = b * c->batch, n = t->train.n - start < c->batch ? t->train.n - start : c->batch;
         for (int j = 0; j < c->accum; j++) {
-            int64_t mlo = n * j / c->accum, mn = n * (j + 1) / c->accum - mlo;
-            int64_t lo = mlo + mn * d->rank / d->world, hi = mlo + mn * (d->rank + 1) / d->world;
+            int64_t lo, hi;
+            stepper_slice(d, c, n, j, &lo, &hi);
             for (int64_t i = lo; i < hi; i++) t->shard[k++] = t->perm[start + i];
         }
     }
