@@ -20,7 +20,7 @@ int h5u_err(Err *e, const char *file, const char *fmt, ...) {
 }
 
 void h5u_quiet(void) {
-    static int done;
+    static _Thread_local int done;  // thread-safe HDF5 keeps an error stack per thread
     if (!done) {
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
         done = 1;

@@ -76,32 +76,44 @@ int cli_build_model(Model *m, const Config *cfg, const Dataset *data, int max_ba
     return ERR_OK;
 }
 
-void cli_evaluate(const Dist *d, Model *m, const Dataset *data, float *x, int32_t *y,
-                  int64_t *ids, float *probs, EvalResult *r) {
+void cli_eval_rows(Model *m, const Dataset *data, int64_t lo, int64_t hi, float *x, int32_t *y,
+                   int64_t *ids, float *probs, EvalSums *s) {
     StepCtx c = {.train = 0, .dropout_on = 0, .sample_ids = ids};
-    // sums[0] loss, sums[1] hits, then the calibration bins: all doubles, summed over ranks
-    double sums[2 + ECE_BINS_DOUBLES] = {0};
-    EceBins bins;
-    memset(&bins, 0, sizeof bins);
-    int64_t correct = 0, K = m->num_classes;
-    int64_t lo = data->n * d->rank / d->world, hi = data->n * (d->rank + 1) / d->world;
+    int64_t correct = 0;
     for (int64_t start = lo; start < hi; start += m->max_batch) {
         int B = (int)(hi - start < m->max_batch ? hi - start : m->max_batch);
         for (int i = 0; i < B; i++) ids[i] = start + i;
         dataset_gather(data, ids, B, x, y);
         const float *logits = model_forward(m, x, B, &c);
-        sums[0] += xent_forward(probs, &correct, logits, y, B, (int)K, 0.0f);
-        ece_accumulate(&bins, probs, y, B, (int)K);
+        s->loss += xent_forward(probs, &correct, logits, y, B, m->num_classes, 0.0f);
+        ece_accumulate(&s->bins, probs, y, B, m->num_classes);
     }
-    sums[1] = (double)correct;
-    memcpy(sums + 2, &bins, sizeof bins);
+    s->hits += (double)correct;
+}
+
+void cli_eval_finish(const Dist *d, EvalSums *s, int64_t n, EvalResult *r) {
+    // all doubles, summed over ranks in one call
+    double sums[2 + ECE_BINS_DOUBLES];
+    sums[0] = s->loss;
+    sums[1] = s->hits;
+    memcpy(sums + 2, &s->bins, sizeof s->bins);
     dist_sum_f64(d, sums, 2 + ECE_BINS_DOUBLES);
+    EceBins bins;
     memcpy(&bins, sums + 2, sizeof bins);
-    r->count = data->n;
-    r->loss = data->n ? sums[0] / (double)data->n : 0.0;
-    r->accuracy = data->n ? sums[1] / (double)data->n : 0.0;
+    r->count = n;
+    r->loss = n ? sums[0] / (double)n : 0.0;
+    r->accuracy = n ? sums[1] / (double)n : 0.0;
     r->ece = ece_value(&bins);
     r->confidence = ece_mean_confidence(&bins);
+}
+
+void cli_evaluate(const Dist *d, Model *m, const Dataset *data, float *x, int32_t *y,
+                  int64_t *ids, float *probs, EvalResult *r) {
+    EvalSums s;
+    memset(&s, 0, sizeof s);
+    int64_t lo = data->n * d->rank / d->world, hi = data->n * (d->rank + 1) / d->world;
+    cli_eval_rows(m, data, lo, hi, x, y, ids, probs, &s);
+    cli_eval_finish(d, &s, data->n, r);
 }
 
 double now_seconds(void) {

@@ -37,6 +37,17 @@ typedef struct {
     double confidence;  // mean largest class probability
 } EvalResult;
 
+// The parts of cli_evaluate, for data a rank reads in pieces: cli_eval_rows evaluates split
+// rows [lo, hi) (which data must hold) into s, with no communication; cli_eval_finish sums
+// every rank's s (collective) into the result over n samples.
+typedef struct {
+    double loss, hits;
+    EceBins bins;
+} EvalSums;
+void cli_eval_rows(Model *m, const Dataset *data, int64_t lo, int64_t hi, float *x, int32_t *y,
+                   int64_t *ids, float *probs, EvalSums *s);
+void cli_eval_finish(const Dist *d, EvalSums *s, int64_t n, EvalResult *r);
+
 // Evaluates the model (eval mode) over all of data in batches of the planned size, each rank
 // a contiguous share, the sums combined over ranks (collective). probs is scratch of
 // (max_batch, num_classes) floats; x, y, ids hold max_batch samples.

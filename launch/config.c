@@ -30,6 +30,9 @@ static const Key schema[] = {
      "use the first N training samples (0 = all)"},
     {"data.val_size", K_I64, OFF(val_size), 0, 1e12, "0", NULL,
      "use the first N validation samples (0 = all)"},
+    {"data.memory_mb", K_INT, OFF(memory_mb), 0, 1 << 30, "4096", NULL,
+     "MiB of training data a rank may hold; a larger shard is streamed from the file, a few "
+     "steps ahead, by a prefetch thread (0 = always stream)"},
     {"model.drop_path", K_FLOAT, OFF(drop_path), 0, 0.999, "0", NULL,
      "DropPath rate of the last residual block, linear from 0 over the blocks (0 = off)"},
     {"train.epochs", K_INT, OFF(epochs), 1, 1e6, "10", NULL, "passes over the training data"},

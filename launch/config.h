@@ -13,6 +13,7 @@ typedef struct {
     // data
     int64_t train_size;     // data.train_size: first N training samples (0 = all)
     int64_t val_size;       // data.val_size: first N validation samples (0 = all)
+    int memory_mb;          // data.memory_mb: a rank's training shard beyond this is streamed
     // model
     Shape input;            // model.input, (0 dims = take the data's shape)
     LayerSpec *layers;      // model.layers, in order

@@ -17,6 +17,7 @@
 #include "dist/watchdog.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
+#include "io/prefetch.h"
 #include "progress.h"
 #include "step.h"
 
@@ -47,7 +48,11 @@ typedef struct {
     Stepper st;         // the optimizer step: slices, all-reduce, BN groups, batch buffers
     float *probs;       // (max_local, classes)
     int64_t *perm;      // (train.n)
-    int64_t *shard;     // (train.n) this rank's training rows of the epoch, ascending
+    int64_t *shard;     // (train.n) this rank's training rows of the epoch: ascending, or
+                        // ascending within each step when streamed
+    int64_t *shard_off; // (steps_per_epoch + 1) where each step's rows begin in shard
+    int stream;         // the shard exceeds data.memory_mb: read it step by step ahead
+    Prefetch pf;        // the read-ahead thread while streaming an epoch
     CkptMeta meta;      // the position and history: what a checkpoint holds besides weights
     double loss_local;     // this rank's share of the epoch's loss sum and hits so far
     int64_t correct_local, seen_local;
@@ -61,8 +66,18 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+// Bytes of one sample as stored (pixels and label), and of a rank's share of the split.
+static double sample_bytes(const Dataset *ds) {
+    return (double)shape_numel(ds->shape) * (ds->is_u8 ? 1.0 : 4.0) + 4.0;
+}
+static double shard_bytes(const Dist *d, const Dataset *ds) {
+    return (double)((ds->n + d->world - 1) / d->world) * sample_bytes(ds);
+}
+
+// Describes split of file (its size, shape, classes). With one rank and hold_all it also
+// loads every sample; otherwise ranks read the rows they need later.
 static int load_split(const Dist *d, Dataset *ds, const char *file, const char *split,
-                      int64_t limit, int required) {
+                      int64_t limit, int required, int hold_all) {
     Err e = {0};
     int has = dataset_has_split(file, split, &e);
     if (has < 0) cli_fail(d, &e);
@@ -73,11 +88,10 @@ static int load_split(const Dist *d, Dataset *ds, const char *file, const char *
         }
         return 0;
     }
-    if (d->world == 1) {
+    if (d->world == 1 && hold_all) {
         if (dataset_load(ds, file, split, limit, &e)) cli_fail(d, &e);
         return 1;
     }
-    // several ranks: the description now; each rank reads only the rows it uses
     int64_t none = 0;
     if (dataset_load_rows(ds, file, split, limit, &none, 0, &e)) cli_fail(d, &e);
     return 1;
@@ -85,7 +99,7 @@ static int load_split(const Dist *d, Dataset *ds, const char *file, const char *
 
 // Holds rows [lo, hi) of ds's split: a rank's share of an evaluation (collective-free).
 static void hold_range(const Dist *d, Dataset *ds, int64_t limit, int64_t lo, int64_t hi) {
-    if (d->world == 1) return;  // one rank holds everything already
+    if (!ds->rows && ds->nloaded == ds->n && ds->n > 0) return;  // it holds everything already
     Err e = {0};
     int64_t n = hi - lo, *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
     if (!rows) {
@@ -266,9 +280,12 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     }
     check_same_config(d, c);
 
-    load_split(d, &t->train, data, "train", c->train_size, 1);
-    t->has_val = load_split(d, &t->val, data, "val", c->val_size, 0);
-    t->has_test = load_split(d, &t->test, data, "test", 0, 0);
+    load_split(d, &t->train, data, "train", c->train_size, 1, 0);
+    // a rank holds its training shard when it fits data.memory_mb, else streams it
+    t->stream = shard_bytes(d, &t->train) > (double)c->memory_mb * 1048576.0;
+    if (d->world == 1 && !t->stream) load_split(d, &t->train, data, "train", c->train_size, 1, 1);
+    t->has_val = load_split(d, &t->val, data, "val", c->val_size, 0, 1);
+    t->has_test = load_split(d, &t->test, data, "test", 0, 0, 1);
     if (t->has_val) hold_eval_share(d, &t->val, c->val_size);
     if (t->has_test) hold_eval_share(d, &t->test, 0);
     if (c->patience > 0 && !t->has_val) {
@@ -298,7 +315,8 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     t->probs = malloc((size_t)max_local * (size_t)t->m.num_classes * sizeof(float));
     t->perm = malloc((size_t)t->train.n * sizeof(int64_t));
     t->shard = malloc((size_t)t->train.n * sizeof(int64_t));
-    if (!t->probs || !t->perm || !t->shard) {
+    t->shard_off = malloc((size_t)(t->steps_per_epoch + 1) * sizeof(int64_t));
+    if (!t->probs || !t->perm || !t->shard || !t->shard_off) {
         err_set(&e, ERR_RUNTIME, "out of memory for the batch buffers");
         cli_fail(d, &e);
     }
@@ -336,28 +354,50 @@ static void sync_epoch_sums(Trainer *t) {
     t->meta.epoch_correct = (int64_t)v[1];
 }
 
-// With several ranks each reads, at the start of an epoch, only the training rows of its
-// slices of that epoch's batches: about 1/world of the split, one hyperslab per run of
-// consecutive rows.
-static void hold_epoch_shard(Trainer *t) {
+// A rank's training rows of the epoch, the slices of every batch that are its own, step by
+// step. Held: with several ranks each reads, at the start of an epoch, only those rows (about
+// 1/world of the split, one hyperslab per run of consecutive rows); one rank holds the split
+// from the start. Streamed: the prefetch thread reads each step's rows a few steps ahead,
+// from the step the epoch resumes at.
+static void begin_epoch_data(Trainer *t) {
     const Dist *d = t->d;
     const Config *c = &t->cfg;
-    if (d->world == 1) return;
+    if (d->world == 1 && !t->stream) return;
     int64_t k = 0;
     for (int64_t b = 0; b < t->steps_per_epoch; b++) {
+        t->shard_off[b] = k;
         int64_t start = b * c->batch, n = t->train.n - start < c->batch ? t->train.n - start : c->batch;
         for (int j = 0; j < c->accum; j++) {
             int64_t lo, hi;
             stepper_slice(d, c, n, j, &lo, &hi);
             for (int64_t i = lo; i < hi; i++) t->shard[k++] = t->perm[start + i];
         }
+        if (t->stream)
+            qsort(t->shard + t->shard_off[b], (size_t)(k - t->shard_off[b]), sizeof *t->shard,
+                  cmp_i64);
+    }
+    t->shard_off[t->steps_per_epoch] = k;
+    Err e = {0};
+    if (t->stream) {
+        if (prefetch_start(&t->pf, t->train.file, "train", c->train_size, t->shard, t->shard_off,
+                           t->meta.epoch_batch, t->steps_per_epoch, &e))
+            cli_fail(d, &e);
+        return;
     }
     qsort(t->shard, (size_t)k, sizeof *t->shard, cmp_i64);
     char file[DATASET_PATH_MAX];
     snprintf(file, sizeof file, "%s", t->train.file);
-    Err e = {0};
     if (dataset_load_rows(&t->train, file, "train", c->train_size, t->shard, k, &e))
         cli_fail(d, &e);
+}
+
+// The next step's rows, when streamed (the stepper gathers from what this returns).
+static void next_step_data(Trainer *t) {
+    if (!t->stream) return;
+    Err e = {0};
+    const Dataset *ds = prefetch_next(&t->pf, &e);
+    if (!ds) cli_fail(t->d, &e);
+    t->st.data = ds;
 }
 
 static void evaluate_split(Trainer *t, const Dataset *ds, EvalResult *r) {
@@ -385,6 +425,10 @@ static void print_header(const Dist *d, const Trainer *t, const char *resume, in
     printf("  data: %lld train, %lld val, %lld test samples, %d classes\n",
            (long long)t->train.n, (long long)(t->has_val ? t->val.n : 0),
            (long long)(t->has_test ? t->test.n : 0), t->train.num_classes);
+    if (t->stream)
+        printf("  streaming: a rank's %.0f MiB of training data exceed data.memory_mb = %d; a "
+               "thread reads %d steps ahead\n",
+               shard_bytes(d, &t->train) / 1048576.0, c->memory_mb, PREFETCH_DEPTH - 1);
     printf("  model: %d layers, %zu parameters; %s lr %g, weight decay %g; %d epochs of %lld "
            "steps, batch %d\n",
            t->m.seq.n, t->m.table.n_trainable, optim_kind_name(c->optim.kind), c->optim.lr,
@@ -404,12 +448,31 @@ static void free_trainer(Trainer *t) {
     free(t->probs);
     free(t->perm);
     free(t->shard);
+    free(t->shard_off);
     optim_free(&t->opt);
     model_free(&t->m);
     dataset_free(&t->train);
     if (t->has_val) dataset_free(&t->val);
     if (t->has_test) dataset_free(&t->test);
     config_free(&t->cfg);
+}
+
+// The training split in eval mode when it is streamed: this rank's share, read in pieces of
+// at most data.memory_mb (and at least one evaluation batch).
+static void evaluate_train_streamed(Trainer *t, EvalResult *r) {
+    const Dist *d = t->d;
+    Dataset *ds = &t->train;
+    int64_t piece = (int64_t)((double)t->cfg.memory_mb * 1048576.0 / sample_bytes(ds));
+    if (piece < t->m.max_batch) piece = t->m.max_batch;
+    int64_t lo = ds->n * d->rank / d->world, hi = ds->n * (d->rank + 1) / d->world;
+    EvalSums sums;
+    memset(&sums, 0, sizeof sums);
+    for (int64_t a = lo; a < hi; a += piece) {
+        int64_t b = hi - a < piece ? hi : a + piece;
+        hold_range(d, ds, t->cfg.train_size, a, b);
+        cli_eval_rows(&t->m, ds, a, b, t->st.x, t->st.y, t->st.ids, t->probs, &sums);
+    }
+    cli_eval_finish(d, &sums, ds->n, r);
 }
 
 // The finished model in eval mode on every split, the train-validation gap, and the same
@@ -420,8 +483,13 @@ static void report_final(Trainer *t) {
     const Dataset *ds[3] = {&t->train, t->has_val ? &t->val : NULL, t->has_test ? &t->test : NULL};
     const char *names[3] = {"train", "val", "test"};
     share_buffers(t);
-    hold_eval_share(t->d, &t->train, t->cfg.train_size);
-    for (int i = 0; i < 3; i++)
+    if (t->stream) {
+        evaluate_train_streamed(t, &r[0]);
+    } else {
+        hold_eval_share(t->d, &t->train, t->cfg.train_size);
+        evaluate_split(t, &t->train, &r[0]);
+    }
+    for (int i = 1; i < 3; i++)
         if (ds[i]) evaluate_split(t, ds[i], &r[i]);
     if (t->d->rank != 0) return;
     printf("final model (eval mode):");
@@ -471,7 +539,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
         int64_t epoch = t.meta.epoch;
         if (c->shuffle) shuffle_permutation(t.perm, t.train.n, c->seed, epoch);
         else for (int64_t i = 0; i < t.train.n; i++) t.perm[i] = i;
-        hold_epoch_shard(&t);
+        begin_epoch_data(&t);
         char label[64];
         snprintf(label, sizeof label, "epoch %lld/%d", (long long)epoch + 1, c->epochs);
         Progress p;
@@ -480,6 +548,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
         while (t.meta.epoch_batch < t.steps_per_epoch) {
             int64_t start = t.meta.epoch_batch * c->batch;
             int n = (int)(t.train.n - start < c->batch ? t.train.n - start : c->batch);
+            next_step_data(&t);
             double loss = train_step(&t, t.perm + start, n, &t.correct_local, &t.seen_local);
             if (!isfinite(loss)) {
                 err_set(&e, ERR_RUNTIME, "the loss became %g at step %lld; stopping", loss,
@@ -500,6 +569,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
             }
         }
         progress_end(&p);
+        prefetch_stop(&t.pf);  // before any other reading or writing of files
         if (t.meta.epoch_batch < t.steps_per_epoch) {  // stopped mid-epoch by max_steps
             sync_epoch_sums(&t);
             save(d, &t, "last.h5");
