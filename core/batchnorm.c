@@ -24,6 +24,10 @@
 // statistics in turn, so num_batches_tracked grows by the number of chunks. Ghost batches are
 // local by definition: the reducer is NOT called.
 //
+// PreciseBN (StepCtx.precise_bn): the running statistics become the plain average over every
+// batch (or ghost chunk) since num_batches_tracked was last 0, momentum 1/(k+1) at the
+// (k+1)-th: the population statistics of Wu & Johnson (2021), with frozen weights.
+//
 // Eval mode uses the running statistics and never calls the reducer; its backward is the
 // gradient of the affine map y = weight (x - running_mean) / sqrt(running_var + eps) + bias.
 //
@@ -259,7 +263,9 @@ static void forward(Layer *l, float *out, const float *inp, const float *params,
         batchnorm_stats(stats, inp + off, nb, C, HW);
         if (l->spec.ghost <= 0 && c->reduce_stats)
             c->reduce_stats(c->reduce_ctx, l->id, STATS_BN_FORWARD, stats, C);
-        update_running(rmean, rvar, stats, C, l->spec.momentum);
+        // PreciseBN: momentum 1/(k+1) at the (k+1)-th batch keeps the plain average of all
+        float momentum = c->precise_bn ? 1.0f / (bufs[l->poff[4]] + (float)k + 1.0f) : l->spec.momentum;
+        update_running(rmean, rvar, stats, C, momentum);
         for (int ch = 0; ch < C; ch++) {
             double n = stats[ch], m = stats[C + ch], m2 = stats[2 * C + ch];
             double var = n > 0.0 ? m2 / n : 0.0;

@@ -62,6 +62,9 @@ typedef struct {
     const int64_t *sample_ids;   // (B) global sample index of each batch slot: counter word 1
     StatsReduceFn reduce_stats;  // BatchNorm statistics across ranks (NULL: this process only)
     void *reduce_ctx;
+    int precise_bn;              // training-mode BatchNorm makes its running statistics the
+                                 // plain average of every batch since num_batches_tracked was
+                                 // 0, instead of moving them by its momentum (PreciseBN)
 } StepCtx;
 
 // Whether dropout-family layers (dropout, dropout2d, dropblock, DropConnect, DropPath) draw

@@ -33,6 +33,8 @@ static const Key schema[] = {
     {"data.memory_mb", K_INT, OFF(memory_mb), 0, 1 << 30, "4096", NULL,
      "MiB of training data a rank may hold; a larger shard is streamed from the file, a few "
      "steps ahead, by a prefetch thread (0 = always stream)"},
+    {"model.batchnorm", K_ENUM, OFF(batchnorm), 0, 0, "on", "off|on",
+     "off leaves every batchnorm layer out (the layer before it gets a bias instead)"},
     {"model.drop_path", K_FLOAT, OFF(drop_path), 0, 0.999, "0", NULL,
      "DropPath rate of the last residual block, linear from 0 over the blocks (0 = off)"},
     {"train.epochs", K_INT, OFF(epochs), 1, 1e6, "10", NULL, "passes over the training data"},
@@ -91,6 +93,9 @@ static const Key schema[] = {
      "L2 penalty coefficient (coupled: gradient += l2 * w)"},
     {"reg.clip_norm", K_FLOAT, OFF(clip_norm), 0, 1e9, "0", NULL,
      "clip the global gradient norm to this (0 = off)"},
+    {"eval.precise_bn", K_INT, OFF(precise_bn), 0, 1 << 20, "0", NULL,
+     "after training, also evaluate with PreciseBN: BatchNorm statistics averaged over this "
+     "many training batches with frozen weights (0 = off)"},
     {"bn.ghost", K_INT, OFF(bn_ghost), 0, 1e6, "0", NULL,
      "BatchNorm ghost batch size: normalize over sub-batches of this many samples (0 = whole "
      "batch)"},
@@ -356,6 +361,22 @@ static void free_layer_list(LayerSpec *specs, int n) {
     free(specs);
 }
 
+// model.batchnorm = off: every batchnorm layer is left out, and the convolution or linear
+// layer it followed gets a bias in its place (the BN's shift), so only normalization goes.
+static void drop_batchnorm(LayerSpec *specs, int *n) {
+    int k = 0;
+    for (int i = 0; i < *n; i++) {
+        drop_batchnorm(specs[i].children, &specs[i].nchildren);
+        if (strcmp(specs[i].type, "batchnorm") == 0) {
+            if (k > 0 && (!strcmp(specs[k - 1].type, "conv2d") || !strcmp(specs[k - 1].type, "linear")))
+                specs[k - 1].bias = 1;
+            continue;
+        }
+        specs[k++] = specs[i];
+    }
+    *n = k;
+}
+
 // bn.ghost is one global key: every batchnorm layer, residual branches included, takes it.
 static void set_bn_ghost(LayerSpec *specs, int n, int ghost) {
     for (int i = 0; i < n; i++) {
@@ -443,6 +464,58 @@ static config_setting_t *parent_group(config_t *cf, const char *path, const char
     return g;
 }
 
+// The group of the layer called name in list, residual branches included, or NULL.
+static config_setting_t *find_layer(config_setting_t *list, const char *name) {
+    for (int i = 0; list && config_setting_is_list(list) && i < config_setting_length(list); i++) {
+        config_setting_t *l = config_setting_get_elem(list, (unsigned)i);
+        const char *n = NULL;
+        if (!config_setting_is_group(l)) continue;
+        if (config_setting_lookup_string(l, "name", &n) && strcmp(n, name) == 0) return l;
+        config_setting_t *in = find_layer(config_setting_get_member(l, "layers"), name);
+        if (in) return in;
+    }
+    return NULL;
+}
+
+// --set layer.NAME.KEY=value: one key of one layer (p of a dropout, out of a linear...),
+// typed by the value's form and checked when the layer is read like any other.
+static int apply_layer_set(config_t *cf, const char *arg, const char *key, const char *val,
+                           Err *e) {
+    char name[LAYER_NAME_MAX + 1];
+    const char *dot = strchr(key + 6, '.');
+    if (!dot || dot == key + 6 || (size_t)(dot - key - 6) >= sizeof name || !dot[1])
+        return err_set(e, ERR_INPUT, "--set %s: expected layer.NAME.KEY=value", arg);
+    memcpy(name, key + 6, (size_t)(dot - key - 6));
+    name[dot - key - 6] = 0;
+    const char *lkey = dot + 1;
+    int known = 0;
+    for (int i = 0; i < NLAYERKEYS; i++) known |= strcmp(layer_keys[i].key, lkey) == 0;
+    if (!known || !strcmp(lkey, "name") || !strcmp(lkey, "type") || !strcmp(lkey, "layers"))
+        return err_set(e, ERR_INPUT, "--set %s: '%s' is not a layer setting one can override",
+                       arg, lkey);
+    config_setting_t *l = find_layer(config_lookup(cf, "model.layers"), name);
+    if (!l) return err_set(e, ERR_INPUT, "--set %s: the model has no layer named '%s'", arg, name);
+    if (config_setting_get_member(l, lkey)) config_setting_remove(l, lkey);
+    char *end = NULL;
+    errno = 0;
+    long long iv = strtoll(val, &end, 10);
+    config_setting_t *st = NULL;
+    if (!strcmp(val, "true") || !strcmp(val, "false")) {
+        if ((st = config_setting_add(l, lkey, CONFIG_TYPE_BOOL)))
+            config_setting_set_bool(st, !strcmp(val, "true"));
+    } else if (*val && !*end && !errno) {
+        if ((st = config_setting_add(l, lkey, CONFIG_TYPE_INT64))) config_setting_set_int64(st, iv);
+    } else {
+        errno = 0;
+        double fv = strtod(val, &end);
+        if (!*val || *end || errno || !isfinite(fv))
+            return err_set(e, ERR_INPUT, "--set %s: the value must be a number, true or false", arg);
+        if ((st = config_setting_add(l, lkey, CONFIG_TYPE_FLOAT))) config_setting_set_float(st, fv);
+    }
+    if (!st) return err_set(e, ERR_RUNTIME, "--set %s: cannot store the value", arg);
+    return ERR_OK;
+}
+
 // --set key=value: typed by the schema, so "--set train.epochs=abc" fails here, clearly.
 static int apply_set(Config *c, config_t *cf, const char *arg, Err *e) {
     const char *eq = strchr(arg, '=');
@@ -452,6 +525,7 @@ static int apply_set(Config *c, config_t *cf, const char *arg, Err *e) {
     memcpy(key, arg, (size_t)(eq - arg));
     key[eq - arg] = 0;
     const char *val = eq + 1;
+    if (strncmp(key, "layer.", 6) == 0) return apply_layer_set(cf, arg, key, val, e);
     const Key *k = schema_find(key);
     if (!k) {
         const char *hint = suggest(key);
@@ -540,6 +614,7 @@ int config_load(Config *c, const char *path, const char *text, const char *const
     if ((rc = read_layer_list(c, config_lookup(&cf, "model.layers"), "model.layers", &c->layers,
                               &c->nlayers, e)))
         goto done;
+    if (!c->batchnorm) drop_batchnorm(c->layers, &c->nlayers);
     set_bn_ghost(c->layers, c->nlayers, c->bn_ghost);
     if ((rc = set_drop_path(c, e))) goto done;
     c->text = config_to_text(&cf);

@@ -18,6 +18,7 @@ typedef struct {
     Shape input;            // model.input, (0 dims = take the data's shape)
     LayerSpec *layers;      // model.layers, in order
     int nlayers;
+    int batchnorm;          // model.batchnorm: on|off (off leaves the batchnorm layers out)
     // train
     int epochs;             // train.epochs
     int batch;              // train.batch: the global batch size
@@ -42,6 +43,7 @@ typedef struct {
     float l1, l2;           // reg.l1, reg.l2
     float clip_norm;        // reg.clip_norm (0 = off)
     int bn_ghost;           // bn.ghost: BatchNorm ghost batch size (0 = the whole batch)
+    int precise_bn;         // eval.precise_bn: PreciseBN batches for the final evaluation
     float drop_path;        // model.drop_path: DropPath rate of the deepest residual block,
                             // rising linearly from 0 over the blocks (0 = per-block keys)
 

@@ -475,43 +475,137 @@ static void evaluate_train_streamed(Trainer *t, EvalResult *r) {
     cli_eval_finish(d, &sums, ds->n, r);
 }
 
-// The finished model in eval mode on every split, the train-validation gap, and the same
-// numbers in DIR/summary.json for scripts.
-// Collective (every rank evaluates its share); rank 0 prints and writes.
-static void report_final(Trainer *t) {
-    EvalResult r[3];
-    const Dataset *ds[3] = {&t->train, t->has_val ? &t->val : NULL, t->has_test ? &t->test : NULL};
-    const char *names[3] = {"train", "val", "test"};
-    share_buffers(t);
+// Eval mode on every split present: r[0] train, r[1] val, r[2] test (collective).
+static void evaluate_all(Trainer *t, EvalResult r[3]) {
     if (t->stream) {
         evaluate_train_streamed(t, &r[0]);
     } else {
         hold_eval_share(t->d, &t->train, t->cfg.train_size);
         evaluate_split(t, &t->train, &r[0]);
     }
-    for (int i = 1; i < 3; i++)
-        if (ds[i]) evaluate_split(t, ds[i], &r[i]);
+    if (t->has_val) evaluate_split(t, &t->val, &r[1]);
+    if (t->has_test) evaluate_split(t, &t->test, &r[2]);
+}
+
+// PreciseBN (Wu & Johnson 2021): the BatchNorm running statistics replaced by the plain
+// average of the batch statistics over the first eval.precise_bn global batches of a fresh
+// shuffle, weights frozen, dropout off (as at evaluation), each BatchNorm normalizing over
+// its training group (bn.group, bn.ghost); then averaged over ranks, so every group counts.
+// Returns 0 when the model has no BatchNorm. Collective.
+static int precise_bn(Trainer *t) {
+    const Dist *d = t->d;
+    const Config *c = &t->cfg;
+    const ParamTable *tab = &t->m.table;
+    int has_bn = 0;
+    for (int i = 0; i < tab->n; i++) {
+        const char *dot = strrchr(tab->p[i].name, '.');
+        if (dot && strcmp(dot, ".num_batches_tracked") == 0) {
+            t->m.bufs[tab->p[i].offset] = 0.0f;  // the average starts afresh
+            has_bn = 1;
+        }
+    }
+    if (!has_bn) return 0;
+    int64_t K = c->precise_bn < t->steps_per_epoch ? c->precise_bn : t->steps_per_epoch, k = 0;
+    shuffle_permutation(t->perm, t->train.n, c->seed ^ 0x9e3779b9u, c->epochs);
+    for (int64_t b = 0; b < K; b++) {  // this rank's rows of those batches, in step order
+        int64_t start = b * c->batch, n = t->train.n - start < c->batch ? t->train.n - start : c->batch;
+        for (int j = 0; j < c->accum; j++) {
+            int64_t lo, hi;
+            stepper_slice(d, c, n, j, &lo, &hi);
+            for (int64_t i = lo; i < hi; i++) t->shard[k++] = t->perm[start + i];
+        }
+    }
+    Dataset rows = {0};
+    Err e = {0};
+    int64_t *sorted = malloc((size_t)(k ? k : 1) * sizeof *sorted);  // the rows to read
+    if (!sorted) {
+        err_set(&e, ERR_RUNTIME, "out of memory");
+        cli_fail(d, &e);
+    }
+    memcpy(sorted, t->shard, (size_t)k * sizeof *sorted);
+    qsort(sorted, (size_t)k, sizeof *sorted, cmp_i64);
+    if (dataset_load_rows(&rows, t->train.file, "train", c->train_size, sorted, k, &e))
+        cli_fail(d, &e);
+    free(sorted);
+    StepCtx sc = {.train = 1, .dropout_on = 0, .sample_ids = t->st.ids, .precise_bn = 1,
+                  .reduce_stats = bnsync_reduce, .reduce_ctx = &t->st.bn};
+    int64_t at = 0;
+    for (int64_t b = 0; b < K; b++) {
+        int64_t start = b * c->batch, n = t->train.n - start < c->batch ? t->train.n - start : c->batch;
+        for (int j = 0; j < c->accum; j++) {
+            int64_t lo, hi;
+            stepper_slice(d, c, n, j, &lo, &hi);
+            int nb = (int)(hi - lo);
+            memcpy(t->st.ids, t->shard + at, (size_t)nb * sizeof *t->st.ids);
+            at += nb;
+            dataset_gather(&rows, t->st.ids, nb, t->st.x, t->st.y);
+            model_forward(&t->m, t->st.x, nb, &sc);
+        }
+    }
+    dataset_free(&rows);
+    // every rank's (group's) average, averaged
+    size_t nb = t->m.table.n_buffer;
+    double *v = malloc(nb * sizeof *v);
+    if (!v) {
+        err_set(&e, ERR_RUNTIME, "out of memory");
+        cli_fail(d, &e);
+    }
+    for (size_t i = 0; i < nb; i++) v[i] = t->m.bufs[i];
+    dist_sum_f64(d, v, (int)nb);
+    for (size_t i = 0; i < nb; i++) t->m.bufs[i] = (float)(v[i] / d->world);
+    free(v);
+    return 1;
+}
+
+// The finished model in eval mode on every split, the train-validation gap, and the same
+// numbers in DIR/summary.json for scripts; with eval.precise_bn, the same again with
+// PreciseBN statistics (the checkpoints keep the running statistics training left).
+// Collective (every rank evaluates its share); rank 0 prints and writes.
+static void report_final(Trainer *t) {
+    EvalResult r[2][3];
+    const char *names[3] = {"train", "val", "test"};
+    int has[3] = {1, t->has_val, t->has_test};
+    share_buffers(t);
+    evaluate_all(t, r[0]);
+    int precise = 0;
+    size_t nbuf = t->m.table.n_buffer;
+    float *kept = malloc((nbuf ? nbuf : 1) * sizeof *kept);
+    if (!kept) {
+        Err e;
+        err_set(&e, ERR_RUNTIME, "out of memory");
+        cli_fail(t->d, &e);
+    }
+    memcpy(kept, t->m.bufs, nbuf * sizeof *kept);
+    if (t->cfg.precise_bn > 0 && (precise = precise_bn(t))) evaluate_all(t, r[1]);
+    memcpy(t->m.bufs, kept, nbuf * sizeof *kept);
+    free(kept);
     if (t->d->rank != 0) return;
-    printf("final model (eval mode):");
-    for (int i = 0; i < 3; i++)
-        if (ds[i]) printf("  %s acc %.2f%%", names[i], 100 * r[i].accuracy);
-    if (ds[1]) printf("  train-val gap %.2f points", 100 * (r[0].accuracy - r[1].accuracy));
-    if (ds[2])
-        printf("\ntest: loss %.4f  acc %.2f%%  ECE %.4f  mean confidence %.4f  (%lld samples)",
-               r[2].loss, 100 * r[2].accuracy, r[2].ece, r[2].confidence, (long long)r[2].count);
-    printf("\n");
+    for (int p = 0; p <= precise; p++) {
+        printf(p ? "with PreciseBN (%d batches):" : "final model (eval mode):", t->cfg.precise_bn);
+        for (int i = 0; i < 3; i++)
+            if (has[i]) printf("  %s acc %.2f%%", names[i], 100 * r[p][i].accuracy);
+        if (has[1])
+            printf("  train-val gap %.2f points", 100 * (r[p][0].accuracy - r[p][1].accuracy));
+        printf("\n");
+    }
+    if (has[2])
+        printf("test: loss %.4f  acc %.2f%%  ECE %.4f  mean confidence %.4f  (%lld samples)\n",
+               r[0][2].loss, 100 * r[0][2].accuracy, r[0][2].ece, r[0][2].confidence,
+               (long long)r[0][2].count);
     char path[1100];
     snprintf(path, sizeof path, "%s/summary.json", t->out);
     FILE *f = fopen(path, "w");
     if (!f) return;  // the metrics and checkpoints are what matter; this is a convenience
     fprintf(f, "{\"steps\": %lld, \"epochs\": %lld", (long long)t->meta.step,
             (long long)t->meta.epoch);
-    for (int i = 0; i < 3; i++)
-        if (ds[i])
-            fprintf(f, ", \"%s_loss\": %.6f, \"%s_acc\": %.6f, \"%s_ece\": %.6f, "
-                    "\"%s_confidence\": %.6f",
-                    names[i], r[i].loss, names[i], r[i].accuracy, names[i], r[i].ece, names[i],
-                    r[i].confidence);
+    for (int p = 0; p <= precise; p++)
+        for (int i = 0; i < 3; i++)
+            if (has[i])
+                fprintf(f, ", \"%s%s_loss\": %.6f, \"%s%s_acc\": %.6f, \"%s%s_ece\": %.6f, "
+                        "\"%s%s_confidence\": %.6f",
+                        p ? "precise_" : "", names[i], r[p][i].loss, p ? "precise_" : "", names[i],
+                        r[p][i].accuracy, p ? "precise_" : "", names[i], r[p][i].ece,
+                        p ? "precise_" : "", names[i], r[p][i].confidence);
     fprintf(f, ", \"best_val_acc\": %.6f, \"seconds_per_epoch\": %.3f}\n", t->meta.best_metric,
             t->train_seconds / (double)(t->meta.epoch ? t->meta.epoch : 1));
     fclose(f);

@@ -98,6 +98,33 @@ static void test_set_overrides_and_round_trip(void **state) {
     config_free(&again);
 }
 
+// layer.NAME.KEY overrides one layer (nested ones too) and survives the text round trip;
+// model.batchnorm=off removes every BatchNorm and gives the layer before it a bias.
+static void test_layer_overrides_and_no_batchnorm(void **state) {
+    (void)state;
+    const char *sets[] = {"layer.drop4.p=0", "layer.fc1.out=100", "layer.conv1a.bias=true",
+                          "model.batchnorm=off"};
+    Config c, again;
+    load_ok(&c, shipped("cnn6_mlp4.cfg"), NULL, sets, 4);
+    assert_float_equal(find(c.layers, c.nlayers, "drop4")->p, 0.0f, 0);
+    assert_float_equal(find(c.layers, c.nlayers, "drop5")->p, 0.3f, 1e-7);  // others untouched
+    assert_int_equal(find(c.layers, c.nlayers, "fc1")->out, 100);
+    assert_null(find(c.layers, c.nlayers, "bn1a"));
+    assert_int_equal(c.nlayers, 38 - 6);  // 38 layers, 6 of them batchnorm
+    assert_int_equal(find(c.layers, c.nlayers, "conv2b")->bias, 1);
+    load_ok(&again, "ckpt", c.text, NULL, 0);
+    assert_float_equal(find(again.layers, again.nlayers, "drop4")->p, 0.0f, 0);
+    assert_int_equal(again.nlayers, c.nlayers);
+    config_free(&c);
+    config_free(&again);
+    load_ok(&c, shipped("rescnn.cfg"), NULL, (const char *[]){"layer.dropblock2.p=0.25"}, 1);
+    assert_float_equal(find(c.layers, c.nlayers, "dropblock2")->p, 0.25f, 1e-7);
+    config_free(&c);
+    load_ok(&c, shipped("rescnn.cfg"), NULL, (const char *[]){"model.batchnorm=off"}, 1);
+    assert_int_equal(find(c.layers, c.nlayers, "res2")->nchildren, 3);  // its two bn went
+    config_free(&c);
+}
+
 static const char *base = "model: { layers = (\n"
                           "  { name = \"f\"; type = \"flatten\"; },\n"
                           "  { name = \"fc\"; type = \"linear\"; out = 10; }\n"
@@ -134,6 +161,12 @@ static void test_mistakes(void **state) {
              NULL, 0, "use one");
     load_bad("model: { layers = ( { name = \"x\"; type = \"conv9d\"; } ); };", NULL, 0,
              "unknown type 'conv9d'");
+    load_bad(base, (const char *[]){"layer.fc9.out=3"}, 1, "no layer named 'fc9'");
+    load_bad(base, (const char *[]){"layer.fc.type=relu"}, 1, "not a layer setting");
+    load_bad(base, (const char *[]){"layer.fc=3"}, 1, "expected layer.NAME.KEY");
+    load_bad(base, (const char *[]){"layer.fc.out=many"}, 1, "must be a number");
+    load_bad(base, (const char *[]){"layer.fc.out=2.5"}, 1, "layer fc: out must be an integer");
+    load_bad(base, (const char *[]){"layer.f.p=0.1"}, 1, "layer f (flatten) has no key 'p'");
     Config c;
     Err e = {0};
     assert_int_equal(config_load(&c, "/nonexistent/x.cfg", NULL, NULL, 0, &e), ERR_INPUT);
@@ -144,6 +177,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shipped_configs),
         cmocka_unit_test(test_set_overrides_and_round_trip),
+        cmocka_unit_test(test_layer_overrides_and_no_batchnorm),
         cmocka_unit_test(test_mistakes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

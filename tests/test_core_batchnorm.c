@@ -519,6 +519,52 @@ static void test_empty_batch(void **state) {
     harness_free(&h);
 }
 
+// PreciseBN: after K batches from num_batches_tracked = 0, the running statistics are the
+// plain average of the K batch means and unbiased variances, whatever they held before and
+// whatever the momentum; with ghost batches every chunk counts as one batch.
+static void precise(int ghost) {
+    enum { K = 5, Bt = 6, C = 3, HW = 4 };
+    Harness h;
+    LayerSpec s = bn_spec(0.1f, ghost);
+    harness_init(&h, &s, (Shape){3, {C, 2, 2}}, Bt);
+    for (int c = 0; c < C; c++) Buf(&h, RMEAN)[c] = 100.0f, Buf(&h, RVAR)[c] = 50.0f;
+    Buf(&h, NBT)[0] = 0.0f;
+    int g = ghost ? ghost : Bt, chunks = 0;
+    double want_m[C] = {0}, want_v[C] = {0};
+    float x[Bt * C * HW], y[Bt * C * HW];
+    StepCtx ctx = {.train = 1, .precise_bn = 1};
+    for (int k = 0; k < K; k++) {
+        for (int i = 0; i < Bt * C * HW; i++) x[i] = 3.0f * urand((uint32_t)(k * 1000 + i), 31) + (float)k;
+        for (int b0 = 0; b0 < Bt; b0 += g, chunks++)
+            for (int c = 0; c < C; c++) {  // the chunk's mean and unbiased variance, in double
+                double sum = 0, sq = 0;
+                int n = (Bt - b0 < g ? Bt - b0 : g) * HW;
+                for (int b = b0; b < b0 + n / HW; b++)
+                    for (int j = 0; j < HW; j++) sum += x[(b * C + c) * HW + j];
+                double m = sum / n;
+                for (int b = b0; b < b0 + n / HW; b++)
+                    for (int j = 0; j < HW; j++) sq += pow(x[(b * C + c) * HW + j] - m, 2);
+                want_m[c] += m;
+                want_v[c] += sq / (n - 1);
+            }
+        fwd(&h, y, x, &ctx, Bt);
+    }
+    assert_true(Buf(&h, NBT)[0] == (float)chunks);
+    for (int c = 0; c < C; c++) {
+        if (fabs(Buf(&h, RMEAN)[c] - want_m[c] / chunks) > 1e-5 ||
+            fabs(Buf(&h, RVAR)[c] - want_v[c] / chunks) > 1e-5)
+            fail_msg("ghost %d, channel %d: running %g %g, want %g %g", ghost, c,
+                     Buf(&h, RMEAN)[c], Buf(&h, RVAR)[c], want_m[c] / chunks, want_v[c] / chunks);
+    }
+    harness_free(&h);
+}
+
+static void test_precise_bn(void **state) {
+    (void)state;
+    precise(0);
+    precise(4);  // chunks of 4 and 2
+}
+
 // ---- in a model: the parameter table, the defaults, the planned save area ----
 
 static void test_model_table_and_plan(void **state) {
@@ -582,6 +628,7 @@ static void test_setup_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcheck_train),
+        cmocka_unit_test(test_precise_bn),
         cmocka_unit_test(test_gradcheck_eval),
         cmocka_unit_test(test_gradcheck_ghost),
         cmocka_unit_test(test_torch_batchnorm2d),
