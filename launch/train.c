@@ -491,7 +491,7 @@ static void evaluate_all(Trainer *t, EvalResult r[3]) {
 // average of the batch statistics over the first eval.precise_bn global batches of a fresh
 // shuffle, weights frozen, dropout off (as at evaluation), each BatchNorm normalizing over
 // its training group (bn.group, bn.ghost); then averaged over ranks, so every group counts.
-// Returns 0 when the model has no BatchNorm. Collective.
+// Returns the batches averaged, 0 when the model has no BatchNorm. Collective.
 static int precise_bn(Trainer *t) {
     const Dist *d = t->d;
     const Config *c = &t->cfg;
@@ -554,7 +554,7 @@ static int precise_bn(Trainer *t) {
     dist_sum_f64(d, v, (int)nb);
     for (size_t i = 0; i < nb; i++) t->m.bufs[i] = (float)(v[i] / d->world);
     free(v);
-    return 1;
+    return (int)K;
 }
 
 // The finished model in eval mode on every split, the train-validation gap, and the same
@@ -580,8 +580,8 @@ static void report_final(Trainer *t) {
     memcpy(t->m.bufs, kept, nbuf * sizeof *kept);
     free(kept);
     if (t->d->rank != 0) return;
-    for (int p = 0; p <= precise; p++) {
-        printf(p ? "with PreciseBN (%d batches):" : "final model (eval mode):", t->cfg.precise_bn);
+    for (int p = 0; p <= (precise > 0); p++) {
+        printf(p ? "with PreciseBN (%d batches):" : "final model (eval mode):", precise);
         for (int i = 0; i < 3; i++)
             if (has[i]) printf("  %s acc %.2f%%", names[i], 100 * r[p][i].accuracy);
         if (has[1])
@@ -598,7 +598,7 @@ static void report_final(Trainer *t) {
     if (!f) return;  // the metrics and checkpoints are what matter; this is a convenience
     fprintf(f, "{\"steps\": %lld, \"epochs\": %lld", (long long)t->meta.step,
             (long long)t->meta.epoch);
-    for (int p = 0; p <= precise; p++)
+    for (int p = 0; p <= (precise > 0); p++)
         for (int i = 0; i < 3; i++)
             if (has[i])
                 fprintf(f, ", \"%s%s_loss\": %.6f, \"%s%s_acc\": %.6f, \"%s%s_ece\": %.6f, "

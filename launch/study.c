@@ -1,0 +1,764 @@
+// study.c: `regdist study bn` and `regdist study reg`: sweeps of training runs, each point a
+// complete `regdist train` run in DIR/points/<id>/, summarized as DIR/results.csv, an SVG
+// figure and DIR/summary.md.
+//
+// A point is finished when its summary.json exists; a rerun skips finished points and resumes
+// an unfinished one from its last.h5, so a killed sweep continues where it stopped. Every rank
+// runs every point (the sweep is a loop around the trainer); rank 0 decides what is finished
+// and writes the results. Each point's own output goes to DIR/points/<id>/train.log.
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "io/svg.h"
+
+#define MAX_POINTS 256
+#define MAX_POINT_SETS 32
+#define MAX_LIST 16
+
+// One training run of a sweep.
+typedef struct {
+    char id[96];         // directory name, unique per distinct run
+    char cond[64];       // the line (bn) or category (reg) it belongs to
+    double x;            // bn: G or B; reg: the category's index
+    uint32_t seed;
+    int G, B, epochs;    // what the run normalizes over, its global batch, its epochs
+    char how[48];        // bn: how G is made ("ghost 16", "2 ranks"...)
+    char sets[MAX_POINT_SETS][128];
+    int nsets;
+    // results, from summary.json (NaN until read)
+    double train_acc, val_acc, test_acc, test_loss, test_ece, steps, sec_epoch;
+    double p_train_acc, p_test_acc;  // with PreciseBN
+} Point;
+
+typedef struct {
+    const char *kind;   // "bn" or "reg"
+    const char *config, *data, *out, *preset;
+    const char *extra[MAX_SETS];  // the user's --set, applied to every point
+    int nextra;
+    int seeds, epochs;  // -1 = the preset's
+    int G[MAX_LIST], nG, Bs[MAX_LIST], nB;
+    Config cfg;         // the base config, inspected to build the points
+    Point *p;
+    int n;
+} Study;
+
+static const char *usage =
+    "usage: regdist study bn|reg --config C --data F --out DIR [options]\n"
+    "\n"
+    "  bn    test accuracy and train-test gap against the BatchNorm group size G (samples per\n"
+    "        statistic: ghost batches within a rank, ranks per group, or full SyncBN) at the\n"
+    "        config's batch B, evaluated with running and with PreciseBN statistics; and, as a\n"
+    "        control, against B at fixed G (linear LR scaling), at fixed epochs and fixed steps\n"
+    "  reg   the regularizer ablation: none, each regularizer the config has alone, all on\n"
+    "\n"
+    "  --preset quick|full   quick (default): 3 epochs, warmup 20 steps, 1,000 validation\n"
+    "                        samples; about 10 minutes on 2 cores with cnn6_mlp4 under\n"
+    "                        mpirun -n 2. full: the config's epochs, more points and seeds\n"
+    "  --seeds N             seeds per point (quick 2, full 3)\n"
+    "  --epochs E            epochs per run at the config's batch (quick 3, full: config's)\n"
+    "  --groups 4,16,...     bn: the G values (quick 4,16,128; full 2,4,...,B)\n"
+    "  --batches 64,256      bn: the control's B values besides the config's (quick 64,256;\n"
+    "                        full 32,64,256,512)\n"
+    "  --set key=value       applied to every run\n"
+    "\n"
+    "Reruns skip finished points and resume unfinished ones. Under mpirun every point runs on\n"
+    "all ranks; bn then makes G from real BN groups across ranks where it can.\n";
+
+static int parse_list(const char *s, int *out) {
+    int n = 0;
+    for (const char *p = s; *p && n < MAX_LIST;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > (1 << 20) || (*end && *end != ',')) return -1;
+        out[n++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return n;
+}
+
+static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
+        {"out", required_argument, 0, 'o'},    {"preset", required_argument, 0, 'p'},
+        {"seeds", required_argument, 0, 'n'},  {"epochs", required_argument, 0, 'e'},
+        {"groups", required_argument, 0, 'g'}, {"batches", required_argument, 0, 'b'},
+        {"set", required_argument, 0, 's'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    if (argc < 2 || (strcmp(argv[1], "bn") && strcmp(argv[1], "reg"))) {
+        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+            if (d->rank == 0) fputs(usage, stdout);
+            dist_finalize((Dist *)d);
+            exit(0);
+        }
+        cli_usage_fail(d, "study", "say which study: bn or reg");
+    }
+    s->kind = argv[1];
+    s->preset = "quick";
+    s->seeds = s->epochs = -1;
+    opterr = 0;
+    optind = 2;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': s->config = optarg; break;
+        case 'd': s->data = optarg; break;
+        case 'o': s->out = optarg; break;
+        case 'p': s->preset = optarg; break;
+        case 'n': s->seeds = (int)cli_parse_int(d, "study", "--seeds", optarg, 1, 100); break;
+        case 'e': s->epochs = (int)cli_parse_int(d, "study", "--epochs", optarg, 1, 100000); break;
+        case 'g':
+            if ((s->nG = parse_list(optarg, s->G)) < 1)
+                cli_usage_fail(d, "study", "--groups takes positive integers: 4,16,64");
+            break;
+        case 'b':
+            if ((s->nB = parse_list(optarg, s->Bs)) < 0)
+                cli_usage_fail(d, "study", "--batches takes positive integers: 64,256");
+            break;
+        case 's':
+            if (s->nextra >= MAX_SETS - MAX_POINT_SETS - 2)
+                cli_usage_fail(d, "study", "too many --set options");
+            s->extra[s->nextra++] = optarg;
+            break;
+        case 'h':
+            if (d->rank == 0) fputs(usage, stdout);
+            dist_finalize((Dist *)d);
+            exit(0);
+        default:
+            cli_usage_fail(d, "study", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) cli_usage_fail(d, "study", "unexpected argument '%s'", argv[optind]);
+    if (!s->config) cli_usage_fail(d, "study", "--config is required");
+    if (!s->data) cli_usage_fail(d, "study", "--data is required");
+    if (!s->out) cli_usage_fail(d, "study", "--out is required");
+    if (strcmp(s->preset, "quick") && strcmp(s->preset, "full"))
+        cli_usage_fail(d, "study", "--preset must be quick or full, not '%s'", s->preset);
+}
+
+// ---- building the points ----
+
+static Point *add_point(const Dist *d, Study *s, const char *cond, double x, uint32_t seed) {
+    if (s->n >= MAX_POINTS) cli_usage_fail(d, "study", "more than %d runs; ask for fewer", MAX_POINTS);
+    Point *p = &s->p[s->n++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->cond, sizeof p->cond, "%s", cond);
+    p->x = x;
+    p->seed = seed;
+    p->B = s->cfg.batch;
+    return p;
+}
+
+static void point_set(Point *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void point_set(Point *p, const char *fmt, ...) {
+    if (p->nsets >= MAX_POINT_SETS) return;  // the builders stay far below
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->sets[p->nsets++], sizeof p->sets[0], fmt, ap);
+    va_end(ap);
+}
+
+// bn.group and bn.ghost for G samples per statistic at global batch B on W ranks (B divisible
+// by W, local batch L = B/W): ghost batches for G < L, one rank for G = L, groups of G/L ranks
+// above (0 = all). 0 if G cannot be made exactly.
+static int bn_layout(int G, int B, int W, int *group, int *ghost, char *how, size_t hown) {
+    if (B % W || G > B) return 0;
+    int L = B / W;
+    if (G <= L) {
+        if (L % G) return 0;
+        *group = 1;
+        *ghost = G < L ? G : 0;
+        if (G < L) snprintf(how, hown, "ghost batches of %d", G);
+        else snprintf(how, hown, W > 1 ? "local BN per rank" : "whole batch");
+        return 1;
+    }
+    if (G % L || W % (G / L)) return 0;
+    *group = G / L == W ? 0 : G / L;
+    *ghost = 0;
+    snprintf(how, hown, "%d ranks per group", G / L);
+    return 1;
+}
+
+static void base_sets(Point *p, int epochs) {
+    point_set(p, "train.seed=%u", p->seed);
+    point_set(p, "train.epochs=%d", epochs);
+    p->epochs = epochs;
+}
+
+static void build_bn(const Dist *d, Study *s) {
+    const Config *c = &s->cfg;
+    int full = !strcmp(s->preset, "full");
+    int B0 = c->batch, E = s->epochs > 0 ? s->epochs : full ? c->epochs : 3;
+    int seeds = s->seeds > 0 ? s->seeds : full ? 3 : 2;
+    if (!s->nG) {
+        static const int quick[] = {4, 16, 128};
+        if (full)
+            for (int g = 2; g <= B0 && s->nG < MAX_LIST; g *= 2) s->G[s->nG++] = g;
+        else
+            for (int i = 0; i < 3; i++) s->G[s->nG++] = quick[i];
+    }
+    if (!s->nB) {
+        static const int quick[] = {64, 256}, fullb[] = {32, 64, 256, 512};
+        for (int i = 0; i < (full ? 4 : 2); i++) s->Bs[s->nB++] = full ? fullb[i] : quick[i];
+    }
+    int with_b0 = 0;  // the control's lines pass through the config's batch
+    for (int i = 0; i < s->nB; i++) with_b0 |= s->Bs[i] == B0;
+    if (!with_b0 && s->nB < MAX_LIST) s->Bs[s->nB++] = B0;
+    // the control's G: 32 (Goyal et al.) when the sweep has it, else the G nearest it
+    int Gc = s->G[0];
+    for (int i = 0; i < s->nG; i++)
+        if (abs(s->G[i] - 32) < abs(Gc - 32)) Gc = s->G[i];
+    for (uint32_t seed = 1; seed <= (uint32_t)seeds; seed++) {
+        for (int i = 0; i < s->nG; i++) {  // G at the config's batch
+            int group, ghost;
+            char how[48];
+            if (!bn_layout(s->G[i], B0, d->world, &group, &ghost, how, sizeof how)) {
+                if (d->rank == 0 && seed == 1)
+                    printf("study bn: G = %d cannot be made at batch %d on %d rank%s; skipped\n",
+                           s->G[i], B0, d->world, d->world > 1 ? "s" : "");
+                continue;
+            }
+            Point *p = add_point(d, s, "G sweep", s->G[i], seed);
+            p->G = s->G[i];
+            snprintf(p->how, sizeof p->how, "%s", how);
+            base_sets(p, E);
+            point_set(p, "bn.group=%d", group);
+            point_set(p, "bn.ghost=%d", ghost);
+        }
+        // the control: B at fixed G, LR scaled linearly with B; fixed epochs keep the warmup's
+        // length in samples, fixed steps keep the schedule in steps (Hoffer et al.)
+        for (int regime = 0; regime < 2; regime++)
+            for (int i = 0; i < s->nB; i++) {
+                int B = s->Bs[i], group, ghost;
+                char how[48];
+                // B0 is the G sweep's point at Gc: the same id, so it runs once
+                double r = (double)B / B0;
+                int e = regime ? (int)lround(E * r) : E;
+                if (e < 1 || !bn_layout(Gc, B, d->world, &group, &ghost, how, sizeof how)) {
+                    if (d->rank == 0 && seed == 1)
+                        printf("study bn: B = %d (G = %d, %s) cannot be made; skipped\n", B, Gc,
+                               regime ? "fixed steps" : "fixed epochs");
+                    continue;
+                }
+                Point *p = add_point(d, s, regime ? "B sweep, fixed steps" : "B sweep, fixed epochs",
+                                     B, seed);
+                p->G = Gc;
+                p->B = B;
+                snprintf(p->how, sizeof p->how, "%s", how);
+                base_sets(p, e);
+                point_set(p, "train.batch=%d", B);
+                point_set(p, "bn.group=%d", group);
+                point_set(p, "bn.ghost=%d", ghost);
+                point_set(p, "optim.lr=%.9g", c->optim.lr * r);
+                point_set(p, "sched.warmup_steps=%lld",
+                          regime ? (long long)c->sched.warmup_steps
+                                 : (long long)llround((double)c->sched.warmup_steps / r));
+            }
+    }
+    for (int i = 0; i < s->n; i++) {
+        Point *p = &s->p[i];
+        point_set(p, "eval.precise_bn=%d", 50);
+        snprintf(p->id, sizeof p->id, "G%d-B%d-E%d-s%u", p->G, p->B, p->epochs, p->seed);
+    }
+}
+
+// The dropout-family layers of a layer list, for switching all but one kind off.
+typedef struct {
+    char name[LAYER_NAME_MAX + 1];
+    char kind[16];  // "dropout", "dropout2d", "dropblock", "dropconnect", "droppath"
+} RegLayer;
+
+static int find_reg_layers(const LayerSpec *l, int n, RegLayer *out, int k) {
+    for (int i = 0; i < n && k < 64; i++) {
+        const char *kind = NULL;
+        if (!strcmp(l[i].type, "dropout") || !strcmp(l[i].type, "dropout2d") ||
+            !strcmp(l[i].type, "dropblock"))
+            kind = l[i].type;
+        else if (!strcmp(l[i].type, "linear") && l[i].dropconnect > 0)
+            kind = "dropconnect";
+        else if (!strcmp(l[i].type, "residual") && l[i].drop_path > 0)
+            kind = "droppath";
+        if (kind) {
+            snprintf(out[k].name, sizeof out[k].name, "%s", l[i].name);
+            snprintf(out[k].kind, sizeof out[k].kind, "%s", kind);
+            k++;
+        }
+        k = find_reg_layers(l[i].children, l[i].nchildren, out, k);
+    }
+    return k;
+}
+
+static int has_kind(const RegLayer *r, int n, const char *kind) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(r[i].kind, kind)) return 1;
+    return 0;
+}
+
+static int has_type(const LayerSpec *l, int n, const char *type) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(l[i].type, type) || has_type(l[i].children, l[i].nchildren, type)) return 1;
+    return 0;
+}
+
+// Switches every dropout-family layer but those of kind keep off (keep NULL: all of them).
+static void only_dropout_kind(Point *p, const RegLayer *r, int n, const char *keep) {
+    if (!keep) {
+        point_set(p, "reg.dropout=off");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(r[i].kind, keep)) continue;
+        const char *key = !strcmp(r[i].kind, "dropconnect") ? "dropconnect"
+                          : !strcmp(r[i].kind, "droppath") ? "drop_path" : "p";
+        point_set(p, "layer.%s.%s=0", r[i].name, key);
+    }
+}
+
+static void build_reg(const Dist *d, Study *s) {
+    const Config *c = &s->cfg;
+    int full = !strcmp(s->preset, "full");
+    int E = s->epochs > 0 ? s->epochs : full ? c->epochs : 3;
+    int seeds = s->seeds > 0 ? s->seeds : full ? 3 : 2;
+    RegLayer r[64];
+    int nr = find_reg_layers(c->layers, c->nlayers, r, 0);
+    int bn = has_type(c->layers, c->nlayers, "batchnorm");
+    double wd = c->optim.weight_decay > 0 ? c->optim.weight_decay : 0.01;
+    double ls = c->label_smoothing > 0 ? c->label_smoothing : 0.1;
+    static const char *const kinds[] = {"dropout", "dropout2d", "dropblock", "dropconnect",
+                                        "droppath"};
+    static const char *const kind_names[] = {"+ dropout", "+ Dropout2d", "+ DropBlock",
+                                             "+ DropConnect", "+ DropPath"};
+    // conditions: 0 none, 1 AdamW decay, 2 Adam + L2, 3.. one dropout kind each, then label
+    // smoothing, BatchNorm, all but BatchNorm, all on
+    char conds[16][64];
+    int nc = 0;
+    snprintf(conds[nc++], 64, "none");
+    snprintf(conds[nc++], 64, "+ weight decay (AdamW)");
+    snprintf(conds[nc++], 64, "+ L2 (Adam, coupled)");
+    for (int k = 0; k < 5; k++)
+        if (has_kind(r, nr, kinds[k])) snprintf(conds[nc++], 64, "%s", kind_names[k]);
+    snprintf(conds[nc++], 64, "+ label smoothing");
+    if (bn) snprintf(conds[nc++], 64, "+ BatchNorm");
+    if (bn) snprintf(conds[nc++], 64, "all but BatchNorm");
+    snprintf(conds[nc++], 64, "all on");
+    for (uint32_t seed = 1; seed <= (uint32_t)seeds; seed++)
+        for (int ci = 0; ci < nc; ci++) {
+            const char *cd = conds[ci];
+            Point *p = add_point(d, s, cd, ci, seed);
+            base_sets(p, E);
+            int all = !strcmp(cd, "all on"), nobn = !strcmp(cd, "all but BatchNorm");
+            if (all) continue;  // the config as it is
+            if (!nobn) {        // start from nothing, add one
+                const char *keep = NULL;
+                for (int k = 0; k < 5; k++)
+                    if (!strcmp(cd, kind_names[k])) keep = kinds[k];
+                if (keep) point_set(p, "reg.dropout=on");
+                only_dropout_kind(p, r, nr, keep);
+                if (!strcmp(cd, "+ weight decay (AdamW)")) {
+                    point_set(p, "optim.name=adamw");
+                    point_set(p, "optim.weight_decay=%g", wd);
+                } else if (!strcmp(cd, "+ L2 (Adam, coupled)")) {
+                    point_set(p, "optim.name=adam");
+                    point_set(p, "optim.weight_decay=%g", wd);
+                } else {
+                    point_set(p, "optim.name=adamw");
+                    point_set(p, "optim.weight_decay=0");
+                }
+                point_set(p, "reg.label_smoothing=%g", !strcmp(cd, "+ label smoothing") ? ls : 0.0);
+                point_set(p, "reg.l1=0");
+                point_set(p, "reg.l2=0");
+            }
+            if (bn && strcmp(cd, "+ BatchNorm")) point_set(p, "model.batchnorm=off");
+        }
+    for (int i = 0; i < s->n; i++) {
+        Point *p = &s->p[i];
+        char slug[64];
+        int k = 0;
+        for (const char *q = p->cond; *q && k < 40; q++)
+            if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9'))
+                slug[k++] = (char)(*q | 0x20);
+            else if (k && slug[k - 1] != '_')
+                slug[k++] = '_';
+        while (k && slug[k - 1] == '_') k--;
+        slug[k] = 0;
+        snprintf(p->id, sizeof p->id, "%s-E%d-s%u", slug, p->epochs, p->seed);
+    }
+}
+
+// ---- running the points ----
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+// The number after "key": in a summary.json, or NaN.
+static double json_number(const char *text, const char *key) {
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *at = text ? strstr(text, pat) : NULL;
+    return at ? strtod(at + strlen(pat), NULL) : NAN;
+}
+
+static void read_summary(Point *p, const char *dir) {
+    char path[1400];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    FILE *f = fopen(path, "r");
+    char text[8192] = {0};
+    if (f) {
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = 0;
+        fclose(f);
+    }
+    p->train_acc = json_number(text, "train_acc");
+    p->val_acc = json_number(text, "val_acc");
+    p->test_acc = json_number(text, "test_acc");
+    p->test_loss = json_number(text, "test_loss");
+    p->test_ece = json_number(text, "test_ece");
+    p->steps = json_number(text, "steps");
+    p->sec_epoch = json_number(text, "seconds_per_epoch");
+    p->p_train_acc = json_number(text, "precise_train_acc");
+    p->p_test_acc = json_number(text, "precise_test_acc");
+}
+
+static void make_dir(const Dist *d, const char *path) {
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        Err e;
+        err_set(&e, ERR_INPUT, "--out: cannot create %s: %s", path, strerror(errno));
+        cli_fail(d, &e);
+    }
+}
+
+// Runs point i (or finds it finished). Collective: rank 0 decides, everyone trains.
+static void run_point(const Dist *d, Study *s, int i) {
+    Point *p = &s->p[i];
+    char dir[1200], path[1400], ckpt[1400];
+    snprintf(dir, sizeof dir, "%s/points/%s", s->out, p->id);
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/last.h5", dir);
+    double state = 0;  // 0 fresh, 1 resume, 2 finished
+    if (d->rank == 0) state = file_exists(path) ? 2 : file_exists(ckpt) ? 1 : 0;
+    dist_bcast_f64(d, &state, 1);
+    if (d->rank == 0) {
+        printf("[%d/%d] %-24s %-14s seed %u  ", i + 1, s->n, p->cond, p->id, p->seed);
+        fflush(stdout);
+    }
+    if (state < 2) {
+        const char *argv[8 + 2 * (MAX_SETS)];
+        int argc = 0;
+        argv[argc++] = "train";
+        argv[argc++] = "--config", argv[argc++] = s->config;
+        argv[argc++] = "--data", argv[argc++] = s->data;
+        argv[argc++] = "--out", argv[argc++] = dir;
+        for (int k = 0; k < s->nextra; k++) argv[argc++] = "--set", argv[argc++] = s->extra[k];
+        for (int k = 0; k < p->nsets; k++) argv[argc++] = "--set", argv[argc++] = p->sets[k];
+        if (state == 1) argv[argc++] = "--resume", argv[argc++] = ckpt;
+        argv[argc] = NULL;
+        // the run's own output goes to its log; the study prints one line per point
+        int saved = -1;
+        if (d->rank == 0) {
+            make_dir(d, dir);
+            char log[1400];
+            snprintf(log, sizeof log, "%s/train.log", dir);
+            FILE *lf = fopen(log, state == 1 ? "a" : "w");
+            if (!lf) {
+                Err e;
+                err_set(&e, ERR_INPUT, "cannot write %s: %s", log, strerror(errno));
+                cli_fail(d, &e);
+            }
+            fflush(stdout);
+            saved = dup(STDOUT_FILENO);
+            dup2(fileno(lf), STDOUT_FILENO);
+            fclose(lf);
+        }
+        double t0 = now_seconds();
+        cmd_train((Dist *)d, argc, (char **)argv);
+        if (saved >= 0) {
+            fflush(stdout);
+            dup2(saved, STDOUT_FILENO);
+            close(saved);
+        }
+        if (d->rank == 0) printf("%s in %.0f s: ", state == 1 ? "resumed" : "trained", now_seconds() - t0);
+    } else if (d->rank == 0) {
+        printf("finished before: ");
+    }
+    if (d->rank == 0) {
+        read_summary(p, dir);
+        printf("test %.2f%%  gap %.2f points\n", 100 * p->test_acc,
+               100 * (p->train_acc - p->test_acc));
+        fflush(stdout);
+    }
+}
+
+// ---- results ----
+
+// Mean and sample standard deviation of v over the points of (cond, x), in percent.
+typedef double (*Metric)(const Point *);
+static double m_test(const Point *p) { return 100 * p->test_acc; }
+static double m_gap(const Point *p) { return 100 * (p->train_acc - p->test_acc); }
+static double m_ptest(const Point *p) { return 100 * p->p_test_acc; }
+static double m_pgap(const Point *p) { return 100 * (p->p_train_acc - p->p_test_acc); }
+static double m_train(const Point *p) { return 100 * p->train_acc; }
+static double m_ece(const Point *p) { return 100 * p->test_ece; }
+static double m_loss(const Point *p) { return p->test_loss; }
+static double m_sec(const Point *p) { return p->sec_epoch; }
+static double m_steps(const Point *p) { return p->steps; }
+
+static int stat_of(const Study *s, const char *cond, double x, Metric f, double *mean, double *sd) {
+    double sum = 0, sq = 0;
+    int n = 0;
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->p[i].cond, cond) && s->p[i].x == x && isfinite(f(&s->p[i]))) {
+            sum += f(&s->p[i]);
+            n++;
+        }
+    *mean = n ? sum / n : NAN;
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->p[i].cond, cond) && s->p[i].x == x && isfinite(f(&s->p[i])))
+            sq += pow(f(&s->p[i]) - *mean, 2);
+    *sd = n > 1 ? sqrt(sq / (n - 1)) : 0.0;
+    return n;
+}
+
+// The distinct x of a condition, ascending (at most MAX_LIST * 2).
+static int xs_of(const Study *s, const char *cond, double *xs) {
+    int n = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (strcmp(s->p[i].cond, cond)) continue;
+        int seen = 0;
+        for (int k = 0; k < n; k++) seen |= xs[k] == s->p[i].x;
+        if (seen || n >= 2 * MAX_LIST) continue;
+        int k = n++;
+        while (k > 0 && xs[k - 1] > s->p[i].x) xs[k] = xs[k - 1], k--;
+        xs[k] = s->p[i].x;
+    }
+    return n;
+}
+
+static void write_csv(const Dist *d, const Study *s) {
+    char path[1200], tmp[1300];
+    snprintf(path, sizeof path, "%s/results.csv", s->out);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    Err e;
+    if (!f) {
+        err_set(&e, ERR_RUNTIME, "cannot write %s: %s", tmp, strerror(errno));
+        cli_fail(d, &e);
+    }
+    fprintf(f, "study,condition,id,seed,G,B,how,epochs,steps,train_acc,val_acc,test_acc,gap,"
+               "test_loss,test_ece,precise_train_acc,precise_test_acc,precise_gap,"
+               "seconds_per_epoch\n");
+    for (int i = 0; i < s->n; i++) {
+        const Point *p = &s->p[i];
+        fprintf(f, "%s,\"%s\",%s,%u,%d,%d,\"%s\",%d,%.0f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,"
+                   "%.6f,%.3f\n",
+                s->kind, p->cond, p->id, p->seed, p->G, p->B, p->how, p->epochs, p->steps,
+                p->train_acc, p->val_acc, p->test_acc, p->train_acc - p->test_acc, p->test_loss,
+                p->test_ece, p->p_train_acc, p->p_test_acc, p->p_train_acc - p->p_test_acc,
+                p->sec_epoch);
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        err_set(&e, ERR_RUNTIME, "cannot write %s: %s", path, strerror(errno));
+        cli_fail(d, &e);
+    }
+}
+
+// A line series of metric f against x for one condition, with sd error bars.
+typedef struct {
+    double x[2 * MAX_LIST], y[2 * MAX_LIST], err[2 * MAX_LIST];
+} SeriesData;
+
+static SvgSeries series_of(const Study *s, const char *cond, const char *label, Metric f,
+                           SeriesData *sd) {
+    int n = xs_of(s, cond, sd->x);
+    for (int k = 0; k < n; k++) stat_of(s, cond, sd->x[k], f, &sd->y[k], &sd->err[k]);
+    return (SvgSeries){.label = label, .n = n, .x = sd->x, .y = sd->y, .err = sd->err};
+}
+
+static void fail_svg(const Dist *d, int rc, const Err *e) {
+    if (rc) cli_fail(d, e);
+}
+
+static void bn_figures(const Dist *d, const Study *s, FILE *md) {
+    SeriesData a[4], b[4];
+    SvgSeries g_acc[2] = {series_of(s, "G sweep", "running statistics", m_test, &a[0]),
+                          series_of(s, "G sweep", "PreciseBN", m_ptest, &a[1])};
+    SvgSeries g_gap[2] = {series_of(s, "G sweep", "running statistics", m_gap, &a[2]),
+                          series_of(s, "G sweep", "PreciseBN", m_pgap, &a[3])};
+    SvgSeries b_acc[2] = {series_of(s, "B sweep, fixed epochs", "fixed epochs", m_test, &b[0]),
+                          series_of(s, "B sweep, fixed steps", "fixed steps", m_test, &b[1])};
+    SvgSeries b_gap[2] = {series_of(s, "B sweep, fixed epochs", "fixed epochs", m_gap, &b[2]),
+                          series_of(s, "B sweep, fixed steps", "fixed steps", m_gap, &b[3])};
+    char t1[128], t2[128];
+    int B0 = s->cfg.batch;
+    snprintf(t1, sizeof t1, "test accuracy at B = %d", B0);
+    snprintf(t2, sizeof t2, "train - test gap at B = %d", B0);
+    SvgPanel panels[4] = {
+        {t1, "samples per BN statistic, G", "test accuracy (%)", 1, g_acc, 2},
+        {t2, "samples per BN statistic, G", "gap (points)", 1, g_gap, 2},
+        {"control: test accuracy at fixed G", "global batch B", "test accuracy (%)", 1, b_acc, 2},
+        {"control: train - test gap at fixed G", "global batch B", "gap (points)", 1, b_gap, 2}};
+    int np = b_acc[0].n + b_acc[1].n > 0 ? 4 : 2;
+    // the control's B0 point is the G sweep's point at the control's G: add it to both lines
+    char path[1200];
+    snprintf(path, sizeof path, "%s/figure.svg", s->out);
+    Err e = {0};
+    fail_svg(d, svg_line_figure(path, "BatchNorm group size study (mean and sd over seeds)",
+                                panels, np, &e), &e);
+    fprintf(md, "![BatchNorm study](figure.svg)\n\n");
+}
+
+static void reg_figures(const Dist *d, const Study *s, FILE *md, const char (*cats)[64], int nc) {
+    double val[3][16], err[3][16];
+    Metric f[3] = {m_test, m_gap, m_ece};
+    for (int k = 0; k < 3; k++)
+        for (int c = 0; c < nc; c++) stat_of(s, cats[c], c, f[k], &val[k][c], &err[k][c]);
+    const char *names[16];
+    for (int c = 0; c < nc; c++) names[c] = cats[c];
+    SvgDotPanel panels[3] = {
+        {"test accuracy", "test accuracy (%)", nc, names, 1, NULL, val[0], err[0]},
+        {"train - test gap", "gap (points)", nc, names, 1, NULL, val[1], err[1]},
+        {"calibration", "test ECE (%)", nc, names, 1, NULL, val[2], err[2]}};
+    char path[1200];
+    snprintf(path, sizeof path, "%s/figure.svg", s->out);
+    Err e = {0};
+    fail_svg(d, svg_dot_figure(path, "Regularizer ablation (mean and sd over seeds)", panels, 3,
+                               &e), &e);
+    fprintf(md, "![Regularizer ablation](figure.svg)\n\n");
+}
+
+static void md_cell(FILE *md, const Study *s, const char *cond, double x, Metric f, int digits) {
+    double m, sd;
+    int n = stat_of(s, cond, x, f, &m, &sd);
+    if (!n) fprintf(md, " | –");
+    else if (n == 1) fprintf(md, " | %.*f", digits, m);
+    else fprintf(md, " | %.*f ± %.*f", digits, m, digits, sd);
+}
+
+static void write_summary(const Dist *d, Study *s) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/summary.md", s->out);
+    FILE *md = fopen(path, "w");
+    if (!md) {
+        Err e;
+        err_set(&e, ERR_RUNTIME, "cannot write %s: %s", path, strerror(errno));
+        cli_fail(d, &e);
+    }
+    int seeds = 0;
+    for (int i = 0; i < s->n; i++) seeds = (int)s->p[i].seed > seeds ? (int)s->p[i].seed : seeds;
+    fprintf(md, "# regdist study %s\n\n%s on %s, preset %s, %d seed%s per point, %d rank%s. "
+                "Accuracies in %%, gaps in points (train − test, both in eval mode), mean ± sd "
+                "over seeds.\n\n",
+            s->kind, s->cfg.source, s->data, s->preset, seeds, seeds > 1 ? "s" : "", d->world,
+            d->world > 1 ? "s" : "");
+    if (!strcmp(s->kind, "bn")) {
+        bn_figures(d, s, md);
+        const char *conds[3] = {"G sweep", "B sweep, fixed epochs", "B sweep, fixed steps"};
+        fprintf(md, "| condition | G | B | epochs | steps | train acc | test acc | gap | "
+                    "PreciseBN test acc | PreciseBN gap |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        for (int c = 0; c < 3; c++) {
+            double xs[2 * MAX_LIST];
+            int n = xs_of(s, conds[c], xs);
+            for (int k = 0; k < n; k++) {
+                const Point *p = NULL;
+                for (int i = 0; i < s->n && !p; i++)
+                    if (!strcmp(s->p[i].cond, conds[c]) && s->p[i].x == xs[k]) p = &s->p[i];
+                fprintf(md, "| %s | %d | %d | %d", conds[c], p->G, p->B, p->epochs);
+                md_cell(md, s, conds[c], xs[k], m_steps, 0);
+                md_cell(md, s, conds[c], xs[k], m_train, 2);
+                md_cell(md, s, conds[c], xs[k], m_test, 2);
+                md_cell(md, s, conds[c], xs[k], m_gap, 2);
+                md_cell(md, s, conds[c], xs[k], m_ptest, 2);
+                md_cell(md, s, conds[c], xs[k], m_pgap, 2);
+                fprintf(md, " |\n");
+            }
+        }
+        // what the G sweep shows, in words, from the numbers above
+        double xs[2 * MAX_LIST], m, sd;
+        int n = xs_of(s, "G sweep", xs), best = 0, worst = 0;
+        double acc[2 * MAX_LIST], gap[2 * MAX_LIST];
+        for (int k = 0; k < n; k++) {
+            stat_of(s, "G sweep", xs[k], m_test, &acc[k], &sd);
+            stat_of(s, "G sweep", xs[k], m_gap, &gap[k], &m);
+            if (acc[k] > acc[best]) best = k;
+            if (acc[k] < acc[worst]) worst = k;
+        }
+        if (n >= 2)
+            fprintf(md, "\nAt B = %d, test accuracy is highest at G = %.0f (%.2f%%) and lowest at "
+                        "G = %.0f (%.2f%%). The train − test gap is %.2f points at G = %.0f and "
+                        "%.2f at G = %.0f.\n",
+                    s->cfg.batch, xs[best], acc[best], xs[worst], acc[worst], gap[0], xs[0],
+                    gap[n - 1], xs[n - 1]);
+    } else {
+        char cats[16][64];
+        int nc = 0;
+        for (int i = 0; i < s->n && nc < 16; i++) {
+            int seen = 0;
+            for (int c = 0; c < nc; c++) seen |= !strcmp(cats[c], s->p[i].cond);
+            if (!seen) snprintf(cats[nc++], 64, "%s", s->p[i].cond);
+        }
+        reg_figures(d, s, md, (const char (*)[64])cats, nc);
+        fprintf(md, "| condition | train acc | test acc | gap | test ECE (%%) | test loss | "
+                    "s/epoch |\n|---|---|---|---|---|---|---|\n");
+        for (int c = 0; c < nc; c++) {
+            fprintf(md, "| %s", cats[c]);
+            md_cell(md, s, cats[c], c, m_train, 2);
+            md_cell(md, s, cats[c], c, m_test, 2);
+            md_cell(md, s, cats[c], c, m_gap, 2);
+            md_cell(md, s, cats[c], c, m_ece, 2);
+            md_cell(md, s, cats[c], c, m_loss, 3);
+            md_cell(md, s, cats[c], c, m_sec, 1);
+            fprintf(md, " |\n");
+        }
+    }
+    fprintf(md, "\nEvery run: `%s/points/<id>/` (metrics.csv, train.log, checkpoints). "
+                "All numbers: results.csv.\n", s->out);
+    fclose(md);
+}
+
+int cmd_study(Dist *d, int argc, char **argv) {
+    Study s;
+    memset(&s, 0, sizeof s);
+    parse_args(d, &s, argc, argv);
+    Err e = {0};
+    if (!strcmp(s.preset, "quick")) {
+        // a short schedule and a small validation set; the user's --set still win
+        memmove(s.extra + 2, s.extra, (size_t)s.nextra * sizeof *s.extra);
+        s.extra[0] = "sched.warmup_steps=20";
+        s.extra[1] = "data.val_size=1000";
+        s.nextra += 2;
+    }
+    if (config_load(&s.cfg, s.config, NULL, s.extra, s.nextra, &e)) cli_fail(d, &e);
+    s.p = calloc(MAX_POINTS, sizeof *s.p);
+    if (!s.p) {
+        err_set(&e, ERR_RUNTIME, "out of memory");
+        cli_fail(d, &e);
+    }
+    if (!strcmp(s.kind, "bn")) build_bn(d, &s);
+    else build_reg(d, &s);
+    if (s.n == 0) cli_usage_fail(d, "study", "no point of the sweep can be made on %d ranks", d->world);
+    if (d->rank == 0) {
+        char pts[1200];
+        make_dir(d, s.out);
+        snprintf(pts, sizeof pts, "%s/points", s.out);
+        make_dir(d, pts);
+        printf("regdist study %s: %d runs of %s, preset %s, %d rank%s -> %s\n", s.kind, s.n,
+               s.config, s.preset, d->world, d->world > 1 ? "s" : "", s.out);
+        fflush(stdout);
+    }
+    for (int i = 0; i < s.n; i++) run_point(d, &s, i);
+    if (d->rank == 0) {
+        write_csv(d, &s);
+        write_summary(d, &s);
+        printf("results: %s/results.csv, %s/figure.svg, %s/summary.md\n", s.out, s.out, s.out);
+    }
+    free(s.p);
+    config_free(&s.cfg);
+    return 0;
+}
