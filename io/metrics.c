@@ -87,3 +87,72 @@ int metrics_write(FILE *f, const MetricsRow *r, Err *e) {
         return err_set(e, ERR_RUNTIME, "metrics.csv: cannot write a row: %s", strerror(errno));
     return ERR_OK;
 }
+
+static const char *const columns[] = {"epoch", "step", "lr", "train_loss", "train_acc",
+                                      "val_loss", "val_acc", "seconds", "images_per_s"};
+enum { NCOLUMNS = 9 };
+
+// One line of the table into r (line is cut up in the process).
+static int parse_row(char *line, MetricsRow *r, const char *path, int lineno, Err *e) {
+    double v[NCOLUMNS];
+    int k = 0;
+    for (char *p = line;; p = strchr(p, 0) + 1, k++) {
+        if (k == NCOLUMNS)
+            return err_set(e, ERR_INPUT, "%s:%d: more than %d fields", path, lineno, NCOLUMNS);
+        char *comma = strchr(p, ','), *end = p;
+        if (comma) *comma = 0;
+        v[k] = *p ? strtod(p, &end) : NAN;
+        if (*p ? *end != 0 : k != 5 && k != 6)  // only the val columns may be empty
+            return err_set(e, ERR_INPUT, "%s:%d: %s: '%s' is not a number", path, lineno,
+                           columns[k], p);
+        if (k < 2 && !(v[k] >= 0 && v[k] < 9e15 && v[k] == floor(v[k])))
+            return err_set(e, ERR_INPUT, "%s:%d: %s: '%s' is not a whole number >= 0", path,
+                           lineno, columns[k], p);
+        if (!comma) break;
+    }
+    if (k != NCOLUMNS - 1)
+        return err_set(e, ERR_INPUT, "%s:%d: expected %d fields, got %d", path, lineno, NCOLUMNS,
+                       k + 1);
+    *r = (MetricsRow){.epoch = (int64_t)v[0], .step = (int64_t)v[1], .lr = v[2],
+                      .train_loss = v[3], .train_acc = v[4], .val_loss = v[5], .val_acc = v[6],
+                      .seconds = v[7], .images_per_s = v[8]};
+    return ERR_OK;
+}
+
+int metrics_read(const char *path, MetricsRow **rows, int *n, Err *e) {
+    *rows = NULL, *n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set(e, ERR_INPUT, "%s: cannot read: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0, have = 0, hlen = sizeof header - 2;  // the header without its newline
+    ssize_t len;
+    int lineno = 0, rc = ERR_OK;
+    while (!rc && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (lineno == 1) {
+            if ((size_t)len != hlen || strncmp(line, header, hlen) != 0)
+                rc = err_set(e, ERR_INPUT, "%s:1: not a metrics.csv header (expected '%.*s')",
+                             path, (int)hlen, header);
+            continue;
+        }
+        if (len == 0) continue;
+        if ((size_t)*n == have) {
+            have = have ? 2 * have : 64;
+            MetricsRow *grown = realloc(*rows, have * sizeof **rows);
+            if (!grown) {
+                rc = err_set(e, ERR_RUNTIME, "%s: out of memory", path);
+                break;
+            }
+            *rows = grown;
+        }
+        rc = parse_row(line, &(*rows)[*n], path, lineno, e);
+        *n += !rc;
+    }
+    if (!rc && ferror(f)) rc = err_set(e, ERR_INPUT, "%s: cannot read: %s", path, strerror(errno));
+    if (!rc && lineno == 0) rc = err_set(e, ERR_INPUT, "%s: empty file, no header", path);
+    free(line);
+    fclose(f);
+    if (rc) free(*rows), *rows = NULL, *n = 0;
+    return rc;
+}

@@ -16,3 +16,9 @@ typedef struct {
 // The header is written when the file is new or empty. NULL with e set on failure.
 FILE *metrics_open(const char *path, int64_t first_epoch, Err *e);
 int metrics_write(FILE *f, const MetricsRow *r, Err *e);
+
+// Reads a table as metrics_write writes it: the exact header, then rows of 9 fields, with
+// val_loss and val_acc empty (read as NaN) when there is no validation split; numbers as printf
+// writes them, nan and inf included. Empty lines are skipped. *rows is malloc'd (caller frees)
+// and holds *n rows. ERR_INPUT "path: cannot read: <reason>" or "path:line: what is wrong".
+int metrics_read(const char *path, MetricsRow **rows, int *n, Err *e);

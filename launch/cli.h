@@ -72,3 +72,4 @@ int cmd_eval(Dist *d, int argc, char **argv);
 int cmd_data(Dist *d, int argc, char **argv);
 int cmd_bench(Dist *d, int argc, char **argv);
 int cmd_predict(Dist *d, int argc, char **argv);
+int cmd_plot(Dist *d, int argc, char **argv);

@@ -1,0 +1,153 @@
+// plot.c: `regdist plot`: the learning curves of one or more runs in one SVG figure: loss,
+// accuracy, the train-validation gap and the learning rate over epochs, a colour per run.
+// Plotting is cheap and needs no collective work, so rank 0 does it all and the rest return.
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "io/metrics.h"
+#include "io/svg.h"
+
+static const char *usage =
+    "usage: regdist plot --out FIG.svg [--title T] RUN [RUN ...]\n"
+    "\n"
+    "Draws the learning curves of each RUN (a run directory holding metrics.csv, as train --out\n"
+    "makes, or a metrics.csv file) into the SVG figure FIG.svg, four panels over epochs: loss\n"
+    "and accuracy (train solid, validation dashed), the train-validation accuracy gap in\n"
+    "points, and the learning rate. A run is named after its directory; runs whose directories\n"
+    "share a name get their parent's name in front. --out is required; the file is replaced\n"
+    "whole. T is the figure's title (default \"learning curves\"). Open FIG.svg in a browser.\n";
+
+typedef struct {
+    char name[256], parent[256], label[600];  // a file name is at most 255 bytes
+    MetricsRow *rows;
+    int n;
+    double *col;  // (7, n): epoch, train loss, val loss, train acc %, val acc %, gap, lr
+} Run;
+
+enum { EPOCH, TRAIN_LOSS, VAL_LOSS, TRAIN_ACC, VAL_ACC, GAP, LR, NCOL };
+
+static double *column(const Run *r, int c) { return r->col + (size_t)c * r->n; }
+
+// Reads RUN (a directory or a metrics.csv) and names it after the directory holding the file.
+static int run_load(Run *r, const char *arg, Err *e) {
+    char path[PATH_MAX + 16], real[PATH_MAX + 16];
+    struct stat st;
+    if (stat(arg, &st))
+        return err_set(e, ERR_INPUT, "%s: no such run directory or metrics.csv", arg);
+    snprintf(path, sizeof path, S_ISDIR(st.st_mode) ? "%s/metrics.csv" : "%s", arg);
+    if (metrics_read(path, &r->rows, &r->n, e)) return e->code;
+    if (r->n == 0) return err_set(e, ERR_INPUT, "%s: no epochs yet", path);
+    if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
+    char *slash = strrchr(real, '/');
+    *(slash ? slash : real) = 0;  // real is now the run directory
+    slash = strrchr(real, '/');
+    snprintf(r->name, sizeof r->name, "%.255s", slash ? slash + 1 : *real ? real : ".");
+    if (slash) *slash = 0;
+    slash = strrchr(real, '/');
+    snprintf(r->parent, sizeof r->parent, "%.255s", slash ? slash + 1 : real);
+    r->col = malloc((size_t)NCOL * r->n * sizeof *r->col);
+    if (!r->col) return err_set(e, ERR_RUNTIME, "out of memory");
+    for (int i = 0; i < r->n; i++) {
+        const MetricsRow *m = &r->rows[i];
+        column(r, EPOCH)[i] = (double)m->epoch;
+        column(r, TRAIN_LOSS)[i] = m->train_loss;
+        column(r, VAL_LOSS)[i] = m->val_loss;
+        column(r, TRAIN_ACC)[i] = 100 * m->train_acc;
+        column(r, VAL_ACC)[i] = 100 * m->val_acc;
+        column(r, GAP)[i] = 100 * (m->train_acc - m->val_acc);
+        column(r, LR)[i] = m->lr;
+    }
+    return ERR_OK;
+}
+
+// Legend labels: the directory's name, "parent/name" where names clash, then " (k)" where
+// even those do (the same run given twice).
+static void run_labels(Run *runs, int n) {
+    for (int i = 0; i < n; i++) {
+        int clash = 0;
+        for (int j = 0; j < n; j++) clash |= j != i && strcmp(runs[i].name, runs[j].name) == 0;
+        if (clash)
+            snprintf(runs[i].label, sizeof runs[i].label, "%s/%s", runs[i].parent, runs[i].name);
+        else
+            snprintf(runs[i].label, sizeof runs[i].label, "%s", runs[i].name);
+    }
+    for (int i = 0; i < n; i++) {
+        int same = 1;
+        for (int j = 0; j < i; j++) same += strcmp(runs[i].label, runs[j].label) == 0;
+        size_t len = strlen(runs[i].label);
+        if (same > 1) snprintf(runs[i].label + len, sizeof runs[i].label - len, " (%d)", same);
+    }
+}
+
+// Series of column c for every run; with val >= 0 also that column, dashed, after each.
+static SvgSeries *series(const Run *runs, int n, int c, int val, int *count) {
+    SvgSeries *s = calloc((size_t)n * 2, sizeof *s);
+    *count = 0;
+    for (int i = 0; s && i < n; i++) {
+        const Run *r = &runs[i];
+        s[(*count)++] = (SvgSeries){r->label, r->n, column(r, EPOCH), column(r, c), NULL, 0};
+        if (val >= 0)
+            s[(*count)++] = (SvgSeries){r->label, r->n, column(r, EPOCH), column(r, val), NULL, 1};
+    }
+    return s;
+}
+
+int cmd_plot(Dist *d, int argc, char **argv) {
+    static const struct option opts[] = {{"out", required_argument, 0, 'o'},
+                                         {"title", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *out = NULL, *title = "learning curves";
+    int ch;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'o': out = optarg; break;
+        case 't': title = optarg; break;
+        case 'h':
+            if (d->rank == 0) fputs(usage, stdout);
+            return 0;
+        default: cli_usage_fail(d, "plot", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (!out) cli_usage_fail(d, "plot", "--out FIG.svg is required");
+    if (optind == argc) cli_usage_fail(d, "plot", "give at least one run directory");
+    if (d->rank != 0) return 0;
+    int n = argc - optind;
+    Err e = {0};
+    Run *runs = calloc((size_t)n, sizeof *runs);
+    if (!runs) {
+        err_set(&e, ERR_RUNTIME, "out of memory");
+        cli_fail(d, &e);
+    }
+    for (int i = 0; i < n; i++)
+        if (run_load(&runs[i], argv[optind + i], &e)) cli_fail(d, &e);
+    run_labels(runs, n);
+    SvgPanel p[4] = {
+        {"loss (train solid, validation dashed)", "epoch", "cross-entropy", 0, NULL, 0},
+        {"accuracy (train solid, validation dashed)", "epoch", "accuracy (%)", 0, NULL, 0},
+        {"generalization gap: train - validation accuracy", "epoch", "gap (points)", 0, NULL, 0},
+        {"learning rate", "epoch", "learning rate", 0, NULL, 0}};
+    SvgSeries *s[4] = {series(runs, n, TRAIN_LOSS, VAL_LOSS, &p[0].nseries),
+                       series(runs, n, TRAIN_ACC, VAL_ACC, &p[1].nseries),
+                       series(runs, n, GAP, -1, &p[2].nseries),
+                       series(runs, n, LR, -1, &p[3].nseries)};
+    for (int k = 0; k < 4; k++) {
+        if (!s[k]) {
+            err_set(&e, ERR_RUNTIME, "out of memory");
+            cli_fail(d, &e);
+        }
+        p[k].series = s[k];
+    }
+    if (svg_line_figure(out, title, p, 4, &e)) cli_fail(d, &e);
+    printf("plot: wrote %s (%d run%s)\n", out, n, n == 1 ? "" : "s");
+    for (int k = 0; k < 4; k++) free(s[k]);
+    for (int i = 0; i < n; i++) free(runs[i].rows), free(runs[i].col);
+    free(runs);
+    return 0;
+}
