@@ -27,6 +27,22 @@ void dist_finalize(Dist *d) {
     MPI_Finalize();
 }
 
+int dist_first(const Dist *d, int k, Dist *sub) {
+    MPI_Comm c;
+    MPI_Comm_split(d->comm, d->rank < k ? 0 : MPI_UNDEFINED, d->rank, &c);
+    if (c == MPI_COMM_NULL) return 0;
+    *sub = *d;
+    sub->comm = c;
+    MPI_Comm_rank(c, &sub->rank);
+    MPI_Comm_size(c, &sub->world);
+    return 1;
+}
+
+void dist_sub_free(Dist *sub) {
+    if (sub->comm != MPI_COMM_NULL) MPI_Comm_free(&sub->comm);
+    sub->comm = MPI_COMM_NULL;
+}
+
 void dist_barrier(const Dist *d) {
     watchdog_enter("waiting at a barrier for every rank", -1);
     MPI_Barrier(d->comm);

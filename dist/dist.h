@@ -17,6 +17,12 @@ typedef struct {
 int dist_init(Dist *d, int *argc, char ***argv);
 void dist_finalize(Dist *d);
 
+// The first k ranks of d as a context of their own (collective over d): returns 1 and sets
+// *sub on ranks below k, 0 on the others. The host-local fields stay d's. Free with
+// dist_sub_free.
+int dist_first(const Dist *d, int k, Dist *sub);
+void dist_sub_free(Dist *sub);
+
 // Waits for every rank.
 void dist_barrier(const Dist *d);
 

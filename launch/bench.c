@@ -15,13 +15,15 @@
 
 static const char *usage =
     "usage: regdist bench --config C [--batch N] [--steps N] [--warmup N] [--threads N]\n"
-    "                     [--set key=value ...] [--json]\n"
+    "                     [--set key=value ...] [--json] [--scaling]\n"
     "\n"
     "Times full data-parallel training steps of config C (the same step as train: slices,\n"
     "forward, loss, backward with the bucketed all-reduce, clipping, optimizer) on random\n"
     "inputs of model.input's shape, one process or many under mpirun. Prints the median\n"
     "images/s, the time split, how much communication backward hid, peak memory per rank,\n"
-    "and the GEMM rate against the machine's own sgemm on the same threads.\n";
+    "and the GEMM rate against the machine's own sgemm on the same threads.\n"
+    "With --scaling, under mpirun -n W, it measures the first 1, 2, 4, ... and W ranks in turn\n"
+    "(the rest idle) and prints each size's scaling efficiency against the 1-rank rate.\n";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -70,58 +72,23 @@ static double sgemm_gflops(int n, int reps) {
     return g;
 }
 
-int cmd_bench(Dist *d, int argc, char **argv) {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
-        {"steps", required_argument, 0, 'n'},  {"warmup", required_argument, 0, 'w'},
-        {"threads", required_argument, 0, 't'}, {"set", required_argument, 0, 's'},
-        {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    const char *config = NULL, *sets[MAX_SETS];
-    int nsets = 0, batch = 0, steps = 50, warmup = 5, threads = 0, json = 0, ch;
-    opterr = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c': config = optarg; break;
-        case 'b': batch = (int)cli_parse_int(d, "bench", "--batch", optarg, 1, 1 << 20); break;
-        case 'n': steps = (int)cli_parse_int(d, "bench", "--steps", optarg, 1, 1 << 20); break;
-        case 'w': warmup = (int)cli_parse_int(d, "bench", "--warmup", optarg, 0, 1 << 20); break;
-        case 't': threads = (int)cli_parse_int(d, "bench", "--threads", optarg, 1, 1024); break;
-        case 's':
-            if (nsets >= MAX_SETS) cli_usage_fail(d, "bench", "too many --set options");
-            sets[nsets++] = optarg;
-            break;
-        case 'j': json = 1; break;
-        case 'h':
-            if (d->rank == 0) fputs(usage, stdout);
-            return 0;
-        default: cli_usage_fail(d, "bench", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) cli_usage_fail(d, "bench", "unexpected argument '%s'", argv[optind]);
-    if (!config) cli_usage_fail(d, "bench", "--config is required");
+// What one measurement found (valid on rank 0 of d).
+typedef struct {
+    double med, ips, gf, peak, split[5], hidden, rss_max;
+} BenchResult;
+
+// Times `steps` training steps (after `warmup`) of cfg on d's ranks. Collective over d.
+static void bench_once(const Dist *d, const Config *cfg, int classes, int steps, int warmup,
+                       BenchResult *res) {
     Err e = {0};
-    Config cfg;
-    if (config_load(&cfg, config, NULL, sets, nsets, &e)) cli_fail(d, &e);
-    if (!cfg.input.ndim) {
-        err_set(&e, ERR_INPUT, "%s: bench needs model.input to know the input shape", config);
-        cli_fail(d, &e);
-    }
-    if (batch) cfg.batch = batch;
-    batch = cfg.batch;
-    threads = cli_set_threads(d, threads ? threads : cfg.threads);
-    // the class count is the last linear layer's width
-    int classes = 0;
-    for (int i = 0; i < cfg.nlayers; i++)
-        if (strcmp(cfg.layers[i].type, "linear") == 0) classes = cfg.layers[i].out;
+    int batch = cfg->batch;
     Model m;
-    if (model_build(&m, cfg.layers, cfg.nlayers, cfg.input, classes, &e) ||
-        model_plan(&m, stepper_max_local(d, &cfg), &e))
+    if (model_build(&m, cfg->layers, cfg->nlayers, cfg->input, classes, &e) ||
+        model_plan(&m, stepper_max_local(d, cfg), &e))
         cli_fail(d, &e);
-    model_init(&m, cfg.seed);
+    model_init(&m, cfg->seed);
     Optim opt;
-    if (optim_init(&opt, &cfg.optim, m.table.n_trainable)) {
+    if (optim_init(&opt, &cfg->optim, m.table.n_trainable)) {
         err_set(&e, ERR_RUNTIME, "out of memory");
         cli_fail(d, &e);
     }
@@ -137,7 +104,7 @@ int cmd_bench(Dist *d, int argc, char **argv) {
         err_set(&e, ERR_RUNTIME, "out of memory");
         cli_fail(d, &e);
     }
-    philox_key key = {{cfg.seed, 0xBE4C0000u}};
+    philox_key key = {{cfg->seed, 0xBE4C0000u}};
     for (size_t i = 0; i < (size_t)batch * in; i += 4) {
         philox_ctr r = philox4x32_10((philox_ctr){{(uint32_t)(i / 4), 0, 0, 0}}, key);
         for (size_t j = 0; j < 4 && i + j < (size_t)batch * in; j++)
@@ -145,7 +112,7 @@ int cmd_bench(Dist *d, int argc, char **argv) {
     }
     for (int b = 0; b < batch; b++) ds.y[b] = b % classes, idx[b] = b;
     Stepper st;
-    if (stepper_init(&st, d, &cfg, &m, &opt, &ds, &e)) cli_fail(d, &e);
+    if (stepper_init(&st, d, cfg, &m, &opt, &ds, &e)) cli_fail(d, &e);
     int64_t correct = 0, seen = 0;
     for (int s = -warmup; s < steps; s++) {
         if (s == 0) {  // measure the timed steps only
@@ -171,39 +138,116 @@ int cmd_bench(Dist *d, int argc, char **argv) {
     dist_sum_f64(d, rss, d->world);
     double rss_max = 0;
     for (int r = 0; r < d->world; r++) rss_max = rss[r] > rss_max ? rss[r] : rss_max;
-    if (d->rank == 0) {
-        if (json)
-            printf("{\"config\": \"%s\", \"ranks\": %d, \"batch\": %d, \"threads\": %d, "
-                   "\"bn_group\": %d, \"steps\": %d, \"median_step_ms\": %.4f, "
-                   "\"images_per_s\": %.1f, \"step_gflops\": %.2f, \"sgemm_gflops\": %.2f, "
-                   "\"fraction_of_sgemm\": %.4f, \"data_ms\": %.3f, \"forward_ms\": %.3f, "
-                   "\"backward_ms\": %.3f, \"allreduce_wait_ms\": %.3f, \"optimizer_ms\": %.3f, "
-                   "\"comm_hidden\": %.3f, \"peak_rss_mib\": %.1f}\n",
-                   config, d->world, batch, threads, cfg.bn_group, steps, 1e3 * med, ips, gf,
-                   peak, gf / (peak * d->world), 1e3 * split[0], 1e3 * split[1], 1e3 * split[2],
-                   1e3 * split[3], 1e3 * split[4], hidden, rss_max);
-        else {
-            printf("%s: %d rank%s x %d thread%s (OpenBLAS %s), global batch %d, %d steps\n",
-                   config, d->world, d->world > 1 ? "s" : "", threads, threads > 1 ? "s" : "",
-                   blas_kernel_name(), batch, steps);
-            printf("  median step %.3f ms  ->  %.0f images/s\n", 1e3 * med, ips);
-            printf("  step GEMM rate %.1f GFLOP/s = %.0f%% of %d x this machine's sgemm (%.1f "
-                   "GFLOP/s, 1024^3)\n",
-                   gf, 100 * gf / (peak * d->world), d->world, peak);
-            printf("  per step (rank 0): data %.2f ms, forward %.2f, backward %.2f, waiting on "
-                   "all-reduce %.2f, optimizer %.2f\n",
-                   1e3 * split[0], 1e3 * split[1], 1e3 * split[2], 1e3 * split[3],
-                   1e3 * split[4]);
-            if (d->world > 1)
-                printf("  communication hidden behind backward: %.0f%%  (bn.group %d)\n",
-                       100 * hidden, cfg.bn_group);
-            printf("  peak memory per rank: %.0f MiB\n", rss_max);
-        }
-    }
+    *res = (BenchResult){.med = med, .ips = ips, .gf = gf, .peak = peak, .hidden = hidden,
+                         .rss_max = rss_max};
+    memcpy(res->split, split, sizeof split);
     stepper_free(&st);
     free(ds.x_f32), free(ds.y), free(idx), free(times), free(rss);
     optim_free(&opt);
     model_free(&m);
+}
+
+// The measurement as a readable block or one JSON line.
+static void print_result(const char *config, int world, int batch, int threads, int bn_group,
+                         int steps, const BenchResult *r, int json) {
+    if (json)
+        printf("{\"config\": \"%s\", \"ranks\": %d, \"batch\": %d, \"threads\": %d, "
+               "\"bn_group\": %d, \"steps\": %d, \"median_step_ms\": %.4f, "
+               "\"images_per_s\": %.1f, \"step_gflops\": %.2f, \"sgemm_gflops\": %.2f, "
+               "\"fraction_of_sgemm\": %.4f, \"data_ms\": %.3f, \"forward_ms\": %.3f, "
+               "\"backward_ms\": %.3f, \"allreduce_wait_ms\": %.3f, \"optimizer_ms\": %.3f, "
+               "\"comm_hidden\": %.3f, \"peak_rss_mib\": %.1f}\n",
+               config, world, batch, threads, bn_group, steps, 1e3 * r->med, r->ips, r->gf,
+               r->peak, r->gf / (r->peak * world), 1e3 * r->split[0], 1e3 * r->split[1], 1e3 * r->split[2],
+               1e3 * r->split[3], 1e3 * r->split[4], r->hidden, r->rss_max);
+    else {
+        printf("%s: %d rank%s x %d thread%s (OpenBLAS %s), global batch %d, %d steps\n",
+               config, world, world > 1 ? "s" : "", threads, threads > 1 ? "s" : "",
+               blas_kernel_name(), batch, steps);
+        printf("  median step %.3f ms  ->  %.0f images/s\n", 1e3 * r->med, r->ips);
+        printf("  step GEMM rate %.1f GFLOP/s = %.0f%% of %d x this machine's sgemm (%.1f "
+               "GFLOP/s, 1024^3)\n",
+               r->gf, 100 * r->gf / (r->peak * world), world, r->peak);
+        printf("  per step (rank 0): data %.2f ms, forward %.2f, backward %.2f, waiting on "
+               "all-reduce %.2f, optimizer %.2f\n",
+               1e3 * r->split[0], 1e3 * r->split[1], 1e3 * r->split[2], 1e3 * r->split[3],
+               1e3 * r->split[4]);
+        if (world > 1)
+            printf("  communication hidden behind backward: %.0f%%  (bn.group %d)\n",
+                   100 * r->hidden, bn_group);
+        printf("  peak memory per rank: %.0f MiB\n", r->rss_max);
+    }
+}
+
+int cmd_bench(Dist *d, int argc, char **argv) {
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
+        {"steps", required_argument, 0, 'n'},  {"warmup", required_argument, 0, 'w'},
+        {"threads", required_argument, 0, 't'}, {"set", required_argument, 0, 's'},
+        {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
+        {"scaling", no_argument, 0, 'S'},
+        {0, 0, 0, 0}};
+    const char *config = NULL, *sets[MAX_SETS];
+    int nsets = 0, batch = 0, steps = 50, warmup = 5, threads = 0, json = 0, scaling = 0, ch;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': config = optarg; break;
+        case 'b': batch = (int)cli_parse_int(d, "bench", "--batch", optarg, 1, 1 << 20); break;
+        case 'n': steps = (int)cli_parse_int(d, "bench", "--steps", optarg, 1, 1 << 20); break;
+        case 'w': warmup = (int)cli_parse_int(d, "bench", "--warmup", optarg, 0, 1 << 20); break;
+        case 't': threads = (int)cli_parse_int(d, "bench", "--threads", optarg, 1, 1024); break;
+        case 's':
+            if (nsets >= MAX_SETS) cli_usage_fail(d, "bench", "too many --set options");
+            sets[nsets++] = optarg;
+            break;
+        case 'j': json = 1; break;
+        case 'S': scaling = 1; break;
+        case 'h':
+            if (d->rank == 0) fputs(usage, stdout);
+            return 0;
+        default: cli_usage_fail(d, "bench", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) cli_usage_fail(d, "bench", "unexpected argument '%s'", argv[optind]);
+    if (!config) cli_usage_fail(d, "bench", "--config is required");
+    Err e = {0};
+    Config cfg;
+    if (config_load(&cfg, config, NULL, sets, nsets, &e)) cli_fail(d, &e);
+    if (!cfg.input.ndim) {
+        err_set(&e, ERR_INPUT, "%s: bench needs model.input to know the input shape", config);
+        cli_fail(d, &e);
+    }
+    if (batch) cfg.batch = batch;
+    batch = cfg.batch;
+    threads = cli_set_threads(d, threads ? threads : cfg.threads);
+    // the class count is the last linear layer's width
+    int classes = 0;
+    for (int i = 0; i < cfg.nlayers; i++)
+        if (strcmp(cfg.layers[i].type, "linear") == 0) classes = cfg.layers[i].out;
+    // world sizes: this one, or 1, 2, 4, ... and this one with --scaling (the first k ranks)
+    int sizes[32], ns = 0;
+    for (int k = 1; scaling && k < d->world; k *= 2) sizes[ns++] = k;
+    sizes[ns++] = d->world;
+    double base = 0;
+    for (int i = 0; i < ns; i++) {
+        Dist sub;
+        BenchResult r;
+        if (dist_first(d, sizes[i], &sub)) {
+            bench_once(&sub, &cfg, classes, steps, warmup, &r);
+            if (sub.rank == 0) {
+                print_result(config, sub.world, batch, threads, cfg.bn_group, steps, &r, json);
+                if (sizes[i] == 1) base = r.ips;
+                if (scaling && !json && sizes[i] > 1)
+                    printf("  scaling efficiency against %d x the 1-rank rate: %.0f%%\n",
+                           sizes[i], 100 * r.ips / (sizes[i] * base));
+                fflush(stdout);
+            }
+            dist_sub_free(&sub);
+        }
+        dist_barrier(d);  // the other ranks wait, idle, so the machine is the subset's
+    }
     config_free(&cfg);
     return 0;
 }

@@ -73,3 +73,4 @@ int cmd_data(Dist *d, int argc, char **argv);
 int cmd_bench(Dist *d, int argc, char **argv);
 int cmd_predict(Dist *d, int argc, char **argv);
 int cmd_plot(Dist *d, int argc, char **argv);
+int cmd_study(Dist *d, int argc, char **argv);

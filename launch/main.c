@@ -14,6 +14,8 @@ static const char *usage =
     "  predict probabilities with Monte-Carlo-dropout uncertainty\n"
     "  data    make datasets: fashion-mnist, synth; summarise one: info\n"
     "  bench   measure training-step throughput\n"
+    "  study   sweeps with results, figure and summary: bn (BatchNorm group size), reg\n"
+    "          (regularizer ablation)\n"
     "  plot    draw runs' learning curves from their metrics.csv as an SVG figure\n"
     "\n"
     "Runs as one process, or as many under mpirun: mpirun -n 8 regdist train ...\n";
@@ -32,6 +34,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "bench") == 0) rc = cmd_bench(&d, argc - 1, argv + 1);
     else if (strcmp(cmd, "predict") == 0) rc = cmd_predict(&d, argc - 1, argv + 1);
     else if (strcmp(cmd, "plot") == 0) rc = cmd_plot(&d, argc - 1, argv + 1);
+    else if (strcmp(cmd, "study") == 0) rc = cmd_study(&d, argc - 1, argv + 1);
     else if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         if (d.rank == 0) fputs(usage, stdout);
         rc = 0;

@@ -274,6 +274,31 @@ static void test_cnn6_mlp4_one_step(void **state) {
 }
 
 // Ranks given different configs: one clear error, exit 2, no hang.
+// bench --scaling under 4 ranks measures the first 1, 2 and 4 ranks in turn: one JSON line
+// each, with the rank count, a positive rate and, beyond one rank, the communication hidden.
+static void test_bench_scaling(void **state) {
+    (void)state;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "'%s' -n 4 '%s' bench --config '%s' --steps 2 --warmup 0 --scaling --json",
+             mpiexec, test_regdist_bin(), config);
+    RunResult r;
+    test_run_shell(&r, cmd);
+    if (r.status) fail_msg("bench --scaling: exit %d\n%s", r.status, r.err);
+    const char *line = r.out;
+    int want[3] = {1, 2, 4};
+    for (int i = 0; i < 3; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "\"ranks\": %d,", want[i]);
+        line = strstr(line, key);
+        if (!line) fail_msg("no measurement of %d ranks in:\n%s", want[i], r.out);
+        const char *ips = strstr(line, "\"images_per_s\": ");
+        assert_non_null(ips);
+        assert_true(strtod(ips + 16, NULL) > 0);
+    }
+    assert_null(strstr(line + 1, "\"ranks\":"));  // and nothing more
+}
+
 static void test_mismatched_config(void **state) {
     (void)state;
     char cmd[8192];
@@ -394,6 +419,7 @@ int main(void) {
         cmocka_unit_test(test_resume_on_other_world_size),
         cmocka_unit_test(test_streamed_equals_held),
         cmocka_unit_test(test_cnn6_mlp4_one_step),
+        cmocka_unit_test(test_bench_scaling),
         cmocka_unit_test(test_mismatched_config),
         cmocka_unit_test(test_rank_death),
         cmocka_unit_test(test_stalled_rank_is_reported),
