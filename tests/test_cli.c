@@ -37,19 +37,6 @@ static int setup(void **state) {
     return 0;
 }
 
-static void expect_ok(const RunResult *r) {
-    if (r->status != 0) fail_msg("exit %d, stderr: %s", r->status, r->err);
-}
-
-// Exit 2, and stderr is exactly one line "regdist: ..." containing `needle`.
-static void expect_bad_input(const RunResult *r, const char *needle) {
-    if (r->status != 2) fail_msg("expected exit 2, got %d; stderr: %s", r->status, r->err);
-    size_t n = strlen(r->err);
-    if (n == 0 || r->err[n - 1] != '\n' || strchr(r->err, '\n') != r->err + n - 1)
-        fail_msg("expected one line on stderr, got: %s", r->err);
-    if (strncmp(r->err, "regdist: ", 9) != 0) fail_msg("message lacks 'regdist: ': %s", r->err);
-    if (!strstr(r->err, needle)) fail_msg("expected '%s' in: %s", needle, r->err);
-}
 
 // Common training arguments: 3 epochs of 600 samples at batch 64 = 10 steps each.
 #define TRAIN_ARGS(out) "train", "--config", config, "--data", data, "--out", out, \
@@ -68,7 +55,7 @@ static void test_train_loss_falls_and_writes_outputs(void **state) {
     const char *out = test_path(dir, "run_basic");
     RunResult r;
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_non_null(strstr(r.out, "train-val gap"));
     assert_non_null(strstr(r.out, "test: loss"));
     char *csv = test_read_file(test_path(out, "metrics.csv"), NULL);
@@ -87,7 +74,7 @@ static void test_train_loss_falls_and_writes_outputs(void **state) {
     // eval reads the checkpoint back and agrees with itself in JSON
     test_run_regdist(&r, (const char *[]){"eval", "--checkpoint", test_path(out, "last.h5"),
                                           "--data", data, "--json", NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_non_null(strstr(r.out, "\"count\": 100"));
     double acc = strtod(strstr(r.out, "\"accuracy\": ") + 12, NULL);
     assert_true(acc > 0.5 && acc <= 1.0);
@@ -133,9 +120,9 @@ static void test_resume_is_bit_exact(void **state) {
     const char *full = test_path(dir, "run_full"), *part = test_path(dir, "run_part");
     RunResult r;
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(full), NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(part), "--set", "train.max_steps=13", NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_non_null(strstr(r.out, "--resume"));
     char ckpt[1100];
     snprintf(ckpt, sizeof ckpt, "%s", test_path(part, "last.h5"));
@@ -149,9 +136,9 @@ static void test_resume_is_bit_exact(void **state) {
     // a second stop and resume inside the same run: two resumes must compose too
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(part), "--set", "train.max_steps=17",
                                           "--resume", ckpt, NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(part), "--resume", ckpt, NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_same_state(test_path(full, "last.h5"), test_path(part, "last.h5"));
     assert_same_state(test_path(full, "best.h5"), test_path(part, "best.h5"));
     // the metrics table is the same apart from timings
@@ -169,7 +156,7 @@ static void test_max_steps_zero_and_init(void **state) {
     const char *out = test_path(dir, "run_zero");
     RunResult r;
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.max_steps=0", NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     CkptMeta m = {0};
     Err e = {0};
     assert_int_equal(ckpt_read_meta(test_path(out, "last.h5"), &m, &e), ERR_OK);
@@ -181,7 +168,7 @@ static void test_max_steps_zero_and_init(void **state) {
     snprintf(init, sizeof init, "%s", test_path(out, "last.h5"));
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(b), "--set", "train.max_steps=0", "--set",
                                           "train.seed=77", "--init", init, NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_same_state(init, test_path(b, "last.h5"));
     // --init refuses a checkpoint of another model
     const char *wide = test_path(dir, "run_wide");
@@ -196,7 +183,7 @@ static void test_max_steps_zero_and_init(void **state) {
     free(text);
     test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", wide,
                                           "--init", init, NULL});
-    expect_bad_input(&r, "fc1.weight");
+    test_expect_bad_input(&r, "fc1.weight");
 }
 
 // Reads a float or int64 dataset of a prediction file.
@@ -217,10 +204,10 @@ static void test_predict(void **state) {
     const char *on = test_path(dir, "run_pred_on"), *off = test_path(dir, "run_pred_off");
     RunResult r;
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(on), "--set", "train.epochs=1", NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(off), "--set", "train.epochs=1", "--set",
                                           "reg.dropout=off", NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     char ckpt_on[1100], ckpt_off[1100], p0[1100], p5[1100], poff[1100];
     snprintf(ckpt_on, sizeof ckpt_on, "%s", test_path(on, "last.h5"));
     snprintf(ckpt_off, sizeof ckpt_off, "%s", test_path(off, "last.h5"));
@@ -229,16 +216,16 @@ static void test_predict(void **state) {
     snprintf(poff, sizeof poff, "%s", test_path(dir, "poff.h5"));
     test_run_regdist(&r, (const char *[]){"predict", "--checkpoint", ckpt_on, "--data", data,
                                           "--out", p0, NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     test_run_regdist(&r, (const char *[]){"predict", "--checkpoint", ckpt_on, "--data", data,
                                           "--mc-samples", "5", "--out", p5, NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     test_run_regdist(&r, (const char *[]){"predict", "--checkpoint", ckpt_off, "--data", data,
                                           "--mc-samples", "5", "--out", poff, NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     test_run_regdist(&r, (const char *[]){"eval", "--checkpoint", ckpt_on, "--data", data,
                                           "--json", NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     double eval_acc = strtod(strstr(r.out, "\"accuracy\": ") + 12, NULL);
     // the test split of the synthetic file: 100 samples, 10 classes
     int64_t pred[100];
@@ -269,10 +256,10 @@ static void test_predict(void **state) {
     for (int i = 0; i < 1000; i++) assert_true(std[i] == 0.0f);  // exactly zero
     test_run_regdist(&r, (const char *[]){"predict", "--checkpoint", ckpt_on, "--data", data,
                                           NULL});
-    expect_bad_input(&r, "--out is required");
+    test_expect_bad_input(&r, "--out is required");
     test_run_regdist(&r, (const char *[]){"predict", "--checkpoint", ckpt_on, "--data", data,
                                           "--mc-samples", "-2", "--out", p0, NULL});
-    expect_bad_input(&r, "--mc-samples");
+    test_expect_bad_input(&r, "--mc-samples");
 }
 
 // Early stopping: with lr 0 the validation accuracy never improves after epoch 1, so
@@ -283,7 +270,7 @@ static void test_early_stopping(void **state) {
     RunResult r;
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.epochs=5", "--set",
                                           "train.patience=1", "--set", "optim.lr=0", NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_non_null(strstr(r.out, "early stopping"));
     char *csv = test_read_file(test_path(out, "metrics.csv"), NULL);
     int rows = 0;
@@ -297,36 +284,36 @@ static void test_bad_command_lines(void **state) {
     const char *out = test_path(dir, "run_bad");
     RunResult r;
     test_run_regdist(&r, (const char *[]){"frobnicate", NULL});
-    expect_bad_input(&r, "unknown command");
+    test_expect_bad_input(&r, "unknown command");
     test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", data, NULL});
-    expect_bad_input(&r, "--out is required");
+    test_expect_bad_input(&r, "--out is required");
     test_run_regdist(&r, (const char *[]){"train", "--bogus", NULL});
-    expect_bad_input(&r, "--bogus");
+    test_expect_bad_input(&r, "--bogus");
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.epoch=3", NULL});
-    expect_bad_input(&r, "did you mean train.epochs");
+    test_expect_bad_input(&r, "did you mean train.epochs");
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.epochs=three", NULL});
-    expect_bad_input(&r, "integer");
+    test_expect_bad_input(&r, "integer");
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "optim.name=rmsprop", NULL});
-    expect_bad_input(&r, "sgd|adam|adamw");
+    test_expect_bad_input(&r, "sgd|adam|adamw");
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "reg.dropout=maybe", NULL});
-    expect_bad_input(&r, "off|on");
+    test_expect_bad_input(&r, "off|on");
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.batch=0", NULL});
-    expect_bad_input(&r, "train.batch");
+    test_expect_bad_input(&r, "train.batch");
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.patience=2",
                                           "--resume", test_path(dir, "nothing.h5"), NULL});
-    expect_bad_input(&r, "nothing.h5");
+    test_expect_bad_input(&r, "nothing.h5");
     test_run_regdist(&r, (const char *[]){"eval", "--checkpoint", "x.h5", NULL});
-    expect_bad_input(&r, "--data is required");
+    test_expect_bad_input(&r, "--data is required");
     test_run_regdist(&r, (const char *[]){"data", "synth", "--out", test_path(dir, "s.h5"),
                                           "--shape", "1,0,2", NULL});
-    expect_bad_input(&r, "--shape");
+    test_expect_bad_input(&r, "--shape");
     test_run_regdist(&r, (const char *[]){"bench", "--config", config, "--steps", "-1", NULL});
-    expect_bad_input(&r, "--steps");
+    test_expect_bad_input(&r, "--steps");
     // --help works everywhere and exits 0
     const char *cmds[] = {"train", "eval", "data", "bench", "predict"};
     for (int i = 0; i < 5; i++) {
         test_run_regdist(&r, (const char *[]){cmds[i], "--help", NULL});
-        expect_ok(&r);
+        test_expect_ok(&r);
         assert_non_null(strstr(r.out, "usage: regdist"));
     }
 }
@@ -347,14 +334,14 @@ static void test_bad_files(void **state) {
     snprintf(bad, sizeof bad, "%s", test_path(dir, "missing.h5"));
     test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", bad, "--out", out,
                                           NULL});
-    expect_bad_input(&r, "missing.h5");
+    test_expect_bad_input(&r, "missing.h5");
     snprintf(bad, sizeof bad, "%s", test_path(dir, "text.h5"));
     write_text(bad, "this is not an HDF5 file\n");
     test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", bad, "--out", out,
                                           NULL});
-    expect_bad_input(&r, "text.h5");
+    test_expect_bad_input(&r, "text.h5");
     test_run_regdist(&r, (const char *[]){"data", "info", bad, NULL});
-    expect_bad_input(&r, "text.h5");
+    test_expect_bad_input(&r, "text.h5");
     snprintf(bad, sizeof bad, "%s", test_path(dir, "trunc.h5"));
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "head -c 300000 '%s' > '%s'", data, bad);
@@ -362,61 +349,61 @@ static void test_bad_files(void **state) {
     test_run_shell(&sh, cmd);
     test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", bad, "--out", out,
                                           NULL});
-    expect_bad_input(&r, "trunc.h5");
+    test_expect_bad_input(&r, "trunc.h5");
     // data whose samples the model cannot take (model.input is 1x28x28)
     snprintf(bad, sizeof bad, "%s", test_path(dir, "small.h5"));
     test_run_regdist(&r, (const char *[]){"data", "synth", "--out", bad, "--shape", "1,8,8",
                                           "--train", "20", NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", bad, "--out", out,
                                           NULL});
-    expect_bad_input(&r, "model.input");
+    test_expect_bad_input(&r, "model.input");
     // config: missing, syntax error with its line, unknown key with its line, bad layer key
     char cfg[1100];
     snprintf(cfg, sizeof cfg, "%s", test_path(dir, "bad.cfg"));
     test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
                                           NULL});
-    expect_bad_input(&r, "bad.cfg");
+    test_expect_bad_input(&r, "bad.cfg");
     write_text(cfg, "train: {\n  epochs = 3\n  batch = ;\n};\n");
     test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
                                           NULL});
-    expect_bad_input(&r, "bad.cfg:3");
+    test_expect_bad_input(&r, "bad.cfg:3");
     write_text(cfg, "train: {\n  epochs = 3;\n  bacth = 5;\n};\n");
     test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
                                           NULL});
-    expect_bad_input(&r, "bad.cfg:3: unknown key 'train.bacth'");
+    test_expect_bad_input(&r, "bad.cfg:3: unknown key 'train.bacth'");
     write_text(cfg, "model: {\n layers = (\n  { name = \"a\"; type = \"flatten\"; },\n"
                     "  { name = \"fc\"; type = \"linear\"; out = 10; p = 0.5; }\n );\n};\n");
     test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
                                           NULL});
-    expect_bad_input(&r, "layer fc (linear) has no key 'p'");
+    test_expect_bad_input(&r, "layer fc (linear) has no key 'p'");
     // conv and pooling keys: range, required kernel, and keys a type does not take
     write_text(cfg, "model: {\n layers = (\n  { name = \"c\"; type = \"conv2d\"; out = 4; "
                     "kernel = 0; }\n );\n};\n");
     test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
                                           NULL});
-    expect_bad_input(&r, "layer c: kernel must be in [1, 64], got 0");
+    test_expect_bad_input(&r, "layer c: kernel must be in [1, 64], got 0");
     write_text(cfg, "model: {\n layers = (\n  { name = \"c\"; type = \"conv2d\"; out = 4; }"
                     "\n );\n};\n");
     test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
                                           NULL});
-    expect_bad_input(&r, "layer c (conv2d) needs kernel");
+    test_expect_bad_input(&r, "layer c (conv2d) needs kernel");
     write_text(cfg, "model: {\n layers = (\n  { name = \"mp\"; type = \"maxpool2d\"; "
                     "kernel = 2; out = 3; }\n );\n};\n");
     test_run_regdist(&r, (const char *[]){"train", "--config", cfg, "--data", data, "--out", out,
                                           NULL});
-    expect_bad_input(&r, "layer mp (maxpool2d) has no key 'out'");
+    test_expect_bad_input(&r, "layer mp (maxpool2d) has no key 'out'");
     // checkpoint: not HDF5, for eval and resume
     snprintf(bad, sizeof bad, "%s", test_path(dir, "text.h5"));
     test_run_regdist(&r, (const char *[]){"eval", "--checkpoint", bad, "--data", data, NULL});
-    expect_bad_input(&r, "text.h5");
+    test_expect_bad_input(&r, "text.h5");
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--resume", bad, NULL});
-    expect_bad_input(&r, "text.h5");
+    test_expect_bad_input(&r, "text.h5");
     // an output directory that cannot be made (a file is in the way)
     char blocked[1200];
     snprintf(blocked, sizeof blocked, "%s/sub", bad);
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(blocked), NULL});
-    expect_bad_input(&r, "output directory");
+    test_expect_bad_input(&r, "output directory");
 }
 
 int main(void) {

@@ -112,19 +112,6 @@ static void test_read_malformed(void **state) {
 #define CSV_A HEADER "1,10,0.001,2.1,0.4,1.9,0.45,1.0,500.0\n2,20,0.002,1.5,0.6,1.4,0.62,1.0,500.0\n"
 #define CSV_B HEADER "1,10,0.001,2.0,0.45,,,1.0,500.0\n2,20,0.0005,1.2,0.7,,,1.0,500.0\n"
 
-static void expect_ok(const RunResult *r) {
-    if (r->status != 0) fail_msg("exit %d, stderr: %s", r->status, r->err);
-}
-
-// Exit 2, and stderr is exactly one line "regdist: ..." containing `needle`.
-static void expect_bad_input(const RunResult *r, const char *needle) {
-    if (r->status != 2) fail_msg("expected exit 2, got %d; stderr: %s", r->status, r->err);
-    size_t n = strlen(r->err);
-    if (n == 0 || r->err[n - 1] != '\n' || strchr(r->err, '\n') != r->err + n - 1)
-        fail_msg("expected one line on stderr, got: %s", r->err);
-    if (strncmp(r->err, "regdist: ", 9) != 0) fail_msg("message lacks 'regdist: ': %s", r->err);
-    if (!strstr(r->err, needle)) fail_msg("expected '%s' in: %s", needle, r->err);
-}
 
 static void test_plot_two_runs(void **state) {
     (void)state;
@@ -134,7 +121,7 @@ static void test_plot_two_runs(void **state) {
     // one run given as its directory, the other as its metrics.csv
     test_run_regdist(&r, (const char *[]){"plot", "--out", fig, "--title", "A & B", a,
                                           test_path(b, "metrics.csv"), NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     char *s = test_read_file(fig, NULL);
     assert_non_null(s);
     assert_true(strncmp(s, "<?xml", 5) == 0 && strstr(s, "</svg>"));
@@ -154,7 +141,7 @@ static void test_plot_same_names(void **state) {
     const char *fig = test_path(dir, "same.svg");
     RunResult r;
     test_run_regdist(&r, (const char *[]){"plot", "--out", fig, x, y, x, NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     char *s = test_read_file(fig, NULL);
     assert_non_null(strstr(s, ">x/run</text>"));
     assert_non_null(strstr(s, ">y/run</text>"));
@@ -169,22 +156,22 @@ static void test_plot_bad_input(void **state) {
     RunResult r;
     const char *missing = test_path(dir, "no_such_run");
     test_run_regdist(&r, (const char *[]){"plot", "--out", fig, good, missing, NULL});
-    expect_bad_input(&r, "no_such_run: no such run directory");
+    test_expect_bad_input(&r, "no_such_run: no such run directory");
     const char *broken = make_run("broken", HEADER "1,10,0.001,2.1,0.4,1.9,0.45,1.0,500.0\n"
                                                    "2,20,0.002,oops,0.6,1.4,0.62,1.0,500.0\n");
     test_run_regdist(&r, (const char *[]){"plot", "--out", fig, broken, NULL});
-    expect_bad_input(&r, "broken/metrics.csv:3: train_loss: 'oops' is not a number");
+    test_expect_bad_input(&r, "broken/metrics.csv:3: train_loss: 'oops' is not a number");
     const char *empty = make_run("empty", HEADER);
     test_run_regdist(&r, (const char *[]){"plot", "--out", fig, empty, NULL});
-    expect_bad_input(&r, "no epochs yet");
+    test_expect_bad_input(&r, "no epochs yet");
     test_run_regdist(&r, (const char *[]){"plot", NULL});
-    expect_bad_input(&r, "--out FIG.svg is required");
+    test_expect_bad_input(&r, "--out FIG.svg is required");
     test_run_regdist(&r, (const char *[]){"plot", "--out", fig, NULL});
-    expect_bad_input(&r, "give at least one run directory");
+    test_expect_bad_input(&r, "give at least one run directory");
     test_run_regdist(&r, (const char *[]){"plot", "--out", fig, "--colour", "red", good, NULL});
-    expect_bad_input(&r, "unknown or incomplete option '--colour'");
+    test_expect_bad_input(&r, "unknown or incomplete option '--colour'");
     test_run_regdist(&r, (const char *[]){"plot", good, "--out", NULL});
-    expect_bad_input(&r, "unknown or incomplete option '--out'");
+    test_expect_bad_input(&r, "unknown or incomplete option '--out'");
     assert_null(test_read_file(fig, NULL));  // nothing written by any of them
     // a figure that cannot be written is a runtime failure (exit 1), also one line
     test_run_regdist(&r, (const char *[]){"plot", "--out", test_path(dir, "no/dir/f.svg"), good,
@@ -197,7 +184,7 @@ static void test_plot_help(void **state) {
     (void)state;
     RunResult r;
     test_run_regdist(&r, (const char *[]){"plot", "--help", NULL});
-    expect_ok(&r);
+    test_expect_ok(&r);
     assert_non_null(strstr(r.out, "usage: regdist plot --out FIG.svg"));
     test_run_regdist(&r, (const char *[]){"--help", NULL});
     assert_non_null(strstr(r.out, "  plot "));

@@ -195,9 +195,7 @@ static void test_reg_study(void **state) {
 static void expect_usage(const char *kind, const char *extra, const char *needle) {
     RunResult r;
     study(&r, kind, "bad", extra);
-    if (r.status != 2) fail_msg("'%s %s': exit %d, want 2\n%s", kind, extra, r.status, r.err);
-    if (!strstr(r.err, needle)) fail_msg("'%s %s': expected '%s' in: %s", kind, extra, needle, r.err);
-    assert_int_equal(count(r.err, "\n"), 1);
+    test_expect_bad_input(&r, needle);
 }
 
 static void test_bad_arguments(void **state) {

@@ -140,3 +140,16 @@ char *test_read_file(const char *path, size_t *len) {
     if (len) *len = (size_t)n;
     return b;
 }
+
+void test_expect_ok(const RunResult *r) {
+    if (r->status != 0) fail_msg("exit %d, stderr: %s", r->status, r->err);
+}
+
+void test_expect_bad_input(const RunResult *r, const char *needle) {
+    if (r->status != 2) fail_msg("expected exit 2, got %d; stderr: %s", r->status, r->err);
+    size_t n = strlen(r->err);
+    if (n == 0 || r->err[n - 1] != '\n' || strchr(r->err, '\n') != r->err + n - 1)
+        fail_msg("expected one line on stderr, got: %s", r->err);
+    if (strncmp(r->err, "regdist: ", 9) != 0) fail_msg("message lacks 'regdist: ': %s", r->err);
+    if (!strstr(r->err, needle)) fail_msg("expected '%s' in: %s", needle, r->err);
+}

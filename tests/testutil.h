@@ -26,3 +26,9 @@ void test_run_shell(RunResult *r, const char *cmdline);
 
 // Reads a whole file into a malloc'd buffer (NUL-terminated); *len gets its size.
 char *test_read_file(const char *path, size_t *len);
+
+// Fails the test unless r exited 0 (showing its stderr).
+void test_expect_ok(const RunResult *r);
+// Fails the test unless r exited 2 with exactly one line "regdist: ..." on stderr that
+// contains needle: how every bad input must end.
+void test_expect_bad_input(const RunResult *r, const char *needle);
