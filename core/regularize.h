@@ -14,3 +14,6 @@ double grad_global_norm(const float *grads, size_t n);
 // torch.nn.utils.clip_grad_norm_: scales grads by min(1, max_norm / (norm + 1e-6)).
 // Returns the norm before clipping.
 double grad_clip_global_norm(float *grads, size_t n, float max_norm);
+
+// 1 if every one of the n gradients is finite (no NaN, no Inf), else 0.
+int grads_finite(const float *grads, size_t n);

@@ -97,6 +97,14 @@ void dist_sum_f64(const Dist *d, double *v, int n) {
     watchdog_leave();
 }
 
+int dist_max_int(const Dist *d, int v) {
+    if (d->world <= 1) return v;
+    watchdog_enter("agreeing whether to stop", -1);
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, d->comm);
+    watchdog_leave();
+    return v;
+}
+
 void dist_bcast_f32(const Dist *d, float *v, size_t n) {
     if (d->world <= 1) return;
     watchdog_enter("receiving rank 0's parameters or buffers (broadcast)", -1);

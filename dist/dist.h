@@ -34,6 +34,7 @@ int dist_agree(const Dist *d, Err *e);
 _Noreturn void dist_exit_agreed(Dist *d, const Err *e);
 
 void dist_sum_f64(const Dist *d, double *v, int n);        // in place, over all ranks
+int dist_max_int(const Dist *d, int v);                    // the largest v any rank passed
 void dist_bcast_f32(const Dist *d, float *v, size_t n);    // from rank 0
 void dist_bcast_f64(const Dist *d, double *v, int n);      // from rank 0
 // 1 if every rank passed the same value, else 0 (and *first_diff = a rank that differs).

@@ -61,7 +61,7 @@ static const MetaField meta_fields[] = {
     META_I64(step),          META_I64(epoch),       META_I64(epoch_batch),
     META_F64(best_metric),   META_I64(best_epoch),  META_I64(bad_epochs),
     META_F64(epoch_loss_sum), META_I64(epoch_correct), META_I64(epoch_seen),
-    META_F64(epoch_seconds),
+    META_F64(epoch_seconds), META_I64(skipped_steps),
 };
 #define N_META_FIELDS ((int)(sizeof meta_fields / sizeof meta_fields[0]))
 

@@ -28,6 +28,7 @@ typedef struct {
     double epoch_loss_sum;
     int64_t epoch_correct, epoch_seen;
     double epoch_seconds;
+    int64_t skipped_steps;  // steps whose gradient was non-finite and skipped (train.nonfinite)
     char *config_text;    // the whole config as the run saw it (owned; ckpt_meta_free)
 } CkptMeta;
 

@@ -121,7 +121,8 @@ static void bench_once(const Dist *d, const Config *cfg, int classes, int steps,
         }
         dist_barrier(d);
         double t0 = now_seconds();
-        stepper_step(&st, idx, batch, &correct, &seen);
+        int finite;
+        stepper_step(&st, idx, batch, &correct, &seen, &finite);
         if (s >= 0) times[s] = now_seconds() - t0;
     }
     double med = median(times, steps);

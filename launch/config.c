@@ -47,6 +47,9 @@ static const Key schema[] = {
      "reshuffle the training set every epoch (false = file order)"},
     {"train.patience", K_INT, OFF(patience), 0, 1e6, "0", NULL,
      "early stopping: epochs without a better validation accuracy (0 = off)"},
+    {"train.nonfinite", K_ENUM, OFF(nonfinite_skip), 0, 0, "stop", "stop|skip",
+     "a NaN or Inf gradient: stop (naming the step and the last checkpoint) or skip the step "
+     "and count it"},
     {"train.threads", K_INT, OFF(threads), 0, 1024, "0", NULL,
      "OpenBLAS threads per rank (0 = cores / ranks on the host)"},
     {"train.accum", K_INT, OFF(accum), 1, 1024, "1", NULL,

@@ -1,6 +1,7 @@
 // step.c: one data-parallel optimizer step (step.h).
 #include "step.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,8 @@ int stepper_init(Stepper *s, const Dist *d, const Config *c, Model *m, Optim *op
         return e->code;
     m->grad_ready = gradsync_ready;
     m->grad_ready_ctx = &s->gs;
+    const char *inject = getenv("REGDIST_INJECT_NAN_STEP");
+    s->inject_nan_step = inject ? atoll(inject) : 0;
     if (bnsync_init(&s->bn, d, c->bn_group, e) ||
         bnsync_reserve(&s->bn, max_bn_channels(&m->table), e) ||
         bnsync_name_layers(&s->bn, &m->table, e))
@@ -65,7 +68,8 @@ void stepper_free(Stepper *s) {
     s->ids = NULL;
 }
 
-double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int64_t *seen) {
+double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int64_t *seen,
+                    int *finite) {
     const Dist *d = s->d;
     const Config *c = s->c;
     Model *m = s->m;
@@ -90,6 +94,8 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
         // each rank's share of the gradient of the mean loss over the global batch
         loss += xent_forward_backward(m->dlogits, correct, logits, s->y, b, m->num_classes,
                                       c->label_smoothing, 1.0f / (float)n);
+        if (s->inject_nan_step == s->calls + 1 && d->rank == 0 && b > 0)
+            m->dlogits[0] = NAN, loss = NAN;  // as if the model overflowed on rank 0
         t0 = now_seconds();
         s->t_forward += t0 - t1;
         model_backward(m, s->x, m->dlogits, b, &sc);
@@ -97,8 +103,11 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
         s->t_backward += t1 - t0;
         t0 = t1;
     }
+    s->calls++;
     gradsync_wait(&s->gs);  // its own clock: gs.wait_seconds
     t0 = now_seconds();
+    *finite = grads_finite(m->grads, m->table.n_trainable);
+    if (!*finite) return loss;
     reg_l1_l2(m->grads, m->params, &m->table, c->l1, c->l2);
     if (c->clip_norm > 0.0f) grad_clip_global_norm(m->grads, m->table.n_trainable, c->clip_norm);
     float lr = schedule_lr(&c->sched, c->optim.lr, s->opt->step);

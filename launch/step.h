@@ -28,6 +28,8 @@ typedef struct {
     float *x;             // (max_local, in)
     int32_t *y;           // (max_local)
     int64_t *ids;         // (max_local) global sample indices
+    long long inject_nan_step;  // fault injection for tests: the $REGDIST_INJECT_NAN_STEP-th
+    long long calls;            // call of stepper_step in this process gets a NaN (0 = never)
     // seconds spent, accumulated over steps (for regdist bench)
     double t_data, t_forward, t_backward, t_optim;
 } Stepper;
@@ -48,5 +50,8 @@ int stepper_init(Stepper *s, const Dist *d, const Config *c, Model *m, Optim *op
 void stepper_free(Stepper *s);
 
 // One optimizer step on the global batch idx (n samples, split rows). Returns this rank's
-// summed loss; *correct and *seen count its hits and samples.
-double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int64_t *seen);
+// summed loss; *correct and *seen count its hits and samples. If the all-reduced gradient
+// holds a NaN or Inf, nothing is updated and *finite is 0 (the same on every rank, since
+// every rank holds the same gradient); else *finite is 1.
+double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int64_t *seen,
+                    int *finite);

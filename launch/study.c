@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "io/svg.h"
+#include "signals.h"
 
 #define MAX_POINTS 256
 #define MAX_POINT_SETS 32
@@ -483,6 +484,12 @@ static void run_point(const Dist *d, Study *s, int i) {
             fflush(stdout);
             dup2(saved, STDOUT_FILENO);
             close(saved);
+        }
+        if (dist_max_int(d, signals_pending())) {  // preempted: the point has its checkpoint
+            if (d->rank == 0)
+                printf("stopped by a signal; run the same command again to continue\n");
+            dist_finalize((Dist *)d);
+            exit(0);
         }
         if (d->rank == 0) printf("%s in %.0f s: ", state == 1 ? "resumed" : "trained", now_seconds() - t0);
     } else if (d->rank == 0) {

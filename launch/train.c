@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include "io/checkpoint.h"
 #include "io/metrics.h"
 #include "io/prefetch.h"
+#include "signals.h"
 #include "progress.h"
 #include "step.h"
 
@@ -58,6 +60,8 @@ typedef struct {
     int64_t correct_local, seen_local;
     int64_t steps_per_epoch;
     double train_seconds;  // training time of the epochs run by this process
+    int64_t saved_step;    // the step of the last good checkpoint (-1: none yet), and its path
+    char saved_path[1100];
     char out[1024];
 } Trainer;
 
@@ -124,6 +128,10 @@ static void hold_eval_share(const Dist *d, Dataset *ds, int64_t limit) {
 static void share_buffers(Trainer *t);
 static void save(const Dist *d, Trainer *t, const char *name) {
     share_buffers(t);
+    if (strcmp(name, "last.h5") == 0) {
+        t->saved_step = t->meta.step;
+        snprintf(t->saved_path, sizeof t->saved_path, "%s/last.h5", t->out);
+    }
     if (d->rank != 0) return;
     char path[1100];
     snprintf(path, sizeof path, "%s/%s", t->out, name);
@@ -330,6 +338,8 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
         free(m.config_text);
         t->meta.config_text = NULL;
         t->meta.seed = c->seed;
+        t->saved_step = t->meta.step;
+        snprintf(t->saved_path, sizeof t->saved_path, "%s", resume);
     } else {
         model_init(&t->m, c->seed);
         if (init && ckpt_load(init, &t->m, NULL, NULL, &e)) cli_fail(d, &e);
@@ -404,11 +414,44 @@ static void evaluate_split(Trainer *t, const Dataset *ds, EvalResult *r) {
     cli_evaluate(t->d, &t->m, ds, t->st.x, t->st.y, t->st.ids, t->probs, r);
 }
 
+// A step whose all-reduced gradient held a NaN or Inf (nothing was updated): skipped and
+// counted with train.nonfinite = skip, else the end of the run, on every rank at once.
+static void nonfinite_step(Trainer *t) {
+    if (t->cfg.nonfinite_skip) {
+        t->meta.skipped_steps++;
+        return;
+    }
+    Err e;
+    if (t->saved_step >= 0)
+        err_set(&e, ERR_RUNTIME, "the gradient of step %lld is not finite (NaN or Inf); stopped "
+                "without applying it. The last good checkpoint is %s (step %lld); "
+                "resume from it with a lower optim.lr or reg.clip_norm, or set "
+                "train.nonfinite=skip", (long long)t->meta.step + 1, t->saved_path,
+                (long long)t->saved_step);
+    else
+        err_set(&e, ERR_RUNTIME, "the gradient of step %lld is not finite (NaN or Inf); stopped "
+                "without applying it, before any checkpoint was written. Lower optim.lr, set "
+                "reg.clip_norm, or set train.nonfinite=skip", (long long)t->meta.step + 1);
+    dist_exit_agreed((Dist *)t->d, &e);
+}
+
+// After a stop mid-run (train.max_steps or a signal) and its checkpoint.
+static void stopped_message(const Trainer *t, int signal) {
+    if (t->d->rank != 0) return;
+    printf("stopped at step %lld (%s) in epoch %lld; %s/last.h5 holds it: resume with the same "
+           "command and --resume %s/last.h5\n",
+           (long long)t->meta.step, signal == SIGTERM ? "SIGTERM" : signal ? "SIGUSR1"
+                                                                        : "train.max_steps",
+           (long long)t->meta.epoch + 1, t->out, t->out);
+    fflush(stdout);
+}
+
 // One optimizer step (step.c), then, every dist.check_every steps, proof that every rank
 // still holds the same parameters.
 static double train_step(Trainer *t, const int64_t *idx, int n, int64_t *correct,
-                         int64_t *seen) {
-    double loss = stepper_step(&t->st, idx, n, correct, seen);
+                         int64_t *seen, int *finite) {
+    double loss = stepper_step(&t->st, idx, n, correct, seen, finite);
+    if (!*finite) return loss;
     int every = t->cfg.check_every;
     if (every > 0 && t->opt.step % every == 0) {
         char when[64];
@@ -606,6 +649,7 @@ static void report_final(Trainer *t) {
                         p ? "precise_" : "", names[i], r[p][i].loss, p ? "precise_" : "", names[i],
                         r[p][i].accuracy, p ? "precise_" : "", names[i], r[p][i].ece,
                         p ? "precise_" : "", names[i], r[p][i].confidence);
+    fprintf(f, ", \"skipped_steps\": %lld", (long long)t->meta.skipped_steps);
     fprintf(f, ", \"best_val_acc\": %.6f, \"seconds_per_epoch\": %.3f}\n", t->meta.best_metric,
             t->train_seconds / (double)(t->meta.epoch ? t->meta.epoch : 1));
     fclose(f);
@@ -614,10 +658,12 @@ static void report_final(Trainer *t) {
 int cmd_train(Dist *d, int argc, char **argv) {
     Trainer t;
     memset(&t, 0, sizeof t);
+    t.saved_step = -1;
     const char *resume = NULL;
     setup(d, &t, argc, argv, &resume);
     Config *c = &t.cfg;
     int threads = cli_set_threads(d, c->threads);
+    signals_install();  // before the header: once it is printed, a signal stops cleanly
     print_header(d, &t, resume, threads);
     Err e = {0};
 
@@ -627,7 +673,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
     if (d->rank == 0 && !(metrics = metrics_open(path, resume ? t.meta.epoch + 1 : 0, &e)))
         cli_fail(d, &e);
 
-    int stop = c->max_steps >= 0 && t.meta.step >= c->max_steps;
+    int stop = c->max_steps >= 0 && t.meta.step >= c->max_steps, signal = 0;
     if (c->max_steps == 0 || stop) save(d, &t, "last.h5");
     while (!stop && t.meta.epoch < c->epochs) {
         int64_t epoch = t.meta.epoch;
@@ -643,13 +689,11 @@ int cmd_train(Dist *d, int argc, char **argv) {
             int64_t start = t.meta.epoch_batch * c->batch;
             int n = (int)(t.train.n - start < c->batch ? t.train.n - start : c->batch);
             next_step_data(&t);
-            double loss = train_step(&t, t.perm + start, n, &t.correct_local, &t.seen_local);
-            if (!isfinite(loss)) {
-                err_set(&e, ERR_RUNTIME, "the loss became %g at step %lld; stopping", loss,
-                        (long long)t.meta.step + 1);
-                cli_fail(d, &e);
-            }
-            t.loss_local += loss;
+            int finite;
+            double loss = train_step(&t, t.perm + start, n, &t.correct_local, &t.seen_local,
+                                     &finite);
+            if (!finite) nonfinite_step(&t);  // every rank holds the same gradient: all agree
+            else t.loss_local += loss;
             t.meta.epoch_seen += n;
             t.meta.epoch_batch++;
             t.meta.step++;
@@ -661,16 +705,17 @@ int cmd_train(Dist *d, int argc, char **argv) {
                 stop = 1;
                 if (t.meta.epoch_batch < t.steps_per_epoch) break;
             }
+            if ((signal = dist_max_int(d, signals_pending()))) {  // preemption: every rank
+                stop = 1;
+                if (t.meta.epoch_batch < t.steps_per_epoch) break;
+            }
         }
         progress_end(&p);
         prefetch_stop(&t.pf);  // before any other reading or writing of files
-        if (t.meta.epoch_batch < t.steps_per_epoch) {  // stopped mid-epoch by max_steps
+        if (t.meta.epoch_batch < t.steps_per_epoch) {  // stopped mid-epoch
             sync_epoch_sums(&t);
             save(d, &t, "last.h5");
-            if (d->rank == 0)
-                printf("stopped at step %lld (train.max_steps) in epoch %lld; resume with "
-                       "--resume %s/last.h5\n",
-                       (long long)t.meta.step, (long long)epoch + 1, t.out);
+            stopped_message(&t, signal);
             break;
         }
         t.train_seconds += t.meta.epoch_seconds;
@@ -705,7 +750,11 @@ int cmd_train(Dist *d, int argc, char **argv) {
             if (t.has_val)
                 printf("  val loss %.4f acc %.2f%%%s", row.val_loss, 100 * row.val_acc,
                        improved ? " *" : "");
-            printf("  %.0f img/s  %.1f s\n", row.images_per_s, row.seconds);
+            printf("  %.0f img/s  %.1f s", row.images_per_s, row.seconds);
+            if (t.meta.skipped_steps)
+                printf("  (%lld non-finite step%s skipped)", (long long)t.meta.skipped_steps,
+                       t.meta.skipped_steps > 1 ? "s" : "");
+            printf("\n");
             fflush(stdout);
         }
         t.meta.epoch++;
@@ -717,6 +766,10 @@ int cmd_train(Dist *d, int argc, char **argv) {
         t.correct_local = t.seen_local = 0;
         if (improved) save(d, &t, "best.h5");
         save(d, &t, "last.h5");
+        if (signal) {  // the signal came with the epoch's last step
+            stopped_message(&t, signal);
+            break;
+        }
         if (c->patience > 0 && t.meta.bad_epochs >= c->patience) {
             if (d->rank == 0)
                 printf("early stopping: no better validation accuracy for %d epochs\n",
@@ -727,6 +780,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
     if (d->rank == 0 && t.meta.best_epoch >= 0)
         printf("best val acc %.2f%% at epoch %lld (%s/best.h5)\n", 100 * t.meta.best_metric,
                (long long)t.meta.best_epoch + 1, t.out);
+    // a signal from here to the exit changes nothing: the run is saved (the handlers stay)
     if (!stop) report_final(&t);
     if (metrics) fclose(metrics);
     free_trainer(&t);

@@ -1,0 +1,10 @@
+// signals.h: preemption. SIGTERM and SIGUSR1 (SLURM's warnings before it ends a job; mpirun
+// forwards SIGUSR1 to every rank) ask training to stop at the next step boundary, where the
+// ranks agree, write one checkpoint and exit 0. A second signal ends the process at once.
+#pragma once
+
+// Installs the handlers, for the rest of the process: a signal after training has saved
+// its last checkpoint only marks the stop as asked (a study then stops after its point).
+void signals_install(void);
+// The signal that asked to stop (SIGTERM or SIGUSR1), or 0.
+int signals_pending(void);
