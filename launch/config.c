@@ -47,6 +47,9 @@ static const Key schema[] = {
      "reshuffle the training set every epoch (false = file order)"},
     {"train.patience", K_INT, OFF(patience), 0, 1e6, "0", NULL,
      "early stopping: epochs without a better validation accuracy (0 = off)"},
+    {"train.keep", K_INT, OFF(keep), 0, 1 << 20, "0", NULL,
+     "also keep the checkpoints of the last K epochs as DIR/epoch-NNNN.h5 (0 = only last.h5 "
+     "and best.h5)"},
     {"train.nonfinite", K_ENUM, OFF(nonfinite_skip), 0, 0, "stop", "stop|skip",
      "a NaN or Inf gradient: stop (naming the step and the last checkpoint) or skip the step "
      "and count it"},

@@ -28,6 +28,7 @@ typedef struct {
     int patience;           // train.patience: early stopping after N epochs without a better
                             // validation accuracy (0 = off)
     int threads;            // train.threads: OpenBLAS threads per rank (0 = auto)
+    int keep;               // train.keep: epoch checkpoints kept besides last.h5 and best.h5
     int nonfinite_skip;     // train.nonfinite: 0 stop, 1 skip a step with a NaN/Inf gradient
     int accum;              // train.accum: micro-batches per optimizer step (communicate once)
     int bn_group;           // bn.group: ranks per BatchNorm statistic (0 all, 1 local, k)

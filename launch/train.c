@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "core/optim.h"
@@ -435,6 +436,25 @@ static void nonfinite_step(Trainer *t) {
     dist_exit_agreed((Dist *)t->d, &e);
 }
 
+// train.keep = K: DIR/epoch-NNNN.h5 for the last K finished epochs. Each is a hard link to
+// the last.h5 just written (a new file at every atomic save, so the link keeps this epoch's),
+// and the oldest beyond K are removed. Rank 0 only; a failure is reported, never fatal to
+// the run, since last.h5 is safe.
+static void keep_epoch_checkpoint(const Trainer *t) {
+    int k = t->cfg.keep;
+    if (k <= 0 || t->d->rank != 0) return;
+    char last[1100], path[1100];
+    snprintf(last, sizeof last, "%s/last.h5", t->out);
+    snprintf(path, sizeof path, "%s/epoch-%04lld.h5", t->out, (long long)t->meta.epoch);
+    unlink(path);  // a rerun's older file of the same epoch
+    if (link(last, path) != 0)
+        fprintf(stderr, "regdist: warning: cannot keep %s: %s\n", path, strerror(errno));
+    for (int64_t e = t->meta.epoch - k; e >= 1; e--) {
+        snprintf(path, sizeof path, "%s/epoch-%04lld.h5", t->out, (long long)e);
+        if (unlink(path) != 0) break;  // older ones were removed before
+    }
+}
+
 // After a stop mid-run (train.max_steps or a signal) and its checkpoint.
 static void stopped_message(const Trainer *t, int signal) {
     if (t->d->rank != 0) return;
@@ -766,6 +786,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
         t.correct_local = t.seen_local = 0;
         if (improved) save(d, &t, "best.h5");
         save(d, &t, "last.h5");
+        keep_epoch_checkpoint(&t);
         if (signal) {  // the signal came with the epoch's last step
             stopped_message(&t, signal);
             break;

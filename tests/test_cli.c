@@ -264,6 +264,34 @@ static void test_predict(void **state) {
 
 // Early stopping: with lr 0 the validation accuracy never improves after epoch 1, so
 // patience 1 ends the run after epoch 2 of 5.
+// train.keep = 2 keeps the checkpoints of the last two epochs beside last.h5: the third
+// epoch's is last.h5 itself, the first epoch's is gone.
+static void test_keep_last_epochs(void **state) {
+    (void)state;
+    const char *out = test_path(dir, "keep");
+    RunResult r;
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.keep=2", NULL});
+    test_expect_ok(&r);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/epoch-0001.h5", out);
+    assert_int_equal(access(path, F_OK), -1);
+    size_t la, lb;
+    snprintf(path, sizeof path, "%s/epoch-0003.h5", out);
+    char *a = test_read_file(path, &la), *b = test_read_file(test_path(out, "last.h5"), &lb);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+    free(a), free(b);
+    snprintf(path, sizeof path, "%s/epoch-0002.h5", out);
+    CkptMeta m;
+    Err e = {0};
+    if (ckpt_read_meta(path, &m, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(m.epoch, 2);
+    assert_int_equal(m.step, 20);
+    ckpt_meta_free(&m);
+}
+
 static void test_early_stopping(void **state) {
     (void)state;
     const char *out = test_path(dir, "run_patience");
@@ -412,6 +440,7 @@ int main(void) {
         cmocka_unit_test(test_resume_is_bit_exact),
         cmocka_unit_test(test_max_steps_zero_and_init),
         cmocka_unit_test(test_early_stopping),
+        cmocka_unit_test(test_keep_last_epochs),
         cmocka_unit_test(test_predict),
         cmocka_unit_test(test_bad_command_lines),
         cmocka_unit_test(test_bad_files),
