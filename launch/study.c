@@ -602,15 +602,19 @@ static void bn_figures(const Dist *d, const Study *s, FILE *md) {
                           series_of(s, "B sweep, fixed steps", "fixed steps", m_test, &b[1])};
     SvgSeries b_gap[2] = {series_of(s, "B sweep, fixed epochs", "fixed epochs", m_gap, &b[2]),
                           series_of(s, "B sweep, fixed steps", "fixed steps", m_gap, &b[3])};
-    char t1[128], t2[128];
-    int B0 = s->cfg.batch;
+    char t1[128], t2[128], t3[128], t4[128];
+    int B0 = s->cfg.batch, Gc = 0;
+    for (int i = 0; i < s->n; i++)
+        if (strncmp(s->p[i].cond, "B sweep", 7) == 0) Gc = s->p[i].G;
+    snprintf(t3, sizeof t3, "control: test accuracy at G = %d, LR ~ B", Gc);
+    snprintf(t4, sizeof t4, "control: train - test gap at G = %d", Gc);
     snprintf(t1, sizeof t1, "test accuracy at B = %d", B0);
     snprintf(t2, sizeof t2, "train - test gap at B = %d", B0);
     SvgPanel panels[4] = {
         {t1, "samples per BN statistic, G", "test accuracy (%)", 1, g_acc, 2},
         {t2, "samples per BN statistic, G", "gap (points)", 1, g_gap, 2},
-        {"control: test accuracy at fixed G", "global batch B", "test accuracy (%)", 1, b_acc, 2},
-        {"control: train - test gap at fixed G", "global batch B", "gap (points)", 1, b_gap, 2}};
+        {t3, "global batch B", "test accuracy (%)", 1, b_acc, 2},
+        {t4, "global batch B", "gap (points)", 1, b_gap, 2}};
     int np = b_acc[0].n + b_acc[1].n > 0 ? 4 : 2;
     // the control's B0 point is the G sweep's point at the control's G: add it to both lines
     char path[1200];
