@@ -110,3 +110,7 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
 const LayerKind layer_residual = {.type = "residual", .setup = setup, .init = init,
                                   .forward = forward, .backward = backward, .plan = plan,
                                   .release = release};
+
+const Seq *residual_branch(const Layer *l) {
+    return strcmp(l->kind->type, "residual") == 0 ? &((const Residual *)l->sub)->branch : NULL;
+}

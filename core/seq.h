@@ -31,3 +31,7 @@ const float *seq_forward(Seq *s, const float *x, const float *params, float *buf
 void seq_backward(Seq *s, float *din, float *grads, const float *dout, const float *x,
                   const float *params, const StepCtx *c, int B, const ParamTable *t,
                   GradReadyFn ready, void *ready_ctx);
+
+// The branch of a residual layer (its layers in order), or NULL for any other kind: for
+// code that walks a model, such as a FLOP count.
+const Seq *residual_branch(const Layer *l);

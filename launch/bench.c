@@ -37,11 +37,16 @@ static double median(double *v, int n) {
 
 // FLOPs of one training step's matrix products: forward 2 * MACs per linear (B*C*OC) or
 // conv2d (B*OC*OH*OW*C*K*K) layer, backward the same for the weight gradient plus the same
-// for the input gradient (not for the first layer).
-static double step_flops(const Model *m, int B) {
+// for the input gradient (not for the model's first layer). Residual branches included.
+static double seq_flops(const Seq *s, int B, int first) {
     double f = 0;
-    for (int i = 0; i < m->seq.n; i++) {
-        const Layer *l = &m->seq.layers[i];
+    for (int i = 0; i < s->n; i++) {
+        const Layer *l = &s->layers[i];
+        const Seq *branch = residual_branch(l);
+        if (branch) {
+            f += seq_flops(branch, B, 0);
+            continue;
+        }
         double mac;
         if (strcmp(l->kind->type, "linear") == 0)
             mac = (double)B * l->in.d[0] * l->out.d[0];
@@ -50,10 +55,12 @@ static double step_flops(const Model *m, int B) {
         else
             continue;
         // forward, weight gradient, and the input gradient unless this is the first layer
-        f += 2 * mac + 2 * mac + (i > 0 ? 2 * mac : 0);
+        f += 2 * mac + 2 * mac + (first && i == 0 ? 0 : 2 * mac);
     }
     return f;
 }
+
+static double step_flops(const Model *m, int B) { return seq_flops(&m->seq, B, 1); }
 
 // The machine's sgemm rate on n x n matrices, median of reps.
 static double sgemm_gflops(int n, int reps) {
