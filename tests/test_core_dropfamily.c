@@ -15,75 +15,17 @@
 
 #include <cmocka.h>
 
+#include "gradcheck.h"
+
 #include "core/kernels.h"
 #include "core/layer.h"
 #include "core/philox.h"
-
-typedef struct {
-    Layer l;
-    ParamTable t;
-    float *params, *bufs, *dparams;
-    int B;
-    size_t nin, nout;
-} Harness;
-
-static float urand(uint32_t i, uint32_t salt) {
-    philox_ctr r = philox4x32_10((philox_ctr){{i, salt, 0, 0}}, (philox_key){{7, 9}});
-    return 2.0f * philox_unit(r.v[0]) - 1.0f;
-}
 
 static LayerSpec spec(const char *type, float p) {
     LayerSpec s = {.bias = 1, .p = p, .out = 5};
     snprintf(s.type, sizeof s.type, "%s", type);
     snprintf(s.name, sizeof s.name, "l");
     return s;
-}
-
-// A layer with its save area planned as model_plan does: B per-sample records, then the
-// fixed scratch. Parameters random in [-1, 1).
-static void harness_init(Harness *h, const LayerSpec *s, Shape in, int B) {
-    memset(h, 0, sizeof *h);
-    h->l.spec = *s;
-    h->l.id = 3;
-    h->l.kind = layer_kind_find(s->type);
-    assert_non_null(h->l.kind);
-    h->l.in = in;
-    Err e = {0};
-    assert_int_equal(h->l.kind->setup(&h->l, in, &h->t, &e), ERR_OK);
-    h->B = B;
-    h->nin = shape_numel(in) * (size_t)B;
-    h->nout = shape_numel(h->l.out) * (size_t)B;
-    h->params = calloc(h->t.n_trainable + 1, sizeof(float));
-    h->dparams = calloc(h->t.n_trainable + 1, sizeof(float));
-    h->bufs = calloc(h->t.n_buffer + 1, sizeof(float));
-    size_t save = h->l.save_bytes_per_sample * (size_t)B + h->l.save_bytes_fixed;
-    h->l.save = save ? malloc(save) : NULL;
-    for (size_t i = 0; i < h->t.n_trainable; i++) h->params[i] = urand((uint32_t)i, 11);
-}
-
-static void harness_free(Harness *h) {
-    free(h->params), free(h->dparams), free(h->bufs), free(h->l.save);
-    param_table_free(&h->t);
-}
-
-static void fwd(Harness *h, float *y, const float *x, const StepCtx *c) {
-    h->l.kind->forward(&h->l, y, x, h->params, h->bufs, c, h->B);
-}
-
-static double loss_of(Harness *h, const float *x, float *y, const StepCtx *c) {
-    fwd(h, y, x, c);
-    double L = 0;
-    for (size_t i = 0; i < h->nout; i++) L += (double)urand((uint32_t)i, 22) * y[i];
-    return L;
-}
-
-static void check_close(const char *what, const double *num, const float *ana, size_t n) {
-    double scale = 1e-6;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(num[i]));
-    for (size_t i = 0; i < n; i++)
-        if (fabs(num[i] - ana[i]) > 2e-3 * scale)
-            fail_msg("%s[%zu]: numeric %.6g vs analytic %.6g (scale %.3g)", what, i, num[i],
-                     (double)ana[i], scale);
 }
 
 // d L / d input and d L / d every parameter against central differences, in training mode.
@@ -95,41 +37,16 @@ static void gradcheck(const LayerSpec *s, Shape in, int B) {
     int64_t ids[64];
     for (int b = 0; b < B; b++) ids[b] = 1000 + 17 * b;
     StepCtx c = {.train = 1, .dropout_on = 1, .seed = 5, .step = 3, .sample_ids = ids};
-    float *x = malloc(h.nin * sizeof(float)), *y = malloc(h.nout * sizeof(float));
-    float *dy = malloc(h.nout * sizeof(float)), *dx = malloc(h.nin * sizeof(float));
-    double *num = malloc((h.nin > h.t.n_trainable ? h.nin : h.t.n_trainable) * sizeof(double));
+    float *x = malloc(h.nin * sizeof(float)), *dx = malloc(h.nin * sizeof(float));
     for (size_t i = 0; i < h.nin; i++) x[i] = 1.5f * urand((uint32_t)i, 33);
-    for (size_t i = 0; i < h.nout; i++) dy[i] = urand((uint32_t)i, 22);
-    fwd(&h, y, x, &c);
-    h.l.kind->backward(&h.l, dx, h.dparams, dy, x, y, h.params, &c, B);
+    gradcheck_run(&h, x, dx, &c);
     // some dropped, some kept
     int is_linear = strcmp(s->type, "linear") == 0;
     const float *g = is_linear ? h.dparams : dx;
     size_t ng = is_linear ? (size_t)s->out * in.d[0] : h.nin, zeros = 0;
     for (size_t i = 0; i < ng; i++) zeros += g[i] == 0.0f;
     assert_true(zeros > 0 && zeros < ng);
-    const float step = 1e-2f;
-    for (size_t i = 0; i < h.nin; i++) {
-        float keep = x[i];
-        x[i] = keep + step;
-        double lp = loss_of(&h, x, y, &c);
-        x[i] = keep - step;
-        double lm = loss_of(&h, x, y, &c);
-        x[i] = keep;
-        num[i] = (lp - lm) / (2.0 * step);
-    }
-    check_close("dinp", num, dx, h.nin);
-    for (size_t i = 0; i < h.t.n_trainable; i++) {
-        float keep = h.params[i];
-        h.params[i] = keep + step;
-        double lp = loss_of(&h, x, y, &c);
-        h.params[i] = keep - step;
-        double lm = loss_of(&h, x, y, &c);
-        h.params[i] = keep;
-        num[i] = (lp - lm) / (2.0 * step);
-    }
-    check_close("dparams", num, h.dparams, h.t.n_trainable);
-    free(x), free(y), free(dy), free(dx), free(num);
+    free(x), free(dx);
     harness_free(&h);
 }
 
