@@ -134,6 +134,10 @@ static void test_resume_is_bit_exact(void **state) {
     assert_int_equal(mid.epoch_batch, 3);
     ckpt_meta_free(&mid);
     // a second stop and resume inside the same run: two resumes must compose too
+    // a mid-epoch checkpoint only continues with the same batch: anything else is refused
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(part), "--set", "train.batch=32",
+                                          "--resume", ckpt, NULL});
+    test_expect_bad_input(&r, "train.batch");
     test_run_regdist(&r, (const char *[]){TRAIN_ARGS(part), "--set", "train.max_steps=17",
                                           "--resume", ckpt, NULL});
     test_expect_ok(&r);
