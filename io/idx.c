@@ -30,6 +30,25 @@ static int64_t gz_read_all(gzFile g, void *buf, int64_t len) {
     return got;
 }
 
+// Reads up to len bytes into *buf (malloc'd, caller frees), growing it as data arrives, so a
+// header that promises gigabytes costs memory only for the bytes that are there. Returns how
+// many it got, -1 on a gzip error, -2 out of memory (*buf is then NULL).
+static int64_t gz_read_growing(gzFile g, uint8_t **buf, int64_t len) {
+    int64_t cap = len < (1 << 20) ? len : (1 << 20), got = 0;
+    *buf = malloc((size_t)cap);
+    while (*buf) {
+        int64_t k = gz_read_all(g, *buf + got, cap - got);
+        if (k < 0) return -1;
+        got += k;
+        if (got < cap || cap == len) return got;
+        cap = cap > len / 2 ? len : 2 * cap;
+        uint8_t *bigger = realloc(*buf, (size_t)cap);
+        if (!bigger) free(*buf);
+        *buf = bigger;
+    }
+    return -2;
+}
+
 // The gzip layer's reason for a failed read.
 static const char *gz_reason(gzFile g) {
     int code;
@@ -56,14 +75,15 @@ static int idx_read_open(gzFile g, const char *path, uint8_t **data, int *ndims,
     for (int i = 0; i < nd; i++) {
         const uint8_t *b = head + 4 + 4 * i;
         dims[i] = (int64_t)b[0] << 24 | (int64_t)b[1] << 16 | (int64_t)b[2] << 8 | b[3];
-        if (dims[i] < 1 || (total *= dims[i]) > IDX_MAX_BYTES)
+        // compared before multiplying: two sizes near 2^32 overflow an int64_t
+        if (dims[i] < 1 || dims[i] > IDX_MAX_BYTES / total || (total *= dims[i]) > IDX_MAX_BYTES)
             return err_set(e, ERR_INPUT, "%s: dimension %d is %lld: empty or too large", path, i,
                            (long long)dims[i]);
     }
-    uint8_t *buf = malloc((size_t)total + 1);
-    if (!buf) return err_set(e, ERR_RUNTIME, "%s: out of memory (%lld bytes)", path, (long long)total);
     // One byte more than the header promises: finding it means trailing garbage.
-    got = gz_read_all(g, buf, total + 1);
+    uint8_t *buf = NULL;
+    got = gz_read_growing(g, &buf, total + 1);
+    if (got == -2) return err_set(e, ERR_RUNTIME, "%s: out of memory (%lld bytes)", path, (long long)total);
     int rc = ERR_OK;
     if (got < 0)
         rc = err_set(e, ERR_INPUT, "%s: cannot read: %s", path, gz_reason(g));

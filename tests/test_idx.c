@@ -102,6 +102,11 @@ static void test_refuses_malformed(void **state) {
         {"long", 0x00000803, {2, 3, 4}, 3, 25, "past the 24 bytes"},
         {"header", 0x00000803, {2, 3, 4}, 2, 0, "truncated IDX header"},  // 3 dims promised
         {"zero", 0x00000803, {2, 0, 4}, 3, 0, "dimension 1 is 0"},
+        // each size allowed alone, their product overflows 64 bits (found by fuzz_idx)
+        {"huge", 0x00000803, {0xffffffff, 0xffffffff, 2}, 3, 0, "dimension 1 is 4294967295"},
+        // a 4 GB promise, 10 bytes there: refused as truncated, without allocating 4 GB
+        {"promise", 0x00000801, {0xffffffff}, 1, 10,
+         "the header promises 4294967295 bytes of data, the file has 10"},
     };
     for (int gz = 0; gz < 2; gz++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
