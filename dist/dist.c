@@ -1,5 +1,8 @@
 // dist.c: MPI start-up, shutdown and job-wide failure (dist.h).
+#define _GNU_SOURCE  // sched_getaffinity and the CPU_* macros
 #include "dist.h"
+
+#include <sched.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,11 @@ int dist_init(Dist *d, int *argc, char ***argv) {
     MPI_Comm_split_type(d->comm, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &local);
     MPI_Comm_rank(local, &d->local_rank);
     MPI_Comm_size(local, &d->local_size);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) CPU_ZERO(&set);
+    MPI_Allreduce(MPI_IN_PLACE, &set, (int)sizeof set, MPI_BYTE, MPI_BOR, local);
+    d->local_cores = CPU_COUNT(&set);
     MPI_Comm_free(&local);
     return 0;
 }

@@ -10,6 +10,8 @@
 typedef struct {
     int rank, world;            // in MPI_COMM_WORLD
     int local_rank, local_size; // among the ranks on this host
+    int local_cores;            // cores the ranks on this host may run on, together (the union
+                                // of their affinity masks: a cpuset, a scheduler's allocation)
     MPI_Comm comm;              // the training communicator (a dup of MPI_COMM_WORLD)
 } Dist;
 

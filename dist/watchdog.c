@@ -114,10 +114,12 @@ static void check(void) {
         snprintf(at, sizeof at, "after step %lld", last);
     else
         snprintf(at, sizeof at, "at step ?");
+    // on a terminal the progress line has no newline yet: start on a line of our own
     int len = snprintf(line, sizeof line,
-                       "regdist: rank %d of %d: stalled for %.1f s %s %s; another rank has "
+                       "%sregdist: rank %d of %d: stalled for %.1f s %s %s; another rank has "
                        "stopped or died (dist.timeout = %g s)\n",
-                       wd.rank, wd.world, waited, desc, at, wd.timeout_s);
+                       isatty(STDERR_FILENO) && isatty(STDOUT_FILENO) ? "\n" : "", wd.rank,
+                       wd.world, waited, desc, at, wd.timeout_s);
     if (len < 0) len = 0;
     if ((size_t)len >= sizeof line) len = (int)sizeof line - 1;
     // write(2), not stdio: the main thread may hold stdout's or stderr's lock

@@ -39,7 +39,7 @@ int64_t cli_parse_int(const Dist *d, const char *cmd, const char *opt, const cha
 int cli_set_threads(const Dist *d, int requested) {
     int threads = requested;
     if (threads <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        long cores = d->local_cores > 0 ? d->local_cores : sysconf(_SC_NPROCESSORS_ONLN);
         threads = (int)(cores / (d->local_size > 0 ? d->local_size : 1));
         if (threads < 1) threads = 1;
     }

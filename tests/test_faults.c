@@ -315,6 +315,61 @@ static void test_checkpoint_write_failures(void **state) {
     free(log);
 }
 
+// A real full disk and a read-only one: small tmpfs mounts (root only; skipped where mounting
+// is not allowed). With room for two and a half checkpoints, epoch 1 writes best.h5 and
+// last.h5; epoch 2's best.h5 then finds no room: exit 1 naming the path and "No space left
+// on device", and epoch 1's checkpoints load.
+static int mount_tmpfs(const char *at, const char *opts) {
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && mount -t tmpfs -o %s tmpfs '%s' 2>/dev/null", at,
+             opts, at);
+    return system(cmd) == 0;
+}
+
+static void umount_dir(const char *at) {
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "umount '%s'", at);
+    if (system(cmd) != 0) fprintf(stderr, "cannot unmount %s\n", at);
+}
+
+static void test_full_and_read_only_disks(void **state) {
+    (void)state;
+    RunResult r;
+    train_sync(&r, 0, "size_probe", "--set train.max_steps=0");
+    if (r.status) fail_msg("probe: exit %d\n%s", r.status, r.err);
+    size_t ckpt_bytes;
+    char *probe = test_read_file(last_of("size_probe"), &ckpt_bytes);
+    assert_non_null(probe);
+    free(probe);
+    char mnt[1100], opts[64];
+    snprintf(mnt, sizeof mnt, "%s/full", dir);
+    snprintf(opts, sizeof opts, "size=%zuk", ckpt_bytes * 5 / 2 / 1024 + 8);
+    if (!mount_tmpfs(mnt, opts)) skip();
+    train_sync(&r, 0, "full/run", "");
+    int ok = r.status == 1 && strstr(r.err, "full/run/") && strstr(r.err, "No space left on device");
+    Loaded x = {0}, y = {0};
+    if (ok) {  // epoch 1's checkpoints, before the mount goes away with them
+        load(&x, last_of("full/run"));
+        char best[1300];
+        snprintf(best, sizeof best, "%s/full/run/best.h5", dir);
+        load(&y, best);
+    }
+    umount_dir(mnt);
+    if (!ok) fail_msg("full disk: exit %d, want 1 naming the path and the reason:\n%s", r.status, r.err);
+    assert_int_equal(x.meta.step, 250);
+    assert_int_equal(y.meta.step, 250);
+    unload(&x);
+    unload(&y);
+    // read-only: the output directory exists but nothing can be written in it
+    snprintf(opts, sizeof opts, "size=64k,ro");
+    if (!mount_tmpfs(mnt, opts)) skip();
+    train_sync(&r, 0, "full", "");
+    umount_dir(mnt);
+    if (r.status == 0 || !strstr(r.err, "full") || !strstr(r.err, "Read-only file system"))
+        fail_msg("read-only disk: exit %d, want a failure naming the path and the reason:\n%s",
+                 r.status, r.err);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigterm_resumes_bit_identical),
@@ -322,6 +377,7 @@ int main(void) {
         cmocka_unit_test(test_second_signal_exits_at_once),
         cmocka_unit_test(test_nonfinite_gradient),
         cmocka_unit_test(test_checkpoint_write_failures),
+        cmocka_unit_test(test_full_and_read_only_disks),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
