@@ -2,11 +2,20 @@
 # setup.sh: installs what regdist needs (Debian packages) and builds it into build/.
 # Quick and quiet when everything is present. Run as root, or as a user with sudo.
 #   bash launch/setup.sh [build-dir] [extra cmake args...]
+#   bash launch/setup.sh --ci-tools    only installs the tools of CI's fuzz and valgrind
+#                                      passes (.ci/run, docs/fuzzing.md); builds nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc make cmake pkg-config zlib1g-dev libopenmpi-dev openmpi-bin libopenblas-dev
           libhdf5-dev hdf5-tools libcmocka-dev libconfig-dev dataset-fashion-mnist)
+ci_tools_only=0
+if [ "${1:-}" = "--ci-tools" ]; then
+  # clang with its sanitizer and libFuzzer runtimes (only recommended by clang, so named),
+  # llvm for llvm-symbolizer (readable sanitizer stacks), valgrind
+  packages=(clang libclang-rt-14-dev llvm valgrind)
+  ci_tools_only=1
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -23,6 +32,7 @@ if ((${#missing[@]})); then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
 fi
+if ((ci_tools_only)); then exit 0; fi
 
 build="${1:-build}"
 shift || true
