@@ -66,8 +66,8 @@ owner_of_report() {
 
 end=$((SECONDS + seconds))
 hdf5_crashes=0
-while ((SECONDS < end)); do
-  if "$bin" -max_total_time=$((end - SECONDS)) -timeout=5 -print_final_stats=1 \
+while left=$((end - SECONDS)); ((left > 0)); do  # (-max_total_time=0 would mean forever)
+  if "$bin" -max_total_time=$left -timeout=5 -print_final_stats=1 \
        -artifact_prefix="$work/artifacts/" "$work/corpus" >"$work/log" 2>&1; then
     break
   fi
