@@ -15,7 +15,7 @@
 #include "io/dataset.h"
 #include "io/idx.h"
 
-static char dir[64];
+static char dir[4096];
 static const char *const names[4] = {"train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
                                      "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"};
 
@@ -25,14 +25,14 @@ static void remove_dir(void) {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    snprintf(dir, sizeof dir, "/tmp/regdist-fuzz-idx-XXXXXX");
+    snprintf(dir, sizeof dir, "%s/regdist-fuzz-idx-XXXXXX", fuzz_tmpdir());
     if (!mkdtemp(dir)) fuzz_fail("mkdtemp", dir);
     atexit(remove_dir);
     return 0;
 }
 
 static const char *in_dir(const char *name) {
-    static char path[4][128];
+    static char path[4][4200];
     static int k;
     k = (k + 1) % 4;
     snprintf(path[k], sizeof path[k], "%s/%s", dir, name);

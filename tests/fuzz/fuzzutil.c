@@ -7,7 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
-static char input_path[64];
+static char input_path[4096];
+
+const char *fuzz_tmpdir(void) {
+    const char *t = getenv("TMPDIR");
+    return t && *t ? t : "/tmp";
+}
 
 static void remove_input_file(void) {
     unlink(input_path);
@@ -15,7 +20,8 @@ static void remove_input_file(void) {
 
 const char *fuzz_input_file(const uint8_t *data, size_t size) {
     if (!input_path[0]) {
-        snprintf(input_path, sizeof input_path, "/tmp/regdist-fuzz-%d.in", (int)getpid());
+        snprintf(input_path, sizeof input_path, "%s/regdist-fuzz-%d.in", fuzz_tmpdir(),
+                 (int)getpid());
         atexit(remove_input_file);
     }
     int fd = open(input_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);

@@ -6,10 +6,13 @@
 
 #include "launch/config.h"
 
-// Replaces the contents of this process's scratch file, /tmp/regdist-fuzz-<pid>.in (removed at
-// exit; parallel fuzzers never share one), with data and returns its path. Not a memfd:
-// HDF5 resolves /proc/self/fd/N to its target's real path, which a memfd lacks. Aborts if
-// the file cannot be written: that is no finding.
+// Where scratch files go: $TMPDIR, or /tmp.
+const char *fuzz_tmpdir(void);
+
+// Replaces the contents of this process's scratch file, <tmpdir>/regdist-fuzz-<pid>.in
+// (removed at a normal exit; parallel fuzzers never share one), with data and returns its
+// path. Not a memfd: HDF5 resolves /proc/self/fd/N to its target's real path, which a memfd
+// lacks. Aborts if the file cannot be written: that is no finding.
 const char *fuzz_input_file(const uint8_t *data, size_t size);
 
 // The whole of <source dir>/rel as a NUL-terminated string (malloc'd); aborts if missing.

@@ -24,7 +24,8 @@ bin=$build/tests/fuzz/$target
 [ -x "$bin" ] || { echo "run.sh: no $bin (cmake --build $1 --target fuzz)" >&2; exit 2; }
 
 rm -rf "$work"
-mkdir -p "$work/corpus" "$work/findings" "$work/hdf5" "$work/artifacts"
+mkdir -p "$work/corpus" "$work/findings" "$work/hdf5" "$work/artifacts" "$work/tmp"
+export TMPDIR=$work/tmp  # the targets' scratch files: a crashed run leaves its own there
 if [ -d "$src/tests/fuzz/corpus/$target" ]; then
   cp "$src/tests/fuzz/corpus/$target/"* "$work/corpus/"
 fi
