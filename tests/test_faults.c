@@ -161,15 +161,18 @@ static void assert_same_run(const char *a, const char *b) {
 
 // Signals at random moments of a run, each followed by a resume, until `want` of them landed
 // mid-run; the end must be the uninterrupted run's, bit for bit.
-static void interrupt_and_resume(int np, int sig, const char *ref, const char *name, int want) {
+// The delays are uniform over the first half of the reference run's duration, halved after
+// every signal that came too late, so the test fits fast and slow machines alike.
+static void interrupt_and_resume(int np, int sig, const char *ref, const char *name, int want,
+                                 double ref_seconds) {
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     srand(seed);
-    int landed = 0;
+    int landed = 0, max_ms = (int)(500 * ref_seconds) + 1;
     for (int attempt = 0; attempt < 12 && landed < want; attempt++) {
         char run[64], extra[1400];
         snprintf(run, sizeof run, "%s_%d", name, attempt);
         pid_t pid = train_async(np, run, "");
-        int delay_ms = rand() % 1500;  // the run takes about 2 s after its header
+        int delay_ms = rand() % max_ms;
         usleep((useconds_t)delay_ms * 1000);
         kill(pid, sig);
         int code = wait_exit(pid);
@@ -177,6 +180,7 @@ static void interrupt_and_resume(int np, int sig, const char *ref, const char *n
         if (code != 0) fail_msg("signal %d after %d ms (seed %u): exit %d\n%s", sig, delay_ms, seed, code, log);
         if (!strstr(log, "stopped at step")) {  // it had finished: try again sooner
             free(log);
+            max_ms = max_ms / 2 + 1;
             continue;
         }
         if (!strstr(log, sig == SIGTERM ? "(SIGTERM)" : "(SIGUSR1)") || !strstr(log, "--resume"))
@@ -193,22 +197,34 @@ static void interrupt_and_resume(int np, int sig, const char *ref, const char *n
         fail_msg("only %d of %d signals landed mid-run in 12 tries (seed %u)", landed, want, seed);
 }
 
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
+}
+
 static void test_sigterm_resumes_bit_identical(void **state) {
     (void)state;
     RunResult r;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     train_sync(&r, 0, "ref1", "");
+    double took = seconds_since(&t0);
     if (r.status) fail_msg("reference run: exit %d\n%s", r.status, r.err);
-    interrupt_and_resume(0, SIGTERM, "ref1", "term", 3);
-    interrupt_and_resume(0, SIGUSR1, "ref1", "usr1", 1);
+    interrupt_and_resume(0, SIGTERM, "ref1", "term", 3, took);
+    interrupt_and_resume(0, SIGUSR1, "ref1", "usr1", 1, took);
 }
 
 // mpiexec forwards SIGUSR1 to both ranks; they agree on one step and write one checkpoint.
 static void test_sigusr1_under_mpiexec(void **state) {
     (void)state;
     RunResult r;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     train_sync(&r, 2, "ref2", "");
+    double took = seconds_since(&t0);
     if (r.status) fail_msg("reference run: exit %d\n%s", r.status, r.err);
-    interrupt_and_resume(2, SIGUSR1, "ref2", "mpi", 2);
+    interrupt_and_resume(2, SIGUSR1, "ref2", "mpi", 2, took);
 }
 
 // SIGTERM then SIGUSR1 at once: the second ends the process without waiting for the step.
@@ -320,7 +336,7 @@ static void test_checkpoint_write_failures(void **state) {
 // last.h5; epoch 2's best.h5 then finds no room: exit 1 naming the path and "No space left
 // on device", and epoch 1's checkpoints load.
 static int mount_tmpfs(const char *at, const char *opts) {
-    char cmd[1400];
+    char cmd[2600];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && mount -t tmpfs -o %s tmpfs '%s' 2>/dev/null", at,
              opts, at);
     return system(cmd) == 0;
