@@ -329,6 +329,7 @@ static pid_t start_job(const char *name, const char *extra, pid_t *rank1) {
              name);
     pid_t job = fork();
     if (job == 0) {
+        test_child_env();
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }

@@ -71,6 +71,7 @@ static pid_t train_async(int np, const char *name, const char *extra) {
     snprintf(line, sizeof line, "exec %s > '%s' 2>&1", cmd, log);
     pid_t pid = fork();
     if (pid == 0) {
+        test_child_env();
         execl("/bin/sh", "sh", "-c", line, (char *)NULL);
         _exit(127);
     }

@@ -93,11 +93,7 @@ static void run_argv(RunResult *r, const char *path, char *const *argv) {
         close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
-        // Sanitizer builds: MPI_Init's allocations live in dlopen'd Open MPI components that
-        // LeakSanitizer cannot symbolize or suppress, so the regdist children may get their
-        // own ASAN_OPTIONS (leak checking off; every other check stays on).
-        const char *child = getenv("REGDIST_CHILD_ASAN_OPTIONS");
-        if (child) setenv("ASAN_OPTIONS", child, 1);
+        test_child_env();
         execv(path, argv);
         fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
         _exit(127);
@@ -152,4 +148,12 @@ void test_expect_bad_input(const RunResult *r, const char *needle) {
         fail_msg("expected one line on stderr, got: %s", r->err);
     if (strncmp(r->err, "regdist: ", 9) != 0) fail_msg("message lacks 'regdist: ': %s", r->err);
     if (!strstr(r->err, needle)) fail_msg("expected '%s' in: %s", needle, r->err);
+}
+
+void test_child_env(void) {
+    // Sanitizer builds: MPI_Init's allocations live in dlopen'd Open MPI components that
+    // LeakSanitizer cannot symbolize or suppress, so the regdist children may get their own
+    // ASAN_OPTIONS (leak checking off; every other check stays on).
+    const char *child = getenv("REGDIST_CHILD_ASAN_OPTIONS");
+    if (child) setenv("ASAN_OPTIONS", child, 1);
 }

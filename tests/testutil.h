@@ -32,3 +32,7 @@ void test_expect_ok(const RunResult *r);
 // Fails the test unless r exited 2 with exactly one line "regdist: ..." on stderr that
 // contains needle: how every bad input must end.
 void test_expect_bad_input(const RunResult *r, const char *needle);
+
+// In a forked child about to exec regdist or mpiexec: the environment the test helpers give
+// their children (under the sanitizers, REGDIST_CHILD_ASAN_OPTIONS as ASAN_OPTIONS).
+void test_child_env(void);

@@ -24,6 +24,9 @@
 # Environment: REGDIST_BIN, REGDIST_MPIEXEC (mpirun), REGDIST_SOURCE_DIR, REGDIST_TEST_TMP,
 # REGDIST_MULTIHOST_KEEP=1 keeps the temporary directory.
 set -u
+# Sanitizer builds: Open MPI's start-up allocations cannot be symbolized or suppressed, so
+# regdist runs with the children's ASAN_OPTIONS the other tests give it (see testutil.c)
+if [ -n "${REGDIST_CHILD_ASAN_OPTIONS:-}" ]; then export ASAN_OPTIONS="$REGDIST_CHILD_ASAN_OPTIONS"; fi
 
 SKIP=77
 LIMIT=${REGDIST_MULTIHOST_LIMIT:-170}  # the whole script, seconds; ctest's TIMEOUT is above it
