@@ -365,6 +365,25 @@ static void sync_epoch_sums(Trainer *t) {
     t->meta.epoch_correct = (int64_t)v[1];
 }
 
+// This rank's rows (its slices of every micro-batch) of the first nbatches global batches
+// of t->perm, in step order, into t->shard; batch b's start at t->shard_off[b], and
+// t->shard_off[nbatches] is the count returned. The one walk over the split the step makes.
+static int64_t rank_rows(Trainer *t, int64_t nbatches) {
+    const Config *c = &t->cfg;
+    int64_t k = 0;
+    for (int64_t b = 0; b < nbatches; b++) {
+        t->shard_off[b] = k;
+        int64_t start = b * c->batch, n = t->train.n - start < c->batch ? t->train.n - start : c->batch;
+        for (int j = 0; j < c->accum; j++) {
+            int64_t lo, hi;
+            stepper_slice(t->d, c, n, j, &lo, &hi);
+            for (int64_t i = lo; i < hi; i++) t->shard[k++] = t->perm[start + i];
+        }
+    }
+    t->shard_off[nbatches] = k;
+    return k;
+}
+
 // A rank's training rows of the epoch, the slices of every batch that are its own, step by
 // step. Held: with several ranks each reads, at the start of an epoch, only those rows (about
 // 1/world of the split, one hyperslab per run of consecutive rows); one rank holds the split
@@ -374,20 +393,11 @@ static void begin_epoch_data(Trainer *t) {
     const Dist *d = t->d;
     const Config *c = &t->cfg;
     if (d->world == 1 && !t->stream) return;
-    int64_t k = 0;
-    for (int64_t b = 0; b < t->steps_per_epoch; b++) {
-        t->shard_off[b] = k;
-        int64_t start = b * c->batch, n = t->train.n - start < c->batch ? t->train.n - start : c->batch;
-        for (int j = 0; j < c->accum; j++) {
-            int64_t lo, hi;
-            stepper_slice(d, c, n, j, &lo, &hi);
-            for (int64_t i = lo; i < hi; i++) t->shard[k++] = t->perm[start + i];
-        }
-        if (t->stream)
-            qsort(t->shard + t->shard_off[b], (size_t)(k - t->shard_off[b]), sizeof *t->shard,
-                  cmp_i64);
-    }
-    t->shard_off[t->steps_per_epoch] = k;
+    int64_t k = rank_rows(t, t->steps_per_epoch);
+    if (t->stream)
+        for (int64_t b = 0; b < t->steps_per_epoch; b++)
+            qsort(t->shard + t->shard_off[b], (size_t)(t->shard_off[b + 1] - t->shard_off[b]),
+                  sizeof *t->shard, cmp_i64);
     Err e = {0};
     if (t->stream) {
         if (prefetch_start(&t->pf, t->train.file, "train", c->train_size, t->shard, t->shard_off,
@@ -568,16 +578,9 @@ static int precise_bn(Trainer *t) {
         }
     }
     if (!has_bn) return 0;
-    int64_t K = c->precise_bn < t->steps_per_epoch ? c->precise_bn : t->steps_per_epoch, k = 0;
+    int64_t K = c->precise_bn < t->steps_per_epoch ? c->precise_bn : t->steps_per_epoch;
     shuffle_permutation(t->perm, t->train.n, c->seed ^ 0x9e3779b9u, c->epochs);
-    for (int64_t b = 0; b < K; b++) {  // this rank's rows of those batches, in step order
-        int64_t start = b * c->batch, n = t->train.n - start < c->batch ? t->train.n - start : c->batch;
-        for (int j = 0; j < c->accum; j++) {
-            int64_t lo, hi;
-            stepper_slice(d, c, n, j, &lo, &hi);
-            for (int64_t i = lo; i < hi; i++) t->shard[k++] = t->perm[start + i];
-        }
-    }
+    int64_t k = rank_rows(t, K);
     Dataset rows = {0};
     Err e = {0};
     int64_t *sorted = malloc((size_t)(k ? k : 1) * sizeof *sorted);  // the rows to read
