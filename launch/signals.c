@@ -1,4 +1,4 @@
-// signals.c: stop requests from SIGTERM and SIGUSR1 (signals.h).
+// signals.c: stop requests from SIGTERM, SIGUSR1 and SIGINT (signals.h).
 #include "signals.h"
 
 #include <signal.h>
@@ -25,10 +25,15 @@ void signals_install(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);  // Ctrl-C: the same clean stop, not a lost run
     // a file-size limit (a quota, ulimit -f) must fail the write with EFBIG, which the
     // checkpoint writer reports, instead of killing the process
     signal(SIGXFSZ, SIG_IGN);
 }
 
 int signals_pending(void) { return pending; }
+
+const char *signal_name(int sig) {
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : sig == SIGINT ? "SIGINT" : "signal";
+}
 

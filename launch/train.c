@@ -4,6 +4,7 @@
 // rows its slices need. Rank 0 prints progress and writes metrics.csv, last.h5 (every epoch
 // and at the end) and best.h5; every rank takes part in evaluation and in the collectives
 // around checkpoints.
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -26,7 +27,7 @@
 
 static const char *usage =
     "usage: regdist train --config C --data F --out DIR [--set key=value ...]\n"
-    "                     [--resume CKPT | --init CKPT]\n"
+    "                     [--resume CKPT | --init CKPT | --overwrite]\n"
     "\n"
     "Trains the model of config C on the train split of dataset F, evaluating on its val\n"
     "split each epoch. Writes DIR/metrics.csv, DIR/last.h5 (every epoch and when the run\n"
@@ -34,10 +35,15 @@ static const char *usage =
     "\n"
     "  --config C        the experiment (launch/configs/*.cfg)\n"
     "  --data F          an HDF5 dataset (regdist data ... makes one)\n"
-    "  --out DIR         output directory (created if missing)\n"
+    "  --out DIR         output directory (created if missing); one that holds a run is\n"
+    "                    refused unless --resume continues it or --overwrite replaces it\n"
     "  --set key=value   override a config key; repeatable\n"
     "  --resume CKPT     continue a run exactly from a checkpoint (model, optimizer, position)\n"
     "  --init CKPT       start from a checkpoint's weights only\n"
+    "  --overwrite       start afresh in a DIR that holds a run: its files are removed first\n"
+    "\n"
+    "SIGTERM, SIGUSR1 and SIGINT (Ctrl-C) stop at the next step with DIR/last.h5 written and\n"
+    "the command to resume printed; a second one exits at once.\n"
     "\n"
     "Config keys:\n";
 
@@ -167,12 +173,13 @@ static void check_resume_compatible(const Dist *d, const Trainer *t, const char 
 
 static void parse_args(const Dist *d, int argc, char **argv, const char **config, const char **data,
                        const char **out, const char **resume, const char **init,
-                       const char **sets, int *nsets) {
+                       int *overwrite, const char **sets, int *nsets) {
     static const struct option opts[] = {
         {"config", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
         {"out", required_argument, 0, 'o'},    {"set", required_argument, 0, 's'},
         {"resume", required_argument, 0, 'r'}, {"init", required_argument, 0, 'i'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"overwrite", no_argument, 0, 'O'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     opterr = 0;
     optind = 1;
     int ch;
@@ -183,6 +190,7 @@ static void parse_args(const Dist *d, int argc, char **argv, const char **config
         case 'o': *out = optarg; break;
         case 'r': *resume = optarg; break;
         case 'i': *init = optarg; break;
+        case 'O': *overwrite = 1; break;
         case 's':
             if (*nsets >= MAX_SETS) cli_usage_fail(d, "train", "too many --set options");
             sets[(*nsets)++] = optarg;
@@ -203,6 +211,57 @@ static void parse_args(const Dist *d, int argc, char **argv, const char **config
     if (!*data) cli_usage_fail(d, "train", "--data is required");
     if (!*out) cli_usage_fail(d, "train", "--out is required");
     if (*resume && *init) cli_usage_fail(d, "train", "--resume and --init exclude each other");
+    if (*resume && *overwrite)
+        cli_usage_fail(d, "train", "--resume continues a run and --overwrite replaces it: choose one");
+}
+
+// The files a run writes into its directory: a directory holding any of them holds a run.
+static const char *const run_files[] = {"metrics.csv", "last.h5", "best.h5", "summary.json"};
+#define N_RUN_FILES (int)(sizeof run_files / sizeof run_files[0])
+
+// Removes dir's run files and kept epoch checkpoints (epoch-NNNN.h5). ERR_RUNTIME on failure.
+static int remove_run_files(const char *dir, Err *e) {
+    char path[1100];
+    for (int i = 0; i < N_RUN_FILES; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, run_files[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return err_set(e, ERR_RUNTIME, "--overwrite: cannot remove %s: %s", path, strerror(errno));
+    }
+    DIR *dp = opendir(dir);
+    if (!dp) return ERR_OK;
+    int rc = ERR_OK;
+    for (struct dirent *de; !rc && (de = readdir(dp));) {
+        unsigned n;
+        char tail[8];
+        if (sscanf(de->d_name, "epoch-%u.h%1s", &n, tail) != 2 || strcmp(tail, "5")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (unlink(path) != 0)
+            rc = err_set(e, ERR_RUNTIME, "--overwrite: cannot remove %s: %s", path, strerror(errno));
+    }
+    closedir(dp);
+    return rc;
+}
+
+// A run directory belongs to one run: one that holds a run is refused unless the command
+// continues it (--resume) or replaces it (--overwrite: the old files go first, so old and
+// new are never mixed). Rank 0 looks, on its file system; every rank learns the outcome.
+static void claim_out_dir(const Dist *d, const char *dir, const char *resume, int overwrite) {
+    Err e = {0};
+    if (d->rank == 0 && !resume) {
+        const char *held = NULL;
+        char path[1100];
+        for (int i = 0; !held && i < N_RUN_FILES; i++) {
+            snprintf(path, sizeof path, "%s/%s", dir, run_files[i]);
+            if (access(path, F_OK) == 0) held = run_files[i];
+        }
+        if (held && !overwrite)
+            err_set(&e, ERR_INPUT, "--out %s already holds a run (%s): continue it with --resume "
+                    "%s/last.h5, start afresh there with --overwrite, or choose another --out",
+                    dir, held, dir);
+        else if (held)
+            remove_run_files(dir, &e);
+    }
+    if (dist_agree(d, &e)) dist_exit_agreed((Dist *)d, &e);
 }
 
 static void make_out_dir(const Dist *d, const char *dir) {
@@ -271,12 +330,40 @@ static void share_state(Trainer *t) {
     check_same_state(t, "after start-up");
 }
 
+// A size limit larger than the split cannot be what the user meant: an error, not a cap.
+static void check_sizes(const Dist *d, const Config *c, const char *file, const Dataset *ds,
+                        const char *split, int64_t limit, const char *key) {
+    if (limit <= 0 || ds->n >= limit) return;
+    Err e;
+    err_set(&e, ERR_INPUT, "%s = %lld but /%s of %s has only %lld samples (0 = all of them)",
+            key, (long long)limit, split, file, (long long)ds->n);
+    (void)c;
+    cli_fail(d, &e);
+}
+
+// Settings that run but cannot do what they say: one warning line each, at start-up.
+static void warn_settings(const Dist *d, const Trainer *t) {
+    if (d->rank != 0) return;
+    const Config *c = &t->cfg;
+    int64_t run = c->sched.total_steps;  // train.max_steps may only pause the run: not counted
+    if (c->sched.warmup_steps > 0 && c->sched.warmup_steps >= run)
+        fprintf(stderr, "regdist: warning: sched.warmup_steps = %lld but the run has %lld steps: "
+                "the learning rate never reaches optim.lr\n",
+                (long long)c->sched.warmup_steps, (long long)run);
+    if (c->batch > t->train.n)
+        fprintf(stderr, "regdist: warning: train.batch = %d is larger than the %lld training "
+                "samples: every step is the whole set\n", c->batch, (long long)t->train.n);
+    if (c->patience > 0 && c->patience >= c->epochs)
+        fprintf(stderr, "regdist: warning: train.patience = %d but train.epochs = %d: early "
+                "stopping can never trigger\n", c->patience, c->epochs);
+}
+
 static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char **resume_out) {
     t->d = d;
     const char *config = NULL, *data = NULL, *out = NULL, *resume = NULL, *init = NULL;
     const char *sets[MAX_SETS];
-    int nsets = 0;
-    parse_args(d, argc, argv, &config, &data, &out, &resume, &init, sets, &nsets);
+    int nsets = 0, overwrite = 0;
+    parse_args(d, argc, argv, &config, &data, &out, &resume, &init, &overwrite, sets, &nsets);
     *resume_out = resume;
     Err e = {0};
     if (config_load(&t->cfg, config, NULL, sets, nsets, &e)) cli_fail(d, &e);
@@ -290,10 +377,12 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     check_same_config(d, c);
 
     load_split(d, &t->train, data, "train", c->train_size, 1, 0);
+    check_sizes(d, c, data, &t->train, "train", c->train_size, "data.train_size");
     // a rank holds its training shard when it fits data.memory_mb, else streams it
     t->stream = shard_bytes(d, &t->train) > (double)c->memory_mb * 1048576.0;
     if (d->world == 1 && !t->stream) load_split(d, &t->train, data, "train", c->train_size, 1, 1);
     t->has_val = load_split(d, &t->val, data, "val", c->val_size, 0, 1);
+    if (t->has_val) check_sizes(d, c, data, &t->val, "val", c->val_size, "data.val_size");
     t->has_test = load_split(d, &t->test, data, "test", 0, 0, 1);
     if (t->has_val) hold_eval_share(d, &t->val, c->val_size);
     if (t->has_test) hold_eval_share(d, &t->test, 0);
@@ -320,6 +409,7 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     }
     t->steps_per_epoch = (t->train.n + c->batch - 1) / c->batch;
     c->sched.total_steps = t->steps_per_epoch * c->epochs;
+    warn_settings(d, t);
 
     t->probs = malloc((size_t)max_local * (size_t)t->m.num_classes * sizeof(float));
     t->perm = malloc((size_t)t->train.n * sizeof(int64_t));
@@ -349,7 +439,9 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     // a resumed epoch's sums so far are global: rank 0 carries them, the others start at 0
     t->loss_local = d->rank == 0 ? t->meta.epoch_loss_sum : 0.0;
     t->correct_local = d->rank == 0 ? t->meta.epoch_correct : 0;
+    t->seen_local = d->rank == 0 ? t->meta.epoch_seen : 0;  // the progress line's mean
     if (stepper_init(&t->st, d, c, &t->m, &t->opt, &t->train, &e)) cli_fail(d, &e);
+    claim_out_dir(d, out, resume, overwrite);
     make_out_dir(d, out);
 }
 
@@ -468,12 +560,36 @@ static void keep_epoch_checkpoint(const Trainer *t) {
 // After a stop mid-run (train.max_steps or a signal) and its checkpoint.
 static void stopped_message(const Trainer *t, int signal) {
     if (t->d->rank != 0) return;
-    printf("stopped at step %lld (%s) in epoch %lld; %s/last.h5 holds it: resume with the same "
-           "command and --resume %s/last.h5\n",
-           (long long)t->meta.step, signal == SIGTERM ? "SIGTERM" : signal ? "SIGUSR1"
-                                                                        : "train.max_steps",
-           (long long)t->meta.epoch + 1, t->out, t->out);
+    if (signal)
+        printf("stopped at step %lld (%s) in epoch %lld; %s/last.h5 holds it: resume with the "
+               "same command and --resume %s/last.h5\n", (long long)t->meta.step,
+               signal_name(signal), (long long)t->meta.epoch + 1, t->out, t->out);
+    else
+        printf("stopped at step %lld (train.max_steps) in epoch %lld; %s/last.h5 holds it: train "
+               "further with --resume %s/last.h5 and a larger train.max_steps\n",
+               (long long)t->meta.step, (long long)t->meta.epoch + 1, t->out, t->out);
     fflush(stdout);
+}
+
+// A resumed run with nothing left to do (all its epochs, its train.max_steps, or early
+// stopping reached): says so, and how to train further, instead of silently redoing the end.
+static int finished_message(const Trainer *t, const char *resume) {
+    const Config *c = &t->cfg;
+    const char *why = t->meta.epoch >= c->epochs                            ? "train.epochs"
+                      : c->max_steps >= 0 && t->meta.step >= c->max_steps   ? "train.max_steps"
+                      : c->patience > 0 && t->meta.bad_epochs >= c->patience ? "train.patience"
+                                                                             : NULL;
+    if (!why) return 0;
+    if (t->d->rank == 0) {
+        printf("%s is a finished run (step %lld, %lld of %d epochs, ended by %s): nothing to "
+               "train. To train further, resume it with a larger %s (--set %s=N)%s\n",
+               resume, (long long)t->meta.step, (long long)t->meta.epoch, c->epochs, why,
+               strcmp(why, "train.patience") ? why : "train.patience or train.epochs",
+               strcmp(why, "train.patience") ? why : "train.patience",
+               strcmp(why, "train.epochs") ? "" : "; the schedule then stretches to the new length");
+        fflush(stdout);
+    }
+    return 1;
 }
 
 // One optimizer step (step.c), then, every dist.check_every steps, proof that every rank
@@ -627,7 +743,7 @@ static int precise_bn(Trainer *t) {
 // numbers in DIR/summary.json for scripts; with eval.precise_bn, the same again with
 // PreciseBN statistics (the checkpoints keep the running statistics training left).
 // Collective (every rank evaluates its share); rank 0 prints and writes.
-static void report_final(Trainer *t) {
+static void report_final(Trainer *t, const char *ended_by) {
     EvalResult r[2][3];
     const char *names[3] = {"train", "val", "test"};
     int has[3] = {1, t->has_val, t->has_test};
@@ -672,7 +788,8 @@ static void report_final(Trainer *t) {
                         p ? "precise_" : "", names[i], r[p][i].loss, p ? "precise_" : "", names[i],
                         r[p][i].accuracy, p ? "precise_" : "", names[i], r[p][i].ece,
                         p ? "precise_" : "", names[i], r[p][i].confidence);
-    fprintf(f, ", \"skipped_steps\": %lld", (long long)t->meta.skipped_steps);
+    fprintf(f, ", \"skipped_steps\": %lld, \"ended_by\": \"%s\"", (long long)t->meta.skipped_steps,
+            ended_by);
     fprintf(f, ", \"best_val_acc\": %.6f, \"seconds_per_epoch\": %.3f}\n", t->meta.best_metric,
             t->train_seconds / (double)(t->meta.epoch ? t->meta.epoch : 1));
     fclose(f);
@@ -690,6 +807,10 @@ int cmd_train(Dist *d, int argc, char **argv) {
     print_header(d, &t, resume, threads);
     Err e = {0};
 
+    if (resume && finished_message(&t, resume)) {
+        free_trainer(&t);
+        return 0;
+    }
     char path[1100];
     snprintf(path, sizeof path, "%s/metrics.csv", t.out);
     FILE *metrics = NULL;  // rows are numbered from 1; a resumed run keeps those before its own
@@ -697,7 +818,8 @@ int cmd_train(Dist *d, int argc, char **argv) {
         cli_fail(d, &e);
 
     int stop = c->max_steps >= 0 && t.meta.step >= c->max_steps, signal = 0;
-    if (c->max_steps == 0 || stop) save(d, &t, "last.h5");
+    const char *ended_by = stop ? "train.max_steps" : "train.epochs";
+    if (stop) save(d, &t, "last.h5");
     while (!stop && t.meta.epoch < c->epochs) {
         int64_t epoch = t.meta.epoch;
         if (c->shuffle) shuffle_permutation(t.perm, t.train.n, c->seed, epoch);
@@ -726,6 +848,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
                             (double)t.meta.epoch_seen / t.meta.epoch_seconds);
             if (c->max_steps >= 0 && t.meta.step >= c->max_steps) {
                 stop = 1;
+                ended_by = "train.max_steps";
                 if (t.meta.epoch_batch < t.steps_per_epoch) break;
             }
             if ((signal = dist_max_int(d, signals_pending()))) {  // preemption: every rank
@@ -798,14 +921,16 @@ int cmd_train(Dist *d, int argc, char **argv) {
             if (d->rank == 0)
                 printf("early stopping: no better validation accuracy for %d epochs\n",
                        c->patience);
+            ended_by = "train.patience";
             break;
         }
     }
     if (d->rank == 0 && t.meta.best_epoch >= 0)
         printf("best val acc %.2f%% at epoch %lld (%s/best.h5)\n", 100 * t.meta.best_metric,
                (long long)t.meta.best_epoch + 1, t.out);
-    // a signal from here to the exit changes nothing: the run is saved (the handlers stay)
-    if (!stop) report_final(&t);
+    // a signal from here to the exit changes nothing: the run is saved (the handlers stay).
+    // Every run that ends gets its report; a preempted one gets it when resumed to its end.
+    if (!signal) report_final(&t, ended_by);
     if (metrics) fclose(metrics);
     free_trainer(&t);
     return 0;

@@ -184,7 +184,8 @@ static void interrupt_and_resume(int np, int sig, const char *ref, const char *n
             max_ms = max_ms / 2 + 1;
             continue;
         }
-        if (!strstr(log, sig == SIGTERM ? "(SIGTERM)" : "(SIGUSR1)") || !strstr(log, "--resume"))
+        const char *named = sig == SIGTERM ? "(SIGTERM)" : sig == SIGINT ? "(SIGINT)" : "(SIGUSR1)";
+        if (!strstr(log, named) || !strstr(log, "--resume"))
             fail_msg("the stop message should name the signal and how to resume:\n%s", log);
         free(log);
         landed++;
@@ -214,6 +215,7 @@ static void test_sigterm_resumes_bit_identical(void **state) {
     if (r.status) fail_msg("reference run: exit %d\n%s", r.status, r.err);
     interrupt_and_resume(0, SIGTERM, "ref1", "term", 3, took);
     interrupt_and_resume(0, SIGUSR1, "ref1", "usr1", 1, took);
+    interrupt_and_resume(0, SIGINT, "ref1", "int", 2, took);  // Ctrl-C: the same clean stop
 }
 
 // mpiexec forwards SIGUSR1 to both ranks; they agree on one step and write one checkpoint.
@@ -226,6 +228,20 @@ static void test_sigusr1_under_mpiexec(void **state) {
     double took = seconds_since(&t0);
     if (r.status) fail_msg("reference run: exit %d\n%s", r.status, r.err);
     interrupt_and_resume(2, SIGUSR1, "ref2", "mpi", 2, took);
+}
+
+// Ctrl-C twice: the second ends the process at once, without a checkpoint.
+static void test_second_ctrl_c_exits_at_once(void **state) {
+    (void)state;
+    pid_t pid = train_async(0, "twice_int", "");
+    usleep(200000);
+    kill(pid, SIGINT);
+    kill(pid, SIGINT);
+    int code = wait_exit(pid);
+    char *log = run_log("twice_int");
+    if (code != 128 + SIGINT || !strstr(log, "second signal"))
+        fail_msg("exit %d, want %d with 'second signal':\n%s", code, 128 + SIGINT, log);
+    free(log);
 }
 
 // SIGTERM then SIGUSR1 at once: the second ends the process without waiting for the step.
@@ -392,6 +408,7 @@ int main(void) {
         cmocka_unit_test(test_sigterm_resumes_bit_identical),
         cmocka_unit_test(test_sigusr1_under_mpiexec),
         cmocka_unit_test(test_second_signal_exits_at_once),
+        cmocka_unit_test(test_second_ctrl_c_exits_at_once),
         cmocka_unit_test(test_nonfinite_gradient),
         cmocka_unit_test(test_checkpoint_write_failures),
         cmocka_unit_test(test_full_and_read_only_disks),
