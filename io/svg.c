@@ -71,15 +71,17 @@ static void marker(FILE *f, int k, double x, double y) {
 }
 
 // A figure being drawn: the document, in memory until it is saved whole, and the labels of
-// its series in order of first appearance; a label's index is its style.
+// its series in order of first appearance; a label's index is its style. Panels sit in rows;
+// which labels each row draws decides its legend.
 typedef struct {
     FILE *f;
     char *buf;
     size_t len;
     const char **name;
-    int *drawn;  // 1 if some series of this label has a finite point
-    int n;
+    unsigned char *has;  // (rows, cap): 1 where row r has a series of label k with a finite point
+    int n, cap, rows;
     double legend_x;
+    double *legend_y;  // (rows): the first entry of row r's legend; NAN where it has none
 } Fig;
 
 static int label_index(Fig *g, const char *s) {
@@ -87,7 +89,6 @@ static int label_index(Fig *g, const char *s) {
     for (int i = 0; i < g->n; i++)
         if (strcmp(g->name[i], s) == 0) return i;
     g->name[g->n] = s;
-    g->drawn[g->n] = 0;
     return g->n++;
 }
 
@@ -100,8 +101,20 @@ static void series_begin(FILE *f, int k, int dashed) {
             dashed ? "white" : colour(k));
 }
 
-// Whether label k has a legend row: it was drawn and it is not the empty label.
-static int in_legend(const Fig *g, int k) { return g->drawn[k] && *g->name[k]; }
+// Whether row r's legend lists label k: a series of it was drawn there and it has a name.
+static int in_legend(const Fig *g, int r, int k) { return g->has[(size_t)r * g->cap + k] && *g->name[k]; }
+
+static int legend_size(const Fig *g, int r) {
+    int n = 0;
+    for (int k = 0; k < g->n; k++) n += in_legend(g, r, k);
+    return n;
+}
+
+static int same_legend(const Fig *g, int r, int q) {
+    for (int k = 0; k < g->n; k++)
+        if (in_legend(g, r, k) != in_legend(g, q, k)) return 0;
+    return 1;
+}
 
 // svg_nice_ticks with steps of at least min_step (1 for whole-number data such as epochs).
 static int nice_ticks(double lo, double hi, int max_ticks, double min_step, double *ticks) {
@@ -293,51 +306,68 @@ static int save(const char *path, const char *buf, size_t len, Err *e) {
     return ERR_OK;
 }
 
-// Room for nlabels labels and the memory stream; ERR_RUNTIME if there is no memory.
-static int fig_open(Fig *g, int nlabels, const char *path, Err *e) {
+// Room for nlabels labels in rows of panels and the memory stream; ERR_RUNTIME if there is no
+// memory.
+static int fig_open(Fig *g, int nlabels, int rows, const char *path, Err *e) {
     *g = (Fig){.name = malloc(((size_t)nlabels + 1) * sizeof *g->name),
-               .drawn = malloc(((size_t)nlabels + 1) * sizeof *g->drawn)};
-    g->f = g->name && g->drawn ? open_memstream(&g->buf, &g->len) : NULL;
+               .has = calloc((size_t)rows * ((size_t)nlabels + 1), 1),
+               .legend_y = malloc((size_t)rows * sizeof *g->legend_y),
+               .cap = nlabels + 1,
+               .rows = rows};
+    g->f = g->name && g->has && g->legend_y ? open_memstream(&g->buf, &g->len) : NULL;
     if (g->f) return ERR_OK;
-    free(g->name), free(g->drawn);
+    free(g->name), free(g->has), free(g->legend_y);
     return err_set(e, ERR_RUNTIME, "%s: out of memory drawing the figure", path);
 }
 
-// The document's opening, sized for panels of w x h (below the title) and the legend to the
-// right of them: XML declaration, <svg>, white background, figure title.
-static void fig_begin(Fig *g, double w, double h, const char *title) {
-    double legend_w = 0;
-    int rows = 0;
-    for (int k = 0; k < g->n; k++) {
-        if (!in_legend(g, k)) continue;
-        legend_w = fmax(legend_w, 52 + text_w(g->name[k], 12));
-        rows++;
+// The document's opening, sized for panels of w x h (below the title) and the legends to the
+// right of them: XML declaration, <svg>, white background, figure title. A legend serves one
+// set of series: row r gets its own, level with its first panel (row_y0 + r * row_h), unless
+// it draws the same labels as the row above, whose legend then serves both.
+static void fig_begin(Fig *g, double w, double h, double row_y0, double row_h, const char *title) {
+    double legend_w = 0, bottom = 0;
+    for (int k = 0; k < g->n; k++)
+        for (int r = 0; r < g->rows; r++)
+            if (in_legend(g, r, k)) legend_w = fmax(legend_w, 52 + text_w(g->name[k], 12));
+    for (int r = 0; r < g->rows; r++) {
+        int n = legend_size(g, r);
+        g->legend_y[r] = NAN;
+        if (!n || (r > 0 && same_legend(g, r, r - 1))) continue;
+        // below the legend above when that one is long
+        g->legend_y[r] = fmax(row_y0 + r * row_h, bottom + LEGEND_ROW);
+        bottom = g->legend_y[r] + LEGEND_ROW * (n - 1) + 14;
     }
     g->legend_x = w + 16;
     w += legend_w ? 16 + legend_w : 0;
-    h = fmax(TOP + h, TOP + MT + LEGEND_ROW * rows);
+    h = fmax(TOP + h, bottom);
     fprintf(g->f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
             "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\">\n"
             "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", w, h, w, h);
     text(g->f, w / 2, 28, 16, w - 20, "middle", " font-weight=\"bold\"", title);
 }
 
-// Draws the legend (with line samples if lines), ends the document and saves it; frees g.
+// Draws the legends (with line samples if lines), ends the document and saves it; frees g.
 static int fig_end(Fig *g, int lines, const char *path, Err *e) {
-    double x = g->legend_x, y = TOP + MT + 6;
-    for (int k = 0; k < g->n; k++) {
-        if (!in_legend(g, k)) continue;
-        series_begin(g->f, k, 0);
-        if (lines) fprintf(g->f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"2\"/>", x, y, x + 28, y);
-        marker(g->f, marker_kind(k), x + (lines ? 14 : 6), y);
+    double x = g->legend_x;
+    for (int r = 0; r < g->rows; r++) {
+        if (isnan(g->legend_y[r])) continue;
+        fputs("<g class=\"legend\">\n", g->f);
+        double y = g->legend_y[r];
+        for (int k = 0; k < g->n; k++) {
+            if (!in_legend(g, r, k)) continue;
+            series_begin(g->f, k, 0);
+            if (lines) fprintf(g->f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"2\"/>", x, y, x + 28, y);
+            marker(g->f, marker_kind(k), x + (lines ? 14 : 6), y);
+            fputs("</g>\n", g->f);
+            text(g->f, x + (lines ? 36 : 18), y + 4, 12, 0, "start", NULL, g->name[k]);
+            y += LEGEND_ROW;
+        }
         fputs("</g>\n", g->f);
-        text(g->f, x + (lines ? 36 : 18), y + 4, 12, 0, "start", NULL, g->name[k]);
-        y += LEGEND_ROW;
     }
     fputs("</svg>\n", g->f);
     int rc = fclose(g->f) ? err_set(e, ERR_RUNTIME, "%s: out of memory drawing the figure", path)
                           : save(path, g->buf, g->len, e);
-    free(g->buf), free(g->name), free(g->drawn);
+    free(g->buf), free(g->name), free(g->has), free(g->legend_y);
     return rc;
 }
 
@@ -356,30 +386,59 @@ int svg_line_figure(const char *path, const char *title, const SvgPanel *panels,
         }
         total += panels[p].nseries;
     }
+    int rows = (npanels + 2) / 3, cols = (npanels + rows - 1) / rows;
     Fig g;
-    int rc = fig_open(&g, total, path, e);
+    int rc = fig_open(&g, total, rows, path, e);
     if (rc) return rc;
-    for (int p = 0; p < npanels; p++)  // styles and legend first: the layout needs its size
+    for (int p = 0; p < npanels; p++)  // styles and legends first: the layout needs their size
         for (int j = 0; j < panels[p].nseries; j++) {
             int k = label_index(&g, panels[p].series[j].label);
-            g.drawn[k] |= series_drawn(&panels[p], &panels[p].series[j]);
+            g.has[(size_t)(p / cols) * g.cap + k] |= series_drawn(&panels[p], &panels[p].series[j]);
         }
-    int rows = (npanels + 2) / 3, cols = (npanels + rows - 1) / rows;
     double cw = LINE_ML + LINE_PW + MR, ch = MT + PH + MB;
-    fig_begin(&g, cols * cw, rows * ch, title);
+    fig_begin(&g, cols * cw, rows * ch, TOP + MT + 6, ch, title);
     for (int p = 0; p < npanels; p++)
         line_panel(&g, &panels[p], (p % cols) * cw, TOP + (p / cols) * ch);
     return fig_end(&g, 1, path, e);
 }
 
+// The range of a dot panel's axis. All the values (with their error bars), unless a few lie
+// far from the rest, as a run that never left chance (10%) beside runs at 68-85%: an axis
+// from 0 to 100 would squash the differences that matter into a sliver. Those few are the
+// values beyond the widest gap between sorted values when the gap is more than three times
+// the width of the rest and they are at most a quarter of the values; *cut_lo and *cut_hi
+// bound the values on the axis, the others are drawn at its edge, marked off scale.
+static void dot_range(const SvgDotPanel *p, double *lo, double *hi, double *cut_lo, double *cut_hi) {
+    int total = p->nseries * p->ncat, n = 0;
+    double *v = malloc((size_t)total * sizeof *v);
+    *cut_lo = -INFINITY, *cut_hi = INFINITY;
+    for (int i = 0; v && i < total; i++)
+        if (isfinite(p->val[i])) v[n++] = p->val[i];
+    if (v && n >= 4) {
+        qsort(v, (size_t)n, sizeof *v, cmp_double);
+        int at = 1;  // the widest gap is between v[at - 1] and v[at]
+        for (int i = 2; i < n; i++)
+            if (v[i] - v[i - 1] > v[at] - v[at - 1]) at = i;
+        int below = at <= n - at;  // the few are below the gap
+        double c_lo = below ? v[at] : v[0], c_hi = below ? v[n - 1] : v[at - 1];
+        if (4 * (below ? at : n - at) <= n && v[at] - v[at - 1] > 3 * (c_hi - c_lo) &&
+            c_hi > c_lo)
+            *cut_lo = c_lo, *cut_hi = c_hi;
+    }
+    free(v);
+    *lo = INFINITY, *hi = -INFINITY;
+    for (int i = 0; i < total; i++) {
+        double x = p->val[i], e = p->err && isfinite(p->err[i]) ? fabs(p->err[i]) : 0;
+        if (isfinite(x) && x >= *cut_lo && x <= *cut_hi)
+            *lo = fmin(*lo, x - e), *hi = fmax(*hi, x + e);
+    }
+}
+
 // One dot panel whose plot area starts at x0 (its rows are at y0 + rowh * (c + 0.5)).
 static void dot_panel(Fig *g, const SvgDotPanel *p, double x0, double y0, double rowh) {
     FILE *f = g->f;
-    double lo = INFINITY, hi = -INFINITY, t[MAX_TICKS];
-    for (int i = 0; i < p->nseries * p->ncat; i++) {
-        double e = p->err && isfinite(p->err[i]) ? fabs(p->err[i]) : 0;
-        if (isfinite(p->val[i])) lo = fmin(lo, p->val[i] - e), hi = fmax(hi, p->val[i] + e);
-    }
+    double lo, hi, cut_lo, cut_hi, t[MAX_TICKS];
+    dot_range(p, &lo, &hi, &cut_lo, &cut_hi);
     Scale xs = {.p0 = x0, .p1 = x0 + DOT_PW};
     int n = linear_axis(&xs, lo, hi, 6, 0, t);
     double h = rowh * p->ncat;
@@ -396,6 +455,18 @@ static void dot_panel(Fig *g, const SvgDotPanel *p, double x0, double y0, double
             if (!isfinite(v)) continue;
             if (!any++) series_begin(f, k, 0);
             double y = y0 + rowh * (c + 0.5) + (s - (p->nseries - 1) / 2.0) * gap, x = to_px(&xs, v);
+            if (v < cut_lo || v > cut_hi) {  // off scale: an arrow at the edge and the value
+                int left = v < cut_lo;
+                double tip = left ? x0 + 3 : x0 + DOT_PW - 3, base = left ? tip + 8 : tip - 8;
+                char lab[32];
+                snprintf(lab, sizeof lab, "%.4g", v);
+                fprintf(f, "<g class=\"offscale\"><polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f\"/>",
+                        tip, y, base, y - 5, base, y + 5);
+                text(f, left ? base + 4 : base - 4, y + 4, 11, 0, left ? "start" : "end",
+                     " stroke=\"none\"", lab);
+                fputs("</g>", f);
+                continue;
+            }
             if (isfinite(e))
                 fprintf(f, "<path fill=\"none\" d=\"M%.1f %.1fH%.1fM%.1f %.1fV%.1fM%.1f %.1fV%.1f\"/>",
                         to_px(&xs, v - fabs(e)), y, to_px(&xs, v + fabs(e)), to_px(&xs, v - fabs(e)),
@@ -420,20 +491,20 @@ int svg_dot_figure(const char *path, const char *title, const SvgDotPanel *panel
         total += d->nseries;
     }
     Fig g;
-    int rc = fig_open(&g, total, path, e);
+    int rc = fig_open(&g, total, 1, path, e);  // the panels are one row
     if (rc) return rc;
     for (int p = 0; p < npanels; p++)
         for (int s = 0; s < panels[p].nseries; s++) {
             const SvgDotPanel *d = &panels[p];
             int k = label_index(&g, d->series_labels ? d->series_labels[s] : NULL);
-            for (int c = 0; c < d->ncat; c++) g.drawn[k] |= isfinite(d->val[s * d->ncat + c]);
+            for (int c = 0; c < d->ncat; c++) g.has[k] |= isfinite(d->val[s * d->ncat + c]);
         }
     int ncat = panels[0].ncat, nser = 0;
     double cat_w = 0;
     for (int c = 0; c < ncat; c++) cat_w = fmax(cat_w, text_w(panels[0].cats[c], 12));
     for (int p = 0; p < npanels; p++) nser = panels[p].nseries > nser ? panels[p].nseries : nser;
     double rowh = fmax(24, 10 + 9 * nser), cw = DOT_ML + DOT_PW + MR, left = 16 + cat_w;
-    fig_begin(&g, left + npanels * cw, MT + rowh * ncat + MB, title);
+    fig_begin(&g, left + npanels * cw, MT + rowh * ncat + MB, TOP + MT + 6, 0, title);
     for (int c = 0; c < ncat; c++)
         text(g.f, left + DOT_ML - 8, TOP + MT + rowh * (c + 0.5) + 4, 12, 0, "end", NULL, panels[0].cats[c]);
     for (int p = 0; p < npanels; p++)

@@ -3,10 +3,13 @@
 // No dependencies: the files open in any browser. Files are written atomically.
 //
 // Style, the same in every figure: a series' colour (Okabe-Ito, colour-blind safe) and marker
-// shape come from its label, so a label looks the same in every panel and appears once in the
-// legend, which sits to the right of the panels. Non-finite values are skipped; a series with
-// no finite point is absent from its panel, and a label absent from every panel is absent from
-// the legend.
+// shape come from its label, so a label looks the same in every panel. Legends sit to the
+// right of the panels, one per distinct set of series: a row of panels gets its own legend
+// beside it unless it draws the same labels as the row above. Axes fit the data (with error
+// bars), not a fixed range such as 0-100. Non-finite values are skipped; a series with no
+// finite point is absent from its panel, and a label absent from a row is absent from its
+// legend. The caller says in the title what error bars are (e.g. "mean ± sd over 3 seeds");
+// with one seed it passes no error bars.
 #pragma once
 #include "../core/err.h"
 
@@ -31,7 +34,7 @@ typedef struct {
 } SvgPanel;
 
 // Writes a figure of npanels line panels in a grid of at most 3 columns (4 panels make 2x2),
-// with the figure title on top and one legend for all labels. ERR_OK, or ERR_INPUT for
+// with the figure title on top and a legend per distinct row of series (class "legend"). ERR_OK, or ERR_INPUT for
 // bad arguments (npanels < 1, NULL series...), ERR_RUNTIME with the OS reason if writing fails.
 int svg_line_figure(const char *path, const char *title, const SvgPanel *panels, int npanels,
                     Err *e);
@@ -50,7 +53,10 @@ typedef struct {
 } SvgDotPanel;
 
 // Writes npanels dot panels side by side sharing the category labels (drawn once, at the left;
-// every panel must have the same ncat, and the first panel's cats are the ones shown).
+// every panel must have the same ncat, and the first panel's cats are the ones shown). A few
+// values far from the rest (at most a quarter of them, beyond a gap more than three times the
+// rest's width) do not stretch the axis: each is an arrow at the axis edge with its value
+// written beside it (class "offscale"), so the differences among the rest stay visible.
 int svg_dot_figure(const char *path, const char *title, const SvgDotPanel *panels, int npanels,
                    Err *e);
 

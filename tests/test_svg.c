@@ -1,6 +1,8 @@
 // test_svg.c: io/svg: nice tick numbers that cover the data, well-formed files with escaped
 // text and no non-finite numbers, one drawn series per series with a finite point, log2 ticks
-// at the data's x values, and errors for bad arguments and unwritable paths without leftovers.
+// at the data's x values, axes that fit the data (a far outlier in a dot chart drawn off scale),
+// a legend per distinct row of series, and errors for bad arguments and unwritable paths
+// without leftovers.
 #include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
@@ -148,6 +150,109 @@ static void test_dot_figure(void **state) {
     free(s);
 }
 
+// The tick labels of the axes drawn in s: x ticks are anchored "middle", y ticks "end". Returns
+// the smallest and largest of the kind asked for (NAN when there are none).
+static void tick_range(const char *s, const char *anchor, double *lo, double *hi) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "text-anchor=\"%s\">", anchor);
+    *lo = NAN, *hi = NAN;
+    for (const char *p = s; (p = strstr(p, pat)); p++) {
+        char *end;
+        double v = strtod(p + strlen(pat), &end);
+        if (end == p + strlen(pat) || strncmp(end, "</text>", 7)) continue;  // not a number
+        *lo = isnan(*lo) ? v : fmin(*lo, v), *hi = isnan(*hi) ? v : fmax(*hi, v);
+    }
+}
+
+// Accuracies of 68-85% (with their error bars) get an axis around them, not one from 0 to
+// 100, in line panels (y) and dot panels (x), as fractions and as percentages.
+static void test_axes_fit_the_data(void **state) {
+    (void)state;
+    for (int scale = 1; scale <= 100; scale *= 100) {
+        double x[4] = {1, 2, 3, 4}, y[4] = {0.68, 0.74, 0.81, 0.85}, err[4] = {0.01, 0.01, 0.02, 0.01};
+        for (int i = 0; i < 4; i++) y[i] *= scale, err[i] *= scale;
+        SvgSeries s = {"acc", 4, x, y, err, 0};
+        SvgPanel p = {"accuracy", "epoch", "accuracy", 0, &s, 1};
+        const char *path = test_path(dir, "fit.svg");
+        Err e = {0};
+        assert_int_equal(svg_line_figure(path, "t", &p, 1, &e), ERR_OK);
+        char *svg = read_svg(path);
+        double lo, hi;
+        tick_range(svg, "end", &lo, &hi);
+        if (!(lo > 0.5 * scale && lo <= 0.67 * scale && hi >= 0.86 * scale && hi <= 0.95 * scale))
+            fail_msg("y axis %g..%g for data 0.67..0.86 (x %d)", lo, hi, scale);
+        free(svg);
+        const char *cats[4] = {"a", "b", "c", "d"};
+        SvgDotPanel d = {"accuracy", "accuracy", 4, cats, 1, NULL, y, err};
+        assert_int_equal(svg_dot_figure(path, "t", &d, 1, &e), ERR_OK);
+        svg = read_svg(path);
+        tick_range(svg, "middle", &lo, &hi);
+        if (!(lo > 0.5 * scale && lo <= 0.67 * scale && hi >= 0.86 * scale && hi <= 0.95 * scale))
+            fail_msg("x axis %g..%g for data 0.67..0.86 (x %d)", lo, hi, scale);
+        free(svg);
+    }
+}
+
+// One run at chance (10%) among runs at 67-85% does not squash them: it is drawn off scale at
+// the axis' left edge with its value, and the axis covers the rest. Values without such an
+// outlier are all on the axis.
+static void test_dot_off_scale(void **state) {
+    (void)state;
+    const char *cats[9] = {"none", "wd", "l2", "do", "d2", "ls", "bn", "nobn", "all"};
+    double v[9] = {71.3, 71.4, 10.0, 68.8, 70.3, 72.5, 84.8, 67.1, 75.1}, err[9];
+    for (int i = 0; i < 9; i++) err[i] = 0.5;
+    SvgDotPanel d = {"test accuracy", "test accuracy (%)", 9, cats, 1, NULL, v, err};
+    const char *path = test_path(dir, "off.svg");
+    Err e = {0};
+    assert_int_equal(svg_dot_figure(path, "t", &d, 1, &e), ERR_OK);
+    char *s = read_svg(path);
+    double lo, hi;
+    tick_range(s, "middle", &lo, &hi);
+    if (!(lo >= 60 && lo <= 66.6 && hi >= 85.3 && hi <= 90)) fail_msg("axis %g..%g", lo, hi);
+    assert_int_equal(count(s, "class=\"offscale\""), 1);
+    assert_non_null(strstr(s, "text-anchor=\"start\" stroke=\"none\">10</text>"));
+    free(s);
+    v[2] = 60;  // near enough to the rest: on the axis
+    assert_int_equal(svg_dot_figure(path, "t", &d, 1, &e), ERR_OK);
+    s = read_svg(path);
+    tick_range(s, "middle", &lo, &hi);
+    if (!(lo <= 59.5 && lo >= 50)) fail_msg("axis %g..%g should reach 59.5", lo, hi);
+    assert_int_equal(count(s, "class=\"offscale\""), 0);
+    free(s);
+}
+
+// A legend per distinct set of series: two rows of panels with different series get two
+// legends, each listing its own row's labels once; rows with the same series share one.
+static void test_legend_per_row(void **state) {
+    (void)state;
+    double x[3] = {4, 16, 128}, y[3] = {75.2, 74.9, 75.1}, err[3] = {0.1, 0.5, 0.2};
+    SvgSeries top[2] = {{"running statistics", 3, x, y, err, 0}, {"PreciseBN", 3, x, y, NULL, 0}},
+              bottom[2] = {{"fixed epochs", 3, x, y, err, 0}, {"fixed steps", 3, x, y, NULL, 0}};
+    SvgPanel p[4] = {{"a", "G", "acc", 1, top, 2}, {"b", "G", "gap", 1, top, 2},
+                     {"c", "B", "acc", 1, bottom, 2}, {"d", "B", "gap", 1, bottom, 2}};
+    const char *path = test_path(dir, "legends.svg");
+    Err e = {0};
+    assert_int_equal(svg_line_figure(path, "t", p, 4, &e), ERR_OK);
+    char *s = read_svg(path);
+    assert_int_equal(count(s, "<g class=\"legend\">"), 2);
+    const char *names[4] = {"running statistics", "PreciseBN", "fixed epochs", "fixed steps"};
+    for (int i = 0; i < 4; i++) {
+        char t[64];
+        snprintf(t, sizeof t, ">%s</text>", names[i]);
+        assert_int_equal(count(s, t), 1);
+    }
+    // the bottom row's legend starts lower than the top row's: beside its own panels
+    const char *second = strstr(strstr(s, "<g class=\"legend\">") + 1, "<g class=\"legend\">");
+    assert_true(strstr(second, ">fixed epochs</text>") && !strstr(second, ">PreciseBN</text>"));
+    free(s);
+    p[2].series = p[3].series = top;  // the same series in both rows: one legend
+    assert_int_equal(svg_line_figure(path, "t", p, 4, &e), ERR_OK);
+    s = read_svg(path);
+    assert_int_equal(count(s, "<g class=\"legend\">"), 1);
+    assert_int_equal(count(s, ">PreciseBN</text>"), 1);
+    free(s);
+}
+
 static void test_bad_arguments(void **state) {
     (void)state;
     Err e = {0};
@@ -212,7 +317,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nice_ticks),    cmocka_unit_test(test_line_figure),
         cmocka_unit_test(test_dot_figure),    cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_unwritable),
+        cmocka_unit_test(test_unwritable),   cmocka_unit_test(test_axes_fit_the_data),
+        cmocka_unit_test(test_dot_off_scale), cmocka_unit_test(test_legend_per_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
