@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "h5util.h"
+#include "preprocess_h5.h"
 
 #define CKPT_NAME_MAX (PARAM_NAME_MAX + 32)  // a parameter name plus an optimizer suffix
 
@@ -128,7 +129,8 @@ int ckpt_save(const char *path, const Model *m, const Optim *opt, const CkptMeta
                        path, opt->n, m->table.n_trainable);
     hid_t f = h5u_create_memory(path);
     if (f < 0) return err_set(e, ERR_RUNTIME, "%s: cannot create an HDF5 file in memory", path);
-    int rc = write_meta(f, meta) || write_model(f, m) || (opt && write_optim(f, m, opt))
+    int rc = write_meta(f, meta) || write_model(f, m) || (opt && write_optim(f, m, opt)) ||
+                     (meta && meta->prep && prep_h5_write(f, meta->prep))
                  ? err_set(e, ERR_RUNTIME, "%s: cannot write: HDF5 failed building the "
                            "checkpoint (out of memory?)", path)
                  : h5u_save_atomic(f, path, e);
@@ -289,7 +291,7 @@ static int check_version(hid_t f, const char *file, Err *e) {
     return ERR_OK;
 }
 
-// Reads the root attributes into meta (meta->config_text malloc'd).
+// Reads the root attributes into meta (meta->config_text malloc'd); not /preprocessing.
 static int read_meta(hid_t f, const char *file, CkptMeta *meta, Err *e) {
     memset(meta, 0, sizeof *meta);
     for (int i = 0; i < N_META_FIELDS; i++) {
@@ -343,6 +345,11 @@ int ckpt_read_meta(const char *path, CkptMeta *meta, Err *e) {
     if (f < 0) return h5u_err(e, path, "cannot read checkpoint: %s", why);
     int rc = check_version(f, path, e);
     if (!rc) rc = read_meta(f, path, meta, e);
+    if (!rc) {
+        int has = prep_h5_read(f, path, &meta->stored_prep, e);
+        meta->has_prep = has == H5U_OK;
+        if (has != H5U_OK && has != H5U_MISSING) rc = ERR_INPUT;
+    }
     H5Fclose(f);
     if (rc) ckpt_meta_free(meta);
     return rc;
@@ -351,4 +358,6 @@ int ckpt_read_meta(const char *path, CkptMeta *meta, Err *e) {
 void ckpt_meta_free(CkptMeta *meta) {
     free(meta->config_text);
     meta->config_text = NULL;
+    prep_free(&meta->stored_prep);
+    meta->has_prep = 0;
 }

@@ -5,6 +5,9 @@
 //   /optim/<layer>.<param>.exp_avg, .exp_avg_sq (Adam, AdamW) or .momentum_buffer (SGD)
 //   /optim attributes: name, step
 //   / attributes: format_version, step, epoch, epoch_batch, seed, config, best_metric, ...
+//   /preprocessing           how the training samples were made and normalized, their shape
+//                            and class names (preprocess.h); eval and predict normalize with
+//                            it. Checkpoints written before it existed lack it and still load.
 // Written atomically: built in memory, written to a temporary file in the same directory,
 // fsynced, renamed over the target, and the directory fsynced.
 #pragma once
@@ -13,6 +16,7 @@
 #include "../core/err.h"
 #include "../core/model.h"
 #include "../core/optim.h"
+#include "preprocess.h"
 
 #define CKPT_FORMAT_VERSION 1
 
@@ -30,6 +34,14 @@ typedef struct {
     double epoch_seconds;
     int64_t skipped_steps;  // steps whose gradient was non-finite and skipped (train.nonfinite)
     char *config_text;    // the whole config as the run saw it (owned; ckpt_meta_free)
+    // ckpt_save writes *prep as /preprocessing (NULL: no group): the training data's record,
+    // with the normalization the run trained with.
+    const Preprocess *prep;
+    // ckpt_read_meta reads /preprocessing into stored_prep (owned; ckpt_meta_free) and sets
+    // has_prep; 0 for a checkpoint that predates it. ckpt_load leaves them empty: resuming
+    // takes the record from the data again.
+    Preprocess stored_prep;
+    int has_prep;
 } CkptMeta;
 
 // Writes model (params and buffers) and, if opt is not NULL, its state.

@@ -1,4 +1,5 @@
-// predictions.c: the file `regdist predict` writes (predictions.h).
+// predictions.c: the files `regdist predict` writes (predictions.h): HDF5 for a dataset's
+// split, CSV for image files.
 #include "predictions.h"
 
 #include <errno.h>
@@ -84,6 +85,19 @@ int pred_write(PredWriter *w, int64_t start, int n, const float *mean, const flo
     return ERR_OK;
 }
 
+int pred_copy_paths(PredWriter *w, const char *data, const char *split, Err *e) {
+    const char *why;
+    hid_t f = h5u_open(data, &why);
+    if (f < 0) return h5u_err(e, data, "cannot read /%s/paths: %s", split, why);
+    char src[64];
+    snprintf(src, sizeof src, "%s/paths", split);
+    int rc = H5Ocopy(f, src, w->file, "paths", H5P_DEFAULT, H5P_DEFAULT) < 0
+                 ? err_set(e, ERR_RUNTIME, "%s: cannot copy /%s/paths of %s", w->path, split, data)
+                 : ERR_OK;
+    H5Fclose(f);
+    return rc;
+}
+
 int pred_close(PredWriter *w, int commit, Err *e) {
     h5u_close(&w->mean);
     h5u_close(&w->std);
@@ -94,6 +108,81 @@ int pred_close(PredWriter *w, int commit, Err *e) {
     if (w->file >= 0 && H5Fclose(w->file) < 0) {
         rc = err_set(e, ERR_RUNTIME, "%s: cannot write: %s", w->path,
                      errno ? strerror(errno) : "HDF5 close failed");
+        commit = 0;
+    }
+    if (commit && rename(w->tmp, w->path) != 0) {
+        rc = err_set(e, ERR_RUNTIME, "%s: cannot write: %s", w->path, strerror(errno));
+        commit = 0;
+    }
+    if (!commit) unlink(w->tmp);
+    free(w);
+    return rc;
+}
+
+struct PredCsv {
+    char path[1024], tmp[1100];
+    FILE *f;
+    int mc;
+};
+
+PredCsv *pred_csv_open(const char *path, int mc_samples, Err *e) {
+    PredCsv *w = calloc(1, sizeof *w);
+    if (!w) {
+        err_set(e, ERR_RUNTIME, "out of memory");
+        return NULL;
+    }
+    w->mc = mc_samples > 0;
+    snprintf(w->path, sizeof w->path, "%s", path);
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%d", path, (int)getpid());
+    if (!(w->f = fopen(w->tmp, "w"))) {
+        err_set(e, ERR_RUNTIME, "%s: cannot create: %s", path, strerror(errno));
+        free(w);
+        return NULL;
+    }
+    fputs(w->mc ? "path,class,probability,mc_mean_probability,mc_std,entropy\n"
+                : "path,class,probability\n",
+          w->f);
+    return w;
+}
+
+// A field as RFC 4180 has it: quoted (quotes doubled) when it holds a comma, quote or newline.
+static void csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+int pred_csv_row(PredCsv *w, const char *path, const char *cls, float probability,
+                 const float *mc, Err *e) {
+    csv_field(w->f, path);
+    fputc(',', w->f);
+    csv_field(w->f, cls);
+    // %.9g: a float32 reads back bit for bit
+    fprintf(w->f, ",%.9g", (double)probability);
+    if (w->mc && mc) fprintf(w->f, ",%.9g,%.9g,%.9g", (double)mc[0], (double)mc[1], (double)mc[2]);
+    if (fputc('\n', w->f) == EOF)
+        return err_set(e, ERR_RUNTIME, "%s: cannot write: %s", w->path, strerror(errno));
+    return ERR_OK;
+}
+
+int pred_csv_close(PredCsv *w, int commit, Err *e) {
+    int rc = ERR_OK;
+    errno = 0;
+    if (fflush(w->f) != 0 || ferror(w->f) || fsync(fileno(w->f)) != 0) {
+        if (commit)
+            rc = err_set(e, ERR_RUNTIME, "%s: cannot write: %s", w->path,
+                         errno ? strerror(errno) : "write failed");
+        commit = 0;
+    }
+    if (fclose(w->f) != 0 && commit) {
+        rc = err_set(e, ERR_RUNTIME, "%s: cannot write: %s", w->path, strerror(errno));
         commit = 0;
     }
     if (commit && rename(w->tmp, w->path) != 0) {

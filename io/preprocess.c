@@ -81,6 +81,7 @@ int prep_h5_write(hid_t loc, const Preprocess *p) {
     if (!rc && p->nchan)
         rc = h5u_write_attr_f32s(g, "mean", p->mean, p->nchan) ||
              h5u_write_attr_f32s(g, "std", p->std, p->nchan);
+    if (!rc && p->num_classes > 0) rc = h5u_write_attr_i64(g, "num_classes", p->num_classes);
     if (!rc && p->classes)
         rc = h5u_write_attr_strs(g, "classes", (const char *const *)p->classes, p->num_classes);
     h5u_close(&g);
@@ -155,6 +156,15 @@ int prep_h5_read(hid_t loc, const char *file, Preprocess *p, Err *e) {
             if (h5u_read_attr_strs(g, "classes", &p->classes, &p->num_classes) != H5U_OK)
                 rc = h5u_err(e, file, "/preprocessing attribute classes is not a list of strings");
         }
+    }
+    if (!rc && h5u_attr_info(g, "num_classes", &(H5uInfo){0}) == H5U_OK) {
+        int64_t k = 0;
+        if (h5u_read_attr_i64(g, "num_classes", &k) != H5U_OK || k < 2 || k > (1 << 24) ||
+            (p->classes && k != p->num_classes))
+            rc = h5u_err(e, file, "/preprocessing attribute num_classes is not an integer of at "
+                         "least 2 matching its classes");
+        else
+            p->num_classes = (int)k;
     }
     h5u_close(&g);
     if (rc) {

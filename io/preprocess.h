@@ -13,6 +13,8 @@
 //   convert        string  "none", "gray" (colour made gray by luminance), "rgb" (gray
 //                          replicated to three channels); alpha is always dropped
 //   mean, std      float32 (C), only when normalized: x = (pixel / pixel_max - mean) / std
+//   num_classes    int64   how many classes the labels (and a model's outputs) have; may be
+//                          absent in files written before it was recorded
 //   classes        strings (num_classes): class names in label order (absent if unnamed)
 // The root attributes mean, std and classes of a dataset file stay where they were (dataset.h);
 // this group adds what the root attributes could not say.
@@ -33,7 +35,7 @@ typedef struct {
     char convert[8];        // "none", "gray", "rgb"
     int nchan;              // channels of mean/std; 0 = no normalization
     float mean[PREP_MAX_CHANNELS], std[PREP_MAX_CHANNELS];
-    int num_classes;
+    int num_classes;        // 0 = not recorded
     char **classes;         // (num_classes) malloc'd names, or NULL (prep_free)
 } Preprocess;
 

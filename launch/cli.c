@@ -47,33 +47,46 @@ int cli_set_threads(const Dist *d, int requested) {
     return threads;
 }
 
-int cli_build_model(Model *m, const Config *cfg, const Dataset *data, int max_batch, Err *e) {
-    if (cfg->input.ndim) {
-        int same = cfg->input.ndim == data->shape.ndim;
-        for (int i = 0; same && i < cfg->input.ndim; i++) same = cfg->input.d[i] == data->shape.d[i];
-        if (!same) {
-            char a[64] = "", b[64] = "";
-            for (int i = 0; i < data->shape.ndim; i++)
-                snprintf(a + strlen(a), sizeof a - strlen(a), i ? ",%d" : "%d", data->shape.d[i]);
-            for (int i = 0; i < cfg->input.ndim; i++)
-                snprintf(b + strlen(b), sizeof b - strlen(b), i ? ",%d" : "%d", cfg->input.d[i]);
-            return err_set(e, ERR_INPUT,
-                           "%s: /%s/x samples are (%s) but the model takes (%s) (model.input in %s)",
-                           data->file, data->split, a, b, cfg->source);
-        }
+// "1,28,28" into buf.
+static void shape_str(char *buf, size_t len, Shape s) {
+    buf[0] = 0;
+    for (int i = 0; i < s.ndim; i++)
+        snprintf(buf + strlen(buf), len - strlen(buf), i ? ",%d" : "%d", s.d[i]);
+}
+
+static int same_shape(Shape a, Shape b) {
+    int same = a.ndim == b.ndim;
+    for (int i = 0; same && i < a.ndim; i++) same = a.d[i] == b.d[i];
+    return same;
+}
+
+int cli_build_model_for(Model *m, const Config *cfg, Shape shape, int num_classes,
+                        const char *what, int max_batch, Err *e) {
+    if (cfg->input.ndim && !same_shape(cfg->input, shape)) {
+        char a[64], b[64];
+        shape_str(a, sizeof a, shape);
+        shape_str(b, sizeof b, cfg->input);
+        return err_set(e, ERR_INPUT, "%s are (%s) but the model takes (%s) (model.input in %s)",
+                       what, a, b, cfg->source);
     }
-    if (model_build(m, cfg->layers, cfg->nlayers, data->shape, data->num_classes, e)) {
+    if (model_build(m, cfg->layers, cfg->nlayers, shape, num_classes, e)) {
         char msg[ERR_MAX];
         snprintf(msg, sizeof msg, "%s", e->msg);
         int code = e->code;
         model_free(m);
-        return err_set(e, code, "%s: %s (data %s)", cfg->source, msg, data->file);
+        return err_set(e, code, "%s: %s (%s)", cfg->source, msg, what);
     }
     if (model_plan(m, max_batch, e)) {
         model_free(m);
         return e->code;
     }
     return ERR_OK;
+}
+
+int cli_build_model(Model *m, const Config *cfg, const Dataset *data, int max_batch, Err *e) {
+    char what[DATASET_PATH_MAX + 64];
+    snprintf(what, sizeof what, "%s: /%s/x samples", data->file, data->split);
+    return cli_build_model_for(m, cfg, data->shape, data->num_classes, what, max_batch, e);
 }
 
 void cli_eval_rows(Model *m, const Dataset *data, int64_t lo, int64_t hi, float *x, int32_t *y,
@@ -122,8 +135,43 @@ double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+// The data must be what the checkpoint's model was trained on: sample shape and class count.
+static int check_data_fits(const Dataset *ds, const char *ckpt, const Preprocess *p, Err *e) {
+    if (!same_shape(ds->shape, p->input)) {
+        char a[64], b[64];
+        shape_str(a, sizeof a, ds->shape);
+        shape_str(b, sizeof b, p->input);
+        return err_set(e, ERR_INPUT, "%s: /%s/x samples are (%s) but %s was trained on (%s)",
+                       ds->file, ds->split, a, ckpt, b);
+    }
+    if (p->num_classes && p->num_classes != ds->num_classes)
+        return err_set(e, ERR_INPUT, "%s has %d classes but %s was trained on %d", ds->file,
+                       ds->num_classes, ckpt, p->num_classes);
+    return ERR_OK;
+}
+
+// Normalizes ds as the checkpoint's run did, saying so when the data file disagrees.
+static void use_checkpoint_norm(const Dist *d, const char *ckpt, const CkptMeta *meta,
+                                Dataset *ds) {
+    Err e = {0};
+    char have[1024], want[1024];
+    prep_norm_str(have, sizeof have, &ds->prep);
+    if (!meta->has_prep) {
+        if (d->rank == 0)
+            fprintf(stderr, "regdist: note: %s predates stored normalization (no /preprocessing); "
+                    "using %s's: %s\n", ckpt, ds->file, have);
+        return;
+    }
+    if (prep_same_norm(&meta->stored_prep, &ds->prep)) return;
+    prep_norm_str(want, sizeof want, &meta->stored_prep);
+    if (d->rank == 0)
+        fprintf(stderr, "regdist: warning: %s says normalization %s but %s was trained with %s; "
+                "using the checkpoint's\n", ds->file, have, ckpt, want);
+    if (dataset_use_norm(ds, &meta->stored_prep, &e)) cli_fail(d, &e);
+}
+
 void cli_load_checkpoint_model(const Dist *d, const char *ckpt, const char *data,
-                               const char *split, Config *cfg, Model *m, Dataset *ds,
+                               const char *split, int need_y, Config *cfg, Model *m, Dataset *ds,
                                CkptMeta *meta) {
     Err e = {0};
     if (ckpt_read_meta(ckpt, meta, &e)) cli_fail(d, &e);
@@ -134,9 +182,32 @@ void cli_load_checkpoint_model(const Dist *d, const char *ckpt, const char *data
         err_set(&e, ERR_INPUT, "%s: has no /%s group", data, split);
         cli_fail(d, &e);
     }
-    if (dataset_load(ds, data, split, 0, &e)) cli_fail(d, &e);
+    if (need_y ? dataset_load(ds, data, split, 0, &e) : dataset_load_x(ds, data, split, &e))
+        cli_fail(d, &e);
+    if (meta->has_prep && check_data_fits(ds, ckpt, &meta->stored_prep, &e)) cli_fail(d, &e);
+    use_checkpoint_norm(d, ckpt, meta, ds);
     int batch = cfg->batch < 256 ? 256 : cfg->batch;
     if (cli_build_model(m, cfg, ds, batch, &e)) cli_fail(d, &e);
+    if (ckpt_load(ckpt, m, NULL, NULL, &e)) cli_fail(d, &e);
+    cli_set_threads(d, cfg->threads);
+}
+
+void cli_load_checkpoint_alone(const Dist *d, const char *ckpt, Config *cfg, Model *m,
+                               CkptMeta *meta) {
+    Err e = {0};
+    if (ckpt_read_meta(ckpt, meta, &e)) cli_fail(d, &e);
+    const Preprocess *p = &meta->stored_prep;
+    if (!meta->has_prep || !p->num_classes) {
+        err_set(&e, ERR_INPUT, "%s predates stored preprocessing (no /preprocessing with "
+                "num_classes), so its input is unknown; predict on a dataset file with --data, "
+                "or retrain with this regdist", ckpt);
+        cli_fail(d, &e);
+    }
+    if (config_load(cfg, ckpt, meta->config_text, NULL, 0, &e)) cli_fail(d, &e);
+    char what[DATASET_PATH_MAX + 64];
+    snprintf(what, sizeof what, "%s: the samples it was trained on", ckpt);
+    int batch = cfg->batch < 256 ? 256 : cfg->batch;
+    if (cli_build_model_for(m, cfg, p->input, p->num_classes, what, batch, &e)) cli_fail(d, &e);
     if (ckpt_load(ckpt, m, NULL, NULL, &e)) cli_fail(d, &e);
     cli_set_threads(d, cfg->threads);
 }

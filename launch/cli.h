@@ -28,6 +28,10 @@ int cli_set_threads(const Dist *d, int requested);
 
 // Builds cfg's model for data of this shape and class count; checks model.input.
 int cli_build_model(Model *m, const Config *cfg, const Dataset *data, int max_batch, Err *e);
+// The same for samples of `shape` and `num_classes` outputs; `what` says whose samples in
+// messages ("data.h5: /test/x samples").
+int cli_build_model_for(Model *m, const Config *cfg, Shape shape, int num_classes,
+                        const char *what, int max_batch, Err *e);
 
 typedef struct {
     int64_t count;
@@ -60,11 +64,19 @@ double now_seconds(void);
 // when it loads, unless the environment forces one with OPENBLAS_CORETYPE.
 const char *blas_kernel_name(void);
 
-// For eval and predict: reads a checkpoint's config, loads the split of data, builds the
-// model (planned for batches of max(256, train.batch)) and loads the weights. Fails the job
-// with a one-line message on any problem.
+// For eval and predict: reads a checkpoint's config and preprocessing record, loads the split
+// of data (its labels too, or only when present if need_y is 0), builds the model (planned
+// for batches of max(256, train.batch)) and loads the weights. The data is normalized as the
+// checkpoint's run was, whatever the data file says: a difference gets one line on stderr
+// (rank 0), and a checkpoint that predates the record one notice that the file's values are
+// used. Samples of another shape or another class count than the checkpoint's are bad input.
+// Fails the job with a one-line message on any problem.
 void cli_load_checkpoint_model(const Dist *d, const char *ckpt, const char *data,
-                               const char *split, Config *cfg, Model *m, Dataset *ds,
+                               const char *split, int need_y, Config *cfg, Model *m, Dataset *ds,
+                               CkptMeta *meta);
+// For predict on files that are not a dataset: the model's input shape and classes come from
+// the checkpoint's preprocessing record; a checkpoint without one is bad input.
+void cli_load_checkpoint_alone(const Dist *d, const char *ckpt, Config *cfg, Model *m,
                                CkptMeta *meta);
 
 int cmd_train(Dist *d, int argc, char **argv);

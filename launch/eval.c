@@ -50,7 +50,7 @@ int cmd_eval(Dist *d, int argc, char **argv) {
     Config cfg;
     Model m;
     Dataset ds;
-    cli_load_checkpoint_model(d, ckpt, data, split, &cfg, &m, &ds, &meta);
+    cli_load_checkpoint_model(d, ckpt, data, split, 1, &cfg, &m, &ds, &meta);
     int batch = m.max_batch;
     size_t in = shape_numel(m.in);
     float *x = malloc((size_t)batch * in * sizeof(float));

@@ -435,6 +435,7 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
         model_init(&t->m, c->seed);
         if (init && ckpt_load(init, &t->m, NULL, NULL, &e)) cli_fail(d, &e);
     }
+    t->meta.prep = &t->train.prep;  // every checkpoint records how the training data was made
     share_state(t);
     // a resumed epoch's sums so far are global: rank 0 carries them, the others start at 0
     t->loss_local = d->rank == 0 ? t->meta.epoch_loss_sum : 0.0;
