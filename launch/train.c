@@ -791,8 +791,14 @@ static void report_final(Trainer *t, const char *ended_by) {
                         p ? "precise_" : "", names[i], r[p][i].confidence);
     fprintf(f, ", \"skipped_steps\": %lld, \"ended_by\": \"%s\"", (long long)t->meta.skipped_steps,
             ended_by);
-    fprintf(f, ", \"best_val_acc\": %.6f, \"seconds_per_epoch\": %.3f}\n", t->meta.best_metric,
-            t->train_seconds / (double)(t->meta.epoch ? t->meta.epoch : 1));
+    if (t->meta.best_metric >= 0)  // fractions; a value there is none of is null, never -1
+        fprintf(f, ", \"best_val_acc\": %.6f", t->meta.best_metric);
+    else
+        fprintf(f, ", \"best_val_acc\": null");
+    if (t->meta.epoch > 0)
+        fprintf(f, ", \"seconds_per_epoch\": %.3f}\n", t->train_seconds / (double)t->meta.epoch);
+    else
+        fprintf(f, ", \"seconds_per_epoch\": null}\n");
     fclose(f);
 }
 
