@@ -40,7 +40,7 @@ static inline Dataset load_or_fail(const char *path, const char *split) {
 static inline void assert_u8_split(const Dataset *d, int64_t n, int num_classes, Shape shape) {
     assert_int_equal(d->n, n);
     assert_int_equal(d->num_classes, num_classes);
-    assert_int_equal(d->is_u8, 1);
+    assert_int_equal(d->pixel, PIXEL_U8);
     assert_int_equal(d->shape.ndim, shape.ndim);
     for (int i = 0; i < shape.ndim; i++) assert_int_equal(d->shape.d[i], shape.d[i]);
 }

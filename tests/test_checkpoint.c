@@ -1,7 +1,9 @@
 // test_checkpoint.c: io/checkpoint: bit-exact save/load of parameters, buffers, optimizer
 // state and run metadata; model-order listing in HDF5; int64 num_batches_tracked; refusal
 // of damaged or mismatched checkpoints without touching the model; atomic saves that leave
-// an earlier checkpoint intact and no temporary files behind when they fail.
+// an earlier checkpoint intact and no temporary files behind when they fail; the
+// /preprocessing record (written from meta.prep, read by ckpt_read_meta, absent in older
+// checkpoints, which still load).
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -423,6 +425,78 @@ static void test_failed_saves(void **state) {
     model_free(&b);
 }
 
+// meta.prep is saved as /preprocessing and ckpt_read_meta gives it back; a checkpoint
+// without the group (an older one: the group deleted) still loads, with has_prep 0.
+static void test_preprocessing_record(void **state) {
+    (void)state;
+    const char *path = test_path(dir, "prep.h5");
+    Model a, b;
+    build(&a, 8, 0, 0);
+    build(&b, 8, 0, 0);
+    fill(a.params, a.table.n_trainable, 0.3f);
+    Preprocess p;
+    prep_init(&p, (Shape){3, {1, 4, 4}}, 16);
+    snprintf(p.source, sizeof p.source, "images");
+    snprintf(p.channel_order, sizeof p.channel_order, "L");
+    snprintf(p.resize, sizeof p.resize, "lanczos3");
+    p.nchan = 1, p.mean[0] = 0.2860f, p.std[0] = 0.3530f;
+    char *names[3] = {"cat", "dog, big", "emu"};
+    p.classes = names;
+    p.num_classes = 3;
+    CkptMeta meta = sample_meta(), got = {0};
+    meta.prep = &p;
+    Err e = {0};
+    assert_int_equal(ckpt_save(path, &a, NULL, &meta, &e), ERR_OK);
+    assert_int_equal(ckpt_read_meta(path, &got, &e), ERR_OK);
+    assert_meta_equal(&meta, &got);
+    assert_int_equal(got.has_prep, 1);
+    const Preprocess *q = &got.stored_prep;
+    assert_string_equal(q->source, "images");
+    assert_string_equal(q->channel_order, "L");
+    assert_string_equal(q->resize, "lanczos3");
+    assert_string_equal(q->convert, "none");
+    assert_int_equal(q->bit_depth, 16);
+    assert_int_equal(q->input.ndim, 3);
+    assert_int_equal(q->input.d[1], 4);
+    assert_true(prep_same_norm(q, &p));
+    assert_int_equal(q->num_classes, 3);
+    assert_string_equal(q->classes[1], "dog, big");
+    ckpt_meta_free(&got);
+    assert_null(got.stored_prep.classes);
+    assert_int_equal(got.has_prep, 0);
+    // ckpt_load (resuming) does not read it: the data supplies it again
+    assert_int_equal(ckpt_load(path, &b, NULL, &got, &e), ERR_OK);
+    assert_int_equal(got.has_prep, 0);
+    assert_memory_equal(a.params, b.params, a.table.n_trainable * sizeof(float));
+    ckpt_meta_free(&got);
+
+    // an older checkpoint: no group; it loads, and says it has no record
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    assert_true(H5Ldelete(f, "preprocessing", H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    assert_int_equal(ckpt_read_meta(path, &got, &e), ERR_OK);
+    assert_int_equal(got.has_prep, 0);
+    assert_meta_equal(&meta, &got);
+    ckpt_meta_free(&got);
+    fill(b.params, b.table.n_trainable, 0.0f);
+    assert_int_equal(ckpt_load(path, &b, NULL, NULL, &e), ERR_OK);
+    assert_memory_equal(a.params, b.params, a.table.n_trainable * sizeof(float));
+
+    // a damaged record is bad input naming it
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t g = H5Gcreate2(f, "preprocessing", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Gclose(g);
+    H5Fclose(f);
+    assert_int_equal(ckpt_read_meta(path, &got, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, path));
+    assert_non_null(strstr(e.msg, "/preprocessing attribute"));
+    assert_null(got.config_text);
+    model_free(&a);
+    model_free(&b);
+    assert_no_open_hdf5();
+}
+
 int main(void) {
     dir = test_tmpdir("test_checkpoint");
     const struct CMUnitTest tests[] = {
@@ -434,6 +508,7 @@ int main(void) {
         cmocka_unit_test(test_refuses_damaged_files),
         cmocka_unit_test(test_refuses_wrong_optimizer_state),
         cmocka_unit_test(test_failed_saves),
+        cmocka_unit_test(test_preprocessing_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

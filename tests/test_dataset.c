@@ -1,5 +1,7 @@
-// test_dataset.c: io/dataset: write -> load -> gather round trips, limit, info, and every
-// kind of bad input file refused with ERR_INPUT naming the file and the dataset.
+// test_dataset.c: io/dataset: write -> load -> gather round trips (uint8, uint16, float32),
+// limit, info, class names, unlabelled splits, paths, the preprocessing record every load
+// carries, and every kind of bad input file refused with ERR_INPUT naming the file and the
+// dataset.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <cmocka.h>
 
 #include "io/dataset.h"
+#include "io/preprocess_h5.h"
 #include "iotest.h"
 #include "testutil.h"
 
@@ -107,7 +110,7 @@ static void test_roundtrip_f32_flat(void **state) {
         Dataset d;
         Err e = {0};
         assert_int_equal(dataset_load(&d, path, "val", 0, &e), ERR_OK);
-        assert_int_equal(d.is_u8, 0);
+        assert_int_equal(d.pixel, PIXEL_F32);
         assert_int_equal(d.shape.ndim, 1);
         assert_int_equal(d.shape.d[0], 5);
         assert_int_equal(d.nchan, 1);
@@ -308,6 +311,7 @@ static void expect_refused(const char *path, const char *split, const char *need
                  needle2 ? needle2 : "");
     assert_null(strchr(e.msg, '\n'));
     assert_null(d.x_u8);
+    assert_null(d.x_u16);
     assert_null(d.x_f32);
     assert_null(d.y);
     assert_no_open_hdf5();
@@ -440,6 +444,286 @@ static void test_bad_norm(void **state) {
     dataset_free(&d);
 }
 
+// ---- uint16, class names, unlabelled splits, paths, the preprocessing record ----
+
+// uint16 pixels load as stored and gather as (x/65535 - mean)/std in float32.
+static void test_roundtrip_u16(void **state) {
+    (void)state;
+    const char *path = test_path(dir, "u16.h5");
+    enum { N = 3, PER = 8 };  // (2,2,2)
+    uint16_t x[N * PER];
+    for (int i = 0; i < N * PER; i++) x[i] = (uint16_t)(i * 2749 + 40000);
+    x[5] = 65535, x[6] = 0;
+    int32_t y[N] = {1, 0, 1};
+    float mean[2] = {0.5f, 0.25f}, std[2] = {0.2f, 0.4f};
+    DatasetAttrs a = {.num_classes = 2, .nchan = 2, .mean = mean, .std = std};
+    Err e = {0};
+    assert_int_equal(dataset_create(path, &a, &e), ERR_OK);
+    assert_int_equal(
+        dataset_write_split(path, "test", x, PIXEL_U16, y, N, (Shape){3, {2, 2, 2}}, &e), ERR_OK);
+    Dataset d = load_or_fail(path, "test");
+    assert_int_equal(d.pixel, PIXEL_U16);
+    assert_int_equal(d.is_u8, 0);
+    assert_int_equal(dataset_pixel_bytes(&d), 2);
+    assert_null(d.x_u8);
+    assert_memory_equal(d.x_u16, x, sizeof x);
+    assert_int_equal(d.prep.bit_depth, 16);
+    float got[N * PER];
+    int64_t idx[N] = {2, 0, 1};
+    int32_t gy[N];
+    dataset_gather(&d, idx, N, got, gy);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(gy[i], y[idx[i]]);
+        for (int j = 0; j < PER; j++) {
+            int c = j / 4;
+            float want = ((float)x[idx[i] * PER + j] / 65535.0f - mean[c]) / std[c];
+            assert_true(got[i * PER + j] == want);
+        }
+    }
+    dataset_free(&d);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    assert_int_equal(dataset_info(out, path, &e), ERR_OK);
+    fclose(out);
+    assert_non_null(strstr(buf, "test  x (3,2,2,2) uint16, y (3); per class: 1 2"));
+    free(buf);
+    assert_no_open_hdf5();
+}
+
+// Strings (variable-length UTF-8) as an attribute of loc, or as a dataset when is_dataset.
+static void raw_strings(hid_t loc, const char *name, int is_dataset, const char **s, hsize_t n) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t o = is_dataset ? H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                         : H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(o >= 0);
+    assert_true((is_dataset ? H5Dwrite(o, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) : H5Awrite(o, t, s))
+                >= 0);
+    is_dataset ? H5Dclose(o) : H5Aclose(o);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+static hid_t reopen(const char *path) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    return f;
+}
+
+static char *info_text(const char *path) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    Err e = {0};
+    if (dataset_info(out, path, &e)) fail_msg("%s", e.msg);
+    fclose(out);
+    return buf;
+}
+
+// Root attribute classes names the classes; older files' class_names still do; a list of
+// the wrong length is refused.
+static void test_class_names(void **state) {
+    (void)state;
+    const char *path = test_path(dir, "names_api.h5");
+    write_u8_chw(path, 1);  // dataset_create writes classes and class_names
+    Dataset d = load_or_fail(path, "train");
+    assert_int_equal(d.prep.num_classes, 3);
+    assert_non_null(d.prep.classes);
+    assert_string_equal(d.prep.classes[2], "emu");
+    dataset_free(&d);
+    assert_null(d.prep.classes);
+
+    const char *two[2] = {"ant", "bee"}, *three[3] = {"a", "b", "c"};
+    const char *attrs[2] = {"classes", "class_names"};
+    for (int k = 0; k < 2; k++) {
+        path = raw_file(k ? "names_old.h5" : "names_new.h5", good());
+        hid_t f = reopen(path);
+        raw_strings(f, attrs[k], 0, two, 2);
+        H5Fclose(f);
+        d = load_or_fail(path, "train");
+        assert_int_equal(d.prep.num_classes, 2);
+        assert_string_equal(d.prep.classes[0], "ant");
+        assert_string_equal(d.prep.classes[1], "bee");
+        dataset_free(&d);
+        char *info = info_text(path);
+        assert_non_null(strstr(info, "num_classes 2: ant, bee"));
+        free(info);
+    }
+    // classes wins over class_names
+    path = raw_file("names_both.h5", good());
+    hid_t f = reopen(path);
+    raw_strings(f, "class_names", 0, (const char *[]){"old", "older"}, 2);
+    raw_strings(f, "classes", 0, two, 2);
+    H5Fclose(f);
+    d = load_or_fail(path, "train");
+    assert_string_equal(d.prep.classes[0], "ant");
+    dataset_free(&d);
+
+    path = raw_file("names_three.h5", good());
+    f = reopen(path);
+    raw_strings(f, "classes", 0, three, 3);
+    H5Fclose(f);
+    expect_refused(path, "train", "root attribute classes has 3 names but num_classes is 2", NULL);
+}
+
+// A split without y: dataset_load (the trainer, eval) refuses it with the usual message;
+// dataset_load_x (predict) loads it with no labels, and gather gives -1.
+static void test_unlabelled_split(void **state) {
+    (void)state;
+    RawFile r = good();
+    r.y.type = 0;
+    const char *path = raw_file("unlabelled.h5", r);
+    expect_refused(path, "train", "/train/y is missing", NULL);
+    Dataset d;
+    Err e = {0};
+    assert_int_equal(dataset_load_x(&d, path, "train", &e), ERR_OK);
+    assert_int_equal(d.n, 4);
+    assert_int_equal(d.labelled, 0);
+    assert_null(d.y);
+    float x[2 * 3];
+    int32_t y[2] = {7, 7};
+    dataset_gather(&d, (int64_t[]){3, 0}, 2, x, y);
+    assert_int_equal(y[0], -1);
+    assert_int_equal(y[1], -1);
+    assert_true(x[0] == 10.0f / 255.0f && x[5] == 3.0f / 255.0f);
+    dataset_free(&d);
+    char *info = info_text(path);
+    assert_non_null(strstr(info, "train x (4,3) uint8, no y (unlabelled)"));
+    free(info);
+
+    // labels that are present are still checked
+    r = good();
+    r.y.data = (int32_t[]){0, 1, 2, 0};
+    path = raw_file("unlabelled_bad.h5", r);
+    assert_int_equal(dataset_load_x(&d, path, "train", &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "/train/y[2] is 2"));
+    assert_no_open_hdf5();
+}
+
+// /split/paths: one string per sample, shown by info; any other shape or type is refused.
+static void test_paths(void **state) {
+    (void)state;
+    const char *paths[4] = {"cat/a.png", "dog/b, c.png", "dog/\"q\".png", "cat/d.png"};
+    const char *path = raw_file("paths.h5", good());
+    hid_t f = reopen(path);
+    hid_t g = H5Gopen2(f, "train", H5P_DEFAULT);
+    raw_strings(g, "paths", 1, paths, 4);
+    H5Gclose(g);
+    H5Fclose(f);
+    Dataset d = load_or_fail(path, "train");
+    assert_int_equal(d.has_paths, 1);
+    dataset_free(&d);
+    char *info = info_text(path);
+    assert_non_null(strstr(info, "per class: 2 2; paths (4)"));
+    free(info);
+
+    path = raw_file("paths_short.h5", good());
+    f = reopen(path);
+    g = H5Gopen2(f, "train", H5P_DEFAULT);
+    raw_strings(g, "paths", 1, paths, 3);
+    H5Gclose(g);
+    H5Fclose(f);
+    expect_refused(path, "train", "/train/paths is string (3)", "expected (4) strings");
+
+    RawFile r = good();
+    path = raw_file("paths_int.h5", r);
+    f = reopen(path);
+    g = H5Gopen2(f, "train", H5P_DEFAULT);
+    raw_dataset(g, "paths", (Raw){H5T_NATIVE_INT32, 1, {4}, good_y});
+    H5Gclose(g);
+    H5Fclose(f);
+    expect_refused(path, "train", "/train/paths is int32 (4)", NULL);
+}
+
+// Every load carries a Preprocess: the file's group when it has one, else what the file
+// says; either way its shape, bit depth, normalization and names are what gather uses.
+static void test_preprocessing_record(void **state) {
+    (void)state;
+    const char *path = test_path(dir, "prep_none.h5");
+    write_u8_chw(path, 1);
+    Dataset d = load_or_fail(path, "train");
+    assert_string_equal(d.prep.source, "unknown");
+    assert_string_equal(d.prep.resize, "none");
+    assert_int_equal(d.prep.bit_depth, 8);
+    assert_int_equal(d.prep.input.ndim, 3);
+    assert_int_equal(d.prep.input.d[2], 3);
+    assert_int_equal(d.prep.nchan, 2);
+    assert_true(d.prep.mean[1] == 0.25f && d.prep.std[1] == 0.4f);
+    dataset_free(&d);
+    char *info = info_text(path);
+    assert_non_null(strstr(info, "no /preprocessing group"));
+    free(info);
+
+    path = test_path(dir, "prep_plain.h5");
+    write_u8_chw(path, 0);
+    d = load_or_fail(path, "train");
+    assert_int_equal(d.prep.nchan, 0);  // no mean/std: gather does not normalize
+    dataset_free(&d);
+
+    // a group written by an importer: its image fields are kept, the rest follows the data
+    path = test_path(dir, "prep_group.h5");
+    write_u8_chw(path, 1);
+    Preprocess p;
+    prep_init(&p, (Shape){3, {9, 9, 9}}, 16);
+    snprintf(p.source, sizeof p.source, "images");
+    snprintf(p.channel_order, sizeof p.channel_order, "RGB");
+    snprintf(p.resize, sizeof p.resize, "lanczos3");
+    snprintf(p.convert, sizeof p.convert, "rgb");
+    p.nchan = 1, p.mean[0] = 0.9f, p.std[0] = 0.1f;
+    hid_t f = reopen(path);
+    assert_int_equal(prep_h5_write(f, &p), 0);
+    H5Fclose(f);
+    d = load_or_fail(path, "train");
+    assert_string_equal(d.prep.source, "images");
+    assert_string_equal(d.prep.channel_order, "RGB");
+    assert_string_equal(d.prep.resize, "lanczos3");
+    assert_string_equal(d.prep.convert, "rgb");
+    assert_int_equal(d.prep.bit_depth, 8);
+    assert_int_equal(d.prep.input.d[0], 2);
+    assert_int_equal(d.prep.nchan, 2);
+    assert_true(d.prep.mean[0] == 0.5f && d.prep.std[0] == 0.2f);
+    assert_int_equal(d.prep.num_classes, 3);
+    assert_string_equal(d.prep.classes[0], "cat");
+
+    // dataset_use_norm: gather normalizes with the values given, the record follows
+    Preprocess other = d.prep;
+    other.classes = NULL;
+    other.mean[0] = 0.125f, other.std[0] = 0.5f, other.mean[1] = 0.0f, other.std[1] = 2.0f;
+    Err e = {0};
+    assert_int_equal(dataset_use_norm(&d, &other, &e), ERR_OK);
+    assert_true(prep_same_norm(&d.prep, &other));
+    float x[12];
+    dataset_gather(&d, (int64_t[]){1}, 1, x, NULL);
+    assert_true(x[0] == ((float)d.x_u8[12] / 255.0f - 0.125f) / 0.5f);
+    assert_true(x[11] == ((float)d.x_u8[23] / 255.0f - 0.0f) / 2.0f);
+    other.nchan = 0;  // none at all
+    assert_int_equal(dataset_use_norm(&d, &other, &e), ERR_OK);
+    dataset_gather(&d, (int64_t[]){1}, 1, x, NULL);
+    assert_true(x[0] == (float)d.x_u8[12] / 255.0f);
+    other.nchan = 3;
+    assert_int_equal(dataset_use_norm(&d, &other, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "has 2 channels but the normalization has 3"));
+    dataset_free(&d);
+    info = info_text(path);
+    assert_non_null(strstr(info, "preprocessing: source images, input (9,9,9), channels RGB, "
+                                 "16-bit, resize lanczos3, convert rgb, normalization mean 0.9000 "
+                                 "std 0.1000"));
+    free(info);
+
+    // a damaged group is bad input
+    path = test_path(dir, "prep_bad.h5");
+    write_u8_chw(path, 1);
+    f = reopen(path);
+    hid_t g = H5Gcreate2(f, "preprocessing", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Gclose(g);
+    H5Fclose(f);
+    expect_refused(path, "train", "/preprocessing attribute", NULL);
+    assert_no_open_hdf5();
+}
+
 int main(void) {
     dir = test_tmpdir("test_dataset");
     const struct CMUnitTest tests[] = {
@@ -456,6 +740,11 @@ int main(void) {
         cmocka_unit_test(test_bad_labels_and_classes),
         cmocka_unit_test(test_bad_x),
         cmocka_unit_test(test_bad_norm),
+        cmocka_unit_test(test_roundtrip_u16),
+        cmocka_unit_test(test_class_names),
+        cmocka_unit_test(test_unlabelled_split),
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_preprocessing_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
