@@ -12,6 +12,9 @@
 #define LAYER_NAME_MAX 64
 #define SHAPE_MAX_DIMS 3
 #define LAYER_PARAMS_MAX 8
+// LayerSpec.out of a layer whose width is the data's class count (out = "classes" in a
+// config): model_build puts num_classes in its place, so one config fits any dataset.
+#define LAYER_OUT_CLASSES (-1)
 
 // Per-sample shape: (D) or (C,H,W); the batch dimension is always separate and first.
 typedef struct {
@@ -29,7 +32,8 @@ static inline size_t shape_numel(Shape s) {
 typedef struct LayerSpec {
     char type[32];             // registry name: "linear", "gelu", ...
     char name[LAYER_NAME_MAX];  // state_dict prefix: "fc1"
-    int out;                   // linear: out_features; conv2d: out_channels
+    int out;                   // linear: out_features; conv2d: out_channels;
+                               // LAYER_OUT_CLASSES = the data's class count
     int bias;                  // linear, conv2d: 1 = has bias (default)
     int kernel;                // conv2d, maxpool2d, avgpool2d: square kernel size
     int stride;                // conv2d (0 = 1), pooling (0 = kernel)

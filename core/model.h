@@ -5,6 +5,8 @@
 #include "seq.h"
 
 typedef struct {
+    LayerSpec *specs;  // (nspecs) the model's own copy of the specs, out = "classes" resolved;
+    int nspecs;        // the layers (and residual branches) point into it
     Seq seq;           // the layers, in order, with their planned activations
     Shape in;          // per-sample input shape
     int num_classes;   // per-sample output is (num_classes)
@@ -20,6 +22,7 @@ typedef struct {
 
 // Validates specs against the input shape and declares every parameter; allocates the
 // parameter, gradient and buffer storage (zeroed). ERR_INPUT names the offending layer.
+// A spec whose out is LAYER_OUT_CLASSES (residual branches included) gets num_classes.
 int model_build(Model *m, const LayerSpec *specs, int nspecs, Shape in, int num_classes, Err *e);
 // Allocates activations and saved values for batches of up to max_batch samples.
 int model_plan(Model *m, int max_batch, Err *e);

@@ -1,18 +1,22 @@
 // config.c: reading and validating the experiment config with libconfig (config.h).
-// The schema table below is the single description of every scalar key; the layer table
-// is the same for the keys of model.layers. Reading walks the file and rejects any key that
-// neither table knows, so a typo is an error, never a silently ignored setting.
+// The schema table below is the single description of every key outside model.layers; the
+// layer table is the same for the keys of model.layers. Reading, --set and --help all work
+// from them, and reading walks the file and rejects any key that neither table knows, so a
+// typo is an error, never a silently ignored setting. A setting --set made carries its
+// argument (libconfig's hook), so an error in it names the argument, not the file.
 #include "config.h"
 
 #include <errno.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_INT, K_I64, K_U32, K_FLOAT, K_BOOL, K_ENUM } KeyType;
+// K_SHAPE: an array of 1 to SHAPE_MAX_DIMS sizes in [lo, hi] (model.input).
+typedef enum { K_INT, K_I64, K_U32, K_FLOAT, K_BOOL, K_ENUM, K_SHAPE } KeyType;
 
 typedef struct {
     const char *path;     // "train.epochs"
@@ -33,6 +37,9 @@ static const Key schema[] = {
     {"data.memory_mb", K_INT, OFF(memory_mb), 0, 1 << 30, "4096", NULL,
      "MiB of training data a rank may hold; a larger shard is streamed from the file, a few "
      "steps ahead, by a prefetch thread (0 = always stream)"},
+    {"model.input", K_SHAPE, OFF(input), 1, 1 << 24, "data", NULL,
+     "per-sample input shape [C, H, W] or [D] (--set model.input=1,64,64); data = the data "
+     "file's sample shape, which a pinned shape must match"},
     {"model.batchnorm", K_ENUM, OFF(batchnorm), 0, 0, "on", "off|on",
      "off leaves every batchnorm layer out (the layer before it gets a bias instead)"},
     {"model.drop_path", K_FLOAT, OFF(drop_path), 0, 0.999, "0", NULL,
@@ -108,21 +115,59 @@ static const Key schema[] = {
 };
 #define NKEYS (int)(sizeof schema / sizeof schema[0])
 
-// Keys of one entry of model.layers, and which layer types take them.
+// Keys of one entry of model.layers: which layer types take them, their range and default.
+// LK_OUT is an integer or the string "classes" (LAYER_OUT_CLASSES: the data's class count);
+// LK_BOOL also takes 0 and 1. LK_STRING and LK_LIST keys are read by read_layer itself and
+// cannot be changed by --set (they would rename, retype or restructure the model).
+typedef enum { LK_STRING, LK_LIST, LK_INT, LK_OUT, LK_BOOL, LK_FLOAT } LayerKeyType;
 typedef struct {
     const char *key;
-    const char *types;  // space-separated; "*" = every type
+    const char *types;      // space-separated; "*" = every type
+    LayerKeyType type;
+    size_t offset;          // into LayerSpec: an int, or a float for LK_FLOAT
+    double lo, hi;          // valid range (numbers)
+    double dflt;            // stored when the key is absent
+    const char *dflt_text;  // the default as --help shows it; NULL = the types that take the
+                            // key must set it
+    const char *help;
 } LayerKey;
+#define LOFF(f) offsetof(LayerSpec, f)
+// Read in this order, so the first mistake in a layer is the one reported.
 static const LayerKey layer_keys[] = {
-    {"name", "*"}, {"type", "*"}, {"out", "linear conv2d"}, {"bias", "linear conv2d"},
-    {"p", "dropout dropout2d dropblock"}, {"eps", "layernorm batchnorm"},
-    {"momentum", "batchnorm"},
-    {"dropconnect", "linear"}, {"block_size", "dropblock"},
-    {"layers", "residual"}, {"drop_path", "residual"},
-    {"kernel", "conv2d maxpool2d avgpool2d"}, {"stride", "conv2d maxpool2d avgpool2d"},
-    {"padding", "conv2d maxpool2d avgpool2d"},
+    {"name", "*", LK_STRING, 0, 0, 0, 0, NULL,
+     "the layer's name and its parameters' prefix (NAME.weight): unique, no '.', '/' or spaces"},
+    {"type", "*", LK_STRING, 0, 0, 0, 0, NULL, "the layer kind"},
+    {"out", "linear conv2d", LK_OUT, LOFF(out), 1, 1 << 24, 0, NULL,
+     "output features (linear) or channels (conv2d); \"classes\" = the data's class count"},
+    {"kernel", "conv2d maxpool2d avgpool2d", LK_INT, LOFF(kernel), 1, 64, 0, NULL,
+     "square kernel size"},
+    {"stride", "conv2d maxpool2d avgpool2d", LK_INT, LOFF(stride), 1, 64, 0, "1|kernel",
+     "step between windows (default 1 for conv2d, the kernel size for pooling)"},
+    {"padding", "conv2d maxpool2d avgpool2d", LK_INT, LOFF(padding), 0, 64, 0, "0",
+     "zero padding on every side"},
+    {"bias", "linear conv2d", LK_BOOL, LOFF(bias), 0, 1, 1, "true", "add a learned bias"},
+    {"p", "dropout dropout2d dropblock", LK_FLOAT, LOFF(p), 0, 1, 0.5, "0.5",
+     "drop probability"},
+    {"dropconnect", "linear", LK_FLOAT, LOFF(dropconnect), 0, 1, 0, "0",
+     "DropConnect probability on the weights (0 = off)"},
+    {"block_size", "dropblock", LK_INT, LOFF(block_size), 1, 64, 0, NULL,
+     "side of the dropped square"},
+    {"eps", "layernorm batchnorm", LK_FLOAT, LOFF(eps), 1e-30, 1, 1e-5, "1e-05",
+     "added to the variance"},
+    {"momentum", "batchnorm", LK_FLOAT, LOFF(momentum), 0, 1, 0.1, "0.1",
+     "running-statistics momentum (PyTorch's convention)"},
+    {"drop_path", "residual", LK_FLOAT, LOFF(drop_path), 0, 1, 0, "0",
+     "probability of dropping the branch per sample (DropPath; see model.drop_path)"},
+    {"layers", "residual", LK_LIST, 0, 0, 0, 0, NULL,
+     "the branch's layers, a list like model.layers"},
 };
 #define NLAYERKEYS (int)(sizeof layer_keys / sizeof layer_keys[0])
+
+static const LayerKey *layer_key_find(const char *key) {
+    for (int i = 0; i < NLAYERKEYS; i++)
+        if (strcmp(layer_keys[i].key, key) == 0) return &layer_keys[i];
+    return NULL;
+}
 
 static const Key *schema_find(const char *path) {
     for (int i = 0; i < NKEYS; i++)
@@ -157,11 +202,15 @@ static const char *suggest(const char *path) {
     return best;
 }
 
-// "file:line" of a setting, or "--set" for one an override created.
+// "file:line" of a setting, or "--set key=value" for one an override made (apply_set hangs
+// the argument on it as its hook).
 static const char *where(const Config *c, const config_setting_t *s) {
     static char buf[1100];
     int line = s ? config_setting_source_line(s) : 0;
-    if (line > 0)
+    const char *arg = s ? (const char *)config_setting_get_hook(s) : NULL;
+    if (arg)
+        snprintf(buf, sizeof buf, "--set %s", arg);
+    else if (line > 0)
         snprintf(buf, sizeof buf, "%s:%d", c->source, line);
     else
         snprintf(buf, sizeof buf, "%s", c->source);
@@ -181,8 +230,32 @@ static int enum_index(const char *choices, const char *v) {
     return -1;
 }
 
+// A K_SHAPE key: absent = no dimensions (the data's shape).
+static int read_shape(Config *c, const Key *k, const config_setting_t *s, Err *e) {
+    Shape *dst = (Shape *)((char *)c + k->offset);
+    dst->ndim = 0;
+    if (!s) return ERR_OK;
+    int n = config_setting_length(s);
+    if (!config_setting_is_array(s) || n < 1 || n > SHAPE_MAX_DIMS)
+        return err_set(e, ERR_INPUT, "%s: %s must be [D] or [C, H, W]", where(c, s), k->path);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *d = config_setting_get_elem(s, (unsigned)i);
+        int t = config_setting_type(d);
+        if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+            return err_set(e, ERR_INPUT, "%s: %s sizes must be integers", where(c, s), k->path);
+        long long v = config_setting_get_int64(d);
+        if (v < k->lo || v > k->hi)
+            return err_set(e, ERR_INPUT, "%s: %s sizes must be in [%g, %g], got %lld",
+                           where(c, s), k->path, k->lo, k->hi, v);
+        dst->d[i] = (int)v;
+    }
+    dst->ndim = n;
+    return ERR_OK;
+}
+
 // Stores setting s (or the key's default when s is NULL) into c.
 static int read_key(Config *c, const Key *k, const config_setting_t *s, Err *e) {
+    if (k->type == K_SHAPE) return read_shape(c, k, s, e);
     void *dst = (char *)c + k->offset;
     int t = s ? config_setting_type(s) : CONFIG_TYPE_NONE;
     double num = 0;
@@ -226,43 +299,66 @@ static int read_key(Config *c, const Key *k, const config_setting_t *s, Err *e) 
     case K_U32: *(uint32_t *)dst = (uint32_t)num; break;
     case K_FLOAT: *(float *)dst = (float)num; break;
     case K_BOOL: *(int *)dst = (int)num; break;
-    case K_ENUM: break;
+    case K_ENUM:
+    case K_SHAPE: break;
     }
     return ERR_OK;
 }
 
-static int layer_key_allowed(const char *key, const char *type) {
-    for (int i = 0; i < NLAYERKEYS; i++) {
-        if (strcmp(layer_keys[i].key, key) != 0) continue;
-        const char *ts = layer_keys[i].types;
-        if (strcmp(ts, "*") == 0) return 1;
-        size_t n = strlen(type);
-        for (const char *p = strstr(ts, type); p; p = strstr(p + 1, type))
-            if ((p == ts || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
-        return 0;
-    }
+static int layer_key_allowed(const LayerKey *k, const char *type) {
+    const char *ts = k->types;
+    if (strcmp(ts, "*") == 0) return 1;
+    size_t n = strlen(type);
+    for (const char *p = strstr(ts, type); p; p = strstr(p + 1, type))
+        if ((p == ts || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
     return 0;
 }
 
-static int read_layer_num(Config *c, const config_setting_t *l, const char *lname,
-                          const char *key, double lo, double hi, int integer, double dflt,
-                          double *out, Err *e) {
-    const config_setting_t *s = config_setting_get_member(l, key);
-    *out = dflt;
-    if (!s) return ERR_OK;
-    int t = config_setting_type(s);
-    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
-        *out = (double)config_setting_get_int64(s);
-    else if (t == CONFIG_TYPE_FLOAT && !integer)
-        *out = config_setting_get_float(s);
-    else if (t == CONFIG_TYPE_BOOL && integer && lo == 0 && hi == 1)
-        *out = config_setting_get_bool(s);
+static const char *layer_key_form(LayerKeyType t) {
+    switch (t) {
+    case LK_INT: return "an integer";
+    case LK_OUT: return "an integer or \"classes\"";
+    case LK_BOOL: return "true or false";
+    case LK_FLOAT: return "a number";
+    case LK_STRING: return "a string";
+    case LK_LIST: return "a list";
+    }
+    return "?";
+}
+
+// One numeric key of layer l (a group of type type): stores it, or its default, into sp.
+static int read_layer_key(Config *c, const config_setting_t *l, const char *lname,
+                          const char *type, const LayerKey *k, LayerSpec *sp, Err *e) {
+    const config_setting_t *s = config_setting_get_member(l, k->key);
+    double v = k->dflt;
+    if (!s) {
+        if (!k->dflt_text && layer_key_allowed(k, type))
+            return err_set(e, ERR_INPUT, "%s: layer %s (%s) needs %s = <%s>", where(c, l), lname,
+                           type, k->key, layer_key_form(k->type));
+    } else {
+        int t = config_setting_type(s);
+        if (k->type == LK_OUT && t == CONFIG_TYPE_STRING &&
+            strcmp(config_setting_get_string(s), "classes") == 0) {
+            *(int *)((char *)sp + k->offset) = LAYER_OUT_CLASSES;
+            return ERR_OK;
+        }
+        if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+            v = (double)config_setting_get_int64(s);
+        else if (t == CONFIG_TYPE_FLOAT && k->type == LK_FLOAT)
+            v = config_setting_get_float(s);
+        else if (t == CONFIG_TYPE_BOOL && k->type == LK_BOOL)
+            v = config_setting_get_bool(s);
+        else
+            return err_set(e, ERR_INPUT, "%s: layer %s: %s must be %s", where(c, s), lname,
+                           k->key, layer_key_form(k->type));
+        if (!(v >= k->lo && v <= k->hi))
+            return err_set(e, ERR_INPUT, "%s: layer %s: %s must be in [%g, %g], got %g",
+                           where(c, s), lname, k->key, k->lo, k->hi, v);
+    }
+    if (k->type == LK_FLOAT)
+        *(float *)((char *)sp + k->offset) = (float)v;
     else
-        return err_set(e, ERR_INPUT, "%s: layer %s: %s must be %s", where(c, s), lname, key,
-                       integer ? "an integer" : "a number");
-    if (!(*out >= lo && *out <= hi))
-        return err_set(e, ERR_INPUT, "%s: layer %s: %s must be in [%g, %g], got %g", where(c, s),
-                       lname, key, lo, hi, *out);
+        *(int *)((char *)sp + k->offset) = (int)v;
     return ERR_OK;
 }
 
@@ -292,47 +388,16 @@ static int read_layer(Config *c, const config_setting_t *l, const char *what, in
     for (int j = 0; j < config_setting_length(l); j++) {
         const config_setting_t *m = config_setting_get_elem(l, (unsigned)j);
         const char *key = config_setting_name(m);
-        if (!layer_key_allowed(key, type))
+        const LayerKey *k = layer_key_find(key);
+        if (!k || !layer_key_allowed(k, type))
             return err_set(e, ERR_INPUT, "%s: layer %s (%s) has no key '%s'", where(c, m), name,
                            type, key);
     }
-    double v;
-    if (read_layer_num(c, l, name, "out", 1, 1 << 24, 1, 0, &v, e)) return e->code;
-    sp->out = (int)v;
-    if (strcmp(type, "linear") == 0 && sp->out == 0)
-        return err_set(e, ERR_INPUT, "%s: layer %s (linear) needs out = <features>", where(c, l),
-                       name);
-    if (strcmp(type, "conv2d") == 0 && sp->out == 0)
-        return err_set(e, ERR_INPUT, "%s: layer %s (conv2d) needs out = <channels>", where(c, l),
-                       name);
-    // kernel has no default; stride 0 means the type's default (conv 1, pooling = kernel)
-    if (read_layer_num(c, l, name, "kernel", 1, 64, 1, 0, &v, e)) return e->code;
-    sp->kernel = (int)v;
-    if (layer_key_allowed("kernel", type) && sp->kernel == 0)
-        return err_set(e, ERR_INPUT, "%s: layer %s (%s) needs kernel = <size>", where(c, l), name,
-                       type);
-    if (read_layer_num(c, l, name, "stride", 1, 64, 1, 0, &v, e)) return e->code;
-    sp->stride = (int)v;
-    if (read_layer_num(c, l, name, "padding", 0, 64, 1, 0, &v, e)) return e->code;
-    sp->padding = (int)v;
-    if (read_layer_num(c, l, name, "bias", 0, 1, 1, 1, &v, e)) return e->code;
-    sp->bias = (int)v;
-    if (read_layer_num(c, l, name, "p", 0, 1, 0, 0.5, &v, e)) return e->code;
-    sp->p = (float)v;
-    if (read_layer_num(c, l, name, "dropconnect", 0, 1, 0, 0, &v, e)) return e->code;
-    sp->dropconnect = (float)v;
-    // block_size has no default, like kernel
-    if (read_layer_num(c, l, name, "block_size", 1, 64, 1, 0, &v, e)) return e->code;
-    sp->block_size = (int)v;
-    if (layer_key_allowed("block_size", type) && sp->block_size == 0)
-        return err_set(e, ERR_INPUT, "%s: layer %s (%s) needs block_size = <size>", where(c, l),
-                       name, type);
-    if (read_layer_num(c, l, name, "eps", 1e-30, 1, 0, 1e-5, &v, e)) return e->code;
-    sp->eps = (float)v;
-    if (read_layer_num(c, l, name, "momentum", 0, 1, 0, 0.1, &v, e)) return e->code;
-    sp->momentum = (float)v;
-    if (read_layer_num(c, l, name, "drop_path", 0, 1, 0, 0, &v, e)) return e->code;
-    sp->drop_path = (float)v;
+    // every numeric field gets its key's value or default, whether its type takes it or not
+    for (int j = 0; j < NLAYERKEYS; j++)
+        if (layer_keys[j].type != LK_STRING && layer_keys[j].type != LK_LIST &&
+            read_layer_key(c, l, name, type, &layer_keys[j], sp, e))
+            return e->code;
     if (strcmp(type, "residual") == 0) {
         char sub[LAYER_NAME_MAX + 16];
         snprintf(sub, sizeof sub, "%s.layers", name);
@@ -393,41 +458,23 @@ static void set_bn_ghost(LayerSpec *specs, int n, int ghost) {
 
 // model.drop_path: block i of n top-level residual blocks drops its branch with probability
 // rate * i / (n - 1) (rate for a single block), the linear rule of Huang et al. 2016 and timm.
-static int set_drop_path(Config *c, Err *e) {
+// s is the model.drop_path setting, for messages.
+static int set_drop_path(Config *c, const config_setting_t *s, Err *e) {
     if (c->drop_path <= 0.0f) return ERR_OK;
     int n = 0, i = 0;
     for (int k = 0; k < c->nlayers; k++) n += strcmp(c->layers[k].type, "residual") == 0;
     if (n == 0)
         return err_set(e, ERR_INPUT, "%s: model.drop_path needs residual blocks, and the model "
-                       "has none", c->source);
+                       "has none", where(c, s));
     for (int k = 0; k < c->nlayers; k++) {
         LayerSpec *sp = &c->layers[k];
         if (strcmp(sp->type, "residual") != 0) continue;
         if (sp->drop_path > 0.0f)
             return err_set(e, ERR_INPUT, "%s: layer %s sets drop_path and so does model.drop_path;"
-                           " use one", c->source, sp->name);
+                           " use one", where(c, s), sp->name);
         sp->drop_path = n == 1 ? c->drop_path : c->drop_path * (float)i / (float)(n - 1);
         i++;
     }
-    return ERR_OK;
-}
-
-static int read_input_shape(Config *c, const config_setting_t *s, Err *e) {
-    c->input.ndim = 0;
-    if (!s) return ERR_OK;
-    int n = config_setting_length(s);
-    if (!config_setting_is_array(s) || n < 1 || n > SHAPE_MAX_DIMS)
-        return err_set(e, ERR_INPUT, "%s: model.input must be [D] or [C, H, W]", where(c, s));
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *d = config_setting_get_elem(s, (unsigned)i);
-        int t = config_setting_type(d);
-        long long v = (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) ? config_setting_get_int64(d) : 0;
-        if (v <= 0 || v > (1 << 24))
-            return err_set(e, ERR_INPUT, "%s: model.input sizes must be positive integers",
-                           where(c, s));
-        c->input.d[i] = (int)v;
-    }
-    c->input.ndim = n;
     return ERR_OK;
 }
 
@@ -437,7 +484,7 @@ static int check_unknown(Config *c, const config_setting_t *g, const char *prefi
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
         char path[256];
         snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", config_setting_name(s));
-        if (strcmp(path, "model.layers") == 0 || strcmp(path, "model.input") == 0) continue;
+        if (strcmp(path, "model.layers") == 0) continue;
         if (config_setting_is_group(s)) {
             if (check_unknown(c, s, path, e)) return e->code;
             continue;
@@ -484,7 +531,8 @@ static config_setting_t *find_layer(config_setting_t *list, const char *name) {
 }
 
 // --set layer.NAME.KEY=value: one key of one layer (p of a dropout, out of a linear...),
-// typed by the value's form and checked when the layer is read like any other.
+// typed by the value's form (a word only for keys that take one: out=classes) and checked
+// when the layer is read, like any other.
 static int apply_layer_set(config_t *cf, const char *arg, const char *key, const char *val,
                            Err *e) {
     char name[LAYER_NAME_MAX + 1];
@@ -494,9 +542,8 @@ static int apply_layer_set(config_t *cf, const char *arg, const char *key, const
     memcpy(name, key + 6, (size_t)(dot - key - 6));
     name[dot - key - 6] = 0;
     const char *lkey = dot + 1;
-    int known = 0;
-    for (int i = 0; i < NLAYERKEYS; i++) known |= strcmp(layer_keys[i].key, lkey) == 0;
-    if (!known || !strcmp(lkey, "name") || !strcmp(lkey, "type") || !strcmp(lkey, "layers"))
+    const LayerKey *k = layer_key_find(lkey);
+    if (!k || k->type == LK_STRING || k->type == LK_LIST)
         return err_set(e, ERR_INPUT, "--set %s: '%s' is not a layer setting one can override",
                        arg, lkey);
     config_setting_t *l = find_layer(config_lookup(cf, "model.layers"), name);
@@ -514,12 +561,56 @@ static int apply_layer_set(config_t *cf, const char *arg, const char *key, const
     } else {
         errno = 0;
         double fv = strtod(val, &end);
-        if (!*val || *end || errno || !isfinite(fv))
-            return err_set(e, ERR_INPUT, "--set %s: the value must be a number, true or false", arg);
-        if ((st = config_setting_add(l, lkey, CONFIG_TYPE_FLOAT))) config_setting_set_float(st, fv);
+        if (*val && !*end && !errno && isfinite(fv)) {
+            if ((st = config_setting_add(l, lkey, CONFIG_TYPE_FLOAT)))
+                config_setting_set_float(st, fv);
+        } else if (k->type == LK_OUT) {  // a word: read_layer says whether it is one out takes
+            if ((st = config_setting_add(l, lkey, CONFIG_TYPE_STRING)))
+                config_setting_set_string(st, val);
+        } else {
+            return err_set(e, ERR_INPUT, "--set %s: the value must be a number, true or false",
+                           arg);
+        }
     }
     if (!st) return err_set(e, ERR_RUNTIME, "--set %s: cannot store the value", arg);
+    config_setting_set_hook(st, (void *)arg);
     return ERR_OK;
+}
+
+// Stores "1,64,64" (or "[1, 64, 64]", "784") as the array leaf of g in *out: -1 if the text
+// is not integers separated by commas, 0 otherwise (*out NULL when out of memory). How many
+// sizes and their range are checked when the key is read, as for one from the file.
+static int set_shape(config_setting_t *g, const char *leaf, const char *val,
+                     config_setting_t **out) {
+    *out = NULL;
+    while (*val == ' ') val++;
+    int bracket = *val == '[';
+    const char *p = val + bracket;
+    long long dims[16];
+    int n = 0;
+    for (;;) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || errno || n == (int)(sizeof dims / sizeof dims[0])) return -1;
+        dims[n++] = v;
+        for (p = end; *p == ' ';) p++;
+        if (*p != ',') break;
+        p++;
+    }
+    if (bracket && *p++ != ']') return -1;
+    while (*p == ' ') p++;
+    if (*p) return -1;
+    // plain ints, as a file would have them, unless a size needs more (for its error)
+    int wide = 0;
+    for (int i = 0; i < n; i++) wide |= dims[i] < INT_MIN || dims[i] > INT_MAX;
+    config_setting_t *a = config_setting_add(g, leaf, CONFIG_TYPE_ARRAY);
+    for (int i = 0; a && i < n; i++)
+        if (!(wide ? config_setting_set_int64_elem(a, -1, dims[i])
+                   : config_setting_set_int_elem(a, -1, (int)dims[i])))
+            return 0;
+    *out = a;
+    return 0;
 }
 
 // --set key=value: typed by the schema, so "--set train.epochs=abc" fails here, clearly.
@@ -577,8 +668,15 @@ static int apply_set(Config *c, config_t *cf, const char *arg, Err *e) {
         s = config_setting_add(g, leaf, CONFIG_TYPE_STRING);
         if (s) config_setting_set_string(s, val);
         break;
+    case K_SHAPE:
+        if (strcmp(val, k->dflt) == 0) return ERR_OK;  // model.input=data: unpin it
+        if (set_shape(g, leaf, val, &s) < 0)
+            return err_set(e, ERR_INPUT, "--set %s: %s must be sizes separated by commas, "
+                           "e.g. %s=1,64,64 (or %s=%s)", arg, key, key, key, k->dflt);
+        break;
     }
     if (!s) return err_set(e, ERR_RUNTIME, "--set %s: cannot store the value", arg);
+    config_setting_set_hook(s, (void *)arg);
     return ERR_OK;
 }
 
@@ -616,13 +714,12 @@ int config_load(Config *c, const char *path, const char *text, const char *const
     if ((rc = check_unknown(c, root, "", e))) goto done;
     for (int i = 0; i < NKEYS; i++)
         if ((rc = read_key(c, &schema[i], config_lookup(&cf, schema[i].path), e))) goto done;
-    if ((rc = read_input_shape(c, config_lookup(&cf, "model.input"), e))) goto done;
     if ((rc = read_layer_list(c, config_lookup(&cf, "model.layers"), "model.layers", &c->layers,
                               &c->nlayers, e)))
         goto done;
     if (!c->batchnorm) drop_batchnorm(c->layers, &c->nlayers);
     set_bn_ghost(c->layers, c->nlayers, c->bn_ghost);
-    if ((rc = set_drop_path(c, e))) goto done;
+    if ((rc = set_drop_path(c, config_lookup(&cf, "model.drop_path"), e))) goto done;
     c->text = config_to_text(&cf);
     if (!c->text) rc = err_set(e, ERR_RUNTIME, "out of memory");
 done:
@@ -639,12 +736,52 @@ void config_free(Config *c) {
     c->nlayers = 0;
 }
 
+// "[lo, hi]" as --help shows a range: integers in full, other numbers as %g does.
+static const char *range_text(double lo, double hi) {
+    static char buf[80];
+    snprintf(buf, sizeof buf, "[%.15g, %.15g]", lo, hi);
+    return buf;
+}
+
 void config_print_keys(FILE *out) {
     for (int i = 0; i < NKEYS; i++) {
         const Key *k = &schema[i];
-        char dflt[64];
-        snprintf(dflt, sizeof dflt, "%s", k->dflt);
-        fprintf(out, "  %-22s %-9s %s%s%s\n", k->path, dflt, k->help,
-                k->choices ? ": " : "", k->choices ? k->choices : "");
+        fprintf(out, "  %-22s %-9s %s", k->path, k->dflt, k->help);
+        if (k->type == K_ENUM)
+            fprintf(out, ": %s", k->choices);
+        else if (k->type == K_SHAPE)
+            fprintf(out, "; 1 to %d sizes in %s", SHAPE_MAX_DIMS, range_text(k->lo, k->hi));
+        else if (k->type != K_BOOL)
+            fprintf(out, "; in %s", range_text(k->lo, k->hi));
+        fputc('\n', out);
+    }
+    fprintf(out, "\nLayer keys, in each entry of model.layers (and of a residual block's layers);\n"
+                 "--set layer.NAME.KEY=value changes one layer's KEY (all but name, type and "
+                 "layers):\n");
+    for (int i = 0; i < NLAYERKEYS; i++) {
+        const LayerKey *k = &layer_keys[i];
+        char path[64], types[128];
+        snprintf(path, sizeof path, "layer.NAME.%s", k->key);
+        if (strcmp(k->types, "*") == 0) {
+            snprintf(types, sizeof types, "every type");
+        } else {  // "a b c" -> "a, b, c"
+            size_t n = 0;
+            for (const char *p = k->types; *p && n + 3 < sizeof types; p++) {
+                if (*p == ' ') types[n++] = ',';
+                types[n++] = *p;
+            }
+            types[n] = 0;
+        }
+        fprintf(out, "  %-22s %-9s %s; ", path, k->dflt_text ? k->dflt_text : "required", k->help);
+        if (k->type == LK_INT || k->type == LK_OUT)
+            fprintf(out, "an integer in %s%s", range_text(k->lo, k->hi),
+                    k->type == LK_OUT ? " or \"classes\"" : "");
+        else if (k->type == LK_FLOAT)
+            fprintf(out, "in %s", range_text(k->lo, k->hi));
+        else if (strcmp(k->key, "type") == 0)
+            fprintf(out, "one of %s", layer_kind_names());
+        else
+            fprintf(out, "%s", layer_key_form(k->type));
+        fprintf(out, " (%s)\n", types);
     }
 }

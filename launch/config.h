@@ -1,6 +1,7 @@
 // config.h: the experiment config. One libconfig file holds the whole experiment; --set
 // overrides any key. Every key is described once, in the schema table of config.c, which
-// gives its type, default and range; keys nobody reads and bad values are errors with file:line.
+// gives its type, default and range; keys nobody reads and bad values are errors with file:line,
+// or with the --set argument that gave the value.
 #pragma once
 #include <stdint.h>
 
@@ -59,5 +60,6 @@ int config_load(Config *c, const char *path, const char *text, const char *const
                 Err *e);
 void config_free(Config *c);
 
-// One line per key with its default and meaning (for --help).
+// One line per key with its default, meaning and range, then the keys of a layer as
+// layer.NAME.KEY with the layer types that take them (for train --help).
 void config_print_keys(FILE *out);
