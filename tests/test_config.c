@@ -49,6 +49,14 @@ static const LayerSpec *find(const LayerSpec *s, int n, const char *name) {
 static void test_shipped_configs(void **state) {
     (void)state;
     Config c;
+    // none pins the input shape or the class count: both come from the data file
+    const char *names[] = {"mlp.cfg", "cnn6_mlp4.cfg", "rescnn.cfg"};
+    for (int i = 0; i < 3; i++) {
+        load_ok(&c, shipped(names[i]), NULL, NULL, 0);
+        assert_int_equal(c.input.ndim, 0);
+        assert_int_equal(find(c.layers, c.nlayers, "head")->out, LAYER_OUT_CLASSES);
+        config_free(&c);
+    }
     load_ok(&c, shipped("mlp.cfg"), NULL, NULL, 0);
     assert_int_equal(c.optim.kind, OPTIM_ADAMW);
     assert_float_equal(c.optim.lr, 3e-4f, 1e-9);
@@ -257,7 +265,7 @@ static void test_out_classes(void **state) {
     Config c, again;
     Err e = {0};
     Model m;
-    load_ok(&c, shipped("mlp.cfg"), NULL, (const char *[]){"layer.head.out=classes"}, 1);
+    load_ok(&c, shipped("mlp.cfg"), NULL, NULL, 0);
     const int classes[2] = {2, 10};
     for (int k = 0; k < 2; k++) {
         if (model_build(&m, c.layers, c.nlayers, (Shape){3, {1, 28, 28}}, classes[k], &e))
