@@ -1,0 +1,15 @@
+#!/bin/bash
+# run.sh: the PyTorch bridge's test (test_bridge.py) under a python3 that has torch and h5py.
+# Debian's /usr/bin/python3 has them where a python3 earlier on PATH (pyenv) may not; the
+# first of $REGDIST_PYTHON, python3, /usr/bin/python3 that imports both runs the test.
+# Exits 77 (ctest's skip) when none does. Environment: REGDIST_BIN, REGDIST_SOURCE_DIR,
+# REGDIST_TEST_TMP (tests/CMakeLists.txt's TEST_ENV).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+for py in ${REGDIST_PYTHON:-} python3 /usr/bin/python3; do
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c "import torch, h5py, numpy" 2>/dev/null; then
+        exec "$py" "$here/test_bridge.py"
+    fi
+done
+echo "SKIP: no python3 with torch and h5py (tried ${REGDIST_PYTHON:-} python3 /usr/bin/python3)"
+exit 77
