@@ -125,7 +125,7 @@ class _Parser:
 
     def settings(self, closer):
         group = {}
-        while not (self.peek()[0] == closer or self.peek()[1] == closer):
+        while not (self.peek()[0] == closer or self.peek()[:2] == ("punct", closer)):
             _, name, line = self.take("name")
             if self.peek()[1] not in (":", "="):
                 self.take(value="=")
@@ -142,7 +142,7 @@ class _Parser:
         if v == "{" and kind == "punct":
             self.i += 1
             group = self.settings("}")
-            self.take(value="}")
+            self.take("punct", "}")
             return group
         if kind == "punct" and v in ("(", "["):
             self.i += 1
