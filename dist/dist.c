@@ -146,3 +146,13 @@ int dist_same_u64(const Dist *d, uint64_t v, int *first_diff) {
     free(all);
     return same;
 }
+
+void dist_library_version(char *buf, int len) {
+    char v[MPI_MAX_LIBRARY_VERSION_STRING];
+    int n = 0;
+    if (len <= 0) return;
+    if (MPI_Get_library_version(v, &n) != MPI_SUCCESS) n = 0;
+    v[n < MPI_MAX_LIBRARY_VERSION_STRING ? n : MPI_MAX_LIBRARY_VERSION_STRING - 1] = 0;
+    v[strcspn(v, "\r\n")] = 0;
+    snprintf(buf, (size_t)len, "%s", v);
+}

@@ -46,3 +46,7 @@ int dist_same_u64(const Dist *d, uint64_t v, int *first_diff);
 // "regdist: <msg>" (with the rank when world > 1) and exits with code. With one rank it
 // finalizes MPI and exits cleanly; with more it calls MPI_Abort so no rank is left hanging.
 _Noreturn void dist_fail(const Dist *d, int code, const char *msg);
+
+// The MPI library's own version line ("Open MPI v4.1.4, package: ...") into buf (len bytes,
+// NUL-terminated, cut at the first newline). Safe before MPI_Init.
+void dist_library_version(char *buf, int len);

@@ -1,5 +1,6 @@
 // h5util.c: small HDF5 helpers shared by io/ (see h5util.h).
 #include "h5util.h"
+#include "h5version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -481,4 +482,10 @@ void h5u_free_strs(char **s, int n) {
     if (!s) return;
     for (int i = 0; i < n; i++) free(s[i]);
     free(s);
+}
+
+void h5u_library_version(char *buf, size_t len) {
+    unsigned major = 0, minor = 0, release = 0;
+    if (H5get_libversion(&major, &minor, &release) < 0) snprintf(buf, len, "HDF5 (unknown)");
+    else snprintf(buf, len, "HDF5 %u.%u.%u", major, minor, release);
 }
