@@ -402,51 +402,92 @@ int svg_line_figure(const char *path, const char *title, const SvgPanel *panels,
     return fig_end(&g, 1, path, e);
 }
 
-// The range of a dot panel's axis. All the values (with their error bars), unless a few lie
-// far from the rest, as a run that never left chance (10%) beside runs at 68-85%: an axis
-// from 0 to 100 would squash the differences that matter into a sliver. Those few are the
-// values beyond the widest gap between sorted values when the gap is more than three times
-// the width of the rest and they are at most a quarter of the values; *cut_lo and *cut_hi
-// bound the values on the axis, the others are drawn at its edge, marked off scale.
-static void dot_range(const SvgDotPanel *p, double *lo, double *hi, double *cut_lo, double *cut_hi) {
-    int total = p->nseries * p->ncat, n = 0;
+// The range of the values (with error bars) on one side of a bound: below (side 0) or above
+// (side 1) it; side -1: all of them.
+static void dot_range(const SvgDotPanel *p, int side, double at, double *lo, double *hi) {
+    *lo = INFINITY, *hi = -INFINITY;
+    for (int i = 0; i < p->nseries * p->ncat; i++) {
+        double x = p->val[i], e = p->err && isfinite(p->err[i]) ? fabs(p->err[i]) : 0;
+        if (isfinite(x) && (side < 0 || (x > at) == side))
+            *lo = fmin(*lo, x - e), *hi = fmax(*hi, x + e);
+    }
+}
+
+// Where a dot panel's axis breaks, if it does. All values (with their error bars) on one
+// axis, unless a few lie far from the rest, as a run that never left chance (10%) beside runs
+// at 68-85%: one axis from 0 to 100 would squash the differences that matter into a sliver.
+// Those few are the values beyond the widest gap between sorted values, at most a quarter of
+// them; the axis breaks there when the two sides, error bars included, take less than a third
+// of the whole range. Each side then has its own segment and every point is still drawn at
+// its value. Returns 1 and the bound between the sides (in the gap) when it breaks, else 0.
+static int dot_break(const SvgDotPanel *p, double *at) {
+    int total = p->nseries * p->ncat, n = 0, brk = 0;
     double *v = malloc((size_t)total * sizeof *v);
-    *cut_lo = -INFINITY, *cut_hi = INFINITY;
     for (int i = 0; v && i < total; i++)
         if (isfinite(p->val[i])) v[n++] = p->val[i];
     if (v && n >= 4) {
         qsort(v, (size_t)n, sizeof *v, cmp_double);
-        int at = 1;  // the widest gap is between v[at - 1] and v[at]
+        int k = 1;  // the widest gap is between v[k - 1] and v[k]
         for (int i = 2; i < n; i++)
-            if (v[i] - v[i - 1] > v[at] - v[at - 1]) at = i;
-        int below = at <= n - at;  // the few are below the gap
-        double c_lo = below ? v[at] : v[0], c_hi = below ? v[n - 1] : v[at - 1];
-        if (4 * (below ? at : n - at) <= n && v[at] - v[at - 1] > 3 * (c_hi - c_lo) &&
-            c_hi > c_lo)
-            *cut_lo = c_lo, *cut_hi = c_hi;
+            if (v[i] - v[i - 1] > v[k] - v[k - 1]) k = i;
+        *at = (v[k] + v[k - 1]) / 2;
+        double lo0, hi0, lo1, hi1;
+        dot_range(p, 0, *at, &lo0, &hi0);
+        dot_range(p, 1, *at, &lo1, &hi1);
+        int few = k <= n - k ? k : n - k;
+        brk = 4 * few <= n && (hi0 - lo0) + (hi1 - lo1) < (hi1 - lo0) / 3;
     }
     free(v);
-    *lo = INFINITY, *hi = -INFINITY;
-    for (int i = 0; i < total; i++) {
-        double x = p->val[i], e = p->err && isfinite(p->err[i]) ? fabs(p->err[i]) : 0;
-        if (isfinite(x) && x >= *cut_lo && x <= *cut_hi)
-            *lo = fmin(*lo, x - e), *hi = fmax(*hi, x + e);
-    }
+    return brk;
 }
 
 // One dot panel whose plot area starts at x0 (its rows are at y0 + rowh * (c + 0.5)).
 static void dot_panel(Fig *g, const SvgDotPanel *p, double x0, double y0, double rowh) {
     FILE *f = g->f;
-    double lo, hi, cut_lo, cut_hi, t[MAX_TICKS];
-    dot_range(p, &lo, &hi, &cut_lo, &cut_hi);
-    Scale xs = {.p0 = x0, .p1 = x0 + DOT_PW};
-    int n = linear_axis(&xs, lo, hi, 6, 0, t);
-    double h = rowh * p->ncat;
+    double lo, hi, at = 0, t[2][MAX_TICKS], h = rowh * p->ncat;
+    Scale xs[2] = {{.p0 = x0, .p1 = x0 + DOT_PW}, {.p0 = x0, .p1 = x0 + DOT_PW}};
+    int nt[2] = {0, 0}, brk = dot_break(p, &at);
+    if (!brk) {
+        dot_range(p, -1, 0, &lo, &hi);
+        nt[0] = linear_axis(&xs[0], lo, hi, 6, 0, t[0]);
+    } else {  // each side its own ticks, and pixels for its span, within limits
+        enum { BREAK_W = 16 };
+        double span[2], r[2][2];
+        for (int side = 0; side < 2; side++) {
+            dot_range(p, side, at, &r[side][0], &r[side][1]);
+            linear_axis(&xs[side], r[side][0], r[side][1], 5, 0, t[side]);
+            span[side] = xs[side].hi - xs[side].lo;
+        }
+        double share = fmin(0.6, fmax(0.25, span[0] / (span[0] + span[1])));
+        xs[0].p1 = x0 + share * (DOT_PW - BREAK_W);
+        xs[1].p0 = xs[0].p1 + BREAK_W;
+        for (int side = 0; side < 2; side++) {  // a tick per 45 pixels or so
+            int most = (int)fmax(3, fmin(6, (xs[side].p1 - xs[side].p0) / 45));
+            nt[side] = linear_axis(&xs[side], r[side][0], r[side][1], most, 0, t[side]);
+        }
+        if (xs[0].hi >= xs[1].lo) {  // the segments' nice ranges meet: one axis after all
+            brk = 0;
+            xs[0] = (Scale){.p0 = x0, .p1 = x0 + DOT_PW};
+            nt[0] = linear_axis(&xs[0], r[0][0], r[1][1], 6, 0, t[0]);
+        }
+    }
     for (int c = 0; c < p->ncat; c += 2)  // a band on every other row guides the eye across
         fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"#f4f4f4\"/>\n",
                 x0, y0 + rowh * c, DOT_PW, rowh);
-    ticks_draw(f, &xs, t, n, 1, y0, y0 + h);
+    for (int side = 0; side <= brk; side++) ticks_draw(f, &xs[side], t[side], nt[side], 1, y0, y0 + h);
     frame(f, x0, y0, DOT_PW, h, p->title, p->xlabel);
+    if (brk) {  // a white gap through the frame, with the usual double slashes on its edges
+        double a = xs[0].p1, b = xs[1].p0;
+        fprintf(f, "<g class=\"axis-break\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                "fill=\"white\"/>", a, y0 - 1, b - a, h + 2);
+        for (int e = 0; e < 2; e++)
+            for (int side = 0; side < 2; side++) {
+                double x = side ? b : a, y = e ? y0 + h : y0;
+                fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\"/>",
+                        x - 3, y + 5, x + 3, y - 5);
+            }
+        fputs("</g>\n", f);
+    }
     double gap = fmin(9, (rowh - 8) / p->nseries);  // series side by side within a row
     for (int s = 0; s < p->nseries; s++) {
         int k = label_index(g, p->series_labels ? p->series_labels[s] : NULL), any = 0;
@@ -454,23 +495,12 @@ static void dot_panel(Fig *g, const SvgDotPanel *p, double x0, double y0, double
             const double v = p->val[s * p->ncat + c], e = p->err ? p->err[s * p->ncat + c] : NAN;
             if (!isfinite(v)) continue;
             if (!any++) series_begin(f, k, 0);
-            double y = y0 + rowh * (c + 0.5) + (s - (p->nseries - 1) / 2.0) * gap, x = to_px(&xs, v);
-            if (v < cut_lo || v > cut_hi) {  // off scale: an arrow at the edge and the value
-                int left = v < cut_lo;
-                double tip = left ? x0 + 3 : x0 + DOT_PW - 3, base = left ? tip + 8 : tip - 8;
-                char lab[32];
-                snprintf(lab, sizeof lab, "%.4g", v);
-                fprintf(f, "<g class=\"offscale\"><polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f\"/>",
-                        tip, y, base, y - 5, base, y + 5);
-                text(f, left ? base + 4 : base - 4, y + 4, 11, 0, left ? "start" : "end",
-                     " stroke=\"none\"", lab);
-                fputs("</g>", f);
-                continue;
-            }
+            const Scale *sc = &xs[brk && v > at];
+            double y = y0 + rowh * (c + 0.5) + (s - (p->nseries - 1) / 2.0) * gap, x = to_px(sc, v);
             if (isfinite(e))
                 fprintf(f, "<path fill=\"none\" d=\"M%.1f %.1fH%.1fM%.1f %.1fV%.1fM%.1f %.1fV%.1f\"/>",
-                        to_px(&xs, v - fabs(e)), y, to_px(&xs, v + fabs(e)), to_px(&xs, v - fabs(e)),
-                        y - 3, y + 3, to_px(&xs, v + fabs(e)), y - 3, y + 3);
+                        to_px(sc, v - fabs(e)), y, to_px(sc, v + fabs(e)), to_px(sc, v - fabs(e)),
+                        y - 3, y + 3, to_px(sc, v + fabs(e)), y - 3, y + 3);
             marker(f, marker_kind(k), x, y);
         }
         if (any) fputs("\n</g>\n", f);

@@ -54,9 +54,10 @@ typedef struct {
 
 // Writes npanels dot panels side by side sharing the category labels (drawn once, at the left;
 // every panel must have the same ncat, and the first panel's cats are the ones shown). A few
-// values far from the rest (at most a quarter of them, beyond a gap more than three times the
-// rest's width) do not stretch the axis: each is an arrow at the axis edge with its value
-// written beside it (class "offscale"), so the differences among the rest stay visible.
+// values far from the rest (at most a quarter of them, beyond the widest gap, when both sides
+// with their error bars take less than a third of the whole range) get their own segment of
+// the axis, with a break (class "axis-break") between it and the rest's: a run at chance does
+// not squash the differences among runs at 68-85%, and every point stays at its value.
 int svg_dot_figure(const char *path, const char *title, const SvgDotPanel *panels, int npanels,
                    Err *e);
 
