@@ -178,14 +178,218 @@ static void predict_data(const Dist *d, const char *ckpt, const char *data, cons
     ckpt_meta_free(&meta);
 }
 
+// ---- image files, to CSV ----
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} PathList;
+
+static int path_push(PathList *l, const char *path, Err *e) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        char **v = realloc(l->v, cap * sizeof *v);
+        if (!v) return err_set(e, ERR_RUNTIME, "out of memory listing images");
+        l->v = v, l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(path))) return err_set(e, ERR_RUNTIME, "out of memory listing images");
+    l->n++;
+    return ERR_OK;
+}
+
+static void path_list_free(PathList *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+}
+
+// The folders being walked, to notice a symlink that leads back into one of them.
+typedef struct {
+    dev_t dev[64];
+    ino_t ino[64];
+    int n;
+} WalkStack;
+
+// Adds path's image files to l: path itself when it is a file named on the command line
+// (top), image-named files found under a folder (recursively, following symlinks; names
+// starting with '.' skipped).
+static int walk(PathList *l, const char *path, int top, WalkStack *st, Err *e) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (top || errno != ENOENT) return err_set(e, ERR_INPUT, "%s: %s", path, strerror(errno));
+        return ERR_OK;  // a dangling symlink inside a folder is not an image
+    }
+    if (S_ISREG(sb.st_mode)) return top || image_is_image_name(path) ? path_push(l, path, e) : ERR_OK;
+    if (!S_ISDIR(sb.st_mode))
+        return top ? err_set(e, ERR_INPUT, "%s: not an image file or a folder", path) : ERR_OK;
+    for (int i = 0; i < st->n; i++)
+        if (st->dev[i] == sb.st_dev && st->ino[i] == sb.st_ino)
+            return err_set(e, ERR_INPUT, "%s: a symlink loop (leads back into a folder above it)",
+                           path);
+    if (st->n == (int)(sizeof st->dev / sizeof st->dev[0]))
+        return err_set(e, ERR_INPUT, "%s: folders nested deeper than %d", path, st->n);
+    DIR *dir = opendir(path);
+    if (!dir) return err_set(e, ERR_INPUT, "%s: %s", path, strerror(errno));
+    st->dev[st->n] = sb.st_dev, st->ino[st->n] = sb.st_ino, st->n++;
+    int rc = ERR_OK;
+    size_t len = strlen(path);
+    int slash = len > 0 && path[len - 1] == '/';
+    for (struct dirent *ent; !rc && (ent = readdir(dir));) {
+        if (ent->d_name[0] == '.') continue;  // ".", "..", hidden files and folders
+        char *child = malloc(len + strlen(ent->d_name) + 2);
+        if (!child) {
+            rc = err_set(e, ERR_RUNTIME, "out of memory listing images");
+            break;
+        }
+        sprintf(child, slash ? "%s%s" : "%s/%s", path, ent->d_name);
+        rc = walk(l, child, 0, st, e);
+        free(child);
+    }
+    closedir(dir);
+    st->n--;
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+// Every image file the PATHs name, sorted by path (strcmp). A PATH that is missing, or a
+// folder without images, is bad input.
+static int list_images(PathList *l, char **paths, int npaths, Err *e) {
+    memset(l, 0, sizeof *l);
+    for (int i = 0; i < npaths; i++) {
+        WalkStack st = {.n = 0};
+        size_t before = l->n;
+        int rc = walk(l, paths[i], 1, &st, e);
+        if (!rc && l->n == before)
+            rc = err_set(e, ERR_INPUT, "%s: no image files (.png .jpg .jpeg .tif .tiff) in it",
+                         paths[i]);
+        if (rc) {
+            path_list_free(l);
+            return rc;
+        }
+    }
+    qsort(l->v, l->n, sizeof *l->v, cmp_str);
+    return ERR_OK;
+}
+
+// How to decode a file for a model trained on data made as p says (see the help text).
+static int image_prep_for(ImagePrep *ip, const Preprocess *p, const char *ckpt, Err *e) {
+    const Shape s = p->input;
+    if (s.ndim != 3 || (s.d[0] != 1 && s.d[0] != 3))
+        return err_set(e, ERR_INPUT, "%s takes samples of %d dimension%s (%d first), not images "
+                       "of 1 or 3 channels", ckpt, s.ndim, s.ndim == 1 ? "" : "s", s.d[0]);
+    if (p->bit_depth != 8 && p->bit_depth != 16)
+        return err_set(e, ERR_INPUT, "%s was trained on float32 samples: their pixel scale is "
+                       "unknown, so image files cannot be fed to it", ckpt);
+    int imported = strcmp(p->source, "images") == 0;
+    *ip = (ImagePrep){.channels = s.d[0], .height = s.d[1], .width = s.d[2],
+                      .bit_depth = p->bit_depth,
+                      .convert = imported ? strcmp(p->convert, "none") != 0 : 1,
+                      .resize = imported ? strcmp(p->resize, "none") != 0 : 1};
+    return ERR_OK;
+}
+
+// The class name of label k, or its number when the checkpoint has no names.
+static const char *class_name(const Preprocess *p, int64_t k, char *buf, size_t len) {
+    if (p->classes && k >= 0 && k < p->num_classes) return p->classes[k];
+    snprintf(buf, len, "%lld", (long long)k);
+    return buf;
+}
+
+// Ends the job over a bad file (or anything else), leaving no CSV behind.
+_Noreturn static void fail_images(const Dist *d, PredCsv *w, const Err *e) {
+    if (w) pred_csv_close(w, 0, NULL);
+    cli_fail(d, e);
+}
+
+// Rank 0's work: the files are few enough that one process decodes and predicts them.
+static void predict_images(const Dist *d, const char *ckpt, char **paths, int npaths, int mc,
+                           const char *out) {
+    Err e = {0};
+    Config cfg;
+    Model m;
+    CkptMeta meta = {0};
+    cli_load_checkpoint_alone(d, ckpt, &cfg, &m, &meta);
+    const Preprocess *p = &meta.stored_prep;
+    ImagePrep ip;
+    PathList files;
+    if (image_prep_for(&ip, p, ckpt, &e) || image_lib_init("regdist", &e) ||
+        list_images(&files, paths, npaths, &e))
+        cli_fail(d, &e);
+    int K = m.num_classes, batch = m.max_batch;
+    size_t in = shape_numel(m.in);
+    // the decoded pixels of a batch, normalized by dataset_gather as a dataset's would be
+    Dataset px = {.shape = p->input, .pixel = ip.bit_depth == 16 ? PIXEL_U16 : PIXEL_U8,
+                  .nchan = p->input.d[0], .labelled = 0};
+    snprintf(px.file, sizeof px.file, "%s", ckpt);
+    snprintf(px.split, sizeof px.split, "images");
+    if (dataset_use_norm(&px, p, &e)) cli_fail(d, &e);
+    void *pixels = malloc((size_t)batch * in * dataset_pixel_bytes(&px));
+    px.x_u8 = px.pixel == PIXEL_U8 ? pixels : NULL;
+    px.x_u16 = px.pixel == PIXEL_U16 ? pixels : NULL;
+    float *x = malloc((size_t)batch * in * sizeof(float));
+    int64_t *ids = malloc((size_t)batch * sizeof(int64_t));
+    PredBatch det, mcb = {0};
+    if (!pixels || !x || !ids || pred_batch_alloc(&det, batch, K) ||
+        (mc > 0 && pred_batch_alloc(&mcb, batch, K)))
+        out_of_memory(d);
+    PredCsv *w = pred_csv_open(out, mc, &e);
+    if (!w) cli_fail(d, &e);
+    int64_t n = (int64_t)files.n;
+    Progress prog;
+    progress_begin(&prog, 1, "predict", (n + batch - 1) / batch, 0);
+    double t0 = now_seconds();
+    for (int64_t start = 0, bi = 0; start < n; start += batch, bi++) {
+        int B = (int)(n - start < batch ? n - start : batch);
+        for (int i = 0; i < B; i++) {
+            void *dst = (char *)pixels + (size_t)i * in * dataset_pixel_bytes(&px);
+            if (image_load(files.v[start + i], &ip, dst, &e)) fail_images(d, w, &e);
+            ids[i] = i;  // rows of px
+        }
+        px.n = px.nloaded = B;
+        dataset_gather(&px, ids, B, x, NULL);
+        for (int i = 0; i < B; i++) ids[i] = start + i;  // the files' indices, for dropout masks
+        predict_batch(&det, &m, &cfg, &meta, 0, x, ids, B);
+        if (mc > 0) predict_batch(&mcb, &m, &cfg, &meta, mc, x, ids, B);
+        for (int b = 0; b < B; b++) {
+            char num[32];
+            int64_t k = det.pred[b];
+            size_t at = (size_t)b * K + (size_t)k;
+            float extra[3] = {mc > 0 ? mcb.mean[at] : 0, mc > 0 ? mcb.std[at] : 0,
+                              mc > 0 ? mcb.entropy[b] : 0};
+            if (pred_csv_row(w, files.v[start + b], class_name(p, k, num, sizeof num),
+                             det.mean[at], mc > 0 ? extra : NULL, &e))
+                fail_images(d, w, &e);
+        }
+        progress_update(&prog, bi + 1, NAN,
+                        (double)(start + B) * (1 + mc) / (now_seconds() - t0));
+    }
+    progress_end(&prog);
+    if (pred_csv_close(w, 1, &e)) cli_fail(d, &e);
+    printf("wrote %s: %lld image%s, %d classes, %d Monte-Carlo pass%s\n", out, (long long)n,
+           n == 1 ? "" : "s", K, mc, mc == 1 ? "" : "es");
+    free(pixels), free(x), free(ids);
+    pred_batch_free(&det);
+    if (mc > 0) pred_batch_free(&mcb);
+    path_list_free(&files);
+    image_lib_shutdown();
+    model_free(&m);
+    config_free(&cfg);
+    ckpt_meta_free(&meta);
+}
+
 int cmd_predict(Dist *d, int argc, char **argv) {
     static const struct option opts[] = {
         {"checkpoint", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
         {"split", required_argument, 0, 's'},      {"mc-samples", required_argument, 0, 'k'},
-        {"out", required_argument, 0, 'o'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    const char *ckpt = NULL, *data = NULL, *split = "test", *out = NULL;
-    int mc = 0, ch;
+        {"out", required_argument, 0, 'o'},        {"images", required_argument, 0, 'i'},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    const char *ckpt = NULL, *data = NULL, *split = NULL, *out = NULL;
+    int mc = 0, ch, nimages = 0;
+    // --images PATH... : the PATH after each --images, and every other non-option argument
+    char **images = calloc((size_t)argc + 1, sizeof *images);
+    if (!images) out_of_memory(d);
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -195,19 +399,32 @@ int cmd_predict(Dist *d, int argc, char **argv) {
         case 's': split = optarg; break;
         case 'k': mc = (int)cli_parse_int(d, "predict", "--mc-samples", optarg, 0, 100000); break;
         case 'o': out = optarg; break;
+        case 'i': images[nimages++] = optarg; break;
         case 'h':
             if (d->rank == 0) fputs(usage, stdout);
+            free(images);
             return 0;
         default:
             cli_usage_fail(d, "predict", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) cli_usage_fail(d, "predict", "unexpected argument '%s'", argv[optind]);
+    if (optind < argc && !nimages)
+        cli_usage_fail(d, "predict", "unexpected argument '%s'", argv[optind]);
+    while (optind < argc) images[nimages++] = argv[optind++];
     if (!ckpt) cli_usage_fail(d, "predict", "--checkpoint is required");
-    if (!data) cli_usage_fail(d, "predict", "--data is required");
+    if (data && nimages)
+        cli_usage_fail(d, "predict", "--data and --images exclude each other: predict a dataset "
+                       "file or image files, one or the other");
+    if (!data && !nimages) cli_usage_fail(d, "predict", "--data or --images is required");
     if (!out) cli_usage_fail(d, "predict", "--out is required");
+    if (nimages && split) cli_usage_fail(d, "predict", "--split goes with --data, not --images");
+    if (!split) split = "test";
     if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test"))
         cli_usage_fail(d, "predict", "--split must be train, val or test, got '%s'", split);
-    predict_data(d, ckpt, data, split, mc, out);
+    if (data)
+        predict_data(d, ckpt, data, split, mc, out);
+    else if (d->rank == 0)
+        predict_images(d, ckpt, images, nimages, mc, out);
+    free(images);
     return 0;
 }
