@@ -1,6 +1,11 @@
 // plot.c: `regdist plot`: the learning curves of one or more runs in one SVG figure: loss,
-// accuracy, the train-validation gap and the learning rate over epochs, a colour per run.
+// accuracy and the learning rate over epochs, a colour per run.
 // Plotting is cheap and needs no collective work, so rank 0 does it all and the rest return.
+//
+// No gap panel: the gap is eval-mode train accuracy minus held-out accuracy, and metrics.csv's
+// train_acc is the running train-mode accuracy over the epoch (dropout on, weights moving), so
+// train_acc - val_acc is not it (it runs negative early on). The accuracy panel shows both
+// curves under their honest names instead.
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -10,25 +15,33 @@
 #include "cli.h"
 #include "io/metrics.h"
 #include "io/svg.h"
+#include "outpath.h"
+#include "study.h"
 
 static const char *usage =
-    "usage: regdist plot --out FIG.svg [--title T] RUN [RUN ...]\n"
+    "usage: regdist plot --out FIG.svg [--title T] [--label L ...] RUN [RUN ...]\n"
     "\n"
     "Draws the learning curves of each RUN (a run directory holding metrics.csv, as train --out\n"
-    "makes, or a metrics.csv file) into the SVG figure FIG.svg, four panels over epochs: loss\n"
-    "and accuracy (train solid, validation dashed), the train-validation accuracy gap in\n"
-    "points, and the learning rate. A run is named after its directory; runs whose directories\n"
-    "share a name get their parent's name in front. --out is required; the file is replaced\n"
-    "whole. T is the figure's title (default \"learning curves\"). Open FIG.svg in a browser.\n";
+    "makes, or a metrics.csv file) into the SVG figure FIG.svg, three panels over epochs: loss\n"
+    "and accuracy (train solid: the running average over the epoch in train mode; validation\n"
+    "dashed: eval mode at the epoch's end), and the learning rate. There is no gap panel: the\n"
+    "train - val gap is eval-mode train accuracy minus validation accuracy, which metrics.csv\n"
+    "does not hold per epoch (train's summary.json has it for the final model).\n"
+    "A run is named by its --label (the first --label names the first RUN, and so on), else by\n"
+    "its study label when it is a point of `regdist study` (\"BatchNorm only, 12 epochs, seed\n"
+    "1\"), else by its directory; runs whose directories share a name get their parent's name\n"
+    "in front. --out is required; the file is replaced whole. T is the figure's title (default\n"
+    "\"learning curves\"). Open FIG.svg in a browser.\n";
 
 typedef struct {
     char name[256], parent[256], label[600];  // a file name is at most 255 bytes
+    int given;  // label comes from --label or the run's study, not from its directory
     MetricsRow *rows;
     int n;
-    double *col;  // (7, n): epoch, train loss, val loss, train acc %, val acc %, gap, lr
+    double *col;  // (6, n): epoch, train loss, val loss, train acc %, val acc %, lr
 } Run;
 
-enum { EPOCH, TRAIN_LOSS, VAL_LOSS, TRAIN_ACC, VAL_ACC, GAP, LR, NCOL };
+enum { EPOCH, TRAIN_LOSS, VAL_LOSS, TRAIN_ACC, VAL_ACC, LR, NCOL };
 
 static double *column(const Run *r, int c) { return r->col + (size_t)c * r->n; }
 
@@ -44,6 +57,7 @@ static int run_load(Run *r, const char *arg, Err *e) {
     if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
     char *slash = strrchr(real, '/');
     *(slash ? slash : real) = 0;  // real is now the run directory
+    if (*real && study_point_label(real, r->label, sizeof r->label)) r->given = 1;
     slash = strrchr(real, '/');
     snprintf(r->name, sizeof r->name, "%.255s", slash ? slash + 1 : *real ? real : ".");
     if (slash) *slash = 0;
@@ -58,18 +72,19 @@ static int run_load(Run *r, const char *arg, Err *e) {
         column(r, VAL_LOSS)[i] = m->val_loss;
         column(r, TRAIN_ACC)[i] = 100 * m->train_acc;
         column(r, VAL_ACC)[i] = 100 * m->val_acc;
-        column(r, GAP)[i] = 100 * (m->train_acc - m->val_acc);
         column(r, LR)[i] = m->lr;
     }
     return ERR_OK;
 }
 
-// Legend labels: the directory's name, "parent/name" where names clash, then " (k)" where
-// even those do (the same run given twice).
+// Legend labels, where no --label or study gave one: the directory's name, "parent/name" where
+// names clash; then " (k)" where labels are still the same (the same run given twice).
 static void run_labels(Run *runs, int n) {
     for (int i = 0; i < n; i++) {
+        if (runs[i].given) continue;
         int clash = 0;
-        for (int j = 0; j < n; j++) clash |= j != i && strcmp(runs[i].name, runs[j].name) == 0;
+        for (int j = 0; j < n; j++)
+            clash |= j != i && !runs[j].given && strcmp(runs[i].name, runs[j].name) == 0;
         if (clash)
             snprintf(runs[i].label, sizeof runs[i].label, "%s/%s", runs[i].parent, runs[i].name);
         else
@@ -99,55 +114,77 @@ static SvgSeries *series(const Run *runs, int n, int c, int val, int *count) {
 int cmd_plot(Dist *d, int argc, char **argv) {
     static const struct option opts[] = {{"out", required_argument, 0, 'o'},
                                          {"title", required_argument, 0, 't'},
+                                         {"label", required_argument, 0, 'l'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *out = NULL, *title = "learning curves";
-    int ch;
+    const char **labels = calloc((size_t)argc, sizeof *labels);  // --label, in order
+    int ch, nlabels = 0;
+    if (!labels) {
+        Err e;
+        err_set(&e, ERR_RUNTIME, "out of memory");
+        cli_fail(d, &e);
+    }
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 'o': out = optarg; break;
         case 't': title = optarg; break;
+        case 'l':
+            if (!*optarg) cli_usage_fail(d, "plot", "--label needs a name: --label 'BatchNorm only'");
+            labels[nlabels++] = optarg;
+            break;
         case 'h':
             if (d->rank == 0) fputs(usage, stdout);
+            free(labels);
             return 0;
         default: cli_usage_fail(d, "plot", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (!out) cli_usage_fail(d, "plot", "--out FIG.svg is required");
     if (optind == argc) cli_usage_fail(d, "plot", "give at least one run directory");
+    if (nlabels > argc - optind)
+        cli_usage_fail(d, "plot", "%d --label options for %d run%s: one label per run, in order",
+                       nlabels, argc - optind, argc - optind == 1 ? "" : "s");
     if (d->rank != 0) return 0;
     int n = argc - optind;
     Err e = {0};
+    if (out_file_check("--out", out, &e)) cli_fail(d, &e);  // before reading any run
     Run *runs = calloc((size_t)n, sizeof *runs);
     if (!runs) {
         err_set(&e, ERR_RUNTIME, "out of memory");
         cli_fail(d, &e);
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (run_load(&runs[i], argv[optind + i], &e)) cli_fail(d, &e);
+        if (i < nlabels) {
+            snprintf(runs[i].label, sizeof runs[i].label, "%s", labels[i]);
+            runs[i].given = 1;
+        }
+    }
     run_labels(runs, n);
-    SvgPanel p[4] = {
-        {"loss (train solid, validation dashed)", "epoch", "cross-entropy", 0, NULL, 0},
-        {"accuracy (train solid, validation dashed)", "epoch", "accuracy (%)", 0, NULL, 0},
-        {"generalization gap: train - validation accuracy", "epoch", "gap (points)", 0, NULL, 0},
+    // train: metrics.csv's running average over the epoch in train mode; val: eval mode
+    SvgPanel p[3] = {
+        {"loss: running train (solid), val (dashed)", "epoch", "cross-entropy", 0, NULL, 0},
+        {"accuracy: running train (solid), val (dashed)", "epoch", "accuracy (%)", 0, NULL,
+         0},
         {"learning rate", "epoch", "learning rate", 0, NULL, 0}};
-    SvgSeries *s[4] = {series(runs, n, TRAIN_LOSS, VAL_LOSS, &p[0].nseries),
+    SvgSeries *s[3] = {series(runs, n, TRAIN_LOSS, VAL_LOSS, &p[0].nseries),
                        series(runs, n, TRAIN_ACC, VAL_ACC, &p[1].nseries),
-                       series(runs, n, GAP, -1, &p[2].nseries),
-                       series(runs, n, LR, -1, &p[3].nseries)};
-    for (int k = 0; k < 4; k++) {
+                       series(runs, n, LR, -1, &p[2].nseries)};
+    for (int k = 0; k < 3; k++) {
         if (!s[k]) {
             err_set(&e, ERR_RUNTIME, "out of memory");
             cli_fail(d, &e);
         }
         p[k].series = s[k];
     }
-    if (svg_line_figure(out, title, p, 4, &e)) cli_fail(d, &e);
+    if (svg_line_figure(out, title, p, 3, &e)) cli_fail(d, &e);
     printf("plot: wrote %s (%d run%s)\n", out, n, n == 1 ? "" : "s");
-    for (int k = 0; k < 4; k++) free(s[k]);
+    for (int k = 0; k < 3; k++) free(s[k]);
     for (int i = 0; i < n; i++) free(runs[i].rows), free(runs[i].col);
     free(runs);
+    free(labels);
     return 0;
 }

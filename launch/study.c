@@ -6,8 +6,13 @@
 // an unfinished one from its last.h5, so a killed sweep continues where it stopped. Every rank
 // runs every point (the sweep is a loop around the trainer); rank 0 decides what is finished
 // and writes the results. Each point's own output goes to DIR/points/<id>/train.log.
+//
+// One meaning per word: the gap is eval-mode train accuracy minus test accuracy, called
+// "train − test gap" wherever it is shown. Files hold fractions with empty cells for what is
+// missing (results.csv); people read percentages, and every table header says its unit.
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,8 +21,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "io/dataset.h"
 #include "io/svg.h"
 #include "signals.h"
+#include "study.h"
 
 #define MAX_POINTS 256
 #define MAX_POINT_SETS 32
@@ -26,6 +33,7 @@
 // One training run of a sweep.
 typedef struct {
     char id[96];         // directory name, unique per distinct run
+    char label[200];     // what people read in legends: "BatchNorm only, 12 epochs, seed 1"
     char cond[64];       // the line (bn) or category (reg) it belongs to
     double x;            // bn: G or B; reg: the category's index
     uint32_t seed;
@@ -33,7 +41,7 @@ typedef struct {
     char how[48];        // bn: how G is made ("ghost 16", "2 ranks"...)
     char sets[MAX_POINT_SETS][128];
     int nsets;
-    // results, from summary.json (NaN until read)
+    // results, from summary.json (NaN until read, and where the run did not give them)
     double train_acc, val_acc, test_acc, test_loss, test_ece, steps, sec_epoch;
     double p_train_acc, p_test_acc;  // with PreciseBN
 } Point;
@@ -53,24 +61,64 @@ typedef struct {
 static const char *usage =
     "usage: regdist study bn|reg --config C --data F --out DIR [options]\n"
     "\n"
-    "  bn    test accuracy and train-test gap against the BatchNorm group size G (samples per\n"
-    "        statistic: ghost batches within a rank, ranks per group, or full SyncBN) at the\n"
-    "        config's batch B, evaluated with running and with PreciseBN statistics; and, as a\n"
-    "        control, against B at fixed G (linear LR scaling), at fixed epochs and fixed steps\n"
+    "  bn    test accuracy and train - test gap against the BatchNorm group size G\n"
     "  reg   the regularizer ablation: none, each regularizer the config has alone, all on\n"
     "\n"
+    "regdist study bn --help and regdist study reg --help describe each sweep and its options.\n";
+
+// The measured times are the README's, on the 2-core development machine while other jobs
+// shared it: a rough guide, not a promise.
+static const char *usage_bn =
+    "usage: regdist study bn --config C --data F --out DIR [options]\n"
+    "\n"
+    "Test accuracy and train - test gap against the BatchNorm group size G (samples per\n"
+    "statistic) at the config's global batch B. G is made the way the ranks allow: ghost\n"
+    "batches within a rank, local BN per rank, groups of ranks, or SyncBN over all of them.\n"
+    "Every run is evaluated with its running statistics and with PreciseBN (50 batches). As a\n"
+    "control, B is swept at a fixed G (32, or the swept G nearest it) with the learning rate\n"
+    "scaled linearly with B, once at fixed epochs and once at a fixed number of steps.\n"
+    "\n"
     "  --preset quick|full   quick (default): 3 epochs, warmup 20 steps, 1,000 validation\n"
-    "                        samples; about 10 minutes on 2 cores with cnn6_mlp4 under\n"
-    "                        mpirun -n 2. full: the config's epochs, more points and seeds\n"
+    "                        samples, 2 seeds: 18 runs (14 distinct), measured at 19 minutes\n"
+    "                        with cnn6_mlp4 under mpirun -n 2 on 2 shared cores.\n"
+    "                        full: the config's epochs, G = 2,4,...,B, B = 32,64,256,512,\n"
+    "                        3 seeds: many times longer\n"
     "  --seeds N             seeds per point (quick 2, full 3)\n"
     "  --epochs E            epochs per run at the config's batch (quick 3, full: config's)\n"
-    "  --groups 4,16,...     bn: the G values (quick 4,16,128; full 2,4,...,B)\n"
-    "  --batches 64,256      bn: the control's B values besides the config's (quick 64,256;\n"
+    "  --groups 4,16,...     the G values (quick 4,16,128; full 2,4,...,B)\n"
+    "  --batches 64,256      the control's B values besides the config's (quick 64,256;\n"
     "                        full 32,64,256,512)\n"
     "  --set key=value       applied to every run\n"
     "\n"
-    "Reruns skip finished points and resume unfinished ones. Under mpirun every point runs on\n"
-    "all ranks; bn then makes G from real BN groups across ranks where it can.\n";
+    "Writes DIR/results.csv (a row per run: accuracies, gaps and ECE as fractions, empty where\n"
+    "a value is missing; rewritten after each run), DIR/figure.svg and DIR/summary.md (in\n"
+    "percent, mean ± sd over seeds). The gap is eval-mode train accuracy minus test accuracy.\n"
+    "Each run keeps DIR/points/<id>/. Reruns skip finished points and resume unfinished ones.\n"
+    "Under mpirun every point runs on all ranks, and G comes from real BN groups across ranks\n"
+    "where it can.\n";
+
+static const char *usage_reg =
+    "usage: regdist study reg --config C --data F --out DIR [options]\n"
+    "\n"
+    "The regularizer ablation. Starts from nothing (no BatchNorm, no dropout of any kind, no\n"
+    "weight decay, no label smoothing), adds one regularizer at a time at the config's strength\n"
+    "(AdamW weight decay; the same coefficient as coupled L2 in Adam; each dropout-family layer\n"
+    "kind the config has; label smoothing; BatchNorm), then all but BatchNorm, then all on\n"
+    "(the config as it is).\n"
+    "\n"
+    "  --preset quick|full   quick (default): 3 epochs, warmup 20 steps, 1,000 validation\n"
+    "                        samples, 2 seeds: 18 runs with cnn6_mlp4, measured at 25 minutes\n"
+    "                        under mpirun -n 2 on 2 shared cores.\n"
+    "                        full: the config's epochs, 3 seeds: many times longer\n"
+    "  --seeds N             seeds per condition (quick 2, full 3)\n"
+    "  --epochs E            epochs per run (quick 3, full: config's)\n"
+    "  --set key=value       applied to every run\n"
+    "\n"
+    "Writes DIR/results.csv (a row per run: accuracies, gaps and ECE as fractions, empty where\n"
+    "a value is missing; rewritten after each run), DIR/figure.svg and DIR/summary.md (in\n"
+    "percent, mean ± sd over seeds). The gap is eval-mode train accuracy minus test accuracy.\n"
+    "Each run keeps DIR/points/<id>/. Reruns skip finished points and resume unfinished ones.\n"
+    "Under mpirun every point runs on all ranks.\n";
 
 static int parse_list(const char *s, int *out) {
     int n = 0;
@@ -128,7 +176,7 @@ static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
             s->extra[s->nextra++] = optarg;
             break;
         case 'h':
-            if (d->rank == 0) fputs(usage, stdout);
+            if (d->rank == 0) fputs(strcmp(s->kind, "bn") ? usage_reg : usage_bn, stdout);
             dist_finalize((Dist *)d);
             exit(0);
         default:
@@ -136,6 +184,8 @@ static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
         }
     }
     if (optind < argc) cli_usage_fail(d, "study", "unexpected argument '%s'", argv[optind]);
+    if (!strcmp(s->kind, "reg") && (s->nG || s->nB))
+        cli_usage_fail(d, "study", "--groups and --batches are for study bn, not study reg");
     if (!s->config) cli_usage_fail(d, "study", "--config is required");
     if (!s->data) cli_usage_fail(d, "study", "--data is required");
     if (!s->out) cli_usage_fail(d, "study", "--out is required");
@@ -149,6 +199,8 @@ static Point *add_point(const Dist *d, Study *s, const char *cond, double x, uin
     if (s->n >= MAX_POINTS) cli_usage_fail(d, "study", "more than %d runs; ask for fewer", MAX_POINTS);
     Point *p = &s->p[s->n++];
     memset(p, 0, sizeof *p);
+    p->train_acc = p->val_acc = p->test_acc = p->test_loss = p->test_ece = NAN;
+    p->steps = p->sec_epoch = p->p_train_acc = p->p_test_acc = NAN;
     snprintf(p->cond, sizeof p->cond, "%s", cond);
     p->x = x;
     p->seed = seed;
@@ -392,6 +444,31 @@ static void build_reg(const Dist *d, Study *s) {
     }
 }
 
+// The human label of each point, from what the run is (its condition, G, B, epochs, seed),
+// not its directory name: "BatchNorm only, 12 epochs, seed 1", "G = 4 (ghost batches of 4),
+// B = 128, 3 epochs, seed 1".
+static void label_points(Study *s) {
+    for (int i = 0; i < s->n; i++) {
+        Point *p = &s->p[i];
+        char what[128], runs[64];
+        snprintf(runs, sizeof runs, "%d epoch%s, seed %u", p->epochs, p->epochs == 1 ? "" : "s",
+                 p->seed);
+        if (!strcmp(p->cond, "G sweep"))
+            snprintf(what, sizeof what, "G = %d (%s), B = %d", p->G, p->how, p->B);
+        else if (!strncmp(p->cond, "B sweep, ", 9))
+            snprintf(what, sizeof what, "B = %d, G = %d (%s), %s", p->B, p->G, p->how, p->cond + 9);
+        else if (!strcmp(p->cond, "none"))
+            snprintf(what, sizeof what, "no regularization");
+        else if (!strcmp(p->cond, "all on"))
+            snprintf(what, sizeof what, "all regularizers on");
+        else if (!strncmp(p->cond, "+ ", 2))  // "+ BatchNorm": added to nothing
+            snprintf(what, sizeof what, "%s only", p->cond + 2);
+        else
+            snprintf(what, sizeof what, "%s", p->cond);
+        snprintf(p->label, sizeof p->label, "%s, %s", what, runs);
+    }
+}
+
 // ---- running the points ----
 
 static int file_exists(const char *path) {
@@ -399,12 +476,16 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-// The number after "key": in a summary.json, or NaN.
+// The number after "key": in a summary.json, or NaN when the key is absent or its value is
+// not a number (null: the run has no such value).
 static double json_number(const char *text, const char *key) {
     char pat[96];
     snprintf(pat, sizeof pat, "\"%s\": ", key);
     const char *at = text ? strstr(text, pat) : NULL;
-    return at ? strtod(at + strlen(pat), NULL) : NAN;
+    if (!at) return NAN;
+    char *end;
+    double v = strtod(at + strlen(pat), &end);
+    return end == at + strlen(pat) ? NAN : v;
 }
 
 static void read_summary(Point *p, const char *dir) {
@@ -497,7 +578,7 @@ static void run_point(const Dist *d, Study *s, int i) {
     }
     if (d->rank == 0) {
         read_summary(p, dir);
-        printf("test %.2f%%  gap %.2f points\n", 100 * p->test_acc,
+        printf("test acc %.2f%%  train-test gap %.2f points\n", 100 * p->test_acc,
                100 * (p->train_acc - p->test_acc));
         fflush(stdout);
     }
@@ -505,7 +586,9 @@ static void run_point(const Dist *d, Study *s, int i) {
 
 // ---- results ----
 
-// Mean and sample standard deviation of v over the points of (cond, x), in percent.
+// Mean and sample standard deviation of a metric over the points of (cond, x), the sd NaN
+// (no error bar) below two values; the count of values. Accuracies, gaps and ECE in percent,
+// for people: the files hold fractions.
 typedef double (*Metric)(const Point *);
 static double m_test(const Point *p) { return 100 * p->test_acc; }
 static double m_gap(const Point *p) { return 100 * (p->train_acc - p->test_acc); }
@@ -529,7 +612,7 @@ static int stat_of(const Study *s, const char *cond, double x, Metric f, double 
     for (int i = 0; i < s->n; i++)
         if (!strcmp(s->p[i].cond, cond) && s->p[i].x == x && isfinite(f(&s->p[i])))
             sq += pow(f(&s->p[i]) - *mean, 2);
-    *sd = n > 1 ? sqrt(sq / (n - 1)) : 0.0;
+    *sd = n > 1 ? sqrt(sq / (n - 1)) : NAN;
     return n;
 }
 
@@ -548,6 +631,44 @@ static int xs_of(const Study *s, const char *cond, double *xs) {
     return n;
 }
 
+// The fewest and most runs behind a (condition, x) of the sweep that has any result.
+static void seeds_range(const Study *s, int *lo, int *hi) {
+    *lo = 0, *hi = 0;
+    for (int i = 0; i < s->n; i++) {
+        double m, sd;
+        int n = stat_of(s, s->p[i].cond, s->p[i].x, m_test, &m, &sd);
+        if (n && (!*lo || n < *lo)) *lo = n;
+        if (n > *hi) *hi = n;
+    }
+}
+
+// What a figure's points and error bars are: "1 seed" (no error bars), "mean ± sd over 3
+// seeds", "mean ± sd over 1–3 seeds per point".
+static void seeds_phrase(const Study *s, char *buf, size_t n) {
+    int lo, hi;
+    seeds_range(s, &lo, &hi);
+    if (hi <= 1) snprintf(buf, n, "1 seed");
+    else if (lo == hi) snprintf(buf, n, "mean ± sd over %d seeds", hi);
+    else snprintf(buf, n, "mean ± sd over %d–%d seeds per point", lo, hi);
+}
+
+// A CSV field: a number, or empty when it is missing.
+static void csv_num(FILE *f, const char *fmt, double v) {
+    fputc(',', f);
+    if (isfinite(v)) fprintf(f, fmt, v);
+}
+
+// A CSV text field, quoted, quotes doubled.
+static void csv_text(FILE *f, const char *v, int first) {
+    if (!first) fputc(',', f);
+    fputc('"', f);
+    for (; *v; v++) fputs(*v == '"' ? "\"\"" : (char[2]){*v, 0}, f);
+    fputc('"', f);
+}
+
+// DIR/results.csv, a row per run, written whole (temporary file, then rename) before the first
+// run and after each one, so that it always says what is done. Accuracies, gaps and ECE are
+// fractions; a value a run has not given (yet) is an empty cell.
 static void write_csv(const Dist *d, const Study *s) {
     char path[1200], tmp[1300];
     snprintf(path, sizeof path, "%s/results.csv", s->out);
@@ -558,17 +679,30 @@ static void write_csv(const Dist *d, const Study *s) {
         err_set(&e, ERR_RUNTIME, "cannot write %s: %s", tmp, strerror(errno));
         cli_fail(d, &e);
     }
-    fprintf(f, "study,condition,id,seed,G,B,how,epochs,steps,train_acc,val_acc,test_acc,gap,"
-               "test_loss,test_ece,precise_train_acc,precise_test_acc,precise_gap,"
-               "seconds_per_epoch\n");
+    fprintf(f, "study,condition,id,label,seed,G,B,how,epochs,steps,train_acc,val_acc,test_acc,"
+               "train_test_gap,test_loss,test_ece,precise_train_acc,precise_test_acc,"
+               "precise_train_test_gap,seconds_per_epoch\n");
     for (int i = 0; i < s->n; i++) {
         const Point *p = &s->p[i];
-        fprintf(f, "%s,\"%s\",%s,%u,%d,%d,\"%s\",%d,%.0f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,"
-                   "%.6f,%.3f\n",
-                s->kind, p->cond, p->id, p->seed, p->G, p->B, p->how, p->epochs, p->steps,
-                p->train_acc, p->val_acc, p->test_acc, p->train_acc - p->test_acc, p->test_loss,
-                p->test_ece, p->p_train_acc, p->p_test_acc, p->p_train_acc - p->p_test_acc,
-                p->sec_epoch);
+        fprintf(f, "%s", s->kind);
+        csv_text(f, p->cond, 0);
+        fprintf(f, ",%s", p->id);
+        csv_text(f, p->label, 0);
+        fprintf(f, ",%u,%d,%d", p->seed, p->G, p->B);
+        csv_text(f, p->how, 0);
+        fprintf(f, ",%d", p->epochs);
+        csv_num(f, "%.0f", p->steps);
+        csv_num(f, "%.6f", p->train_acc);
+        csv_num(f, "%.6f", p->val_acc);
+        csv_num(f, "%.6f", p->test_acc);
+        csv_num(f, "%.6f", p->train_acc - p->test_acc);
+        csv_num(f, "%.6f", p->test_loss);
+        csv_num(f, "%.6f", p->test_ece);
+        csv_num(f, "%.6f", p->p_train_acc);
+        csv_num(f, "%.6f", p->p_test_acc);
+        csv_num(f, "%.6f", p->p_train_acc - p->p_test_acc);
+        csv_num(f, "%.3f", p->sec_epoch);
+        fputc('\n', f);
     }
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         err_set(&e, ERR_RUNTIME, "cannot write %s: %s", path, strerror(errno));
@@ -576,7 +710,65 @@ static void write_csv(const Dist *d, const Study *s) {
     }
 }
 
-// A line series of metric f against x for one condition, with sd error bars.
+// The next field of a results.csv line at *at (quoted or not) into out; 0 at the line's end.
+static int csv_field(const char **at, char *out, size_t n) {
+    const char *p = *at;
+    size_t k = 0;
+    if (!*p || *p == '\n' || *p == '\r') return 0;
+    int quoted = *p == '"';
+    for (p += quoted; *p; p++) {
+        if (quoted && *p == '"') {
+            if (p[1] != '"') {  // the closing quote
+                quoted = 0;
+                continue;
+            }
+            p++;  // a doubled quote is one
+        } else if (!quoted && (*p == ',' || *p == '\n' || *p == '\r')) {
+            break;
+        }
+        if (k + 1 < n) out[k++] = *p;
+    }
+    out[k] = 0;
+    *at = *p == ',' ? p + 1 : p;
+    return 1;
+}
+
+int study_point_label(const char *run_dir, char *label, size_t n) {
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    if (!realpath(run_dir, dir)) return 0;
+    char *id = strrchr(dir, '/');
+    if (!id || id == dir) return 0;
+    *id++ = 0;  // dir is now DIR/points
+    char *points = strrchr(dir, '/');
+    if (!points || strcmp(points + 1, "points")) return 0;
+    *points = 0;
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char *line = NULL, field[512];
+    size_t cap = 0;
+    int id_col = -1, label_col = -1, found = 0;
+    for (int row = 0; !found && getline(&line, &cap, f) > 0; row++) {
+        const char *at = line;
+        char this_id[512] = "", this_label[512] = "";
+        for (int c = 0; csv_field(&at, field, sizeof field); c++) {
+            if (row == 0 && !strcmp(field, "id")) id_col = c;
+            if (row == 0 && !strcmp(field, "label")) label_col = c;
+            if (c == id_col) snprintf(this_id, sizeof this_id, "%s", field);
+            if (c == label_col) snprintf(this_label, sizeof this_label, "%s", field);
+        }
+        if (row == 0 && (id_col < 0 || label_col < 0)) break;  // an older table: no labels
+        if (row > 0 && *this_label && !strcmp(this_id, id)) {
+            snprintf(label, n, "%s", this_label);
+            found = 1;
+        }
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+// A line series of metric f against x for one condition, with sd error bars from two seeds up.
 typedef struct {
     double x[2 * MAX_LIST], y[2 * MAX_LIST], err[2 * MAX_LIST];
 } SeriesData;
@@ -602,26 +794,26 @@ static void bn_figures(const Dist *d, const Study *s, FILE *md) {
                           series_of(s, "B sweep, fixed steps", "fixed steps", m_test, &b[1])};
     SvgSeries b_gap[2] = {series_of(s, "B sweep, fixed epochs", "fixed epochs", m_gap, &b[2]),
                           series_of(s, "B sweep, fixed steps", "fixed steps", m_gap, &b[3])};
-    char t1[128], t2[128], t3[128], t4[128];
+    char t1[128], t2[128], t3[128], t4[128], title[160], seeds[64];
     int B0 = s->cfg.batch, Gc = 0;
     for (int i = 0; i < s->n; i++)
         if (strncmp(s->p[i].cond, "B sweep", 7) == 0) Gc = s->p[i].G;
-    snprintf(t3, sizeof t3, "control: test accuracy at G = %d, LR ~ B", Gc);
-    snprintf(t4, sizeof t4, "control: train - test gap at G = %d", Gc);
     snprintf(t1, sizeof t1, "test accuracy at B = %d", B0);
-    snprintf(t2, sizeof t2, "train - test gap at B = %d", B0);
+    snprintf(t2, sizeof t2, "train − test gap at B = %d", B0);
+    snprintf(t3, sizeof t3, "control: test accuracy at G = %d, LR ∝ B", Gc);
+    snprintf(t4, sizeof t4, "control: train − test gap at G = %d", Gc);
     SvgPanel panels[4] = {
         {t1, "samples per BN statistic, G", "test accuracy (%)", 1, g_acc, 2},
-        {t2, "samples per BN statistic, G", "gap (points)", 1, g_gap, 2},
+        {t2, "samples per BN statistic, G", "train − test gap (points)", 1, g_gap, 2},
         {t3, "global batch B", "test accuracy (%)", 1, b_acc, 2},
-        {t4, "global batch B", "gap (points)", 1, b_gap, 2}};
+        {t4, "global batch B", "train − test gap (points)", 1, b_gap, 2}};
     int np = b_acc[0].n + b_acc[1].n > 0 ? 4 : 2;
-    // the control's B0 point is the G sweep's point at the control's G: add it to both lines
+    seeds_phrase(s, seeds, sizeof seeds);
+    snprintf(title, sizeof title, "BatchNorm group size study (%s)", seeds);
     char path[1200];
     snprintf(path, sizeof path, "%s/figure.svg", s->out);
     Err e = {0};
-    fail_svg(d, svg_line_figure(path, "BatchNorm group size study (mean and sd over seeds)",
-                                panels, np, &e), &e);
+    fail_svg(d, svg_line_figure(path, title, panels, np, &e), &e);
     fprintf(md, "![BatchNorm study](figure.svg)\n\n");
 }
 
@@ -634,26 +826,29 @@ static void reg_figures(const Dist *d, const Study *s, FILE *md, const char (*ca
     for (int c = 0; c < nc; c++) names[c] = cats[c];
     SvgDotPanel panels[3] = {
         {"test accuracy", "test accuracy (%)", nc, names, 1, NULL, val[0], err[0]},
-        {"train - test gap", "gap (points)", nc, names, 1, NULL, val[1], err[1]},
+        {"train − test gap", "train − test gap (points)", nc, names, 1, NULL, val[1], err[1]},
         {"calibration", "test ECE (%)", nc, names, 1, NULL, val[2], err[2]}};
-    char path[1200];
+    char path[1200], title[160], seeds[64];
+    seeds_phrase(s, seeds, sizeof seeds);
+    snprintf(title, sizeof title, "Regularizer ablation (%s)", seeds);
     snprintf(path, sizeof path, "%s/figure.svg", s->out);
     Err e = {0};
-    fail_svg(d, svg_dot_figure(path, "Regularizer ablation (mean and sd over seeds)", panels, 3,
-                               &e), &e);
+    fail_svg(d, svg_dot_figure(path, title, panels, 3, &e), &e);
     fprintf(md, "![Regularizer ablation](figure.svg)\n\n");
 }
 
+// A table cell: the mean ± sd over seeds, the value with one seed (or where the sd says
+// nothing: a count of steps), "–" with none.
 static void md_cell(FILE *md, const Study *s, const char *cond, double x, Metric f, int digits) {
     double m, sd;
     int n = stat_of(s, cond, x, f, &m, &sd);
     if (!n) fprintf(md, " | –");
-    else if (n == 1) fprintf(md, " | %.*f", digits, m);
+    else if (n == 1 || f == m_steps) fprintf(md, " | %.*f", digits, m);
     else fprintf(md, " | %.*f ± %.*f", digits, m, digits, sd);
 }
 
 static void write_summary(const Dist *d, Study *s) {
-    char path[1200];
+    char path[1200], seeds[64];
     snprintf(path, sizeof path, "%s/summary.md", s->out);
     FILE *md = fopen(path, "w");
     if (!md) {
@@ -661,18 +856,17 @@ static void write_summary(const Dist *d, Study *s) {
         err_set(&e, ERR_RUNTIME, "cannot write %s: %s", path, strerror(errno));
         cli_fail(d, &e);
     }
-    int seeds = 0;
-    for (int i = 0; i < s->n; i++) seeds = (int)s->p[i].seed > seeds ? (int)s->p[i].seed : seeds;
-    fprintf(md, "# regdist study %s\n\n%s on %s, preset %s, %d seed%s per point, %d rank%s. "
-                "Accuracies in %%, gaps in points (train − test, both in eval mode), mean ± sd "
-                "over seeds.\n\n",
-            s->kind, s->cfg.source, s->data, s->preset, seeds, seeds > 1 ? "s" : "", d->world,
-            d->world > 1 ? "s" : "");
+    seeds_phrase(s, seeds, sizeof seeds);
+    fprintf(md, "# regdist study %s\n\n%s on %s, preset %s, %d rank%s; %s. Accuracies and ECE "
+                "in %%, gaps in points: the train − test gap is eval-mode train accuracy minus "
+                "test accuracy. Fractions, run by run: results.csv.\n\n",
+            s->kind, s->cfg.source, s->data, s->preset, d->world, d->world > 1 ? "s" : "", seeds);
     if (!strcmp(s->kind, "bn")) {
         bn_figures(d, s, md);
         const char *conds[3] = {"G sweep", "B sweep, fixed epochs", "B sweep, fixed steps"};
-        fprintf(md, "| condition | G | B | epochs | steps | train acc | test acc | gap | "
-                    "PreciseBN test acc | PreciseBN gap |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        fprintf(md, "| condition | G | B | epochs | steps | train acc (%%) | test acc (%%) | "
+                    "train − test gap (points) | PreciseBN test acc (%%) | PreciseBN train − "
+                    "test gap (points) |\n|---|---|---|---|---|---|---|---|---|---|\n");
         for (int c = 0; c < 3; c++) {
             double xs[2 * MAX_LIST];
             int n = xs_of(s, conds[c], xs);
@@ -715,8 +909,9 @@ static void write_summary(const Dist *d, Study *s) {
             if (!seen) snprintf(cats[nc++], 64, "%s", s->p[i].cond);
         }
         reg_figures(d, s, md, (const char (*)[64])cats, nc);
-        fprintf(md, "| condition | train acc | test acc | gap | test ECE (%%) | test loss | "
-                    "s/epoch |\n|---|---|---|---|---|---|---|\n");
+        fprintf(md, "| condition | train acc (%%) | test acc (%%) | train − test gap (points) | "
+                    "test ECE (%%) | test loss (cross-entropy) | seconds per epoch |\n"
+                    "|---|---|---|---|---|---|---|\n");
         for (int c = 0; c < nc; c++) {
             fprintf(md, "| %s", cats[c]);
             md_cell(md, s, cats[c], c, m_train, 2);
@@ -729,8 +924,22 @@ static void write_summary(const Dist *d, Study *s) {
         }
     }
     fprintf(md, "\nEvery run: `%s/points/<id>/` (metrics.csv, train.log, checkpoints). "
-                "All numbers: results.csv.\n", s->out);
+                "All numbers, as fractions: results.csv.\n", s->out);
     fclose(md);
+}
+
+// The quick preset validates on 1,000 samples, or on all of a smaller validation split: a
+// limit beyond the split is an error to train. A file that cannot be read is train's to report.
+static const char *quick_val_size(const char *data) {
+    Dataset ds;
+    memset(&ds, 0, sizeof ds);
+    Err e = {0};
+    int64_t n = 0;
+    if (dataset_has_split(data, "val", &e) == 1 &&
+        dataset_load_rows(&ds, data, "val", 0, NULL, 0, &e) == ERR_OK)
+        n = ds.n;
+    dataset_free(&ds);
+    return n > 1000 ? "data.val_size=1000" : "data.val_size=0";
 }
 
 int cmd_study(Dist *d, int argc, char **argv) {
@@ -742,7 +951,7 @@ int cmd_study(Dist *d, int argc, char **argv) {
         // a short schedule and a small validation set; the user's --set still win
         memmove(s.extra + 2, s.extra, (size_t)s.nextra * sizeof *s.extra);
         s.extra[0] = "sched.warmup_steps=20";
-        s.extra[1] = "data.val_size=1000";
+        s.extra[1] = quick_val_size(s.data);
         s.nextra += 2;
     }
     if (config_load(&s.cfg, s.config, NULL, s.extra, s.nextra, &e)) cli_fail(d, &e);
@@ -754,6 +963,7 @@ int cmd_study(Dist *d, int argc, char **argv) {
     if (!strcmp(s.kind, "bn")) build_bn(d, &s);
     else build_reg(d, &s);
     if (s.n == 0) cli_usage_fail(d, "study", "no point of the sweep can be made on %d ranks", d->world);
+    label_points(&s);
     if (d->rank == 0) {
         char pts[1200];
         make_dir(d, s.out);
@@ -762,10 +972,13 @@ int cmd_study(Dist *d, int argc, char **argv) {
         printf("regdist study %s: %d runs of %s, preset %s, %d rank%s -> %s\n", s.kind, s.n,
                s.config, s.preset, d->world, d->world > 1 ? "s" : "", s.out);
         fflush(stdout);
+        write_csv(d, &s);  // every run it will make, none done yet
     }
-    for (int i = 0; i < s.n; i++) run_point(d, &s, i);
+    for (int i = 0; i < s.n; i++) {
+        run_point(d, &s, i);
+        if (d->rank == 0) write_csv(d, &s);
+    }
     if (d->rank == 0) {
-        write_csv(d, &s);
         write_summary(d, &s);
         printf("results: %s/results.csv, %s/figure.svg, %s/summary.md\n", s.out, s.out, s.out);
     }

@@ -1,6 +1,7 @@
 // test_plot.c: reading metrics.csv back (io/metrics) and `regdist plot` end to end: a figure
-// naming every run, labels told apart when run directories share a name, and every bad input
-// ending with exit code 2 and one line that says what is wrong.
+// naming every run, labels told apart when run directories share a name or given by --label,
+// no panel calling running train-mode accuracy a gap, and every bad input ending with exit
+// code 2 and one line that says what is wrong.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,10 +129,15 @@ static void test_plot_two_runs(void **state) {
     assert_non_null(strstr(s, ">run_alpha</text>"));
     assert_non_null(strstr(s, ">run_beta</text>"));
     assert_non_null(strstr(s, "A &amp; B"));
-    // loss and accuracy: train and val of alpha, train of beta; the gap: alpha; lr: both
+    // loss and accuracy: train and val of alpha, train of beta; lr: both. No gap panel:
+    // metrics.csv's train_acc is train-mode and running, so train_acc - val_acc is no gap
     int lines = 0;
     for (const char *p = s; (p = strstr(p, "<polyline")); p++) lines++;
-    assert_int_equal(lines, 3 + 3 + 1 + 2);
+    assert_int_equal(lines, 3 + 3 + 2);
+    assert_null(strstr(s, "gap"));
+    assert_non_null(strstr(s, "accuracy: running train (solid), val (dashed)"));
+    // the axis fits the accuracies (40-62%), it does not run from 0 to 100
+    assert_null(strstr(s, "text-anchor=\"end\">100</text>"));
     free(s);
 }
 
@@ -147,6 +153,27 @@ static void test_plot_same_names(void **state) {
     assert_non_null(strstr(s, ">y/run</text>"));
     assert_non_null(strstr(s, ">x/run (2)</text>"));
     free(s);
+}
+
+// --label names the runs in order; runs after the last label keep their directory's name.
+static void test_plot_labels(void **state) {
+    (void)state;
+    const char *a = make_run("lab_a", CSV_A), *b = make_run("lab_b", CSV_B);
+    const char *fig = test_path(dir, "labels.svg");
+    RunResult r;
+    test_run_regdist(&r, (const char *[]){"plot", "--label", "BatchNorm only, 12 epochs, seed 1",
+                                          "--out", fig, a, b, NULL});
+    test_expect_ok(&r);
+    char *s = test_read_file(fig, NULL);
+    assert_non_null(strstr(s, ">BatchNorm only, 12 epochs, seed 1</text>"));
+    assert_null(strstr(s, ">lab_a</text>"));
+    assert_non_null(strstr(s, ">lab_b</text>"));
+    free(s);
+    test_run_regdist(&r, (const char *[]){"plot", "--out", fig, "--label", "x", "--label", "y",
+                                          "--label", "z", a, b, NULL});
+    test_expect_bad_input(&r, "3 --label options for 2 runs");
+    test_run_regdist(&r, (const char *[]){"plot", "--out", fig, "--label", "", a, NULL});
+    test_expect_bad_input(&r, "--label needs a name");
 }
 
 static void test_plot_bad_input(void **state) {
@@ -173,11 +200,10 @@ static void test_plot_bad_input(void **state) {
     test_run_regdist(&r, (const char *[]){"plot", good, "--out", NULL});
     test_expect_bad_input(&r, "unknown or incomplete option '--out'");
     assert_null(test_read_file(fig, NULL));  // nothing written by any of them
-    // a figure that cannot be written is a runtime failure (exit 1), also one line
+    // an --out in a directory that does not exist is the user's to fix: exit 2, one line
     test_run_regdist(&r, (const char *[]){"plot", "--out", test_path(dir, "no/dir/f.svg"), good,
                                           NULL});
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "no/dir/f.svg: cannot write: No such file or directory"));
+    test_expect_bad_input(&r, "no/dir/f.svg: no directory");
 }
 
 static void test_plot_help(void **state) {
@@ -196,6 +222,7 @@ int main(void) {
         cmocka_unit_test(test_read_round_trip), cmocka_unit_test(test_read_malformed),
         cmocka_unit_test(test_plot_two_runs),   cmocka_unit_test(test_plot_same_names),
         cmocka_unit_test(test_plot_bad_input),  cmocka_unit_test(test_plot_help),
+        cmocka_unit_test(test_plot_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,10 @@
 // test_study.c: `regdist study bn` and `regdist study reg` end to end on a tiny CNN: the
 // points are the runs the study says (checked in each run's saved config), results.csv,
 // figure.svg and summary.md are written, a rerun trains nothing, a point whose run was cut
-// short resumes and gives the same numbers, and bad arguments exit 2 with one line.
+// short resumes and gives the same numbers, and bad arguments exit 2 with one line. What the
+// files say: results.csv holds fractions, empty where a value is missing (null in a run's
+// summary.json); summary.md's headers carry units; figures say how many seeds and draw error
+// bars only from two; legends and plot labels are human, not point ids.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,10 +115,29 @@ static void test_bn_study(void **state) {
     assert_non_null(md);
     assert_non_null(strstr(md, "| G sweep | 5 | 30 | 1 |"));
     assert_non_null(strstr(md, "figure.svg"));
+    assert_non_null(strstr(md, "| test acc (%) |"));  // every header with its unit
+    assert_non_null(strstr(md, "| train − test gap (points) |"));
+    assert_non_null(strstr(md, "| PreciseBN test acc (%) |"));
+    assert_non_null(strstr(md, "| 1 | 4 |"));  // one seed: values without ± (steps: 120 / 30)
+    assert_null(strstr(md, "±"));
+    assert_non_null(strstr(md, "1 seed."));
     snprintf(path, sizeof path, "%s/bn/figure.svg", dir);
     char *svg = test_read_file(path, &len);
     assert_non_null(svg);
     assert_non_null(strstr(svg, "PreciseBN"));
+    // one seed: the title says so and there are no error bars (paths with fill="none")
+    assert_non_null(strstr(svg, "BatchNorm group size study (1 seed)"));
+    assert_null(strstr(svg, "<path fill=\"none\""));
+    assert_null(strstr(svg, "mean"));
+    // the G sweep's series and the control's are different: a legend for each row
+    assert_int_equal(count(svg, "<g class=\"legend\">"), 2);
+    assert_int_equal(count(svg, ">fixed steps</text>"), 1);
+    assert_non_null(strstr(svg, "train − test gap (points)"));
+    // results.csv: the human label of each point, fractions
+    assert_non_null(strstr(csv, ",G5-B30-E1-s1,\"G = 5 (ghost batches of 5), B = 30, 1 epoch, "
+                                "seed 1\","));
+    assert_non_null(strstr(csv, "\"B = 60, G = 30 (ghost batches of 30), fixed steps, 2 epochs, "
+                                "seed 1\""));
 
     // a rerun trains nothing and changes nothing
     char *metrics = read_point_file("bn", "G5-B30-E1-s1", "metrics.csv");
@@ -142,6 +164,31 @@ static void test_bn_study(void **state) {
     assert_int_equal(count(csv2, "\n"), 1 + 6);
     free(csv), free(csv2), free(md), free(svg), free(metrics), free(again), free(summary),
         free(resumed);
+}
+
+// The value in column `name` of results.csv's row for point id, copied into out ("" when the
+// cell is empty); fails the test when there is no such column or row.
+static void csv_cell(const char *csv, const char *id, const char *name, char *out, size_t n) {
+    int col = -1, c = 0;
+    const char *p = csv;
+    for (; *p && *p != '\n'; c++) {  // the header has no quotes
+        size_t len = strcspn(p, ",\n");
+        if (len == strlen(name) && !strncmp(p, name, len)) col = c;
+        p += len + (p[len] == ',');
+    }
+    if (col < 0) fail_msg("results.csv has no column %s", name);
+    char key[128];
+    snprintf(key, sizeof key, ",%s,", id);
+    const char *row = strstr(csv, key);
+    if (!row) fail_msg("results.csv has no row for %s", id);
+    while (row > csv && row[-1] != '\n') row--;
+    for (c = 0; c < col; c++) {  // skip fields, quoted ones whole
+        if (*row == '"') row = strchr(row + 1, '"') + 1;
+        else row += strcspn(row, ",\n");
+        row++;
+    }
+    size_t len = *row == '"' ? (size_t)(strchr(row + 1, '"') - row + 1) : strcspn(row, ",\n");
+    snprintf(out, n, "%.*s", (int)len, row);
 }
 
 // Every regularizer of the tiny CNN alone, from nothing: the saved configs say so.
@@ -189,7 +236,98 @@ static void test_reg_study(void **state) {
     char *md = test_read_file(path, &len);
     assert_non_null(md);
     assert_non_null(strstr(md, "| + DropBlock |"));
+    assert_non_null(strstr(md, "| test acc (%) | train − test gap (points) | test ECE (%) |"));
+    assert_non_null(strstr(md, "test loss (cross-entropy)"));
+    snprintf(path, sizeof path, "%s/reg/results.csv", dir);
+    char *csv = test_read_file(path, &len);
+    assert_non_null(csv);
+    assert_non_null(strstr(csv, ",train_test_gap,"));
+    assert_non_null(strstr(csv, "\"BatchNorm only, 1 epoch, seed 1\""));
+    assert_non_null(strstr(csv, "\"no regularization, 1 epoch, seed 1\""));
+    assert_null(strstr(csv, "nan"));
+    assert_null(strstr(csv, ",-1"));
+    char cell[256];
+    csv_cell(csv, "batchnorm-E1-s1", "test_acc", cell, sizeof cell);  // a fraction
+    double acc = atof(cell);
+    if (!*cell || acc < 0 || acc > 1) fail_msg("test_acc '%s' is not a fraction", cell);
+    csv_cell(csv, "batchnorm-E1-s1", "test_ece", cell, sizeof cell);
+    double ece = atof(cell);
+    if (!*cell || ece < 0 || ece > 1) fail_msg("test_ece '%s' is not a fraction", cell);
+    csv_cell(csv, "batchnorm-E1-s1", "precise_test_acc", cell, sizeof cell);  // no PreciseBN
+    assert_string_equal(cell, "");
+    csv_cell(csv, "batchnorm-E1-s1", "label", cell, sizeof cell);
+    assert_string_equal(cell, "\"BatchNorm only, 1 epoch, seed 1\"");
+    free(csv);
     free(md);
+
+    // a value a run's summary.json gives as null is missing: an empty cell and "–" in the table
+    char *js = read_point_file("reg", "batchnorm-E1-s1", "summary.json");
+    char *at = strstr(js, "\"test_ece\": ");
+    assert_non_null(at);
+    at += strlen("\"test_ece\": ");
+    size_t num = strcspn(at, ",}");
+    char edited[8192];
+    snprintf(edited, sizeof edited, "%.*snull%s", (int)(at - js), js, at + num);
+    snprintf(path, sizeof path, "%s/reg/points/batchnorm-E1-s1/summary.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(edited, f);
+    fclose(f);
+    study(&r, "reg", "reg", "--epochs 1 --seeds 1");
+    if (r.status) fail_msg("rerun: exit %d: %s", r.status, r.err);
+    assert_int_equal(count(r.out, "trained in"), 0);
+    snprintf(path, sizeof path, "%s/reg/results.csv", dir);
+    csv = test_read_file(path, &len);
+    csv_cell(csv, "batchnorm-E1-s1", "test_ece", cell, sizeof cell);
+    assert_string_equal(cell, "");
+    csv_cell(csv, "batchnorm-E1-s1", "test_acc", cell, sizeof cell);
+    assert_true(*cell);
+    snprintf(path, sizeof path, "%s/reg/summary.md", dir);
+    md = test_read_file(path, &len);
+    const char *bn_row = strstr(md, "| + BatchNorm |");
+    assert_non_null(bn_row);
+    assert_int_equal(count(bn_row, "| –") >= 1, 1);
+    assert_true(strstr(bn_row, "| –") < strchr(bn_row, '\n'));
+    free(csv), free(md), free(js);
+
+    // one seed: no error bars, the title says 1 seed
+    snprintf(path, sizeof path, "%s/reg/figure.svg", dir);
+    char *svg = test_read_file(path, &len);
+    assert_non_null(strstr(svg, "Regularizer ablation (1 seed)"));
+    assert_null(strstr(svg, "<path fill=\"none\""));
+    free(svg);
+
+    // `regdist plot` names a study's point by its label, not its directory
+    char run[2400], fig[2400];
+    snprintf(run, sizeof run, "%s/reg/points/batchnorm-E1-s1", dir);
+    snprintf(fig, sizeof fig, "%s/reg/curves.svg", dir);
+    test_run_regdist(&r, (const char *[]){"plot", "--out", fig, run, NULL});
+    test_expect_ok(&r);
+    svg = test_read_file(fig, &len);
+    assert_non_null(strstr(svg, ">BatchNorm only, 1 epoch, seed 1</text>"));
+    assert_null(strstr(svg, "batchnorm-E1-s1"));
+    free(svg);
+}
+
+// Each sweep's help describes it, and says what the quick preset measured.
+static void test_help(void **state) {
+    (void)state;
+    RunResult bn, reg, all;
+    test_run_regdist(&bn, (const char *[]){"study", "bn", "--help", NULL});
+    test_expect_ok(&bn);
+    test_run_regdist(&reg, (const char *[]){"study", "reg", "--help", NULL});
+    test_expect_ok(&reg);
+    test_run_regdist(&all, (const char *[]){"study", "--help", NULL});
+    test_expect_ok(&all);
+    assert_string_not_equal(bn.out, reg.out);
+    assert_non_null(strstr(bn.out, "usage: regdist study bn"));
+    assert_non_null(strstr(bn.out, "--groups"));
+    assert_non_null(strstr(bn.out, "19 minutes"));
+    assert_non_null(strstr(reg.out, "usage: regdist study reg"));
+    assert_null(strstr(reg.out, "--groups"));
+    assert_non_null(strstr(reg.out, "25 minutes"));
+    assert_non_null(strstr(all.out, "bn|reg"));
+    assert_null(strstr(bn.out, "about 10 minutes"));
 }
 
 static void expect_usage(const char *kind, const char *extra, const char *needle) {
@@ -207,6 +345,7 @@ static void test_bad_arguments(void **state) {
     expect_usage("bn", "--frobnicate", "unknown or incomplete option");
     expect_usage("bn", "--groups 7 --batches 30", "no point of the sweep can be made");
     expect_usage("reg", "--set train.bacth=3", "did you mean train.batch");
+    expect_usage("reg", "--groups 4,16", "--groups and --batches are for study bn");
 }
 
 int main(void) {
@@ -214,6 +353,7 @@ int main(void) {
         cmocka_unit_test(test_bn_study),
         cmocka_unit_test(test_reg_study),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_help),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
