@@ -10,6 +10,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #define MAX_DEPTH 256           // nested folders under a class (loops are caught before)
 #define CHUNK_BYTES (64 << 20)  // decoded pixels held at once, at most (unless one is larger)
 #define H5_CHUNK_BYTES (1 << 20)
+#define NOT_RUN (-1)            // a decode slot the pool did not reach
 
 static const char *split_names[IMPORT_SPLITS] = {"train", "val", "test"};
 
@@ -625,18 +627,21 @@ static int write_split(Import *im, Writer *w, const ImagePrep *prep, int sp, int
         for (; at < hi && m < chunk; at++)
             if (!im->v[at].skip) rows[m++] = at;
         j.rows = rows;
+        for (int64_t k = 0; k < m; k++) j.errs[k].code = NOT_RUN;
         pool_run(&j.pool, im->threads, m, decode_task, &j);
+        // a failure that skip_bad does not cover ends the import (the pool stopped early:
+        // later slots may not have run)
+        for (int64_t k = 0; k < m && !rc; k++)
+            if (j.errs[k].code > 0 && (!im->s->skip_bad || j.errs[k].code != ERR_INPUT)) {
+                *e = j.errs[k];
+                rc = e->code;
+            }
         // keep the good ones, in order, packed at the front
         int64_t kept = 0;
         for (int64_t k = 0; k < m && !rc; k++) {
             const Entry *en = &im->v[rows[k]];
             if (j.errs[k].code) {
-                if (!im->s->skip_bad || j.errs[k].code != ERR_INPUT) {
-                    *e = j.errs[k];
-                    rc = e->code;
-                } else {
-                    note_skip(im, j.errs[k].msg);
-                }
+                note_skip(im, j.errs[k].msg);
                 continue;
             }
             if (kept != k) memmove(j.px + kept * sample, j.px + k * sample, sample);
@@ -745,11 +750,20 @@ static int check_out(const char *out, Err *e) {
     return ERR_OK;
 }
 
+// The temporary file being written, for import_remove_partial ("" when none).
+static char partial[4200];
+static volatile sig_atomic_t partial_set;
+
+void import_remove_partial(void) {
+    if (partial_set) unlink(partial);  // async-signal-safe
+}
+
 // Pass 2 and the file: writes everything to tmp, then renames it over out.
 static int write_file(Import *im, const ImagePrep *prep, int conversions, int64_t *count,
                       Err *e) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", im->s->out, (int)getpid());
+    char *tmp = partial;
+    snprintf(partial, sizeof partial, "%s.tmp.%d", im->s->out, (int)getpid());
+    partial_set = 1;
     h5u_quiet();
     Writer w = {.tmp = tmp, .count = count};
     for (int64_t i = 0; i < im->n; i++) w.total += !im->v[i].skip;
@@ -763,6 +777,7 @@ static int write_file(Import *im, const ImagePrep *prep, int conversions, int64_
     if (w.file < 0) {
         int err = errno;
         unlink(tmp);
+        partial_set = 0;
         return err_set(e, ERR_RUNTIME, "%s: cannot create: %s", tmp, strerror(err));
     }
     int rc = ERR_OK;
@@ -785,10 +800,9 @@ static int write_file(Import *im, const ImagePrep *prep, int conversions, int64_
         rc = err_set(e, ERR_RUNTIME, "%s: cannot write: %s", tmp, strerror(err));
     if (!rc && rename(tmp, im->s->out))
         rc = err_set(e, ERR_RUNTIME, "%s: cannot write: %s", im->s->out, strerror(errno));
-    if (rc) {
-        unlink(tmp);
-        return rc;
-    }
+    if (rc) unlink(tmp);
+    partial_set = 0;
+    if (rc) return rc;
     char dir[4096];
     parent_of(im->s->out, dir, sizeof dir);
     fsync_path(dir, O_DIRECTORY);

@@ -56,5 +56,9 @@ typedef struct {
 int image_folder_import(const ImportSpec *s, ImportSummary *sum, Err *e);
 void import_summary_free(ImportSummary *sum);
 
+// Removes the temporary file of an import in progress, if any. Async-signal-safe: for a
+// handler of SIGINT/SIGTERM, which then ends the process.
+void import_remove_partial(void);
+
 // The number of CPUs this process may run on (its affinity mask), at least 1.
 int import_default_threads(void);

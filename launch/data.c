@@ -2,6 +2,7 @@
 // (info). Each subcommand has its own options and help. Only rank 0 works; the others wait
 // so that an mpirun of it is harmless.
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,17 +13,21 @@
 #include "io/synth.h"
 
 static const char *usage =
-    "usage: regdist data fashion-mnist --out F [options]\n"
-    "       regdist data synth --out F [options]\n"
-    "       regdist data images DIR --out F [options]\n"
+    "usage: regdist data fashion-mnist --out F [--train-size N] [--val-size M] [--seed S]\n"
+    "                                  [--source DIR]\n"
+    "       regdist data synth --out F [--train N] [--val N] [--test N] [--shape 1,28,28]\n"
+    "                          [--classes K] [--noise X] [--seed S]\n"
+    "       regdist data images DIR --out F [--size H,W] [--channels 1|3] [--val-frac F]\n"
+    "                           [--test-frac F] [--seed S] [--skip-bad] [--threads N]\n"
     "       regdist data info F\n"
     "\n"
     "fashion-mnist  converts Debian's dataset-fashion-mnist IDX files to regdist's HDF5 format\n"
     "synth          a small synthetic classification set (class prototypes plus noise)\n"
-    "images         a folder of PNG/JPEG/TIFF files, one subfolder per class\n"
+    "images         a folder of PNG/JPEG/TIFF files, one subfolder per class (torchvision's\n"
+    "               ImageFolder layout); --val-frac and --test-frac default to 0.1\n"
     "info           splits, shapes, types, label counts of any regdist dataset\n"
     "\n"
-    "regdist data <dataset> --help shows its options.\n";
+    "regdist data <dataset> --help explains each one's options.\n";
 
 static const char *usage_fashion =
     "usage: regdist data fashion-mnist --out F [--train-size N] [--val-size M] [--seed S]\n"
@@ -171,6 +176,13 @@ static void print_import_summary(const char *out, const ImportSummary *s) {
     printf("\n");
 }
 
+// Ctrl-C or a kill during an import: remove its temporary file, then end as the signal would.
+static void import_signal(int sig) {
+    import_remove_partial();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static int run_images(Dist *d, int argc, char **argv, Err *e) {
     static const struct option opts[] = {
         {"out", required_argument, 0, 'o'},       {"size", required_argument, 0, 'z'},
@@ -214,6 +226,8 @@ static int run_images(Dist *d, int argc, char **argv, Err *e) {
         s.progress = import_bar;
         s.progress_ctx = &bar;
     }
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) signal(sigs[i], import_signal);
     ImportSummary sum;
     int rc = image_folder_import(&s, &sum, e);
     if (s.progress) {

@@ -336,6 +336,31 @@ static void test_gray16_kept(void **state) {
     assert_float_equal(mean[0], want, 1e-6);
     free(x);
     H5Fclose(f);
+
+    // 16-bit RGB beside 8-bit gray: --channels converts at 16 bits
+    snprintf(dir, sizeof dir, "%s", at(root, "rgb16"));
+    uint16_t rgb16[2 * 2 * 3];
+    for (int k = 0; k < 12; k++) rgb16[k] = 40000;
+    uint8_t gray8[4] = {100, 100, 100, 100};
+    save_image(at(dir, "a/rgb16.png"), rgb16, 2, 2, 3, PNG16);
+    save_image(at(dir, "b/gray8.png"), gray8, 2, 2, 1, PNG);
+    const char *chans[2] = {"3", "1"};
+    for (int t = 0; t < 2; t++) {
+        import(&r, dir, out, (const char *[]){"--channels", chans[t], "--val-frac", "0",
+                                              "--test-frac", "0", NULL});
+        test_expect_ok(&r);
+        f = open_h5(out);
+        int C = t == 0 ? 3 : 1;
+        x = read_all(f, "train/x", H5T_NATIVE_UINT16, 2);
+        for (int k = 0; k < 4 * C; k++) {
+            // a gray colour keeps its value through libvips's luminance, to rounding
+            if (t == 0) assert_int_equal(x[k], 40000);
+            else assert_true(abs((int)x[k] - 40000) <= 2);
+            assert_int_equal(x[4 * C + k], 100 * 257);
+        }
+        free(x);
+        H5Fclose(f);
+    }
 }
 
 // RGB, RGBA (alpha dropped), palette PNG (loads as RGB), JPEG (as libvips decodes it), TIFF.
