@@ -32,18 +32,61 @@ static char imgs[1024], data[1024], ckpt[1024], config[1024];
 
 static const char *at(const char *file) { return test_path(dir, file); }
 
-// A 12x12 gray PNG: class 0 bright on the left, class 1 bright on top, plus a pattern per i.
-static void write_png(const char *path, int cls, int i) {
-    uint8_t px[SIDE * SIDE];
+// A 12x12 gray PNG: class 0 bright on the left, class 1 bright on top, plus a pattern per i;
+// 8 bits, or 16 with values no 8-bit file could hold.
+static void write_png_depth(const char *path, int cls, int i, int bits) {
+    uint16_t px[SIDE * SIDE];
+    uint8_t px8[SIDE * SIDE];
     for (int r = 0; r < SIDE; r++)
         for (int c = 0; c < SIDE; c++) {
             int bright = cls == 0 ? c < SIDE / 2 : r < SIDE / 2;
-            px[r * SIDE + c] = (uint8_t)((bright ? 150 : 40) + (r * 7 + c * 13 + i * 29) % 90);
+            int v = (bright ? 150 : 40) + (r * 7 + c * 13 + i * 29) % 90;
+            px8[r * SIDE + c] = (uint8_t)v;
+            px[r * SIDE + c] = (uint16_t)(v * 256 + (r * 31 + c * 17 + i) % 256);
         }
-    VipsImage *im = vips_image_new_from_memory(px, sizeof px, SIDE, SIDE, 1, VIPS_FORMAT_UCHAR);
+    VipsImage *im = bits == 16 ? vips_image_new_from_memory(px, sizeof px, SIDE, SIDE, 1,
+                                                             VIPS_FORMAT_USHORT)
+                               : vips_image_new_from_memory(px8, sizeof px8, SIDE, SIDE, 1,
+                                                             VIPS_FORMAT_UCHAR);
     assert_non_null(im);
-    if (vips_pngsave(im, path, NULL)) fail_msg("saving %s: %s", path, vips_error_buffer());
+    VipsImage *grey;
+    assert_int_equal(vips_copy(im, &grey, "interpretation",
+                               bits == 16 ? VIPS_INTERPRETATION_GREY16 : VIPS_INTERPRETATION_B_W,
+                               NULL), 0);
+    if (vips_pngsave(grey, path, "bitdepth", bits, NULL))
+        fail_msg("saving %s: %s", path, vips_error_buffer());
+    g_object_unref(grey);
     g_object_unref(im);
+}
+
+static void write_png(const char *path, int cls, int i) { write_png_depth(path, cls, i, 8); }
+
+// Two class folders of PER_CLASS images each under folder.
+static void write_folder(const char *folder, int bits) {
+    static const char *classes[2] = {"ankle", "bag"};
+    mkdir(folder, 0755);
+    for (int k = 0; k < 2; k++) {
+        char sub[1100];
+        snprintf(sub, sizeof sub, "%s/%s", folder, classes[k]);
+        mkdir(sub, 0755);
+        for (int i = 0; i < PER_CLASS; i++) {
+            char f[1200];
+            snprintf(f, sizeof f, "%s/img%02d.png", sub, i);
+            write_png_depth(f, k, i, bits);
+        }
+    }
+}
+
+// Imports folder into file and trains the tiny CNN 2 steps into run (last.h5).
+static void import_and_train(const char *folder, const char *file, const char *run) {
+    RunResult r;
+    test_run_regdist(&r, (const char *[]){"data", "images", folder, "--out", file, "--val-frac",
+                                          "0.2", "--test-frac", "0.2", "--seed", "1", NULL});
+    if (r.status) fail_msg("data images: %s", r.err);
+    test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", file, "--out",
+                                          run, "--set", "train.max_steps=2", "--set",
+                                          "layer.head.out=2", NULL});
+    if (r.status) fail_msg("train: %s", r.err);
 }
 
 static void copy_file(const char *from, const char *to) {
@@ -70,26 +113,8 @@ static int setup(void **state) {
     snprintf(data, sizeof data, "%s", at("img.h5"));
     snprintf(ckpt, sizeof ckpt, "%s", at("run/last.h5"));
     snprintf(config, sizeof config, "%s/tests/configs/tiny_cnn.cfg", test_source_dir());
-    static const char *classes[2] = {"ankle", "bag"};
-    mkdir(imgs, 0755);
-    for (int k = 0; k < 2; k++) {
-        char sub[1100];
-        snprintf(sub, sizeof sub, "%s/%s", imgs, classes[k]);
-        mkdir(sub, 0755);
-        for (int i = 0; i < PER_CLASS; i++) {
-            char f[1200];
-            snprintf(f, sizeof f, "%s/img%02d.png", sub, i);
-            write_png(f, k, i);
-        }
-    }
-    RunResult r;
-    test_run_regdist(&r, (const char *[]){"data", "images", imgs, "--out", data, "--val-frac",
-                                          "0.2", "--test-frac", "0.2", "--seed", "1", NULL});
-    if (r.status) fail_msg("data images: %s", r.err);
-    test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", data, "--out",
-                                          at("run"), "--set", "train.max_steps=2", "--set",
-                                          "layer.head.out=2", NULL});
-    if (r.status) fail_msg("train: %s", r.err);
+    write_folder(imgs, 8);
+    import_and_train(imgs, data, at("run"));
     return 0;
 }
 
@@ -312,15 +337,14 @@ static int csv_rows(char *csv, char *rows[][6], int max_rows) {
     return n;
 }
 
-// predict --images on the files equals predict on the imported HDF5, file by file.
-static void test_images_equal_hdf5(void **state) {
-    (void)state;
-    const char *csv = at("imgs.csv"), *p = at("imgs_p.h5");
+// predict --images on folder's files equals predict on file (folder imported), file by file.
+static void compare_images_with_hdf5(const char *folder, const char *file, const char *checkpoint,
+                                     const char *csv, const char *p) {
     RunResult r;
-    run_ok(&r, (const char *[]){"predict", "--checkpoint", ckpt, "--images", imgs, "--out", csv,
-                                NULL});
+    run_ok(&r, (const char *[]){"predict", "--checkpoint", checkpoint, "--images", folder,
+                                "--out", csv, NULL});
     assert_non_null(strstr(r.out, "40 images"));
-    predict_h5(ckpt, data, p);
+    predict_h5(checkpoint, file, p);
     char *text = test_read_file(csv, NULL);
     assert_non_null(text);
     assert_int_equal(strncmp(text, "path,class,probability\n", 23), 0);
@@ -329,12 +353,12 @@ static void test_images_equal_hdf5(void **state) {
     assert_int_equal(n, 2 * PER_CLASS);
     for (int i = 1; i < n; i++) assert_true(strcmp(rows[i - 1][0], rows[i][0]) < 0);  // sorted
     size_t np, nm;
-    char **paths = read_strings(data, "test/paths", &np);
+    char **paths = read_strings(file, "test/paths", &np);
     float *mean = read_floats(p, "probs_mean", &nm);
     assert_int_equal(nm, 2 * np);
     for (size_t i = 0; i < np; i++) {
         char want[2048];
-        snprintf(want, sizeof want, "%s/%s", imgs, paths[i]);
+        snprintf(want, sizeof want, "%s/%s", folder, paths[i]);
         int row = -1;
         for (int k = 0; k < n; k++)
             if (strcmp(rows[k][0], want) == 0) row = k;
@@ -348,17 +372,25 @@ static void test_images_equal_hdf5(void **state) {
     free_strings(paths, np);
     free(mean);
     free(text);
+}
+
+static void test_images_equal_hdf5(void **state) {
+    (void)state;
+    const char *csv = at("imgs.csv");
+    compare_images_with_hdf5(imgs, data, ckpt, csv, at("imgs_p.h5"));
 
     // named files (in any order) come out sorted; --mc-samples adds its columns
     char f1[1100], f2[1100];
     snprintf(f1, sizeof f1, "%s/bag/img03.png", imgs);
     snprintf(f2, sizeof f2, "%s/ankle/img07.png", imgs);
+    RunResult r;
     run_ok(&r, (const char *[]){"predict", "--checkpoint", ckpt, "--images", f1, f2,
                                 "--mc-samples", "3", "--out", csv, NULL});
-    text = test_read_file(csv, NULL);
+    char *text = test_read_file(csv, NULL);
     assert_int_equal(strncmp(text, "path,class,probability,mc_mean_probability,mc_std,entropy\n",
                              58), 0);
-    n = csv_rows(text, rows, 64);
+    static char *rows[64][6];
+    int n = csv_rows(text, rows, 64);
     assert_int_equal(n, 2);
     assert_string_equal(rows[0][0], f2);
     assert_string_equal(rows[1][0], f1);
@@ -369,6 +401,27 @@ static void test_images_equal_hdf5(void **state) {
     }
     free(text);
     assert_no_temp_files(dir);
+}
+
+// The same with 16-bit PNGs: stored as uint16, decoded at 16 bits by predict.
+static void test_images_16bit(void **state) {
+    (void)state;
+    const char *folder = at("imgs16"), *file = at("img16.h5");
+    write_folder(folder, 16);
+    import_and_train(folder, file, at("run16"));
+    Dataset d = load_or_fail(file, "test");
+    assert_int_equal(d.pixel, PIXEL_U16);
+    int odd = 0;  // values an 8-bit file scaled by 257 could not give
+    for (int64_t i = 0; i < d.n * SIDE * SIDE; i++) odd |= d.x_u16[i] % 257 != 0;
+    assert_true(odd);
+    dataset_free(&d);
+    CkptMeta m = {0};
+    Err e = {0};
+    assert_int_equal(ckpt_read_meta(at("run16/last.h5"), &m, &e), ERR_OK);
+    assert_int_equal(m.stored_prep.bit_depth, 16);
+    ckpt_meta_free(&m);
+    compare_images_with_hdf5(folder, file, at("run16/last.h5"), at("imgs16.csv"),
+                             at("imgs16_p.h5"));
 }
 
 // A path with a comma and quotes is quoted as RFC 4180 says.
@@ -450,6 +503,7 @@ int main(void) {
         cmocka_unit_test(test_data_must_fit),
         cmocka_unit_test(test_unlabelled_split),
         cmocka_unit_test(test_images_equal_hdf5),
+        cmocka_unit_test(test_images_16bit),
         cmocka_unit_test(test_csv_quoting),
         cmocka_unit_test(test_images_bad_input),
     };
