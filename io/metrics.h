@@ -1,4 +1,5 @@
-// metrics.h: DIR/metrics.csv, one row per epoch.
+// metrics.h: DIR/metrics.csv, one row per epoch. Accuracies are fractions; a missing value
+// (no validation split) is an empty cell. docs/metrics.md says what each column is.
 #pragma once
 #include <stdint.h>
 #include <stdio.h>
@@ -6,9 +7,17 @@
 #include "../core/err.h"
 
 typedef struct {
-    int64_t epoch, step;
-    double lr, train_loss, train_acc, val_loss, val_acc;  // val_* NaN when there is no val split
-    double seconds, images_per_s;
+    int64_t epoch, step;  // the epoch just finished (from 1); optimizer steps so far
+    double lr;            // the learning rate of the epoch's last step
+    // Averages over the epoch's training batches, counted while training: train mode (dropout
+    // on, label smoothing in the loss) and moving weights. Not the model's accuracy on the
+    // training set, so train_acc - val_acc is not the generalization gap (that needs the
+    // eval-mode train accuracy, which summary.json has for the final model).
+    double train_loss, train_acc;
+    // The model at the epoch's end on the validation split, eval mode, plain cross-entropy;
+    // NaN (an empty cell) when there is no val split.
+    double val_loss, val_acc;
+    double seconds, images_per_s;  // the epoch's training time and samples per second
 } MetricsRow;
 
 // Opens path for writing rows. Rows of epochs before first_epoch already in the file are kept
