@@ -693,7 +693,8 @@ def load(path, mean=None, std=None, input_shape=None):
 
     classes = prep.get("classes")
     reg = cfg.get("reg", {}) if isinstance(cfg.get("reg"), dict) else {}
-    ctx = {"num_classes": len(classes) if classes else None,
+    num_classes = prep.get("num_classes") or (len(classes) if classes else None)
+    ctx = {"num_classes": int(num_classes) if num_classes else None,
            "dropout_on": reg.get("dropout", "on") != "off"}
     layers, out = _build_layers(specs, shape if shape is not None else (None, None, None),
                                 tensors, ctx)
@@ -701,6 +702,7 @@ def load(path, mean=None, std=None, input_shape=None):
         raise BridgeError(f"{path}: the model's last layer outputs {len(out)} dimensions per "
                           f"sample, not (classes)")
     net = RegdistNet(layers, known_shape, mean, std, classes)
+    net.pixel_max = float(prep.get("pixel_max", 255.0))
 
     expected = net.state_dict()
     missing = [k for k in expected if k not in tensors]
@@ -743,6 +745,8 @@ def export_onnx(net, out_path, opset=13):
                               output_names=["logits"],
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         os.replace(tmp, out_path)
+    except OSError as e:
+        raise OSError(f"cannot write {out_path}: {e.strerror or e}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -778,9 +782,11 @@ def main(argv=None):
             nparams = sum(p.numel() for p in net.parameters())
             print(net)
             print(f"input: (N, {', '.join(map(str, net.input_shape or ('?',)))}) floats in "
-                  f"[0, 1] (from {net.origin or 'the first layer'})")
+                  f"[0, 1], pixel / {net.pixel_max:g} (shape from "
+                  f"{net.origin or 'the first layer'})")
             print("normalization: " + (
-                f"mean {net.input_mean.tolist()} std {net.input_std.tolist()}"
+                f"mean {' '.join(f'{v:.6g}' for v in net.input_mean.tolist())} "
+                f"std {' '.join(f'{v:.6g}' for v in net.input_std.tolist())}"
                 if net.normalize else "none"))
             if net.classes:
                 print(f"classes: {', '.join(net.classes)}")

@@ -269,6 +269,20 @@ class Refusals(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("layer fc1 (linear): key 'groups' is not supported", r.stderr)
 
+    def test_name_clashing_with_module_attribute(self):
+        bad = edit_config(self.ckpt(), "clash.h5",
+                          lambda t: t.replace('name = "act1";', 'name = "train";', 1))
+        r = bridge_cli("info", bad)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("layer name 'train' clashes with an attribute of torch.nn.Module", r.stderr)
+
+    def test_onnx_unwritable_exit_1(self):
+        out = os.path.join(TMP, "no-such-dir", "m.onnx")
+        r = bridge_cli("onnx", self.ckpt(), out)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"cannot write {out}: No such file or directory", r.stderr)
+        self.assertFalse(os.path.exists(os.path.dirname(out)))
+
     def test_config_syntax_error_names_line(self):
         bad = edit_config(self.ckpt(), "syntax.h5", lambda t: "model : { layers = ( { } ; \n")
         r = bridge_cli("info", bad)
