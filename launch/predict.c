@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include "core/philox.h"
 #include "io/checkpoint.h"
 #include "io/image.h"
+#include "io/imagefolder.h"
 #include "io/predictions.h"
 #include "progress.h"
 
@@ -290,6 +292,58 @@ static int image_prep_for(ImagePrep *ip, const Preprocess *p, const char *ckpt, 
     return ERR_OK;
 }
 
+// A batch of files decoded by a few threads, one file at a time each (libvips runs one worker
+// per image: see io/image.c).
+typedef struct {
+    char *const *files;  // (n)
+    int n;
+    const ImagePrep *ip;
+    char *pixels;        // (n, per) stored pixels
+    size_t per;          // bytes of one decoded file
+    pthread_mutex_t mu;
+    int next;            // the next file to take
+    int bad;             // the first file (lowest index) that failed, or -1
+    Err err;             // its reason
+} DecodeJob;
+
+static void *decode_worker(void *arg) {
+    DecodeJob *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        int i = j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->n) return NULL;
+        Err e = {0};
+        if (image_load(j->files[i], j->ip, j->pixels + (size_t)i * j->per, &e)) {
+            pthread_mutex_lock(&j->mu);
+            if (j->bad < 0 || i < j->bad) j->bad = i, j->err = e;
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+}
+
+// Decodes files[0..n) into pixels with up to `threads` threads. The error reported is the
+// first failing file's in path order, however the threads were scheduled.
+static int decode_batch(char *const *files, int n, const ImagePrep *ip, void *pixels, size_t per,
+                        int threads, Err *e) {
+    DecodeJob j = {.files = files, .n = n, .ip = ip, .pixels = pixels, .per = per, .bad = -1};
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_t tid[64];
+    int started = 0;
+    if (threads > n) threads = n;
+    if (threads > 64) threads = 64;
+    for (; started < threads - 1; started++)  // this thread is the last worker
+        if (pthread_create(&tid[started], NULL, decode_worker, &j) != 0) break;
+    decode_worker(&j);
+    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    pthread_mutex_destroy(&j.mu);
+    if (j.bad >= 0) {
+        *e = j.err;
+        return e->code ? e->code : ERR_INPUT;
+    }
+    return ERR_OK;
+}
+
 // The class name of label k, or its number when the checkpoint has no names.
 static const char *class_name(const Preprocess *p, int64_t k, char *buf, size_t len) {
     if (p->classes && k >= 0 && k < p->num_classes) return p->classes[k];
@@ -317,7 +371,7 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     if (image_prep_for(&ip, p, ckpt, &e) || image_lib_init("regdist", &e) ||
         list_images(&files, paths, npaths, &e))
         cli_fail(d, &e);
-    int K = m.num_classes, batch = m.max_batch;
+    int K = m.num_classes, batch = m.max_batch, threads = import_default_threads();
     size_t in = shape_numel(m.in);
     // the decoded pixels of a batch, normalized by dataset_gather as a dataset's would be
     Dataset px = {.shape = p->input, .pixel = ip.bit_depth == 16 ? PIXEL_U16 : PIXEL_U8,
@@ -342,11 +396,10 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     double t0 = now_seconds();
     for (int64_t start = 0, bi = 0; start < n; start += batch, bi++) {
         int B = (int)(n - start < batch ? n - start : batch);
-        for (int i = 0; i < B; i++) {
-            void *dst = (char *)pixels + (size_t)i * in * dataset_pixel_bytes(&px);
-            if (image_load(files.v[start + i], &ip, dst, &e)) fail_images(d, w, &e);
-            ids[i] = i;  // rows of px
-        }
+        if (decode_batch(files.v + start, B, &ip, pixels, in * dataset_pixel_bytes(&px), threads,
+                         &e))
+            fail_images(d, w, &e);
+        for (int i = 0; i < B; i++) ids[i] = i;  // rows of px
         px.n = px.nloaded = B;
         dataset_gather(&px, ids, B, x, NULL);
         for (int i = 0; i < B; i++) ids[i] = start + i;  // the files' indices, for dropout masks
