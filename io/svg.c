@@ -446,7 +446,7 @@ static void dot_panel(Fig *g, const SvgDotPanel *p, double x0, double y0, double
     FILE *f = g->f;
     double lo, hi, at = 0, t[2][MAX_TICKS], h = rowh * p->ncat;
     Scale xs[2] = {{.p0 = x0, .p1 = x0 + DOT_PW}, {.p0 = x0, .p1 = x0 + DOT_PW}};
-    int nt[2] = {0, 0}, brk = dot_break(p, &at);
+    int nt[2] = {0, 0}, brk = p->breakable && dot_break(p, &at);
     if (!brk) {
         dot_range(p, -1, 0, &lo, &hi);
         nt[0] = linear_axis(&xs[0], lo, hi, 6, 0, t[0]);

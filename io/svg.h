@@ -50,11 +50,14 @@ typedef struct {
     int nseries;
     const char *const *series_labels;  // (nseries); legend entries (may be NULL when nseries == 1)
     const double *val, *err;
+    int breakable;  // 1: the axis may break around a few far values (see svg_dot_figure). Only
+                    // where those are failures beside the values that matter (a run at chance
+                    // in an accuracy panel), not where they are the finding (a gap 3x the rest)
 } SvgDotPanel;
 
 // Writes npanels dot panels side by side sharing the category labels (drawn once, at the left;
-// every panel must have the same ncat, and the first panel's cats are the ones shown). A few
-// values far from the rest (at most a quarter of them, beyond the widest gap, when both sides
+// every panel must have the same ncat, and the first panel's cats are the ones shown). In a
+// breakable panel, a few values far from the rest (at most a quarter of them, beyond the widest gap, when both sides
 // with their error bars take less than a third of the whole range) get their own segment of
 // the axis, with a break (class "axis-break") between it and the rest's: a run at chance does
 // not squash the differences among runs at 68-85%, and every point stays at its value.

@@ -137,8 +137,8 @@ static void test_dot_figure(void **state) {
         }
     val[0][4] = INFINITY;
     SvgDotPanel panels[2] = {
-        {"test accuracy", "accuracy (%)", 9, cats, 3, labels, val[0], err[0]},
-        {"validation accuracy", "accuracy (%)", 9, cats, 3, labels, val[1], NULL}};
+        {"test accuracy", "accuracy (%)", 9, cats, 3, labels, val[0], err[0], 0},
+        {"validation accuracy", "accuracy (%)", 9, cats, 3, labels, val[1], NULL, 0}};
     const char *path = test_path(dir, "dot.svg");
     Err e = {0};
     assert_int_equal(svg_dot_figure(path, "ablation", panels, 2, &e), ERR_OK);
@@ -183,7 +183,7 @@ static void test_axes_fit_the_data(void **state) {
             fail_msg("y axis %g..%g for data 0.67..0.86 (x %d)", lo, hi, scale);
         free(svg);
         const char *cats[4] = {"a", "b", "c", "d"};
-        SvgDotPanel d = {"accuracy", "accuracy", 4, cats, 1, NULL, y, err};
+        SvgDotPanel d = {"accuracy", "accuracy", 4, cats, 1, NULL, y, err, 1};
         assert_int_equal(svg_dot_figure(path, "t", &d, 1, &e), ERR_OK);
         svg = read_svg(path);
         tick_range(svg, "middle", &lo, &hi);
@@ -193,7 +193,8 @@ static void test_axes_fit_the_data(void **state) {
     }
 }
 
-// One run at chance (10%) among runs at 67-85% does not squash them: the axis breaks, with a
+// One run at chance (10%) among runs at 67-85% does not squash them where the panel allows
+// it (not by default): the axis breaks, with a
 // segment around 10 and one around 67-85 (ticks every 10 or finer, none in between). Without
 // such an outlier, or when error bars bridge the gap, there is one axis.
 static void test_dot_axis_break(void **state) {
@@ -201,11 +202,17 @@ static void test_dot_axis_break(void **state) {
     const char *cats[9] = {"none", "wd", "l2", "do", "d2", "ls", "bn", "nobn", "all"};
     double v[9] = {71.3, 71.4, 10.0, 68.8, 70.3, 72.5, 84.8, 67.1, 75.1}, err[9];
     for (int i = 0; i < 9; i++) err[i] = 0.5;
-    SvgDotPanel d = {"test accuracy", "test accuracy (%)", 9, cats, 1, NULL, v, err};
+    SvgDotPanel d = {"test accuracy", "test accuracy (%)", 9, cats, 1, NULL, v, err, 0};
     const char *path = test_path(dir, "break.svg");
     Err e = {0};
-    assert_int_equal(svg_dot_figure(path, "t", &d, 1, &e), ERR_OK);
+    assert_int_equal(svg_dot_figure(path, "t", &d, 1, &e), ERR_OK);  // not breakable: 0..100
     char *s = read_svg(path);
+    assert_int_equal(count(s, "class=\"axis-break\""), 0);
+    assert_non_null(strstr(s, "text-anchor=\"middle\">40</text>"));
+    free(s);
+    d.breakable = 1;
+    assert_int_equal(svg_dot_figure(path, "t", &d, 1, &e), ERR_OK);
+    s = read_svg(path);
     assert_int_equal(count(s, "class=\"axis-break\""), 1);
     assert_non_null(strstr(s, "text-anchor=\"middle\">10</text>"));
     assert_non_null(strstr(s, "text-anchor=\"middle\">70</text>"));
@@ -225,7 +232,7 @@ static void test_dot_axis_break(void **state) {
     double w[12] = {9.8, 10.2, 10, 10.5, 11.3, 10, 10.7, 10.8, 11.3, 19.3, 10, 17.5},
            we[12] = {0.2, 0.2, 0, 0.7, 0.9, 0, 1.4, 1.2, 0.9, 9, 0, 5};
     const char *c12[12] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"};
-    SvgDotPanel d12 = {"test accuracy", "test accuracy (%)", 12, c12, 1, NULL, w, we};
+    SvgDotPanel d12 = {"test accuracy", "test accuracy (%)", 12, c12, 1, NULL, w, we, 1};
     assert_int_equal(svg_dot_figure(path, "t", &d12, 1, &e), ERR_OK);
     s = read_svg(path);
     assert_int_equal(count(s, "class=\"axis-break\""), 0);
@@ -278,7 +285,7 @@ static void test_bad_arguments(void **state) {
     assert_int_equal(svg_line_figure(path, "t", &p, 1, &e), ERR_INPUT);
     const char *cats[2] = {"a", "b"};
     double v[4] = {1, 2, 3, 4};
-    SvgDotPanel d[2] = {{"t", "x", 2, cats, 2, NULL, v, NULL}, {"t", "x", 1, cats, 1, NULL, v, NULL}};
+    SvgDotPanel d[2] = {{"t", "x", 2, cats, 2, NULL, v, NULL, 0}, {"t", "x", 1, cats, 1, NULL, v, NULL, 0}};
     assert_int_equal(svg_dot_figure(path, "t", d, 1, &e), ERR_INPUT);  // 2 series, no labels
     d[0].nseries = 1;
     assert_int_equal(svg_dot_figure(path, "t", d, 2, &e), ERR_INPUT);  // ncat differs
