@@ -199,6 +199,13 @@ _LAYER_KEYS = {
 }
 
 
+# How each numeric key is typed (out is an integer or "classes": _resolve_out checks it).
+_KEY_KIND = {"kernel": "int", "stride": "int", "padding": "int", "block_size": "int",
+             "p": "float", "eps": "float", "momentum": "float", "dropconnect": "float",
+             "drop_path": "float", "bias": "bool"}
+_KEY_FORM = {"int": "an integer", "float": "a number", "bool": "true or false"}
+
+
 def _f32(v):
     """v rounded to float32, as regdist stores eps, p, momentum (LayerSpec floats)."""
     return float(np.float32(v))
@@ -232,13 +239,22 @@ def _layer_specs(items, where):
                 raise BridgeError(f"layer {name} ({typ}) has no {key}")
             else:
                 spec[key] = default
+        for key, value in spec.items():
+            kind = _KEY_KIND.get(key)
+            ok = (kind is None
+                  or (kind == "int" and isinstance(value, int) and not isinstance(value, bool))
+                  or (kind == "float" and isinstance(value, (int, float))
+                      and not isinstance(value, bool))
+                  or (kind == "bool" and (isinstance(value, bool) or value in (0, 1))))
+            if not ok:
+                raise BridgeError(f"layer {name} ({typ}): {key} must be {_KEY_FORM[kind]}, got "
+                                  f"{value!r}")
+            if kind == "float":
+                spec[key] = _f32(value)
+            elif kind == "bool":
+                spec[key] = bool(value)
         if typ == "residual":
             spec["layers"] = _layer_specs(spec["layers"], f"{name}.layers")
-        for key in ("p", "eps", "momentum", "dropconnect", "drop_path"):
-            if key in spec:
-                spec[key] = _f32(spec[key])
-        if "bias" in spec:
-            spec["bias"] = bool(spec["bias"])
         specs.append(spec)
     return specs
 
@@ -369,6 +385,8 @@ class Residual(nn.Module):
 
 
 def _add_layer(parent, name, module):
+    if not name or "." in name:
+        raise BridgeError(f"bad layer name '{name}' (regdist's names have no '.')")
     if hasattr(parent, name) and name not in parent._modules:
         raise BridgeError(f"layer name '{name}' clashes with an attribute of torch.nn.Module; "
                           f"the bridge cannot give it that name")

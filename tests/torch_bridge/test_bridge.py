@@ -389,6 +389,45 @@ class ConfigParser(unittest.TestCase):
             self.assertIn(msg, str(cm.exception))
 
 
+class ModelSpecs(unittest.TestCase):
+    """launch/config.c's rules, applied to the parsed text."""
+
+    def specs(self, text):
+        return regdist_torch.model_specs(regdist_torch.parse_config(text))
+
+    def test_defaults_and_rewrites(self):
+        specs = self.specs(
+            'model = { batchnorm = "off"; drop_path = 0.2; layers = ('
+            '{ name = "c"; type = "conv2d"; out = 4; kernel = 3; bias = false; },'
+            '{ name = "b"; type = "batchnorm"; }, { name = "p"; type = "maxpool2d"; kernel = 2; },'
+            '{ name = "r1"; type = "residual"; layers = ( { name = "c"; type = "conv2d"; out = 4;'
+            ' kernel = 1; bias = false; }, { name = "b"; type = "batchnorm"; } ); },'
+            '{ name = "r2"; type = "residual"; layers = ( { name = "d"; type = "dropout"; } ); },'
+            '{ name = "r3"; type = "residual"; layers = ( { name = "d"; type = "dropout"; } ); }'
+            '); };')
+        self.assertEqual([s["name"] for s in specs], ["c", "p", "r1", "r2", "r3"])
+        self.assertIs(specs[0]["bias"], True)                 # the batchnorm's shift
+        self.assertEqual((specs[0]["stride"], specs[0]["padding"]), (0, 0))
+        self.assertEqual([s["name"] for s in specs[2]["layers"]], ["c"])
+        self.assertIs(specs[2]["layers"][0]["bias"], True)    # in the branch too
+        self.assertEqual(specs[3]["layers"][0]["p"], 0.5)
+        self.assertEqual([s["drop_path"] for s in specs[2:]],
+                         [0.0, float(np.float32(0.1)), float(np.float32(0.2))])
+
+    def test_bad_layers_named(self):
+        for text, msg in (
+                ('{ name = "c"; type = "conv2d"; out = 4; }', "layer c (conv2d) has no kernel"),
+                ('{ name = "c"; type = "conv2d"; out = 4; kernel = 2.5; }',
+                 "layer c (conv2d): kernel must be an integer"),
+                ('{ name = "d"; type = "dropout"; p = "x"; }', "layer d (dropout): p must be"),
+                ('{ name = "d"; type = "dropout"; out = 3; }',
+                 "layer d (dropout): key 'out' is not supported"),
+                ('{ name = "x"; type = "attention"; }', "type 'attention' is not supported")):
+            with self.assertRaises(regdist_torch.BridgeError) as cm:
+                self.specs("model = { layers = ( " + text + " ); };")
+            self.assertIn(msg, str(cm.exception))
+
+
 if __name__ == "__main__":
     shutil.rmtree(TMP, ignore_errors=True)
     os.makedirs(TMP)
