@@ -409,7 +409,6 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
     }
     t->steps_per_epoch = (t->train.n + c->batch - 1) / c->batch;
     c->sched.total_steps = t->steps_per_epoch * c->epochs;
-    warn_settings(d, t);
 
     t->probs = malloc((size_t)max_local * (size_t)t->m.num_classes * sizeof(float));
     t->perm = malloc((size_t)t->train.n * sizeof(int64_t));
@@ -574,13 +573,14 @@ static void stopped_message(const Trainer *t, int signal) {
 
 // A resumed run with nothing left to do (all its epochs, its train.max_steps, or early
 // stopping reached): says so, and how to train further, instead of silently redoing the end.
-static int finished_message(const Trainer *t, const char *resume) {
+// Returns what ended it, or NULL when there is more to train.
+static const char *finished_message(const Trainer *t, const char *resume) {
     const Config *c = &t->cfg;
     const char *why = t->meta.epoch >= c->epochs                            ? "train.epochs"
                       : c->max_steps >= 0 && t->meta.step >= c->max_steps   ? "train.max_steps"
                       : c->patience > 0 && t->meta.bad_epochs >= c->patience ? "train.patience"
                                                                              : NULL;
-    if (!why) return 0;
+    if (!why) return NULL;
     if (t->d->rank == 0) {
         printf("%s is a finished run (step %lld, %lld of %d epochs, ended by %s): nothing to "
                "train. To train further, resume it with a larger %s (--set %s=N)%s\n",
@@ -590,7 +590,7 @@ static int finished_message(const Trainer *t, const char *resume) {
                strcmp(why, "train.epochs") ? "" : "; the schedule then stretches to the new length");
         fflush(stdout);
     }
-    return 1;
+    return why;
 }
 
 // One optimizer step (step.c), then, every dist.check_every steps, proof that every rank
@@ -812,9 +812,12 @@ int cmd_train(Dist *d, int argc, char **argv) {
     int threads = cli_set_threads(d, c->threads);
     signals_install();  // before the header: once it is printed, a signal stops cleanly
     print_header(d, &t, resume, threads);
+    warn_settings(d, &t);  // after every check that could end the run: an error stays one line
     Err e = {0};
 
-    if (resume && finished_message(&t, resume)) {
+    const char *finished = resume ? finished_message(&t, resume) : NULL;
+    if (finished) {  // its report again (a run killed while writing it gets it now); no training
+        report_final(&t, finished);
         free_trainer(&t);
         return 0;
     }
