@@ -89,19 +89,20 @@ static void format_eta(char *buf, size_t len, double s) {
     else snprintf(buf, len, "%d:%02d", t / 60, t % 60);
 }
 
-// "ETA m:ss" for the epoch alone, "ETA h:mm:ss (epoch m:ss)" when the run goes on after it:
-// the steps left at this epoch's pace so far.
+// The steps left at this epoch's pace so far: "ETA h:mm:ss (epoch m:ss)" while the run goes
+// on after this epoch, else "ETA m:ss" (the run ends within it: at its end or, stopped by a
+// step limit, before).
 static void eta_text(const Progress *p, int64_t done, double now, char *buf, size_t len) {
     double rate = (double)(done - p->start) / (now - p->t0 + 1e-9);
     int64_t run_done = p->run_step + (done - p->start);
     int64_t epoch_left = p->total - done, run_left = p->run_steps - run_done;
     char epoch[32], run[32];
-    format_eta(epoch, sizeof epoch, rate > 0 ? (double)epoch_left / rate : 0);
+    format_eta(run, sizeof run, rate > 0 && run_left > 0 ? (double)run_left / rate : 0);
     if (run_left <= epoch_left) {
-        snprintf(buf, len, "ETA %s", epoch);
+        snprintf(buf, len, "ETA %s", run);
         return;
     }
-    format_eta(run, sizeof run, rate > 0 ? (double)run_left / rate : 0);
+    format_eta(epoch, sizeof epoch, rate > 0 ? (double)epoch_left / rate : 0);
     snprintf(buf, len, "ETA %s (epoch %s)", run, epoch);
 }
 

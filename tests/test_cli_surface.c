@@ -242,6 +242,11 @@ static void test_progress_eta_covers_the_run(void **state) {
     char *last = progress_to_file("last.txt", 72, 80);
     assert_null(strstr(last, "(epoch "));
     free(last);
+    // a step limit ends the run inside the epoch: the ETA is the run's, nothing left after it
+    char *cut = progress_to_file("cut.txt", 0, 4);
+    assert_null(strstr(cut, "(epoch "));
+    assert_non_null(strstr(cut, "step 6/8  loss 1.5000  100 img/s  ETA 0:00\n"));
+    free(cut);
 }
 
 // An --out the user must fix is bad input (exit 2), before any work; nothing is written.
