@@ -4,7 +4,9 @@
 // for small images than libvips's tiles and keeps a file's pixels independent of the machine.
 #include "image.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -74,21 +76,45 @@ int image_is_image_name(const char *path) {
     return 0;
 }
 
-// Opens path for one sequential read (nothing decoded yet) with a PNG, JPEG or TIFF loader
-// only: libvips would otherwise hand a stray file to ImageMagick or poppler modules.
+enum { KIND_PNG, KIND_JPEG, KIND_TIFF, KIND_OTHER, KIND_UNREADABLE };
+
+// The format from the file's first bytes (its name may say otherwise).
+static int sniff(const char *path) {
+    unsigned char b[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return KIND_UNREADABLE;
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return KIND_PNG;
+    if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return KIND_JPEG;
+    if (n >= 4 && (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4) ||  // classic TIFF
+                   !memcmp(b, "II+\0", 4) || !memcmp(b, "MM\0+", 4)))   // BigTIFF
+        return KIND_TIFF;
+    return KIND_OTHER;
+}
+
+// Opens path for one sequential read (nothing decoded yet) with the PNG, JPEG or TIFF loader
+// its first bytes call for: asking libvips to find a loader would try each of its loaders on
+// the file in turn (a dozen opens per file) and could hand a stray file to ImageMagick.
 // fail_on = error: a truncated or corrupt file fails when its pixels are read, instead of
 // decoding to grey.
 static int open_image(const char *path, VipsImage **im, Err *e) {
-    const char *loader = vips_foreign_find_load(path);
-    if (!loader) return vips_fail(e, ERR_INPUT, path, "not a readable image");
-    if (!strstr(loader, "Png") && !strstr(loader, "Jpeg") && !strstr(loader, "Tiff")) {
-        vips_error_clear();
-        return err_set(e, ERR_INPUT, "%s: not a PNG, JPEG or TIFF image (libvips reads it "
-                       "with %s)", path, loader);
+    *im = NULL;
+    int kind = sniff(path);
+    if (kind == KIND_UNREADABLE)
+        return err_set(e, ERR_INPUT, "%s: cannot read: %s", path, strerror(errno));
+    if (kind == KIND_OTHER)
+        return err_set(e, ERR_INPUT, "%s: not a readable image (not PNG, JPEG or TIFF data)", path);
+    int rc = kind == KIND_PNG ? vips_pngload(path, im, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+                                      VIPS_FAIL_ON_ERROR, NULL)
+           : kind == KIND_JPEG ? vips_jpegload(path, im, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+                                       VIPS_FAIL_ON_ERROR, NULL)
+                       : vips_tiffload(path, im, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+                                       VIPS_FAIL_ON_ERROR, NULL);
+    if (rc) {
+        *im = NULL;
+        return vips_fail(e, ERR_INPUT, path, "not a readable image");
     }
-    *im = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
-                                   VIPS_FAIL_ON_ERROR, NULL);
-    if (!*im) return vips_fail(e, ERR_INPUT, path, "not a readable image");
     return ERR_OK;
 }
 
@@ -137,18 +163,19 @@ static VipsInterpretation space_of(int channels, int bit_depth) {
     return bit_depth == 16 ? VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_sRGB;
 }
 
-// out (C,H,W) from px (H,W,C) interleaved, uint8 or uint16 in, p->bit_depth out. 8 to 16 bits
-// is x*257 (exact: 255 -> 65535); 16 to 8 bits rounds x*255/65535.
-static void store_chw(void *out, const void *px, int in16, const ImagePrep *p) {
-    int C = p->channels;
-    size_t hw = (size_t)p->height * (size_t)p->width;
-    for (size_t i = 0; i < hw; i++)
-        for (int c = 0; c < C; c++) {
-            uint32_t v = in16 ? ((const uint16_t *)px)[i * C + c] : ((const uint8_t *)px)[i * C + c];
+// Row y of out (C,H,W) from px, that row as (W,C) interleaved, uint8 or uint16 in,
+// p->bit_depth out. 8 to 16 bits is x*257 (exact: 255 -> 65535); 16 to 8 bits rounds
+// x*255/65535.
+static void store_chw_row(void *out, const void *px, int y, int in16, const ImagePrep *p) {
+    const int C = p->channels, W = p->width;
+    const size_t hw = (size_t)p->height * W, at = (size_t)y * W;
+    for (int c = 0; c < C; c++)
+        for (int x = 0; x < W; x++) {
+            uint32_t v = in16 ? ((const uint16_t *)px)[x * C + c] : ((const uint8_t *)px)[x * C + c];
             if (p->bit_depth == 16)
-                ((uint16_t *)out)[c * hw + i] = (uint16_t)(in16 ? v : v * 257);
+                ((uint16_t *)out)[c * hw + at + x] = (uint16_t)(in16 ? v : v * 257);
             else
-                ((uint8_t *)out)[c * hw + i] = (uint8_t)(in16 ? (v * 255 + 32767) / 65535 : v);
+                ((uint8_t *)out)[c * hw + at + x] = (uint8_t)(in16 ? (v * 255 + 32767) / 65535 : v);
         }
 }
 
@@ -213,18 +240,17 @@ int image_load(const char *path, const ImagePrep *p, void *out, Err *e) {
                      vips_image_get_bands(im), p->channels);
         goto done;
     }
-    size_t len = 0;
-    void *px = vips_image_write_to_memory(im, &len);  // decodes: corrupt data fails here
-    if (!px) {
+    // Decode on this thread: a region computed here runs the pipeline in the caller, where
+    // vips_image_write_to_memory would start a libvips thread pool for every image.
+    VipsRegion *reg = vips_region_new(im);
+    VipsRect all = {0, 0, p->width, p->height};
+    if (!reg || vips_region_prepare(reg, &all)) {
         rc = vips_fail(e, ERR_INPUT, path, "corrupt or truncated image");
-        goto done;
+    } else {
+        for (int y = 0; y < p->height; y++)
+            store_chw_row(out, VIPS_REGION_ADDR(reg, 0, y), y, f == VIPS_FORMAT_USHORT, p);
     }
-    size_t want = (size_t)p->height * p->width * p->channels * (f == VIPS_FORMAT_USHORT ? 2 : 1);
-    if (len != want)
-        rc = err_set(e, ERR_RUNTIME, "%s: libvips gave %zu bytes, expected %zu", path, len, want);
-    else
-        store_chw(out, px, f == VIPS_FORMAT_USHORT, p);
-    g_free(px);
+    if (reg) g_object_unref(reg);
 done:
     if (im) g_object_unref(im);
     return rc;
