@@ -144,7 +144,6 @@ static int check_x(Dataset *d, const H5uInfo *xi, Err *e) {
     else
         return h5u_err(e, d->file, "/%s/x has type %s; expected uint8, uint16 or float32",
                        d->split, h5u_type_name(xi));
-    d->is_u8 = d->pixel == PIXEL_U8;
     d->shape.ndim = xi->rank - 1;
     size_t per = 1;
     for (int i = 1; i < xi->rank; i++) {

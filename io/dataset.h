@@ -34,7 +34,6 @@ typedef struct {
     Shape shape;      // per-sample shape, (D) or (C,H,W)
     int num_classes;
     PixelType pixel;  // which of x_u8, x_u16, x_f32 holds the samples
-    int is_u8;        // pixel == PIXEL_U8; kept for launch/train.c until it uses dataset_pixel_bytes
     uint8_t *x_u8;    // (n, shape)
     uint16_t *x_u16;  // (n, shape)
     float *x_f32;     // (n, shape)

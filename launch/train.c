@@ -79,7 +79,7 @@ static int cmp_i64(const void *a, const void *b) {
 
 // Bytes of one sample as stored (pixels and label), and of a rank's share of the split.
 static double sample_bytes(const Dataset *ds) {
-    return (double)shape_numel(ds->shape) * (ds->is_u8 ? 1.0 : 4.0) + 4.0;
+    return (double)shape_numel(ds->shape) * (double)dataset_pixel_bytes(ds) + 4.0;
 }
 static double shard_bytes(const Dist *d, const Dataset *ds) {
     return (double)((ds->n + d->world - 1) / d->world) * sample_bytes(ds);

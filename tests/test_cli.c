@@ -382,13 +382,13 @@ static void test_bad_files(void **state) {
     test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", bad, "--out", out,
                                           NULL});
     test_expect_bad_input(&r, "trunc.h5");
-    // data whose samples the model cannot take (model.input is 1x28x28)
+    // data whose samples the model cannot take (model.input pinned to 1x28x28 by --set)
     snprintf(bad, sizeof bad, "%s", test_path(dir, "small.h5"));
     test_run_regdist(&r, (const char *[]){"data", "synth", "--out", bad, "--shape", "1,8,8",
                                           "--train", "20", NULL});
     test_expect_ok(&r);
     test_run_regdist(&r, (const char *[]){"train", "--config", config, "--data", bad, "--out", out,
-                                          NULL});
+                                          "--set", "model.input=1,28,28", NULL});
     test_expect_bad_input(&r, "model.input");
     // config: missing, syntax error with its line, unknown key with its line, bad layer key
     char cfg[1100];
