@@ -5,6 +5,9 @@
 # Exits 77 (ctest's skip) when none does. Environment: REGDIST_BIN, REGDIST_SOURCE_DIR,
 # REGDIST_TEST_TMP (tests/CMakeLists.txt's TEST_ENV).
 set -u
+# Sanitizer builds: the regdist it starts calls MPI_Init, whose start-up allocations cannot be
+# symbolized or suppressed, so it runs with the children's ASAN_OPTIONS (see testutil.c)
+if [ -n "${REGDIST_CHILD_ASAN_OPTIONS:-}" ]; then export ASAN_OPTIONS="$REGDIST_CHILD_ASAN_OPTIONS"; fi
 here=$(cd "$(dirname "$0")" && pwd)
 for py in ${REGDIST_PYTHON:-} python3 /usr/bin/python3; do
     if command -v "$py" >/dev/null 2>&1 && "$py" -c "import torch, h5py, numpy" 2>/dev/null; then
