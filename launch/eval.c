@@ -72,9 +72,9 @@ int cmd_eval(Dist *d, int argc, char **argv) {
                    "\"accuracy\": %.6f, \"ece\": %.6f, \"confidence\": %.6f}\n",
                    ckpt, split, (long long)r.count, r.loss, r.accuracy, r.ece, r.confidence);
         else
-            printf("%s on %s/%s: loss %.4f  accuracy %.2f%%  ECE %.4f  mean confidence %.4f  "
+            printf("%s on %s/%s: loss %.4f  accuracy %.2f%%  ECE %.2f%%  mean confidence %.2f%%  "
                    "(%lld samples)\n",
-                   ckpt, data, split, r.loss, 100 * r.accuracy, r.ece, r.confidence,
+                   ckpt, data, split, r.loss, 100 * r.accuracy, 100 * r.ece, 100 * r.confidence,
                    (long long)r.count);
     }
     free(x);

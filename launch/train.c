@@ -772,8 +772,8 @@ static void report_final(Trainer *t, const char *ended_by) {
         printf("\n");
     }
     if (has[2])
-        printf("test: loss %.4f  acc %.2f%%  ECE %.4f  mean confidence %.4f  (%lld samples)\n",
-               r[0][2].loss, 100 * r[0][2].accuracy, r[0][2].ece, r[0][2].confidence,
+        printf("test: loss %.4f  acc %.2f%%  ECE %.2f%%  mean confidence %.2f%%  (%lld samples)\n",
+               r[0][2].loss, 100 * r[0][2].accuracy, 100 * r[0][2].ece, 100 * r[0][2].confidence,
                (long long)r[0][2].count);
     char path[1100];
     snprintf(path, sizeof path, "%s/summary.json", t->out);
