@@ -463,7 +463,6 @@ static void test_roundtrip_u16(void **state) {
         dataset_write_split(path, "test", x, PIXEL_U16, y, N, (Shape){3, {2, 2, 2}}, &e), ERR_OK);
     Dataset d = load_or_fail(path, "test");
     assert_int_equal(d.pixel, PIXEL_U16);
-    assert_int_equal(d.pixel, PIXEL_F32);
     assert_int_equal(dataset_pixel_bytes(&d), 2);
     assert_null(d.x_u8);
     assert_memory_equal(d.x_u16, x, sizeof x);
