@@ -200,7 +200,7 @@ int cmd_bench(Dist *d, int argc, char **argv) {
     int nsets = 0, batch = 0, steps = 50, warmup = 5, threads = 0, json = 0, scaling = 0, ch;
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'b': batch = (int)cli_parse_int(d, "bench", "--batch", optarg, 1, 1 << 20); break;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/loss.h"
+#include "outpath.h"
 
 _Noreturn void cli_fail(const Dist *d, const Err *e) {
     dist_fail(d, e->code ? e->code : ERR_RUNTIME, e->msg);
@@ -23,6 +24,12 @@ _Noreturn void cli_usage_fail(const Dist *d, const char *cmd, const char *fmt, .
     va_end(ap);
     snprintf(full, sizeof full, "%s: %s (see regdist %s --help)", cmd, msg, cmd);
     dist_fail(d, ERR_INPUT, full);
+}
+
+void cli_check_out_file(const Dist *d, const char *opt, const char *path, int overwrite) {
+    Err e = {0};
+    if (d->rank == 0) out_file_check(opt, path, overwrite, &e);
+    if (dist_agree(d, &e)) dist_exit_agreed((Dist *)d, &e);
 }
 
 int64_t cli_parse_int(const Dist *d, const char *cmd, const char *opt, const char *v, int64_t lo,

@@ -18,6 +18,10 @@ _Noreturn void cli_fail(const Dist *d, const Err *e);
 _Noreturn void cli_usage_fail(const Dist *d, const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+// Checks an --out file before any work (outpath.h): rank 0 looks, every rank learns the
+// outcome, and a path the user must fix ends the job with exit 2. Collective.
+void cli_check_out_file(const Dist *d, const char *opt, const char *path, int overwrite);
+
 // Parses a non-negative integer option value strictly; fails the job otherwise.
 int64_t cli_parse_int(const Dist *d, const char *cmd, const char *opt, const char *v, int64_t lo,
                       int64_t hi);

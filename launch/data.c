@@ -11,6 +11,7 @@
 #include "io/idx.h"
 #include "io/imagefolder.h"
 #include "io/synth.h"
+#include "progress.h"
 
 static const char *usage =
     "usage: regdist data fashion-mnist --out F [--train-size N] [--val-size M] [--seed S]\n"
@@ -193,7 +194,7 @@ static int run_images(Dist *d, int argc, char **argv, Err *e) {
     const char *cmd = "data images";
     ImportSpec s = {.val_frac = 0.1, .test_frac = 0.1};
     int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'o': s.out = optarg; break;
         case 'z': parse_size(d, optarg, &s.height, &s.width); break;
@@ -220,9 +221,10 @@ static int run_images(Dist *d, int argc, char **argv, Err *e) {
         cli_usage_fail(d, cmd, "--val-frac and --test-frac add up to %g; they must leave some "
                        "images for training", s.val_frac + s.test_frac);
     s.dir = argv[optind];
+    cli_check_out_file(d, "--out", s.out, 1);  // a path to fix is exit 2; a new import replaces
     if (d->rank != 0) return 0;
     ImportBar bar = {.t0 = now_seconds()};
-    if (isatty(STDERR_FILENO)) {
+    if (progress_is_terminal(STDERR_FILENO)) {  // under mpirun: mpirun's own stderr
         s.progress = import_bar;
         s.progress_ctx = &bar;
     }
@@ -283,7 +285,7 @@ int cmd_data(Dist *d, int argc, char **argv) {
                     .n_test = 200, .seed = 0, .noise = 0.5f};
     uint32_t seed = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (ch == '?' || !strchr(mine, ch))
             cli_usage_fail(d, cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         switch (ch) {
@@ -315,6 +317,7 @@ int cmd_data(Dist *d, int argc, char **argv) {
     } else {
         if (optind < argc) cli_usage_fail(d, cmd, "unexpected argument '%s'", argv[optind]);
         if (!out) cli_usage_fail(d, cmd, "--out is required");
+        cli_check_out_file(d, "--out", out, 1);  // a path to fix is exit 2; a new file replaces
         if (d->rank == 0) {
             if (what[0] == 'f') {
                 rc = idx_import_fashion_mnist(source, out, train_size, val_size, seed, &e);

@@ -30,7 +30,7 @@ int cmd_eval(Dist *d, int argc, char **argv) {
     int json = 0, ch;
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': ckpt = optarg; break;
         case 'd': data = optarg; break;

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int out_file_check(const char *opt, const char *path, Err *e) {
+int out_file_check(const char *opt, const char *path, int overwrite, Err *e) {
     if (!path || !*path) return err_set(e, ERR_INPUT, "%s: give a file name", opt);
     char dir[PATH_MAX];
     if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
@@ -28,5 +28,7 @@ int out_file_check(const char *opt, const char *path, Err *e) {
                        strerror(errno));
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return err_set(e, ERR_INPUT, "%s %s is a directory; give a file name", opt, path);
+    if (!overwrite && stat(path, &st) == 0)  // results are never replaced by accident
+        return err_set(e, ERR_INPUT, "%s %s already exists; --overwrite replaces it", opt, path);
     return ERR_OK;
 }

@@ -6,5 +6,6 @@
 #include "core/err.h"
 
 // ERR_INPUT with "<opt> <path>: <why>" unless path's directory exists, is a directory this
-// process may create files in, and path itself is not a directory. Then ERR_OK.
-int out_file_check(const char *opt, const char *path, Err *e);
+// process may create files in, and path itself is not a directory, nor (unless overwrite) an
+// existing file. Then ERR_OK.
+int out_file_check(const char *opt, const char *path, int overwrite, Err *e);

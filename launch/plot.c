@@ -19,7 +19,7 @@
 #include "study.h"
 
 static const char *usage =
-    "usage: regdist plot --out FIG.svg [--title T] [--label L ...] RUN [RUN ...]\n"
+    "usage: regdist plot --out FIG.svg [--title T] [--label L ...] [--overwrite] RUN [RUN ...]\n"
     "\n"
     "Draws the learning curves of each RUN (a run directory holding metrics.csv, as train --out\n"
     "makes, or a metrics.csv file) into the SVG figure FIG.svg, three panels over epochs: loss\n"
@@ -30,7 +30,7 @@ static const char *usage =
     "A run is named by its --label (the first --label names the first RUN, and so on), else by\n"
     "its study label when it is a point of `regdist study` (\"BatchNorm only, 12 epochs, seed\n"
     "1\"), else by its directory; runs whose directories share a name get their parent's name\n"
-    "in front. --out is required; the file is replaced whole. T is the figure's title (default\n"
+    "in front. --out is required; an existing FIG.svg is refused unless --overwrite. T is the figure's title (default\n"
     "\"learning curves\"). Open FIG.svg in a browser.\n";
 
 typedef struct {
@@ -115,11 +115,12 @@ int cmd_plot(Dist *d, int argc, char **argv) {
     static const struct option opts[] = {{"out", required_argument, 0, 'o'},
                                          {"title", required_argument, 0, 't'},
                                          {"label", required_argument, 0, 'l'},
+                                         {"overwrite", no_argument, 0, 'O'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *out = NULL, *title = "learning curves";
     const char **labels = calloc((size_t)argc, sizeof *labels);  // --label, in order
-    int ch, nlabels = 0;
+    int ch, nlabels = 0, overwrite = 0;
     if (!labels) {
         Err e;
         err_set(&e, ERR_RUNTIME, "out of memory");
@@ -127,10 +128,11 @@ int cmd_plot(Dist *d, int argc, char **argv) {
     }
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'o': out = optarg; break;
         case 't': title = optarg; break;
+        case 'O': overwrite = 1; break;
         case 'l':
             if (!*optarg) cli_usage_fail(d, "plot", "--label needs a name: --label 'BatchNorm only'");
             labels[nlabels++] = optarg;
@@ -150,7 +152,7 @@ int cmd_plot(Dist *d, int argc, char **argv) {
     if (d->rank != 0) return 0;
     int n = argc - optind;
     Err e = {0};
-    if (out_file_check("--out", out, &e)) cli_fail(d, &e);  // before reading any run
+    if (out_file_check("--out", out, overwrite, &e)) cli_fail(d, &e);  // before reading any run
     Run *runs = calloc((size_t)n, sizeof *runs);
     if (!runs) {
         err_set(&e, ERR_RUNTIME, "out of memory");

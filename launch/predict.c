@@ -26,7 +26,9 @@
 static const char *usage =
     "usage: regdist predict --checkpoint F --data F [--split test] [--mc-samples K] --out P.h5\n"
     "       regdist predict --checkpoint F --images PATH... [--mc-samples K] --out P.csv\n"
+    "                       [--overwrite]\n"
     "\n"
+    "An existing --out file is refused (exit 2) unless --overwrite says to replace it.\n"
     "Predicts every sample of a split, or every image file. With K > 0 (Monte-Carlo dropout)\n"
     "it runs K passes with dropout, Dropout2d, DropBlock, DropConnect and DropPath active and\n"
     "BatchNorm in eval mode; with K = 0 (the default) one deterministic pass. Samples are\n"
@@ -437,21 +439,23 @@ int cmd_predict(Dist *d, int argc, char **argv) {
         {"checkpoint", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
         {"split", required_argument, 0, 's'},      {"mc-samples", required_argument, 0, 'k'},
         {"out", required_argument, 0, 'o'},        {"images", required_argument, 0, 'i'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+        {"overwrite", no_argument, 0, 'O'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *ckpt = NULL, *data = NULL, *split = NULL, *out = NULL;
-    int mc = 0, ch, nimages = 0;
+    int mc = 0, ch, nimages = 0, overwrite = 0;
     // --images PATH... : the PATH after each --images, and every other non-option argument
     char **images = calloc((size_t)argc + 1, sizeof *images);
     if (!images) out_of_memory(d);
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': ckpt = optarg; break;
         case 'd': data = optarg; break;
         case 's': split = optarg; break;
         case 'k': mc = (int)cli_parse_int(d, "predict", "--mc-samples", optarg, 0, 100000); break;
         case 'o': out = optarg; break;
+        case 'O': overwrite = 1; break;
         case 'i': images[nimages++] = optarg; break;
         case 'h':
             if (d->rank == 0) fputs(usage, stdout);
@@ -474,6 +478,7 @@ int cmd_predict(Dist *d, int argc, char **argv) {
     if (!split) split = "test";
     if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test"))
         cli_usage_fail(d, "predict", "--split must be train, val or test, got '%s'", split);
+    cli_check_out_file(d, "--out", out, overwrite);  // before any work: exit 2, nothing lost
     if (data)
         predict_data(d, ckpt, data, split, mc, out);
     else if (d->rank == 0)

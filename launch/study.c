@@ -154,7 +154,7 @@ static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
     opterr = 0;
     optind = 2;
     int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': s->config = optarg; break;
         case 'd': s->data = optarg; break;

@@ -183,7 +183,7 @@ static void parse_args(const Dist *d, int argc, char **argv, const char **config
     opterr = 0;
     optind = 1;
     int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': *config = optarg; break;
         case 'd': *data = optarg; break;
@@ -838,7 +838,10 @@ int cmd_train(Dist *d, int argc, char **argv) {
         char label[64];
         snprintf(label, sizeof label, "epoch %lld/%d", (long long)epoch + 1, c->epochs);
         Progress p;
-        progress_begin(&p, d->rank == 0, label, t.steps_per_epoch, t.meta.epoch_batch);
+        int64_t run_steps = (int64_t)c->epochs * t.steps_per_epoch;  // the ETA's horizon
+        if (c->max_steps >= 0 && c->max_steps < run_steps) run_steps = c->max_steps;
+        progress_begin_run(&p, d->rank == 0, label, t.steps_per_epoch, t.meta.epoch_batch,
+                           t.meta.step, run_steps);
         double t0 = now_seconds() - t.meta.epoch_seconds;
         while (t.meta.epoch_batch < t.steps_per_epoch) {
             int64_t start = t.meta.epoch_batch * c->batch;

@@ -203,12 +203,61 @@ static void test_impossible_settings(void **state) {
     assert_null(strstr(r.err, "warning"));
 }
 
+// predict --out and plot --out never replace a file by accident: exit 2 naming it, the file
+// untouched; --overwrite replaces it. A data command's --out in a missing directory is exit 2.
+static void test_out_files_not_replaced(void **state) {
+    (void)state;
+    char out[1024], last[1100], pred[1100], fig[1100];
+    snprintf(out, sizeof out, "%s", test_path(dir, "outfiles"));
+    snprintf(last, sizeof last, "%s/last.h5", out);
+    snprintf(pred, sizeof pred, "%s/p.h5", out);
+    snprintf(fig, sizeof fig, "%s/fig.svg", out);
+    RunResult r;
+    test_run_regdist(&r, (const char *[]){TRAIN_ARGS(out), "--set", "train.max_steps=10", NULL});
+    test_expect_ok(&r);  // one epoch: plot has a row to draw
+    FILE *f = fopen(pred, "w");
+    fputs("mine", f);
+    fclose(f);
+    const char *predict[] = {"predict", "--checkpoint", last, "--data", data, "--out", pred, NULL,
+                             NULL};
+    test_run_regdist(&r, predict);
+    test_expect_bad_input(&r, "already exists");
+    assert_non_null(strstr(r.err, "--overwrite"));
+    char *kept = test_read_file(pred, NULL);
+    assert_string_equal(kept, "mine");
+    free(kept);
+    predict[7] = "--overwrite";
+    test_run_regdist(&r, predict);
+    test_expect_ok(&r);
+    assert_true(file_size(pred) > 100);
+
+    f = fopen(fig, "w");
+    fputs("mine", f);
+    fclose(f);
+    const char *plot[] = {"plot", "--out", fig, out, NULL, NULL};
+    test_run_regdist(&r, plot);
+    test_expect_bad_input(&r, "already exists");
+    kept = test_read_file(fig, NULL);
+    assert_string_equal(kept, "mine");
+    free(kept);
+    plot[4] = "--overwrite";
+    test_run_regdist(&r, plot);
+    test_expect_ok(&r);
+    assert_true(file_size(fig) > 100);
+
+    char missing[1100];
+    snprintf(missing, sizeof missing, "%s/no/such/dir/x.h5", out);
+    test_run_regdist(&r, (const char *[]){"data", "synth", "--out", missing, NULL});
+    test_expect_bad_input(&r, "no directory");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_directory_belongs_to_one_run),
         cmocka_unit_test(test_max_steps_run_reports_and_resume_says_finished),
         cmocka_unit_test(test_progress_loss_after_resume),
         cmocka_unit_test(test_impossible_settings),
+        cmocka_unit_test(test_out_files_not_replaced),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
