@@ -10,7 +10,9 @@
 // One meaning per word: the gap is eval-mode train accuracy minus test accuracy, called
 // "train − test gap" wherever it is shown. Files hold fractions with empty cells for what is
 // missing (results.csv); people read percentages, and every table header says its unit.
+#define _GNU_SOURCE  // nftw
 #include <errno.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -49,6 +51,7 @@ typedef struct {
 typedef struct {
     const char *kind;   // "bn" or "reg"
     const char *config, *data, *out, *preset;
+    int resume, overwrite;  // --resume: continue the sweep in out; --overwrite: start it afresh
     const char *extra[MAX_SETS];  // the user's --set, applied to every point
     int nextra;
     int seeds, epochs;  // -1 = the preset's
@@ -93,7 +96,8 @@ static const char *usage_bn =
     "Writes DIR/results.csv (a row per run: accuracies, gaps and ECE as fractions, empty where\n"
     "a value is missing; rewritten after each run), DIR/figure.svg and DIR/summary.md (in\n"
     "percent, mean ± sd over seeds). The gap is eval-mode train accuracy minus test accuracy.\n"
-    "Each run keeps DIR/points/<id>/. Reruns skip finished points and resume unfinished ones.\n"
+    "Each run keeps DIR/points/<id>/. A DIR that holds a study is refused unless --resume\n"
+    "continues it (finished points kept, unfinished ones resumed) or --overwrite starts afresh.\n"
     "Under mpirun every point runs on all ranks, and G comes from real BN groups across ranks\n"
     "where it can.\n";
 
@@ -117,7 +121,8 @@ static const char *usage_reg =
     "Writes DIR/results.csv (a row per run: accuracies, gaps and ECE as fractions, empty where\n"
     "a value is missing; rewritten after each run), DIR/figure.svg and DIR/summary.md (in\n"
     "percent, mean ± sd over seeds). The gap is eval-mode train accuracy minus test accuracy.\n"
-    "Each run keeps DIR/points/<id>/. Reruns skip finished points and resume unfinished ones.\n"
+    "Each run keeps DIR/points/<id>/. A DIR that holds a study is refused unless --resume\n"
+    "continues it (finished points kept, unfinished ones resumed) or --overwrite starts afresh.\n"
     "Under mpirun every point runs on all ranks.\n";
 
 static int parse_list(const char *s, int *out) {
@@ -138,7 +143,8 @@ static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
         {"out", required_argument, 0, 'o'},    {"preset", required_argument, 0, 'p'},
         {"seeds", required_argument, 0, 'n'},  {"epochs", required_argument, 0, 'e'},
         {"groups", required_argument, 0, 'g'}, {"batches", required_argument, 0, 'b'},
-        {"set", required_argument, 0, 's'},    {"help", no_argument, 0, 'h'},
+        {"set", required_argument, 0, 's'},    {"resume", no_argument, 0, 'r'},
+        {"overwrite", no_argument, 0, 'O'},    {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     if (argc < 2 || (strcmp(argv[1], "bn") && strcmp(argv[1], "reg"))) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -159,6 +165,8 @@ static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
         case 'c': s->config = optarg; break;
         case 'd': s->data = optarg; break;
         case 'o': s->out = optarg; break;
+        case 'r': s->resume = 1; break;
+        case 'O': s->overwrite = 1; break;
         case 'p': s->preset = optarg; break;
         case 'n': s->seeds = (int)cli_parse_int(d, "study", "--seeds", optarg, 1, 100); break;
         case 'e': s->epochs = (int)cli_parse_int(d, "study", "--epochs", optarg, 1, 100000); break;
@@ -189,6 +197,9 @@ static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
     if (!s->config) cli_usage_fail(d, "study", "--config is required");
     if (!s->data) cli_usage_fail(d, "study", "--data is required");
     if (!s->out) cli_usage_fail(d, "study", "--out is required");
+    if (s->resume && s->overwrite)
+        cli_usage_fail(d, "study", "--resume continues a sweep and --overwrite replaces it: "
+                       "choose one");
     if (strcmp(s->preset, "quick") && strcmp(s->preset, "full"))
         cli_usage_fail(d, "study", "--preset must be quick or full, not '%s'", s->preset);
 }
@@ -509,6 +520,35 @@ static void read_summary(Point *p, const char *dir) {
     p->p_test_acc = json_number(text, "precise_test_acc");
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path) != 0 && errno != ENOENT;
+}
+
+// A study directory belongs to one sweep: one that holds a sweep (results.csv or points/) is
+// refused unless --resume continues it (finished points are kept, unfinished ones resume) or
+// --overwrite starts afresh (its results and every point's run removed first). Rank 0 only.
+static int claim_study_dir(const Study *s, Err *e) {
+    char csv[1200], pts[1200];
+    snprintf(csv, sizeof csv, "%s/results.csv", s->out);
+    snprintf(pts, sizeof pts, "%s/points", s->out);
+    int held = file_exists(csv) || file_exists(pts);
+    if (!held || s->resume) return ERR_OK;
+    if (!s->overwrite)
+        return err_set(e, ERR_INPUT, "--out %s already holds a study: continue it with --resume "
+                       "(finished runs are kept), start afresh with --overwrite, or choose another "
+                       "--out", s->out);
+    static const char *const files[] = {"results.csv", "summary.md", "figure.svg"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(csv, sizeof csv, "%s/%s", s->out, files[i]);
+        if (remove(csv) != 0 && errno != ENOENT)
+            return err_set(e, ERR_RUNTIME, "--overwrite: cannot remove %s: %s", csv, strerror(errno));
+    }
+    if (file_exists(pts) && nftw(pts, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return err_set(e, ERR_RUNTIME, "--overwrite: cannot remove %s: %s", pts, strerror(errno));
+    return ERR_OK;
+}
+
 static void make_dir(const Dist *d, const char *path) {
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
         Err e;
@@ -541,6 +581,7 @@ static void run_point(const Dist *d, Study *s, int i) {
         for (int k = 0; k < s->nextra; k++) argv[argc++] = "--set", argv[argc++] = s->extra[k];
         for (int k = 0; k < p->nsets; k++) argv[argc++] = "--set", argv[argc++] = p->sets[k];
         if (state == 1) argv[argc++] = "--resume", argv[argc++] = ckpt;
+        if (state == 0) argv[argc++] = "--overwrite";  // a start that left no checkpoint
         argv[argc] = NULL;
         // the run's own output goes to its log; the study prints one line per point
         int saved = -1;
@@ -568,7 +609,7 @@ static void run_point(const Dist *d, Study *s, int i) {
         }
         if (dist_max_int(d, signals_pending())) {  // preempted: the point has its checkpoint
             if (d->rank == 0)
-                printf("stopped by a signal; run the same command again to continue\n");
+                printf("stopped by a signal; run the same command with --resume to continue\n");
             dist_finalize((Dist *)d);
             exit(0);
         }
@@ -966,6 +1007,9 @@ int cmd_study(Dist *d, int argc, char **argv) {
     else build_reg(d, &s);
     if (s.n == 0) cli_usage_fail(d, "study", "no point of the sweep can be made on %d ranks", d->world);
     label_points(&s);
+    Err claim = {0};
+    if (d->rank == 0) claim_study_dir(&s, &claim);
+    if (dist_agree(d, &claim)) dist_exit_agreed(d, &claim);
     if (d->rank == 0) {
         char pts[1200];
         make_dir(d, s.out);

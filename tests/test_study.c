@@ -139,9 +139,14 @@ static void test_bn_study(void **state) {
     assert_non_null(strstr(csv, "\"B = 60, G = 30 (ghost batches of 30), fixed steps, 2 epochs, "
                                 "seed 1\""));
 
-    // a rerun trains nothing and changes nothing
+    // the same command again is refused: the directory holds a study
     char *metrics = read_point_file("bn", "G5-B30-E1-s1", "metrics.csv");
     study(&r, "bn", "bn", args);
+    test_expect_bad_input(&r, "already holds a study");
+    // a rerun with --resume trains nothing and changes nothing
+    char resume_args[512];
+    snprintf(resume_args, sizeof resume_args, "%s --resume", args);
+    study(&r, "bn", "bn", resume_args);
     if (r.status) fail_msg("rerun: exit %d: %s", r.status, r.err);
     assert_int_equal(count(r.out, "trained in"), 0);
     assert_int_equal(count(r.out, "finished before"), 6);
@@ -151,7 +156,7 @@ static void test_bn_study(void **state) {
     snprintf(path, sizeof path, "%s/bn/points/G5-B30-E1-s1/summary.json", dir);
     char *summary = test_read_file(path, &len);
     assert_int_equal(unlink(path), 0);
-    study(&r, "bn", "bn", args);
+    study(&r, "bn", "bn", resume_args);
     if (r.status) fail_msg("resume: exit %d: %s", r.status, r.err);
     assert_int_equal(count(r.out, "resumed in"), 1);
     assert_int_equal(count(r.out, "finished before"), 5);
@@ -164,6 +169,13 @@ static void test_bn_study(void **state) {
     assert_int_equal(count(csv2, "\n"), 1 + 6);
     free(csv), free(csv2), free(md), free(svg), free(metrics), free(again), free(summary),
         free(resumed);
+    // --overwrite starts afresh: every run trained again, none found finished
+    char overwrite_args[512];
+    snprintf(overwrite_args, sizeof overwrite_args, "%s --overwrite", args);
+    study(&r, "bn", "bn", overwrite_args);
+    if (r.status) fail_msg("overwrite: exit %d: %s", r.status, r.err);
+    assert_int_equal(count(r.out, "trained in"), 4);
+    assert_int_equal(count(r.out, "finished before"), 2);  // the shared points, as at the start
 }
 
 // The value in column `name` of results.csv's row for point id, copied into out ("" when the
@@ -273,7 +285,7 @@ static void test_reg_study(void **state) {
     assert_non_null(f);
     fputs(edited, f);
     fclose(f);
-    study(&r, "reg", "reg", "--epochs 1 --seeds 1");
+    study(&r, "reg", "reg", "--epochs 1 --seeds 1 --resume");
     if (r.status) fail_msg("rerun: exit %d: %s", r.status, r.err);
     assert_int_equal(count(r.out, "trained in"), 0);
     snprintf(path, sizeof path, "%s/reg/results.csv", dir);
