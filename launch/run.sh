@@ -51,6 +51,22 @@ if [ "$np" -eq 1 ]; then
   exec "${train[@]}"
 fi
 echo "run.sh: $np ranks under mpirun ($why)"
-# slots are hardware threads as nproc counts them (Open MPI would count physical cores), and
-# more ranks than that are allowed when asked for with --np
-exec mpirun -n "$np" --use-hwthread-cpus --oversubscribe "${train[@]}"
+# Slots are hardware threads as nproc counts them (Open MPI would count physical cores), and
+# more ranks than that are allowed when asked for with --np.
+# Ctrl-C reaches this script, not mpirun, which runs in a session of its own: mpirun would turn
+# SIGINT into an abort with exit status 1 (Open MPI refuses to forward SIGINT), while SIGUSR1,
+# which it forwards, makes every rank finish its step, write last.h5 and exit 0, so the run
+# ends as a one-process run does on Ctrl-C. A second Ctrl-C ends it at once.
+setsid mpirun -n "$np" --use-hwthread-cpus --oversubscribe "${train[@]}" &
+pid=$!
+interrupts=0
+on_interrupt() {
+  interrupts=$((interrupts + 1))
+  if [ "$interrupts" -eq 1 ]; then kill -USR1 "$pid" 2>/dev/null || true
+  else kill -TERM "$pid" 2>/dev/null || true; fi
+}
+trap on_interrupt INT TERM
+while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done  # a trapped signal ends a wait
+set +e
+wait "$pid"
+exit $?

@@ -2,7 +2,7 @@
 // complete `regdist train` run in DIR/points/<id>/, summarized as DIR/results.csv, an SVG
 // figure and DIR/summary.md.
 //
-// A point is finished when its summary.json exists; a rerun skips finished points and resumes
+// A point is finished when its summary.json exists; a rerun (--resume) skips finished points and resumes
 // an unfinished one from its last.h5, so a killed sweep continues where it stopped. Every rank
 // runs every point (the sweep is a loop around the trainer); rank 0 decides what is finished
 // and writes the results. Each point's own output goes to DIR/points/<id>/train.log.
