@@ -16,7 +16,9 @@ static inline double unit32(uint32_t w) { return (double)w * TWO_POW_M32; }
 // Uniform double in (0, 1): safe under log.
 static inline double unit32_open(uint32_t w) { return ((double)w + 0.5) * TWO_POW_M32; }
 // Uniform integer in [0, n) by multiply-high (bias below n / 2^32, n is a few pixels).
-static inline int uniform_int(uint32_t w, int n) { return (int)(((uint64_t)w * (uint64_t)n) >> 32); }
+static inline int uniform_int(uint32_t w, int n) {
+    return (int)(((uint64_t)w * (uint64_t)n) >> 32);
+}
 
 // Two standard normals from two words (Box-Muller; u1 in (0, 1] so the log is finite).
 static inline void box_muller(double *z0, double *z1, uint32_t w0, uint32_t w1) {
@@ -87,10 +89,12 @@ int augment_check(const AugmentConfig *cfg, int C, int H, int W, Err *e) {
         return err_set(e, ERR_INPUT, "augment.erase_value must be 0 or \"noise\"");
     // Beta(α, α) for α below 1e-3 puts λ within 1e-300 of 0 or 1: no mixing worth the name
     if (!(cfg->mixup == 0.0f || (cfg->mixup >= 1e-3f && cfg->mixup <= 1e3f)))
-        return err_set(e, ERR_INPUT, "augment.mixup must be 0 (off) or an alpha in [0.001, 1000], got %g",
+        return err_set(e, ERR_INPUT,
+                       "augment.mixup must be 0 (off) or an alpha in [0.001, 1000], got %g",
                        cfg->mixup);
     if (!(cfg->cutmix == 0.0f || (cfg->cutmix >= 1e-3f && cfg->cutmix <= 1e3f)))
-        return err_set(e, ERR_INPUT, "augment.cutmix must be 0 (off) or an alpha in [0.001, 1000], got %g",
+        return err_set(e, ERR_INPUT,
+                       "augment.cutmix must be 0 (off) or an alpha in [0.001, 1000], got %g",
                        cfg->cutmix);
     return ERR_OK;
 }

@@ -4,8 +4,8 @@
 // soft-target loss that mixing needs. See docs/augmentation.md for the exact definitions.
 //
 // Every random choice is a pure function of Philox(key, counter) (philox.h):
-//   per sample:  key = {seed, AUGMENT_KEY_*}, counter = {draw, global sample index, epoch, stream}
-//   per batch:   key = {seed, AUGMENT_KEY_MIX}, counter = {draw, AUGMENT_BATCH_SAMPLE, step, stream}
+//   per sample: key {seed, AUGMENT_KEY_*},  counter {draw, global sample index, epoch, stream}
+//   per batch:  key {seed, AUGMENT_KEY_MIX}, counter {draw, AUGMENT_BATCH_SAMPLE, step, stream}
 // never a generator with state, never the rank or the batch slot: the same run on 1, 2, 4 or
 // 8 ranks draws the same crops, flips, boxes and λ, and resume is exact.
 // Nothing here allocates: the per-sample transforms take a scratch buffer of C*H*W floats.

@@ -52,6 +52,8 @@ static void assert_ks2(double *a, size_t n, double *b, size_t m, const char *wha
     if (!(d < crit)) fail_msg("%s: KS D = %.4f >= %.4f", what, d, crit);
 }
 
+static void assert_rate(int64_t hits, int64_t n, double p, const char *what);
+
 // ---------------------------------------------------------------- hand-worked kernels
 
 // img[y][x] = 4y + x + 1 (1..16): zero and reflect padding by 1, offsets (0,0), (2,1), (1,2).
@@ -137,6 +139,41 @@ static void test_erase_hand(void **state) {
     AugmentDraws none = {0};
     augment_erase(a, &none, AUGMENT_ERASE_ZERO, key, 0, 0, 0, 2, 4, 4);
     assert_floats_equal(a, b, 32);
+}
+
+// Noise erasing fills the box with N(0,1): mean, variance and the 4th moment within 5 sigma
+// over a 3x64x64 box, and the rate beyond 2 sigma as the normal's 4.55%.
+static void test_erase_noise_normal(void **state) {
+    (void)state;
+    enum { C = 3, H = 65, W = 65 };
+    static float x[C * H * W];
+    AugmentDraws d = {.erase = 1, .ey = 0, .ex = 1, .eh = 64, .ew = 64};
+    philox_key key = {{31, AUGMENT_KEY_ERASE}};
+    augment_erase(x, &d, AUGMENT_ERASE_NOISE, key, 2, 99, 0, C, H, W);
+    double s1 = 0, s2 = 0, s4 = 0;
+    int64_t n = 0, tail = 0;
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < 64; y++)
+            for (int k = 1; k < 65; k++) {
+                double v = x[(c * H + y) * W + k];
+                s1 += v, s2 += v * v, s4 += v * v * v * v, n++;
+                tail += fabs(v) > 2.0;
+            }
+    assert_true(fabs(s1 / n) < 5.0 / sqrt(n));          // var(z) = 1
+    assert_true(fabs(s2 / n - 1.0) < 5.0 * sqrt(2.0 / n));  // var(z^2) = 2
+    assert_true(fabs(s4 / n - 3.0) < 5.0 * sqrt(96.0 / n)); // var(z^4) = 105 - 9
+    assert_rate(tail, n, 0.0455003, "noise beyond 2 sigma");
+    // every pixel its own normal: float32 values collide by chance a few times in 12288, a
+    // reused word repeats a quarter of them or more
+    static double v[C * 64 * 64];
+    int64_t m = 0;
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < 64; y++)
+            for (int k = 1; k < 65; k++) v[m++] = x[(c * H + y) * W + k];
+    qsort(v, m, sizeof v[0], cmp_double);
+    int64_t repeats = 0;
+    for (int64_t i = 1; i < m; i++) repeats += v[i] == v[i - 1];
+    assert_true(repeats < m / 100);
 }
 
 // augment_batch = the kernels applied in the order crop, hflip, vflip, erase with each sample's
@@ -241,7 +278,8 @@ static void test_mix_vs_torch(void **state) {
     const int n = AUGREF_N;
     double *m = malloc(n * sizeof *m), *t = malloc(n * sizeof *t);
     const struct { double a; const float *ref; const char *what; } cases[] = {
-        {0.2, augref_beta_02, "Beta(0.2, 0.2) vs torch"}, {1.0, augref_beta_10, "Beta(1, 1) vs torch"}};
+        {0.2, augref_beta_02, "Beta(0.2, 0.2) vs torch"},
+        {1.0, augref_beta_10, "Beta(1, 1) vs torch"}};
     for (int c = 0; c < 2; c++) {
         for (int i = 0; i < n; i++) {
             m[i] = augment_beta(cases[c].a, (philox_key){{5, AUGMENT_KEY_MIX}},
@@ -378,9 +416,10 @@ static void test_erase_draws(void **state) {
         assert_true(d.ey >= 0 && d.ey + d.eh <= H && d.ex >= 0 && d.ex + d.ew <= W);
         double slack = 0.5 * (d.eh + d.ew + 1) + 0.25, area = (double)d.eh * d.ew;
         assert_true(area >= cfg.erase_area[0] * A - slack && area <= cfg.erase_area[1] * A + slack);
-        double aspect = (double)d.eh / d.ew;  // within the range, up to rounding of h and w
-        assert_true(aspect >= cfg.erase_aspect[0] * (d.eh - 0.5) / (d.eh + 0.5) * (d.ew - 0.5) / (d.ew + 0.5));
-        assert_true(aspect <= cfg.erase_aspect[1] * (d.eh + 0.5) / (d.eh - 0.5) * (d.ew + 0.5) / (d.ew - 0.5));
+        // aspect within the range, up to the rounding of h and w
+        double aspect = (double)d.eh / d.ew;
+        double lo = (d.eh - 0.5) / (d.eh + 0.5) * (d.ew - 0.5) / (d.ew + 0.5);
+        assert_true(aspect >= cfg.erase_aspect[0] * lo && aspect <= cfg.erase_aspect[1] / lo);
     }
     // hand-worked: area 0.125 * 256 = 32, aspect h/w = 2: h = round(sqrt(64)) = 8, w = 4
     AugmentConfig hand = augment_defaults();
@@ -398,6 +437,14 @@ static void test_erase_draws(void **state) {
         rows[d.ey]++, cols[d.ex]++;
     }
     for (int k = 0; k < 9; k++) assert_rate(rows[k], nb, 1.0 / 9, "erase top row");
+    // independent: the corner (0, 0) is 1/117 of the boxes
+    int64_t corner = 0;
+    for (int i = 0; i < nb; i++) {
+        AugmentDraws d;
+        augment_sample_draws(&d, &hand, 2, 0, i, 0, 16, 16);
+        corner += d.ey == 0 && d.ex == 0;
+    }
+    assert_rate(corner, nb, 1.0 / 117, "erase corner (0, 0)");
     for (int k = 0; k < 13; k++) assert_rate(cols[k], nb, 1.0 / 13, "erase left column");
     cfg.erase = 0.25f;
     cfg.erase_area[1] = 0.1f;
@@ -591,7 +638,7 @@ static void test_mix_loss(void **state) {
     // accuracy against the dominant label: argmax of row b is forced to k = b
     float z[B * K];
     for (int i = 0; i < B * K; i++) z[i] = (i % K == i / K) ? 5.0f : 0.0f;
-    int32_t a[B] = {0, 9, 2, 9, 9}, bb[B] = {9, 1, 9, 3, 4};  // 9: never the argmax
+    int32_t a[B] = {0, 2, 2, 4, 0}, bb[B] = {1, 1, 3, 3, 4};  // a hits rows 0, 2; b rows 1, 3, 4
     int64_t hits = 0;
     mix_xent_forward_backward(d2, &hits, z, a, bb, 0.5f, B, K, 0.0f, 1.0f);  // λ >= 0.5: y_a
     assert_int_equal(hits, 2);
@@ -650,6 +697,7 @@ int main(void) {
         cmocka_unit_test(test_crop_hand),
         cmocka_unit_test(test_flip_hand),
         cmocka_unit_test(test_erase_hand),
+        cmocka_unit_test(test_erase_noise_normal),
         cmocka_unit_test(test_batch_composition),
         cmocka_unit_test(test_crop_flip_torchvision),
         cmocka_unit_test(test_erase_vs_torchvision),
