@@ -204,11 +204,11 @@ static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
                        s->name);
     l->out = in;
     int64_t shape[1] = {in.d[0]};
-    if (layer_add_param(l, t, "weight", PARAM_TRAINABLE, 1, shape, e)) return e->code;
-    if (layer_add_param(l, t, "bias", PARAM_TRAINABLE, 1, shape, e)) return e->code;
-    if (layer_add_param(l, t, "running_mean", PARAM_BUFFER, 1, shape, e)) return e->code;
-    if (layer_add_param(l, t, "running_var", PARAM_BUFFER, 1, shape, e)) return e->code;
-    if (layer_add_param(l, t, "num_batches_tracked", PARAM_BUFFER, 0, NULL, e)) return e->code;
+    if (layer_add_param(l, t, "weight", PARAM_NORM_SCALE, 1, shape, e)) return e->code;
+    if (layer_add_param(l, t, "bias", PARAM_NORM_SHIFT, 1, shape, e)) return e->code;
+    if (layer_add_param(l, t, "running_mean", PARAM_RUNNING_MEAN, 1, shape, e)) return e->code;
+    if (layer_add_param(l, t, "running_var", PARAM_RUNNING_VAR, 1, shape, e)) return e->code;
+    if (layer_add_param(l, t, "num_batches_tracked", PARAM_COUNTER, 0, NULL, e)) return e->code;
     // see save_sums and save_chunk: chunk 0 and the sums are fixed, ghost chunks per sample
     l->save_bytes_fixed = 5 * (size_t)in.d[0] * sizeof(double);
     l->save_bytes_per_sample = s->ghost > 0 ? 3 * (size_t)in.d[0] * sizeof(double) : 0;
@@ -309,4 +309,13 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     }
 }
 
-const LayerKind layer_batchnorm = {.type = "batchnorm", .setup = setup, .init = init, .forward = forward, .backward = backward};
+static const LayerKeyDesc keys[] = {
+    LAYER_KEY_DESC_EPS,
+    {"momentum", LAYER_KEY_FLOAT, offsetof(LayerSpec, momentum), 0, 1, 0.1, "0.1",
+     "running-statistics momentum (PyTorch's convention)"},
+};
+
+const LayerKind layer_batchnorm = {.type = "batchnorm", LAYER_KEYS(keys),
+                                   .flags = LAYER_NORMALIZES | LAYER_RUNNING_STATS,
+                                   .setup = setup, .init = init, .forward = forward,
+                                   .backward = backward};

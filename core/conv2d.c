@@ -373,8 +373,8 @@ static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
     int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
     l->out = (Shape){3, {s->out, OH, OW}};
     int64_t wshape[4] = {s->out, in.d[0], K, K}, bshape[1] = {s->out};
-    if (layer_add_param(l, t, "weight", PARAM_TRAINABLE, 4, wshape, e)) return e->code;
-    if (s->bias && layer_add_param(l, t, "bias", PARAM_TRAINABLE, 1, bshape, e)) return e->code;
+    if (layer_add_param(l, t, "weight", PARAM_WEIGHT, 4, wshape, e)) return e->code;
+    if (s->bias && layer_add_param(l, t, "bias", PARAM_BIAS, 1, bshape, e)) return e->code;
     // Scratch for one chunk, reserved per sample so that any batch B finds room for its
     // chunk (at most B samples of columns and outputs) in B samples' worth: harnesses size
     // the save area by the batch. Only the first chunk's pages are ever written.
@@ -456,4 +456,19 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
                      l->in.d[1], l->in.d[2], OC, K, S, s->padding);
 }
 
-const LayerKind layer_conv2d = {.type = "conv2d", .setup = setup, .init = init, .forward = forward, .backward = backward};
+// OC*OH*OW outputs per sample, C*K*K multiply-accumulates each.
+static double flops(const Layer *l, int need_dinp) {
+    int K = l->spec.kernel;
+    return layer_matmul_flops((double)shape_numel(l->out) * l->in.d[0] * K * K, need_dinp);
+}
+
+static const LayerKeyDesc keys[] = {
+    LAYER_KEY_DESC_OUT,
+    LAYER_KEY_DESC_KERNEL,
+    LAYER_KEY_DESC_STRIDE("1"),
+    LAYER_KEY_DESC_PADDING,
+    LAYER_KEY_DESC_BIAS,
+};
+
+const LayerKind layer_conv2d = {.type = "conv2d", LAYER_KEYS(keys), .setup = setup, .init = init,
+                                .forward = forward, .backward = backward, .flops = flops};

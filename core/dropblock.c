@@ -131,5 +131,12 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     }
 }
 
-const LayerKind layer_dropblock = {
-    .type = "dropblock", .setup = setup, .forward = forward, .backward = backward};
+static const LayerKeyDesc keys[] = {
+    LAYER_KEY_DESC_P,
+    {"block_size", LAYER_KEY_INT, offsetof(LayerSpec, block_size), 1, 64, 0, NULL,
+     "side of the dropped square"},
+};
+
+const LayerKind layer_dropblock = {.type = "dropblock", LAYER_KEYS(keys), .flags = LAYER_STOCHASTIC,
+                                   .drop_name = "dropblock", .drop_key = "p", .setup = setup,
+                                   .forward = forward, .backward = backward};

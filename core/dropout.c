@@ -76,4 +76,8 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     for (size_t i = 0; i < N; i++) dinp[i] = keep[i] ? dout[i] * scale : 0.0f;
 }
 
-const LayerKind layer_dropout = {.type = "dropout", .setup = setup, .forward = forward, .backward = backward};
+static const LayerKeyDesc keys[] = {LAYER_KEY_DESC_P};
+
+const LayerKind layer_dropout = {.type = "dropout", LAYER_KEYS(keys), .flags = LAYER_STOCHASTIC,
+                                 .drop_name = "dropout", .drop_key = "p", .setup = setup,
+                                 .forward = forward, .backward = backward};

@@ -73,5 +73,8 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     dropout2d_forward(dinp, dout, l->save, keep_scale(l->spec.p), B, C, HW);
 }
 
-const LayerKind layer_dropout2d = {
-    .type = "dropout2d", .setup = setup, .forward = forward, .backward = backward};
+static const LayerKeyDesc keys[] = {LAYER_KEY_DESC_P};
+
+const LayerKind layer_dropout2d = {.type = "dropout2d", LAYER_KEYS(keys), .flags = LAYER_STOCHASTIC,
+                                   .drop_name = "dropout2d", .drop_key = "p", .setup = setup,
+                                   .forward = forward, .backward = backward};

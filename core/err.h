@@ -1,6 +1,14 @@
 // err.h: the error convention of core/, dist/ and io/.
-// Library code never prints or exits: it fills an Err and returns its code.
-// launch/ decides what to print and which exit status to use.
+// core/ and io/ never exit or print on their own (io/ writes only to files and streams it is
+// handed): they fill an Err and return its code; launch/ decides what to print and which exit
+// status to use.
+// dist/ does the same wherever a caller can still act (set-up, agreement on an error), with
+// one exception: a failure inside a collective of a training step (the gradient all-reduce,
+// the BatchNorm reduction, a stalled collective the watchdog catches) cannot be returned,
+// since the other ranks would wait in that collective for ever. There dist/ prints one line
+// naming the rank ("regdist: rank R: ...") and ends the whole job (MPI_Abort; the watchdog
+// _exit), exit status 1. dist_fail and dist_exit_agreed are the job-ending helpers launch/
+// calls once it has decided to stop.
 #pragma once
 #include <stdarg.h>
 #include <stdio.h>

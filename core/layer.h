@@ -1,9 +1,11 @@
-// layer.h: what a layer is. One file per layer kind (linear.c, gelu.c, ...), each exporting
-// a LayerKind: a table of functions, as Darknet does. Kernels inside follow llm.c:
-// outputs first, then inputs, then sizes; backward accumulates (+=) into parameter
-// gradients and overwrites (=) the input gradient.
+// layer.h: what a layer is. One file per layer kind (linear.c, activation.c, ...), each
+// exporting a LayerKind, as Darknet does: its functions, its config keys, its FLOP count and
+// its roles. The registry (layer.c) lists the kinds; nothing outside a kind's file asks what
+// kind a layer is by name. Kernels inside follow llm.c: outputs first, then inputs, then
+// sizes; backward accumulates (+=) into parameter gradients and overwrites (=) the input
+// gradient.
 #pragma once
-#include <stddef.h>
+#include <stddef.h>  // offsetof, for the key tables
 #include <stdint.h>
 
 #include "err.h"
@@ -79,8 +81,70 @@ static inline int step_dropout_active(const StepCtx *c) {
 
 typedef struct Layer Layer;
 
+// One config key of a layer kind (an entry of model.layers): launch/config.c reads, checks,
+// overrides (--set layer.NAME.KEY) and documents (train --help) every key from these tables.
+// name and type, which every layer has, are not in them.
+typedef enum {
+    LAYER_KEY_INT,     // an int field
+    LAYER_KEY_OUT,     // an int field, or the word "classes" (LAYER_OUT_CLASSES)
+    LAYER_KEY_BOOL,    // an int field: true or false (or 0, 1)
+    LAYER_KEY_FLOAT,   // a float field
+    LAYER_KEY_LAYERS,  // a list of layers, read into children (a residual block's branch)
+} LayerKeyType;
+
+typedef struct {
+    const char *key;        // "kernel"
+    LayerKeyType type;
+    size_t offset;          // of its LayerSpec field: offsetof(LayerSpec, kernel)
+    double lo, hi;          // valid range (numbers)
+    double dflt;            // stored when the key is absent
+    const char *dflt_text;  // the default as --help shows it; NULL = the key is required
+    const char *help;
+} LayerKeyDesc;
+
+// Keys that several kinds take with one meaning: their tables use these, so that the key is
+// described once (train --help lists it once, with every kind that takes it).
+#define LAYER_KEY_DESC_OUT                                                                    \
+    {"out", LAYER_KEY_OUT, offsetof(LayerSpec, out), 1, 1 << 24, 0, NULL,                     \
+     "output size (features or channels); \"classes\" = the data's class count"}
+#define LAYER_KEY_DESC_KERNEL \
+    {"kernel", LAYER_KEY_INT, offsetof(LayerSpec, kernel), 1, 64, 0, NULL, "square kernel size"}
+// dflt_text: what stride 0, the default, means to the kind ("1", "kernel")
+#define LAYER_KEY_DESC_STRIDE(dflt_text) \
+    {"stride", LAYER_KEY_INT, offsetof(LayerSpec, stride), 1, 64, 0, dflt_text, \
+     "step between windows"}
+#define LAYER_KEY_DESC_PADDING \
+    {"padding", LAYER_KEY_INT, offsetof(LayerSpec, padding), 0, 64, 0, "0", \
+     "zero padding on every side"}
+#define LAYER_KEY_DESC_BIAS \
+    {"bias", LAYER_KEY_BOOL, offsetof(LayerSpec, bias), 0, 1, 1, "true", "add a learned bias"}
+#define LAYER_KEY_DESC_P \
+    {"p", LAYER_KEY_FLOAT, offsetof(LayerSpec, p), 0, 1, 0.5, "0.5", "drop probability"}
+#define LAYER_KEY_DESC_EPS \
+    {"eps", LAYER_KEY_FLOAT, offsetof(LayerSpec, eps), 1e-30, 1, 1e-5, "1e-05", \
+     "added to the variance"}
+
+// .keys = table, .nkeys = its length
+#define LAYER_KEYS(table) .keys = (table), .nkeys = (int)(sizeof(table) / sizeof((table)[0]))
+
+// What a kind of layer does, for code that treats some kinds alike without naming them.
+enum {
+    LAYER_NORMALIZES = 1 << 0,     // normalizes its input (layernorm, batchnorm)
+    LAYER_RUNNING_STATS = 1 << 1,  // keeps running statistics of its batches, reduced over the
+                                   // BN group (batchnorm): what model.batchnorm=off leaves out
+    LAYER_STOCHASTIC = 1 << 2,     // always draws random masks in training (the dropout layers)
+};
+
 typedef struct {
     const char *type;
+    const LayerKeyDesc *keys;  // its config keys, in the order they are read (LAYER_KEYS)
+    int nkeys;
+    unsigned flags;            // LAYER_NORMALIZES | LAYER_RUNNING_STATS | LAYER_STOCHASTIC
+    // The dropout-family regularizer the kind applies, as studies name it ("dropout",
+    // "dropconnect", "droppath"; NULL: none), and the key of its probability. A kind flagged
+    // LAYER_STOCHASTIC always applies it; another only when that key is > 0 (layer_spec_drop).
+    const char *drop_name;
+    const char *drop_key;
     // Checks the spec against the input shape, sets l->out, declares parameters in t and
     // the bytes per sample it saves for backward. Returns ERR_OK or ERR_INPUT with e set.
     int (*setup)(Layer *l, Shape in, ParamTable *t, Err *e);
@@ -96,6 +160,9 @@ typedef struct {
     // and release it here; model_plan and model_free call them.
     int (*plan)(Layer *l, int max_batch, Err *e);
     void (*release)(Layer *l);
+    // Optional: FLOPs per sample of one training step's matrix products (forward, weight
+    // gradient and, if need_dinp, input gradient), for regdist bench. NULL: none worth counting.
+    double (*flops)(const Layer *l, int need_dinp);
 } LayerKind;
 
 struct Layer {
@@ -113,10 +180,23 @@ struct Layer {
     void *sub;       // kind-specific state the kind's plan/release own (residual: its branch)
 };
 
-// The registry: every layer kind regdist knows, looked up by spec.type.
-const LayerKind *layer_kind_find(const char *type);
+// The registry (layer.c): every layer kind regdist knows, in a fixed order.
+int layer_kind_count(void);
+const LayerKind *layer_kind_at(int i);  // 0 <= i < layer_kind_count()
+const LayerKind *layer_kind_find(const char *type);  // by spec.type; NULL if unknown
 const char *layer_kind_names(void);  // "linear, relu, ..." for error messages
+const LayerKeyDesc *layer_kind_key(const LayerKind *k, const char *key);  // NULL: k has none
+// The dropout-family regularizer spec applies (its kind's drop_name) with, in *key (if not
+// NULL), the key of its probability; NULL when it applies none.
+const char *layer_spec_drop(const LayerSpec *spec, const char **key);
 
 // Declares the layer's next parameter (setup calls this); records its offset in l->poff.
-int layer_add_param(Layer *l, ParamTable *t, const char *name, ParamKind kind, int ndim,
+// role says what it is for (params.h) and so whether it is trained or a buffer.
+int layer_add_param(Layer *l, ParamTable *t, const char *name, ParamRole role, int ndim,
                     const int64_t *shape, Err *e);
+
+// 2 FLOPs per multiply-accumulate: forward, weight gradient, and the input gradient if
+// need_dinp: a matrix-product layer's flops hook, given its MACs per sample.
+static inline double layer_matmul_flops(double macs, int need_dinp) {
+    return (need_dinp ? 6.0 : 4.0) * macs;
+}

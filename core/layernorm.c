@@ -63,8 +63,8 @@ static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
         return err_set(e, ERR_INPUT, "layer %s (layernorm): eps must be positive", l->spec.name);
     l->out = in;
     int64_t shape[1] = {in.d[0]};
-    if (layer_add_param(l, t, "weight", PARAM_TRAINABLE, 1, shape, e)) return e->code;
-    if (layer_add_param(l, t, "bias", PARAM_TRAINABLE, 1, shape, e)) return e->code;
+    if (layer_add_param(l, t, "weight", PARAM_NORM_SCALE, 1, shape, e)) return e->code;
+    if (layer_add_param(l, t, "bias", PARAM_NORM_SHIFT, 1, shape, e)) return e->code;
     l->save_bytes_per_sample = 2 * sizeof(float);
     return ERR_OK;
 }
@@ -92,4 +92,8 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
                        params + l->poff[0], mean, rstd, B, l->in.d[0]);
 }
 
-const LayerKind layer_layernorm = {.type = "layernorm", .setup = setup, .init = init, .forward = forward, .backward = backward};
+static const LayerKeyDesc keys[] = {LAYER_KEY_DESC_EPS};
+
+const LayerKind layer_layernorm = {.type = "layernorm", LAYER_KEYS(keys), .flags = LAYER_NORMALIZES,
+                                   .setup = setup, .init = init, .forward = forward,
+                                   .backward = backward};

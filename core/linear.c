@@ -92,8 +92,8 @@ static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
                        l->spec.name, l->spec.out);
     l->out = (Shape){1, {l->spec.out}};
     int64_t wshape[2] = {l->spec.out, in.d[0]}, bshape[1] = {l->spec.out};
-    if (layer_add_param(l, t, "weight", PARAM_TRAINABLE, 2, wshape, e)) return e->code;
-    if (l->spec.bias && layer_add_param(l, t, "bias", PARAM_TRAINABLE, 1, bshape, e)) return e->code;
+    if (layer_add_param(l, t, "weight", PARAM_WEIGHT, 2, wshape, e)) return e->code;
+    if (l->spec.bias && layer_add_param(l, t, "bias", PARAM_BIAS, 1, bshape, e)) return e->code;
     if (!(l->spec.dropconnect >= 0.0f && l->spec.dropconnect <= 1.0f))
         return err_set(e, ERR_INPUT, "layer %s (linear): dropconnect must be in [0, 1], got %g",
                        l->spec.name, l->spec.dropconnect);
@@ -142,4 +142,18 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     linear_backward(dinp, dparams + l->poff[0], dbias, dout, inp, params + l->poff[0], B, C, OC);
 }
 
-const LayerKind layer_linear = {.type = "linear", .setup = setup, .init = init, .forward = forward, .backward = backward};
+// C*OC multiply-accumulates per sample, whether DropConnect masks the weight or not.
+static double flops(const Layer *l, int need_dinp) {
+    return layer_matmul_flops((double)l->in.d[0] * l->out.d[0], need_dinp);
+}
+
+static const LayerKeyDesc keys[] = {
+    LAYER_KEY_DESC_OUT,
+    LAYER_KEY_DESC_BIAS,
+    {"dropconnect", LAYER_KEY_FLOAT, offsetof(LayerSpec, dropconnect), 0, 1, 0, "0",
+     "DropConnect probability on the weights (0 = off)"},
+};
+
+const LayerKind layer_linear = {.type = "linear", LAYER_KEYS(keys), .drop_name = "dropconnect",
+                                .drop_key = "dropconnect", .setup = setup, .init = init,
+                                .forward = forward, .backward = backward, .flops = flops};

@@ -1,48 +1,9 @@
-// model.c: the layer registry, and a model: a sequence of layers over flat parameter buffers.
+// model.c: a model: a sequence of layers over flat parameter buffers (model.h).
 #include "model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-extern const LayerKind layer_linear, layer_relu, layer_gelu, layer_layernorm, layer_dropout,
-    layer_flatten, layer_conv2d, layer_maxpool2d, layer_avgpool2d, layer_globalavgpool,
-    layer_dropout2d, layer_dropblock, layer_batchnorm, layer_residual;
-
-static const LayerKind *const registry[] = {
-    &layer_linear,    &layer_relu,      &layer_gelu,      &layer_layernorm,
-    &layer_dropout,   &layer_flatten,   &layer_conv2d,    &layer_maxpool2d,
-    &layer_avgpool2d, &layer_globalavgpool, &layer_dropout2d, &layer_dropblock,
-    &layer_batchnorm, &layer_residual,
-};
-#define NKINDS (int)(sizeof registry / sizeof registry[0])
-
-const LayerKind *layer_kind_find(const char *type) {
-    for (int i = 0; i < NKINDS; i++)
-        if (strcmp(registry[i]->type, type) == 0) return registry[i];
-    return NULL;
-}
-
-const char *layer_kind_names(void) {
-    static char names[512];
-    if (!names[0])
-        for (int i = 0; i < NKINDS; i++) {
-            if (i) strncat(names, ", ", sizeof names - strlen(names) - 1);
-            strncat(names, registry[i]->type, sizeof names - strlen(names) - 1);
-        }
-    return names;
-}
-
-int layer_add_param(Layer *l, ParamTable *t, const char *name, ParamKind kind, int ndim,
-                    const int64_t *shape, Err *e) {
-    if (l->nparam >= LAYER_PARAMS_MAX)
-        return err_set(e, ERR_RUNTIME, "layer %s declares too many parameters", l->spec.name);
-    int idx = param_table_add(t, l->spec.name, name, kind, ndim, shape, l->id);
-    if (idx < 0) return err_set(e, ERR_RUNTIME, "out of memory declaring %s.%s", l->spec.name, name);
-    if (l->nparam == 0) l->param0 = idx;
-    l->poff[l->nparam++] = t->p[idx].offset;
-    return ERR_OK;
-}
 
 static void shape_str(char *buf, size_t len, Shape s) {
     int n = snprintf(buf, len, "(");

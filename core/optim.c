@@ -6,13 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const optim_kind_names[] = {"sgd", "adam", "adamw", NULL};
+_Static_assert(sizeof optim_kind_names / sizeof optim_kind_names[0] == OPTIM_NKINDS + 1,
+               "optim_kind_names needs one name per OptimKind");
+
 const char *optim_kind_name(OptimKind k) {
-    switch (k) {
-    case OPTIM_SGD: return "sgd";
-    case OPTIM_ADAM: return "adam";
-    case OPTIM_ADAMW: return "adamw";
-    }
-    return "?";
+    return k >= 0 && k < OPTIM_NKINDS ? optim_kind_names[k] : "?";
 }
 
 int optim_init(Optim *o, const OptimConfig *cfg, size_t n) {
@@ -92,6 +91,7 @@ void optim_step(Optim *o, float *params, const float *grads, const ParamTable *t
             adam_update(p, o->m + d->offset, o->v + d->offset, g, d->numel, c, wd, lr, o->step,
                         c->kind == OPTIM_ADAMW);
             break;
+        case OPTIM_NKINDS: break;  // not a kind
         }
     }
 }

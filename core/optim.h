@@ -1,13 +1,15 @@
 // optim.h: SGD (momentum, Nesterov), Adam (weight_decay is coupled L2, as torch.optim.Adam)
 // and AdamW (decoupled decay, as torch.optim.AdamW), formulas exactly as torch.optim 1.13.
-// Parameter groups are automatic: weight_decay applies only to table entries with
-// decay set (weight matrices and kernels), never to biases, norm scales or any 1-D tensor.
+// Parameter groups are automatic: weight_decay applies only to table entries whose role is
+// PARAM_WEIGHT (weight matrices and kernels; ParamDesc.decay), never to biases or norm scales.
 #pragma once
 #include <stdint.h>
 
 #include "params.h"
 
-typedef enum { OPTIM_SGD = 0, OPTIM_ADAM = 1, OPTIM_ADAMW = 2 } OptimKind;
+typedef enum { OPTIM_SGD = 0, OPTIM_ADAM = 1, OPTIM_ADAMW = 2, OPTIM_NKINDS } OptimKind;
+// optim.name's values, indexed by OptimKind, NULL-terminated (optim.c checks the length)
+extern const char *const optim_kind_names[OPTIM_NKINDS + 1];
 
 typedef struct {
     OptimKind kind;
@@ -28,7 +30,7 @@ typedef struct {
     int64_t step;   // optimizer steps taken
 } Optim;
 
-const char *optim_kind_name(OptimKind k);
+const char *optim_kind_name(OptimKind k);  // "?" for no kind
 int optim_init(Optim *o, const OptimConfig *cfg, size_t n);  // 0, or -1 out of memory
 void optim_free(Optim *o);
 // One step at learning rate lr over every trainable entry of t.

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int param_table_add(ParamTable *t, const char *layer_name, const char *param_name, ParamKind kind,
+int param_table_add(ParamTable *t, const char *layer_name, const char *param_name, ParamRole role,
                     int ndim, const int64_t *shape, int layer) {
     if (t->n == t->cap) {
         int cap = t->cap ? 2 * t->cap : 16;
@@ -23,10 +23,11 @@ int param_table_add(ParamTable *t, const char *layer_name, const char *param_nam
         d->shape[i] = shape[i];
         d->numel *= (size_t)shape[i];
     }
-    d->kind = kind;
-    d->decay = kind == PARAM_TRAINABLE && ndim >= 2;
+    d->role = role;
+    d->kind = param_role_kind(role);
+    d->decay = role == PARAM_WEIGHT;
     d->layer = layer;
-    if (kind == PARAM_TRAINABLE) {
+    if (d->kind == PARAM_TRAINABLE) {
         d->offset = t->n_trainable;
         t->n_trainable += d->numel;
     } else {

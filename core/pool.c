@@ -237,6 +237,15 @@ static void backward_global(Layer *l, float *dinp, float *dparams, const float *
     if (dinp) globalavgpool_backward(dinp, dout, B, l->in.d[0], l->in.d[1] * l->in.d[2]);
 }
 
-const LayerKind layer_maxpool2d = {.type = "maxpool2d", .setup = setup_max, .forward = forward_max, .backward = backward_max};
-const LayerKind layer_avgpool2d = {.type = "avgpool2d", .setup = setup_window, .forward = forward_avg, .backward = backward_avg};
+static const LayerKeyDesc window_keys[] = {
+    LAYER_KEY_DESC_KERNEL,
+    LAYER_KEY_DESC_STRIDE("kernel"),
+    LAYER_KEY_DESC_PADDING,
+};
+
+const LayerKind layer_maxpool2d = {.type = "maxpool2d", LAYER_KEYS(window_keys), .setup = setup_max,
+                                   .forward = forward_max, .backward = backward_max};
+const LayerKind layer_avgpool2d = {.type = "avgpool2d", LAYER_KEYS(window_keys),
+                                   .setup = setup_window, .forward = forward_avg,
+                                   .backward = backward_avg};
 const LayerKind layer_globalavgpool = {.type = "globalavgpool", .setup = setup_global, .forward = forward_global, .backward = backward_global};

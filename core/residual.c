@@ -107,10 +107,18 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
         for (size_t i = 0; i < (size_t)B * D; i++) dinp[i] += dout[i];
 }
 
-const LayerKind layer_residual = {.type = "residual", .setup = setup, .init = init,
-                                  .forward = forward, .backward = backward, .plan = plan,
-                                  .release = release};
-
-const Seq *residual_branch(const Layer *l) {
-    return strcmp(l->kind->type, "residual") == 0 ? &((const Residual *)l->sub)->branch : NULL;
+// The branch's; its first layer needs an input gradient only if the block does.
+static double flops(const Layer *l, int need_dinp) {
+    return seq_flops(&((const Residual *)l->sub)->branch, need_dinp);
 }
+
+static const LayerKeyDesc keys[] = {
+    {"drop_path", LAYER_KEY_FLOAT, offsetof(LayerSpec, drop_path), 0, 1, 0, "0",
+     "probability of dropping the branch per sample (DropPath; see model.drop_path)"},
+    {"layers", LAYER_KEY_LAYERS, 0, 0, 0, 0, NULL, "the branch's layers, a list like model.layers"},
+};
+
+const LayerKind layer_residual = {.type = "residual", LAYER_KEYS(keys), .drop_name = "droppath",
+                                  .drop_key = "drop_path", .setup = setup, .init = init,
+                                  .forward = forward, .backward = backward, .plan = plan,
+                                  .release = release, .flops = flops};

@@ -2,6 +2,11 @@
 #include "schedule.h"
 
 #include <math.h>
+#include <stddef.h>
+
+const char *const sched_kind_names[] = {"constant", "step", "cosine", NULL};
+_Static_assert(sizeof sched_kind_names / sizeof sched_kind_names[0] == SCHED_NKINDS + 1,
+               "sched_kind_names needs one name per SchedKind");
 
 float schedule_lr(const Schedule *s, float base_lr, int64_t step) {
     if (step < s->warmup_steps) return base_lr * (float)(step + 1) / (float)s->warmup_steps;
@@ -17,6 +22,7 @@ float schedule_lr(const Schedule *s, float base_lr, int64_t step) {
         double progress = (double)t / (double)span;
         return (float)(s->min_lr + (base_lr - s->min_lr) * 0.5 * (1.0 + cos(M_PI * progress)));
     }
+    case SCHED_NKINDS: break;  // not a kind
     }
     return base_lr;
 }

@@ -2,7 +2,9 @@
 #pragma once
 #include <stdint.h>
 
-typedef enum { SCHED_CONSTANT = 0, SCHED_STEP = 1, SCHED_COSINE = 2 } SchedKind;
+typedef enum { SCHED_CONSTANT = 0, SCHED_STEP = 1, SCHED_COSINE = 2, SCHED_NKINDS } SchedKind;
+// sched.name's values, indexed by SchedKind, NULL-terminated (schedule.c checks the length)
+extern const char *const sched_kind_names[SCHED_NKINDS + 1];
 
 typedef struct {
     SchedKind kind;

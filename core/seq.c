@@ -87,6 +87,15 @@ const float *seq_forward(Seq *s, const float *x, const float *params, float *buf
     return in;
 }
 
+double seq_flops(const Seq *s, int need_dinp) {
+    double f = 0;
+    for (int i = 0; i < s->n; i++) {
+        const Layer *l = &s->layers[i];
+        if (l->kind->flops) f += l->kind->flops(l, need_dinp || i > 0);
+    }
+    return f;
+}
+
 // The slice of the gradient buffer that layer l owns: its trainable entries (its own and
 // those of layers nested in it) are consecutive in the table.
 static void grad_range(const ParamTable *t, const Layer *l, size_t *off, size_t *count) {

@@ -32,6 +32,7 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
                   const float *params, const StepCtx *c, int B, const ParamTable *t,
                   GradReadyFn ready, void *ready_ctx);
 
-// The branch of a residual layer (its layers in order), or NULL for any other kind: for
-// code that walks a model, such as a FLOP count.
-const Seq *residual_branch(const Layer *l);
+// FLOPs per sample of one training step's matrix products over the layers (their kinds'
+// flops hooks); need_dinp: whether the first layer's input gradient is computed (not for the
+// model's first layer).
+double seq_flops(const Seq *s, int need_dinp);

@@ -59,13 +59,8 @@ int bnsync_reserve(BnSync *s, int max_channels, Err *e) {
 }
 
 int bnsync_name_layers(BnSync *s, const ParamTable *t, Err *e) {
-    const char *suffix = ".running_mean";
-    size_t k = strlen(suffix);
     int n = 0;
-    for (int i = 0; i < t->n; i++) {
-        size_t len = strlen(t->p[i].name);
-        n += len > k && strcmp(t->p[i].name + len - k, suffix) == 0;
-    }
+    for (int i = 0; i < t->n; i++) n += t->p[i].role == PARAM_RUNNING_MEAN;
     free(s->named_id), free(s->named);
     s->nnamed = 0;
     s->named_id = malloc((size_t)(n ? n : 1) * sizeof *s->named_id);
@@ -73,10 +68,12 @@ int bnsync_name_layers(BnSync *s, const ParamTable *t, Err *e) {
     if (!s->named_id || !s->named)
         return err_set(e, ERR_RUNTIME, "out of memory for the BatchNorm layer names");
     for (int i = 0; i < t->n; i++) {
-        size_t len = strlen(t->p[i].name);
-        if (len <= k || strcmp(t->p[i].name + len - k, suffix) != 0) continue;
+        if (t->p[i].role != PARAM_RUNNING_MEAN) continue;
+        // the layer's name: the parameter's, "res1.bn.running_mean", less its last part
+        const char *name = t->p[i].name, *dot = strrchr(name, '.');
         s->named_id[s->nnamed] = t->p[i].layer;
-        snprintf(s->named[s->nnamed], sizeof s->named[0], "%.*s", (int)(len - k), t->p[i].name);
+        snprintf(s->named[s->nnamed], sizeof s->named[0], "%.*s",
+                 (int)(dot ? (size_t)(dot - name) : strlen(name)), name);
         s->nnamed++;
     }
     return ERR_OK;

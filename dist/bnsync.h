@@ -39,7 +39,7 @@ int bnsync_init(BnSync *s, const Dist *d, int group, Err *e);
 // ERR_RUNTIME (out of memory), with e set.
 int bnsync_reserve(BnSync *s, int max_channels, Err *e);
 
-// Optional: learns the names of the BatchNorm layers of t (the owners of "*.running_mean"), so
+// Optional: learns the names of the BatchNorm layers of t (the owners of running means), so
 // that a stall report says "layer res1.bn" rather than its numeric id. ERR_RUNTIME when out of
 // memory.
 int bnsync_name_layers(BnSync *s, const ParamTable *t, Err *e);

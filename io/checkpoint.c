@@ -15,12 +15,9 @@
 
 #define CKPT_NAME_MAX (PARAM_NAME_MAX + 32)  // a parameter name plus an optimizer suffix
 
-// PyTorch stores BatchNorm's num_batches_tracked as int64; regdist keeps it in a float slot.
-static int is_counter(const char *name) {
-    static const char suffix[] = ".num_batches_tracked";
-    size_t n = strlen(name), k = sizeof suffix - 1;
-    return n >= k && strcmp(name + n - k, suffix) == 0;
-}
+// PyTorch stores a counter (BatchNorm's num_batches_tracked) as int64; regdist keeps it in a
+// float slot. An optimizer moment has its parameter's p, and no trainable one is a counter.
+static int is_counter(const ParamDesc *p) { return p->role == PARAM_COUNTER; }
 
 // One tensor of optimizer state: torch.optim's moments per trainable parameter (SGD:
 // momentum_buffer; Adam, AdamW: exp_avg and exp_avg_sq), named "<param>.<moment>".
@@ -72,7 +69,7 @@ static const MetaField meta_fields[] = {
 static int write_tensor(hid_t g, const char *name, const ParamDesc *p, const float *src) {
     hsize_t dims[PARAM_MAX_DIMS];
     for (int i = 0; i < p->ndim; i++) dims[i] = (hsize_t)p->shape[i];
-    if (!is_counter(name))
+    if (!is_counter(p))
         return h5u_write_dataset(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, p->ndim, dims, src);
     int64_t *tmp = malloc(p->numel * sizeof *tmp);
     if (!tmp) return H5U_FAIL;
@@ -177,7 +174,7 @@ static int read_tensor(hid_t g, const char *file, const char *group, const char 
         h5u_err(e, file, "/%s/%s has shape %s but the model expects %s", group, name, have, want);
         goto done;
     }
-    int counter = is_counter(name);
+    int counter = is_counter(p);
     if (!(info.cls == H5T_FLOAT || (counter && info.cls == H5T_INTEGER))) {
         h5u_err(e, file, "/%s/%s has type %s; expected %s", group, name, h5u_type_name(&info),
             counter ? "int64" : "float32");

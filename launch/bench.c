@@ -36,32 +36,10 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// FLOPs of one training step's matrix products: forward 2 * MACs per linear (B*C*OC) or
-// conv2d (B*OC*OH*OW*C*K*K) layer, backward the same for the weight gradient plus the same
-// for the input gradient (not for the model's first layer). Residual branches included.
-static double seq_flops(const Seq *s, int B, int first) {
-    double f = 0;
-    for (int i = 0; i < s->n; i++) {
-        const Layer *l = &s->layers[i];
-        const Seq *branch = residual_branch(l);
-        if (branch) {
-            f += seq_flops(branch, B, 0);
-            continue;
-        }
-        double mac;
-        if (strcmp(l->kind->type, "linear") == 0)
-            mac = (double)B * l->in.d[0] * l->out.d[0];
-        else if (strcmp(l->kind->type, "conv2d") == 0)  // B*OC*OH*OW outputs, C*K*K MACs each
-            mac = (double)B * shape_numel(l->out) * l->in.d[0] * l->spec.kernel * l->spec.kernel;
-        else
-            continue;
-        // forward, weight gradient, and the input gradient unless this is the first layer
-        f += 2 * mac + 2 * mac + (first && i == 0 ? 0 : 2 * mac);
-    }
-    return f;
-}
-
-static double step_flops(const Model *m, int B) { return seq_flops(&m->seq, B, 1); }
+// FLOPs of one training step's matrix products on a batch of B: each kind counts its own
+// (linear, conv2d; residual blocks their branch's), the model's first layer without the
+// input gradient nobody needs.
+static double step_flops(const Model *m, int B) { return B * seq_flops(&m->seq, 0); }
 
 // The machine's sgemm rate on n x n matrices, median of reps.
 static double sgemm_gflops(int n, int reps) {
@@ -230,10 +208,11 @@ int cmd_bench(Dist *d, int argc, char **argv) {
     if (batch) cfg.batch = batch;
     batch = cfg.batch;
     threads = cli_set_threads(d, threads ? threads : cfg.threads);
-    // the class count is the last linear layer's width (Fashion-MNIST's 10 for "classes")
+    // the class count is the width of the last layer that has one, its out (Fashion-MNIST's
+    // 10 for "classes")
     int classes = 0;
     for (int i = 0; i < cfg.nlayers; i++)
-        if (strcmp(cfg.layers[i].type, "linear") == 0) classes = cfg.layers[i].out;
+        if (layer_kind_key(layer_kind_find(cfg.layers[i].type), "out")) classes = cfg.layers[i].out;
     if (classes == LAYER_OUT_CLASSES) classes = 10;
     // world sizes: this one, or 1, 2, 4, ... and this one with --scaling (the first k ranks)
     int sizes[32], ns = 0;

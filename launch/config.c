@@ -1,15 +1,17 @@
 // config.c: reading and validating the experiment config with libconfig (config.h).
 // The schema table below is the single description of every key outside model.layers; the
-// layer table is the same for the keys of model.layers. Reading, --set and --help all work
-// from them, and reading walks the file and rejects any key that neither table knows, so a
-// typo is an error, never a silently ignored setting. A setting --set made carries its
-// argument (libconfig's hook), so an error in it names the argument, not the file.
+// keys of an entry of model.layers are its layer kind's (LayerKind.keys, core/layer.h), besides
+// name and type. Reading, --set and --help all work from these tables, and reading walks the
+// file and rejects any key that no table knows, so a typo is an error, never a silently
+// ignored setting. A setting --set made carries its argument (libconfig's hook), so an error
+// in it names the argument, not the file.
 #include "config.h"
 
 #include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +26,12 @@ typedef struct {
     size_t offset;        // into Config
     double lo, hi;        // valid range (numbers)
     const char *dflt;     // default, as it would be written after --set key=
-    const char *choices;  // K_ENUM: "sgd|adam|adamw", index = stored int
+    const char *const *choices;  // K_ENUM: the names, NULL-terminated; index = stored int
     const char *help;
 } Key;
+
+static const char *const off_on[] = {"off", "on", NULL};
+static const char *const stop_skip[] = {"stop", "skip", NULL};
 
 #define OFF(f) offsetof(Config, f)
 static const Key schema[] = {
@@ -40,7 +45,7 @@ static const Key schema[] = {
     {"model.input", K_SHAPE, OFF(input), 1, 1 << 24, "data", NULL,
      "per-sample input shape [C, H, W] or [D] (--set model.input=1,64,64); data = the data "
      "file's sample shape, which a pinned shape must match"},
-    {"model.batchnorm", K_ENUM, OFF(batchnorm), 0, 0, "on", "off|on",
+    {"model.batchnorm", K_ENUM, OFF(batchnorm), 0, 0, "on", off_on,
      "off leaves every batchnorm layer out (the layer before it gets a bias instead)"},
     {"model.drop_path", K_FLOAT, OFF(drop_path), 0, 0.999, "0", NULL,
      "DropPath rate of the last residual block, linear from 0 over the blocks (0 = off)"},
@@ -57,7 +62,7 @@ static const Key schema[] = {
     {"train.keep", K_INT, OFF(keep), 0, 1 << 20, "0", NULL,
      "also keep the checkpoints of the last K epochs as DIR/epoch-NNNN.h5 (0 = only last.h5 "
      "and best.h5)"},
-    {"train.nonfinite", K_ENUM, OFF(nonfinite_skip), 0, 0, "stop", "stop|skip",
+    {"train.nonfinite", K_ENUM, OFF(nonfinite_skip), 0, 0, "stop", stop_skip,
      "a NaN or Inf gradient: stop (naming the step and the last checkpoint) or skip the step "
      "and count it"},
     {"train.threads", K_INT, OFF(threads), 0, 1024, "0", NULL,
@@ -77,7 +82,7 @@ static const Key schema[] = {
     {"dist.timeout", K_FLOAT, OFF(timeout), 0, 1e6, "300", NULL,
      "seconds a rank may wait in one collective before the job is ended with a report (0 = "
      "never)"},
-    {"optim.name", K_ENUM, OFF(optim.kind), 0, 0, "adamw", "sgd|adam|adamw",
+    {"optim.name", K_ENUM, OFF(optim.kind), 0, 0, "adamw", optim_kind_names,
      "sgd, adam (coupled L2 weight decay) or adamw (decoupled)"},
     {"optim.lr", K_FLOAT, OFF(optim.lr), 0, 1e3, "0.001", NULL, "base learning rate"},
     {"optim.weight_decay", K_FLOAT, OFF(optim.weight_decay), 0, 1e3, "0", NULL,
@@ -88,7 +93,7 @@ static const Key schema[] = {
     {"optim.beta1", K_FLOAT, OFF(optim.beta1), 0, 0.999999, "0.9", NULL, "Adam beta1"},
     {"optim.beta2", K_FLOAT, OFF(optim.beta2), 0, 0.999999999, "0.999", NULL, "Adam beta2"},
     {"optim.eps", K_FLOAT, OFF(optim.eps), 1e-30, 1, "1e-08", NULL, "Adam epsilon"},
-    {"sched.name", K_ENUM, OFF(sched.kind), 0, 0, "constant", "constant|step|cosine",
+    {"sched.name", K_ENUM, OFF(sched.kind), 0, 0, "constant", sched_kind_names,
      "learning-rate schedule per optimizer step"},
     {"sched.warmup_steps", K_I64, OFF(sched.warmup_steps), 0, 1e15, "0", NULL,
      "linear warmup steps"},
@@ -97,7 +102,7 @@ static const Key schema[] = {
     {"sched.gamma", K_FLOAT, OFF(sched.gamma), 0, 1, "0.1", NULL, "step: decay factor"},
     {"sched.min_lr", K_FLOAT, OFF(sched.min_lr), 0, 1e3, "0", NULL,
      "cosine: the floor the rate decays to"},
-    {"reg.dropout", K_ENUM, OFF(dropout_on), 0, 0, "on", "off|on",
+    {"reg.dropout", K_ENUM, OFF(dropout_on), 0, 0, "on", off_on,
      "off disables every dropout-family layer"},
     {"reg.label_smoothing", K_FLOAT, OFF(label_smoothing), 0, 0.999, "0", NULL,
      "label smoothing epsilon"},
@@ -115,57 +120,30 @@ static const Key schema[] = {
 };
 #define NKEYS (int)(sizeof schema / sizeof schema[0])
 
-// Keys of one entry of model.layers: which layer types take them, their range and default.
-// LK_OUT is an integer or the string "classes" (LAYER_OUT_CLASSES: the data's class count);
-// LK_BOOL also takes 0 and 1. LK_STRING and LK_LIST keys are read by read_layer itself and
-// cannot be changed by --set (they would rename, retype or restructure the model).
-typedef enum { LK_STRING, LK_LIST, LK_INT, LK_OUT, LK_BOOL, LK_FLOAT } LayerKeyType;
-typedef struct {
-    const char *key;
-    const char *types;      // space-separated; "*" = every type
-    LayerKeyType type;
-    size_t offset;          // into LayerSpec: an int, or a float for LK_FLOAT
-    double lo, hi;          // valid range (numbers)
-    double dflt;            // stored when the key is absent
-    const char *dflt_text;  // the default as --help shows it; NULL = the types that take the
-                            // key must set it
-    const char *help;
-} LayerKey;
-#define LOFF(f) offsetof(LayerSpec, f)
-// Read in this order, so the first mistake in a layer is the one reported.
-static const LayerKey layer_keys[] = {
-    {"name", "*", LK_STRING, 0, 0, 0, 0, NULL,
-     "the layer's name and its parameters' prefix (NAME.weight): unique, no '.', '/' or spaces"},
-    {"type", "*", LK_STRING, 0, 0, 0, 0, NULL, "the layer kind"},
-    {"out", "linear conv2d", LK_OUT, LOFF(out), 1, 1 << 24, 0, NULL,
-     "output features (linear) or channels (conv2d); \"classes\" = the data's class count"},
-    {"kernel", "conv2d maxpool2d avgpool2d", LK_INT, LOFF(kernel), 1, 64, 0, NULL,
-     "square kernel size"},
-    {"stride", "conv2d maxpool2d avgpool2d", LK_INT, LOFF(stride), 1, 64, 0, "1|kernel",
-     "step between windows (default 1 for conv2d, the kernel size for pooling)"},
-    {"padding", "conv2d maxpool2d avgpool2d", LK_INT, LOFF(padding), 0, 64, 0, "0",
-     "zero padding on every side"},
-    {"bias", "linear conv2d", LK_BOOL, LOFF(bias), 0, 1, 1, "true", "add a learned bias"},
-    {"p", "dropout dropout2d dropblock", LK_FLOAT, LOFF(p), 0, 1, 0.5, "0.5",
-     "drop probability"},
-    {"dropconnect", "linear", LK_FLOAT, LOFF(dropconnect), 0, 1, 0, "0",
-     "DropConnect probability on the weights (0 = off)"},
-    {"block_size", "dropblock", LK_INT, LOFF(block_size), 1, 64, 0, NULL,
-     "side of the dropped square"},
-    {"eps", "layernorm batchnorm", LK_FLOAT, LOFF(eps), 1e-30, 1, 1e-5, "1e-05",
-     "added to the variance"},
-    {"momentum", "batchnorm", LK_FLOAT, LOFF(momentum), 0, 1, 0.1, "0.1",
-     "running-statistics momentum (PyTorch's convention)"},
-    {"drop_path", "residual", LK_FLOAT, LOFF(drop_path), 0, 1, 0, "0",
-     "probability of dropping the branch per sample (DropPath; see model.drop_path)"},
-    {"layers", "residual", LK_LIST, 0, 0, 0, 0, NULL,
-     "the branch's layers, a list like model.layers"},
+// The keys every entry of model.layers has, besides its kind's (LayerKind.keys): read by
+// read_layer itself, never changed by --set (they would rename or retype the layer).
+static const struct {
+    const char *key, *help;
+} common_layer_keys[] = {
+    {"name", "the layer's name and its parameters' prefix (NAME.weight): unique, no '.', '/' or "
+             "spaces"},
+    {"type", "the layer kind"},
 };
-#define NLAYERKEYS (int)(sizeof layer_keys / sizeof layer_keys[0])
+#define NCOMMON (int)(sizeof common_layer_keys / sizeof common_layer_keys[0])
 
-static const LayerKey *layer_key_find(const char *key) {
-    for (int i = 0; i < NLAYERKEYS; i++)
-        if (strcmp(layer_keys[i].key, key) == 0) return &layer_keys[i];
+static int is_common_layer_key(const char *key) {
+    for (int i = 0; i < NCOMMON; i++)
+        if (strcmp(common_layer_keys[i].key, key) == 0) return 1;
+    return 0;
+}
+
+// The first kind's description of key (every kind that takes a key takes it in the same
+// form), or NULL when no kind has it.
+static const LayerKeyDesc *any_layer_key(const char *key) {
+    for (int i = 0; i < layer_kind_count(); i++) {
+        const LayerKeyDesc *k = layer_kind_key(layer_kind_at(i), key);
+        if (k) return k;
+    }
     return NULL;
 }
 
@@ -217,17 +195,19 @@ static const char *where(const Config *c, const config_setting_t *s) {
     return buf;
 }
 
-static int enum_index(const char *choices, const char *v) {
-    int idx = 0;
-    size_t n = strlen(v);
-    for (const char *p = choices; *p; idx++) {
-        const char *bar = strchr(p, '|');
-        size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == n && strncmp(p, v, n) == 0) return idx;
-        if (!bar) break;
-        p = bar + 1;
-    }
+static int enum_index(const char *const *choices, const char *v) {
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(choices[i], v) == 0) return i;
     return -1;
+}
+
+// "sgd|adam|adamw", for messages and --help.
+static const char *choices_text(const char *const *choices) {
+    static char buf[256];
+    buf[0] = 0;
+    for (int i = 0; choices[i]; i++)
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? "|" : "", choices[i]);
+    return buf;
 }
 
 // A K_SHAPE key: absent = no dimensions (the data's shape).
@@ -268,7 +248,7 @@ static int read_key(Config *c, const Key *k, const config_setting_t *s, Err *e) 
     } else if (k->type == K_ENUM) {
         if (t != CONFIG_TYPE_STRING)
             return err_set(e, ERR_INPUT, "%s: %s must be one of %s", where(c, s), k->path,
-                           k->choices);
+                           choices_text(k->choices));
         str = config_setting_get_string(s);
     } else if (k->type == K_BOOL) {
         if (t != CONFIG_TYPE_BOOL)
@@ -286,7 +266,7 @@ static int read_key(Config *c, const Key *k, const config_setting_t *s, Err *e) 
         int idx = enum_index(k->choices, str);
         if (idx < 0)
             return err_set(e, ERR_INPUT, "%s: %s must be one of %s, got '%s'", where(c, s),
-                           k->path, k->choices, str);
+                           k->path, choices_text(k->choices), str);
         *(int *)dst = idx;
         return ERR_OK;
     }
@@ -305,48 +285,38 @@ static int read_key(Config *c, const Key *k, const config_setting_t *s, Err *e) 
     return ERR_OK;
 }
 
-static int layer_key_allowed(const LayerKey *k, const char *type) {
-    const char *ts = k->types;
-    if (strcmp(ts, "*") == 0) return 1;
-    size_t n = strlen(type);
-    for (const char *p = strstr(ts, type); p; p = strstr(p + 1, type))
-        if ((p == ts || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
-    return 0;
-}
-
 static const char *layer_key_form(LayerKeyType t) {
     switch (t) {
-    case LK_INT: return "an integer";
-    case LK_OUT: return "an integer or \"classes\"";
-    case LK_BOOL: return "true or false";
-    case LK_FLOAT: return "a number";
-    case LK_STRING: return "a string";
-    case LK_LIST: return "a list";
+    case LAYER_KEY_INT: return "an integer";
+    case LAYER_KEY_OUT: return "an integer or \"classes\"";
+    case LAYER_KEY_BOOL: return "true or false";
+    case LAYER_KEY_FLOAT: return "a number";
+    case LAYER_KEY_LAYERS: return "a list";
     }
     return "?";
 }
 
 // One numeric key of layer l (a group of type type): stores it, or its default, into sp.
 static int read_layer_key(Config *c, const config_setting_t *l, const char *lname,
-                          const char *type, const LayerKey *k, LayerSpec *sp, Err *e) {
+                          const char *type, const LayerKeyDesc *k, LayerSpec *sp, Err *e) {
     const config_setting_t *s = config_setting_get_member(l, k->key);
     double v = k->dflt;
     if (!s) {
-        if (!k->dflt_text && layer_key_allowed(k, type))
+        if (!k->dflt_text)
             return err_set(e, ERR_INPUT, "%s: layer %s (%s) needs %s = <%s>", where(c, l), lname,
                            type, k->key, layer_key_form(k->type));
     } else {
         int t = config_setting_type(s);
-        if (k->type == LK_OUT && t == CONFIG_TYPE_STRING &&
+        if (k->type == LAYER_KEY_OUT && t == CONFIG_TYPE_STRING &&
             strcmp(config_setting_get_string(s), "classes") == 0) {
             *(int *)((char *)sp + k->offset) = LAYER_OUT_CLASSES;
             return ERR_OK;
         }
         if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
             v = (double)config_setting_get_int64(s);
-        else if (t == CONFIG_TYPE_FLOAT && k->type == LK_FLOAT)
+        else if (t == CONFIG_TYPE_FLOAT && k->type == LAYER_KEY_FLOAT)
             v = config_setting_get_float(s);
-        else if (t == CONFIG_TYPE_BOOL && k->type == LK_BOOL)
+        else if (t == CONFIG_TYPE_BOOL && k->type == LAYER_KEY_BOOL)
             v = config_setting_get_bool(s);
         else
             return err_set(e, ERR_INPUT, "%s: layer %s: %s must be %s", where(c, s), lname,
@@ -355,7 +325,7 @@ static int read_layer_key(Config *c, const config_setting_t *l, const char *lnam
             return err_set(e, ERR_INPUT, "%s: layer %s: %s must be in [%g, %g], got %g",
                            where(c, s), lname, k->key, k->lo, k->hi, v);
     }
-    if (k->type == LK_FLOAT)
+    if (k->type == LAYER_KEY_FLOAT)
         *(float *)((char *)sp + k->offset) = (float)v;
     else
         *(int *)((char *)sp + k->offset) = (int)v;
@@ -380,7 +350,8 @@ static int read_layer(Config *c, const config_setting_t *l, const char *what, in
         return err_set(e, ERR_INPUT,
                        "%s: %s[%d]: bad name '%s' (1-%zu characters, no '.', '/' or spaces)",
                        where(c, l), what, i, name, sizeof sp->name - 1);
-    if (!layer_kind_find(type))
+    const LayerKind *kind = layer_kind_find(type);
+    if (!kind)
         return err_set(e, ERR_INPUT, "%s: layer %s: unknown type '%s' (known: %s)", where(c, l),
                        name, type, layer_kind_names());
     snprintf(sp->type, sizeof sp->type, "%s", type);
@@ -388,20 +359,21 @@ static int read_layer(Config *c, const config_setting_t *l, const char *what, in
     for (int j = 0; j < config_setting_length(l); j++) {
         const config_setting_t *m = config_setting_get_elem(l, (unsigned)j);
         const char *key = config_setting_name(m);
-        const LayerKey *k = layer_key_find(key);
-        if (!k || !layer_key_allowed(k, type))
+        if (!is_common_layer_key(key) && !layer_kind_key(kind, key))
             return err_set(e, ERR_INPUT, "%s: layer %s (%s) has no key '%s'", where(c, m), name,
                            type, key);
     }
-    // every numeric field gets its key's value or default, whether its type takes it or not
-    for (int j = 0; j < NLAYERKEYS; j++)
-        if (layer_keys[j].type != LK_STRING && layer_keys[j].type != LK_LIST &&
-            read_layer_key(c, l, name, type, &layer_keys[j], sp, e))
-            return e->code;
-    if (strcmp(type, "residual") == 0) {
-        char sub[LAYER_NAME_MAX + 16];
-        snprintf(sub, sizeof sub, "%s.layers", name);
-        if (read_layer_list(c, config_setting_get_member(l, "layers"), sub, &sp->children,
+    // the kind's keys in its order, so the first mistake in a layer is the one reported;
+    // every field no key of the kind sets stays 0
+    for (int j = 0; j < kind->nkeys; j++) {
+        const LayerKeyDesc *k = &kind->keys[j];
+        if (k->type != LAYER_KEY_LAYERS) {
+            if (read_layer_key(c, l, name, type, k, sp, e)) return e->code;
+            continue;
+        }
+        char sub[LAYER_NAME_MAX + 64];
+        snprintf(sub, sizeof sub, "%s.%s", name, k->key);
+        if (read_layer_list(c, config_setting_get_member(l, k->key), sub, &sp->children,
                             &sp->nchildren, e))
             return e->code;
     }
@@ -432,14 +404,20 @@ static void free_layer_list(LayerSpec *specs, int n) {
     free(specs);
 }
 
-// model.batchnorm = off: every batchnorm layer is left out, and the convolution or linear
-// layer it followed gets a bias in its place (the BN's shift), so only normalization goes.
+// Whether a (read, so known) layer is a batchnorm one: a kind with running statistics.
+static int is_batchnorm(const LayerSpec *sp) {
+    return (layer_kind_find(sp->type)->flags & LAYER_RUNNING_STATS) != 0;
+}
+
+// model.batchnorm = off: every batchnorm layer is left out, and the layer it followed gets a
+// bias in its place (the BN's shift) if its kind has one (conv2d, linear), so only
+// normalization goes.
 static void drop_batchnorm(LayerSpec *specs, int *n) {
     int k = 0;
     for (int i = 0; i < *n; i++) {
         drop_batchnorm(specs[i].children, &specs[i].nchildren);
-        if (strcmp(specs[i].type, "batchnorm") == 0) {
-            if (k > 0 && (!strcmp(specs[k - 1].type, "conv2d") || !strcmp(specs[k - 1].type, "linear")))
+        if (is_batchnorm(&specs[i])) {
+            if (k > 0 && layer_kind_key(layer_kind_find(specs[k - 1].type), "bias"))
                 specs[k - 1].bias = 1;
             continue;
         }
@@ -451,9 +429,14 @@ static void drop_batchnorm(LayerSpec *specs, int *n) {
 // bn.ghost is one global key: every batchnorm layer, residual branches included, takes it.
 static void set_bn_ghost(LayerSpec *specs, int n, int ghost) {
     for (int i = 0; i < n; i++) {
-        if (strcmp(specs[i].type, "batchnorm") == 0) specs[i].ghost = ghost;
+        if (is_batchnorm(&specs[i])) specs[i].ghost = ghost;
         set_bn_ghost(specs[i].children, specs[i].nchildren, ghost);
     }
+}
+
+// Whether a layer is a residual block: a kind with a drop_path key.
+static int is_residual(const LayerSpec *sp) {
+    return layer_kind_key(layer_kind_find(sp->type), "drop_path") != NULL;
 }
 
 // model.drop_path: block i of n top-level residual blocks drops its branch with probability
@@ -462,13 +445,13 @@ static void set_bn_ghost(LayerSpec *specs, int n, int ghost) {
 static int set_drop_path(Config *c, const config_setting_t *s, Err *e) {
     if (c->drop_path <= 0.0f) return ERR_OK;
     int n = 0, i = 0;
-    for (int k = 0; k < c->nlayers; k++) n += strcmp(c->layers[k].type, "residual") == 0;
+    for (int k = 0; k < c->nlayers; k++) n += is_residual(&c->layers[k]);
     if (n == 0)
         return err_set(e, ERR_INPUT, "%s: model.drop_path needs residual blocks, and the model "
                        "has none", where(c, s));
     for (int k = 0; k < c->nlayers; k++) {
         LayerSpec *sp = &c->layers[k];
-        if (strcmp(sp->type, "residual") != 0) continue;
+        if (!is_residual(sp)) continue;
         if (sp->drop_path > 0.0f)
             return err_set(e, ERR_INPUT, "%s: layer %s sets drop_path and so does model.drop_path;"
                            " use one", where(c, s), sp->name);
@@ -542,8 +525,8 @@ static int apply_layer_set(config_t *cf, const char *arg, const char *key, const
     memcpy(name, key + 6, (size_t)(dot - key - 6));
     name[dot - key - 6] = 0;
     const char *lkey = dot + 1;
-    const LayerKey *k = layer_key_find(lkey);
-    if (!k || k->type == LK_STRING || k->type == LK_LIST)
+    const LayerKeyDesc *k = any_layer_key(lkey);
+    if (!k || k->type == LAYER_KEY_LAYERS)
         return err_set(e, ERR_INPUT, "--set %s: '%s' is not a layer setting one can override",
                        arg, lkey);
     config_setting_t *l = find_layer(config_lookup(cf, "model.layers"), name);
@@ -564,7 +547,7 @@ static int apply_layer_set(config_t *cf, const char *arg, const char *key, const
         if (*val && !*end && !errno && isfinite(fv)) {
             if ((st = config_setting_add(l, lkey, CONFIG_TYPE_FLOAT)))
                 config_setting_set_float(st, fv);
-        } else if (k->type == LK_OUT) {  // a word: read_layer says whether it is one out takes
+        } else if (k->type == LAYER_KEY_OUT) {  // a word: read_layer says whether out takes it
             if ((st = config_setting_add(l, lkey, CONFIG_TYPE_STRING)))
                 config_setting_set_string(st, val);
         } else {
@@ -664,7 +647,8 @@ static int apply_set(Config *c, config_t *cf, const char *arg, Err *e) {
         break;
     case K_ENUM:
         if (enum_index(k->choices, val) < 0)
-            return err_set(e, ERR_INPUT, "--set %s: %s must be one of %s", arg, key, k->choices);
+            return err_set(e, ERR_INPUT, "--set %s: %s must be one of %s", arg, key,
+                           choices_text(k->choices));
         s = config_setting_add(g, leaf, CONFIG_TYPE_STRING);
         if (s) config_setting_set_string(s, val);
         break;
@@ -743,12 +727,81 @@ static const char *range_text(double lo, double hi) {
     return buf;
 }
 
+// Appends to the string buf (of cap bytes), as printf formats.
+static void catf(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void catf(char *buf, size_t cap, const char *fmt, ...) {
+    size_t n = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
+static const char *dflt_or_required(const LayerKeyDesc *k) {
+    return k->dflt_text ? k->dflt_text : "required";
+}
+
+// What --help says of a kind's key: its help (what 0) or its default (what 1).
+static const char *key_text(const LayerKeyDesc *k, int what) {
+    return what ? dflt_or_required(k) : k->help;
+}
+
+// Whether a kind before kind i that takes key says text of it (key_text).
+static int said_before(const char *key, int i, const char *text, int what) {
+    for (int h = 0; h < i; h++) {
+        const LayerKeyDesc *o = layer_kind_key(layer_kind_at(h), key);
+        if (o && strcmp(key_text(o, what), text) == 0) return 1;
+    }
+    return 0;
+}
+
+// The --help line of a kind key: its default, help, form and range, and the kinds that take
+// it. Kinds may differ in the default (stride: 1 for conv2d, the kernel for pooling); the
+// line then says which is whose.
+static void print_layer_key(FILE *out, const char *key) {
+    char kinds[256] = "", dflts[64] = "", helps[512] = "", whose[256] = "", path[64];
+    const LayerKeyDesc *first = NULL;
+    int ndflt = 0;
+    for (int i = 0; i < layer_kind_count(); i++) {
+        const LayerKeyDesc *k = layer_kind_key(layer_kind_at(i), key);
+        if (!k) continue;
+        if (!first) first = k;
+        catf(kinds, sizeof kinds, "%s%s", *kinds ? ", " : "", layer_kind_at(i)->type);
+        if (!said_before(key, i, k->help, 0))
+            catf(helps, sizeof helps, "%s%s", *helps ? "; " : "", k->help);
+        if (said_before(key, i, dflt_or_required(k), 1)) continue;
+        catf(dflts, sizeof dflts, "%s%s", ndflt++ ? "|" : "", dflt_or_required(k));
+        // " (default 1 for conv2d; kernel for maxpool2d, avgpool2d)", if there are several
+        catf(whose, sizeof whose, "%s%s for", *whose ? "; " : " (default ", dflt_or_required(k));
+        for (int j = i, m = 0; j < layer_kind_count(); j++) {
+            const LayerKeyDesc *o = layer_kind_key(layer_kind_at(j), key);
+            if (o && strcmp(dflt_or_required(o), dflt_or_required(k)) == 0)
+                catf(whose, sizeof whose, "%s %s", m++ ? "," : "", layer_kind_at(j)->type);
+        }
+    }
+    if (ndflt > 1)
+        catf(whose, sizeof whose, ")");
+    else
+        whose[0] = 0;
+    snprintf(path, sizeof path, "layer.NAME.%s", key);
+    fprintf(out, "  %-22s %-9s %s%s; ", path, dflts, helps, whose);
+    if (first->type == LAYER_KEY_INT || first->type == LAYER_KEY_OUT)
+        fprintf(out, "an integer in %s%s", range_text(first->lo, first->hi),
+                first->type == LAYER_KEY_OUT ? " or \"classes\"" : "");
+    else if (first->type == LAYER_KEY_FLOAT)
+        fprintf(out, "in %s", range_text(first->lo, first->hi));
+    else
+        fprintf(out, "%s", layer_key_form(first->type));
+    fprintf(out, " (%s)\n", kinds);
+}
+
 void config_print_keys(FILE *out) {
     for (int i = 0; i < NKEYS; i++) {
         const Key *k = &schema[i];
         fprintf(out, "  %-22s %-9s %s", k->path, k->dflt, k->help);
         if (k->type == K_ENUM)
-            fprintf(out, ": %s", k->choices);
+            fprintf(out, ": %s", choices_text(k->choices));
         else if (k->type == K_SHAPE)
             fprintf(out, "; 1 to %d sizes in %s", SHAPE_MAX_DIMS, range_text(k->lo, k->hi));
         else if (k->type != K_BOOL)
@@ -758,30 +811,20 @@ void config_print_keys(FILE *out) {
     fprintf(out, "\nLayer keys, in each entry of model.layers (and of a residual block's layers);\n"
                  "--set layer.NAME.KEY=value changes one layer's KEY (all but name, type and "
                  "layers):\n");
-    for (int i = 0; i < NLAYERKEYS; i++) {
-        const LayerKey *k = &layer_keys[i];
-        char path[64], types[128];
-        snprintf(path, sizeof path, "layer.NAME.%s", k->key);
-        if (strcmp(k->types, "*") == 0) {
-            snprintf(types, sizeof types, "every type");
-        } else {  // "a b c" -> "a, b, c"
-            size_t n = 0;
-            for (const char *p = k->types; *p && n + 3 < sizeof types; p++) {
-                if (*p == ' ') types[n++] = ',';
-                types[n++] = *p;
-            }
-            types[n] = 0;
-        }
-        fprintf(out, "  %-22s %-9s %s; ", path, k->dflt_text ? k->dflt_text : "required", k->help);
-        if (k->type == LK_INT || k->type == LK_OUT)
-            fprintf(out, "an integer in %s%s", range_text(k->lo, k->hi),
-                    k->type == LK_OUT ? " or \"classes\"" : "");
-        else if (k->type == LK_FLOAT)
-            fprintf(out, "in %s", range_text(k->lo, k->hi));
-        else if (strcmp(k->key, "type") == 0)
-            fprintf(out, "one of %s", layer_kind_names());
+    for (int i = 0; i < NCOMMON; i++) {
+        const char *key = common_layer_keys[i].key;
+        char path[64];
+        snprintf(path, sizeof path, "layer.NAME.%s", key);
+        fprintf(out, "  %-22s %-9s %s; ", path, "required", common_layer_keys[i].help);
+        if (strcmp(key, "type") == 0)
+            fprintf(out, "one of %s (every type)\n", layer_kind_names());
         else
-            fprintf(out, "%s", layer_key_form(k->type));
-        fprintf(out, " (%s)\n", types);
+            fprintf(out, "a string (every type)\n");
     }
+    // each kind key once, where the registry first gives it
+    for (int i = 0; i < layer_kind_count(); i++)
+        for (int j = 0; j < layer_kind_at(i)->nkeys; j++) {
+            const LayerKeyDesc *k = &layer_kind_at(i)->keys[j];
+            if (any_layer_key(k->key) == k) print_layer_key(out, k->key);
+        }
 }

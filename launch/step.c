@@ -21,15 +21,12 @@ int stepper_max_local(const Dist *d, const Config *c) {
     return (micro + d->world - 1) / d->world;
 }
 
-// The widest BatchNorm layer, residual branches included (each has a running_mean buffer
-// of its channel count in the parameter table): what bnsync must hold.
+// The widest BatchNorm layer, residual branches included (each has a running mean of its
+// channel count in the parameter table): what bnsync must hold.
 static int max_bn_channels(const ParamTable *t) {
-    size_t mx = 0, k = strlen(".running_mean");
-    for (int i = 0; i < t->n; i++) {
-        size_t n = strlen(t->p[i].name);
-        if (n > k && strcmp(t->p[i].name + n - k, ".running_mean") == 0 && t->p[i].numel > mx)
-            mx = t->p[i].numel;
-    }
+    size_t mx = 0;
+    for (int i = 0; i < t->n; i++)
+        if (t->p[i].role == PARAM_RUNNING_MEAN && t->p[i].numel > mx) mx = t->p[i].numel;
     return (int)mx;
 }
 

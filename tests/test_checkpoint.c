@@ -189,11 +189,11 @@ static void test_model_order_in_hdf5(void **state) {
 static void build_bn(Model *m) {
     memset(m, 0, sizeof *m);
     int64_t four[1] = {4};
-    assert_true(param_table_add(&m->table, "bn", "weight", PARAM_TRAINABLE, 1, four, 0) >= 0);
-    assert_true(param_table_add(&m->table, "bn", "bias", PARAM_TRAINABLE, 1, four, 0) >= 0);
-    assert_true(param_table_add(&m->table, "bn", "running_mean", PARAM_BUFFER, 1, four, 0) >= 0);
-    assert_true(param_table_add(&m->table, "bn", "running_var", PARAM_BUFFER, 1, four, 0) >= 0);
-    assert_true(param_table_add(&m->table, "bn", "num_batches_tracked", PARAM_BUFFER, 0, NULL, 0) >= 0);
+    assert_true(param_table_add(&m->table, "bn", "weight", PARAM_NORM_SCALE, 1, four, 0) >= 0);
+    assert_true(param_table_add(&m->table, "bn", "bias", PARAM_NORM_SHIFT, 1, four, 0) >= 0);
+    assert_true(param_table_add(&m->table, "bn", "running_mean", PARAM_RUNNING_MEAN, 1, four, 0) >= 0);
+    assert_true(param_table_add(&m->table, "bn", "running_var", PARAM_RUNNING_VAR, 1, four, 0) >= 0);
+    assert_true(param_table_add(&m->table, "bn", "num_batches_tracked", PARAM_COUNTER, 0, NULL, 0) >= 0);
     m->params = calloc(m->table.n_trainable, sizeof(float));
     m->bufs = calloc(m->table.n_buffer, sizeof(float));
 }

@@ -185,8 +185,8 @@ static void run_trajectory(const char *name, const OptimConfig *cfg, const float
                            const float *want_b) {
     ParamTable t = {0};
     int64_t wshape[2] = {3, 4}, bshape[1] = {3};
-    int iw = param_table_add(&t, "p", "weight", PARAM_TRAINABLE, 2, wshape, 0);
-    int ib = param_table_add(&t, "p", "bias", PARAM_TRAINABLE, 1, bshape, 0);
+    int iw = param_table_add(&t, "p", "weight", PARAM_WEIGHT, 2, wshape, 0);
+    int ib = param_table_add(&t, "p", "bias", PARAM_BIAS, 1, bshape, 0);
     assert_true(iw >= 0 && ib >= 0);
     assert_int_equal(t.n_trainable, 15);
     assert_true(t.p[iw].decay);   // the premise: the weight matrix is decayed...

@@ -1,0 +1,68 @@
+// layer.c: the layer registry, and what every kind shares: declaring a parameter, finding a
+// key, naming the dropout-family regularizer a layer applies. A new kind is its own file
+// plus one line in the registry below.
+#include "layer.h"
+
+#include <string.h>
+
+extern const LayerKind layer_linear, layer_relu, layer_gelu, layer_layernorm, layer_dropout,
+    layer_flatten, layer_conv2d, layer_maxpool2d, layer_avgpool2d, layer_globalavgpool,
+    layer_dropout2d, layer_dropblock, layer_batchnorm, layer_residual;
+
+// The order is that of error messages and train --help.
+static const LayerKind *const registry[] = {
+    &layer_linear,    &layer_relu,      &layer_gelu,      &layer_layernorm,
+    &layer_dropout,   &layer_flatten,   &layer_conv2d,    &layer_maxpool2d,
+    &layer_avgpool2d, &layer_globalavgpool, &layer_dropout2d, &layer_dropblock,
+    &layer_batchnorm, &layer_residual,
+};
+#define NKINDS (int)(sizeof registry / sizeof registry[0])
+
+int layer_kind_count(void) { return NKINDS; }
+
+const LayerKind *layer_kind_at(int i) { return i >= 0 && i < NKINDS ? registry[i] : NULL; }
+
+const LayerKind *layer_kind_find(const char *type) {
+    for (int i = 0; i < NKINDS; i++)
+        if (strcmp(registry[i]->type, type) == 0) return registry[i];
+    return NULL;
+}
+
+const char *layer_kind_names(void) {
+    static char names[512];
+    if (!names[0])
+        for (int i = 0; i < NKINDS; i++) {
+            if (i) strncat(names, ", ", sizeof names - strlen(names) - 1);
+            strncat(names, registry[i]->type, sizeof names - strlen(names) - 1);
+        }
+    return names;
+}
+
+const LayerKeyDesc *layer_kind_key(const LayerKind *k, const char *key) {
+    for (int i = 0; k && i < k->nkeys; i++)
+        if (strcmp(k->keys[i].key, key) == 0) return &k->keys[i];
+    return NULL;
+}
+
+const char *layer_spec_drop(const LayerSpec *spec, const char **key) {
+    const LayerKind *k = layer_kind_find(spec->type);
+    if (!k || !k->drop_name) return NULL;
+    const LayerKeyDesc *d = layer_kind_key(k, k->drop_key);
+    if (!(k->flags & LAYER_STOCHASTIC) &&
+        !(d && d->type == LAYER_KEY_FLOAT && *(const float *)((const char *)spec + d->offset) > 0))
+        return NULL;
+    if (key) *key = k->drop_key;
+    return k->drop_name;
+}
+
+int layer_add_param(Layer *l, ParamTable *t, const char *name, ParamRole role, int ndim,
+                    const int64_t *shape, Err *e) {
+    if (l->nparam >= LAYER_PARAMS_MAX)
+        return err_set(e, ERR_RUNTIME, "layer %s declares too many parameters", l->spec.name);
+    int idx = param_table_add(t, l->spec.name, name, role, ndim, shape, l->id);
+    if (idx < 0)
+        return err_set(e, ERR_RUNTIME, "out of memory declaring %s.%s", l->spec.name, name);
+    if (l->nparam == 0) l->param0 = idx;
+    l->poff[l->nparam++] = t->p[idx].offset;
+    return ERR_OK;
+}
