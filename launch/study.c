@@ -336,21 +336,16 @@ static void build_bn(const Dist *d, Study *s) {
 typedef struct {
     char name[LAYER_NAME_MAX + 1];
     char kind[16];  // "dropout", "dropout2d", "dropblock", "dropconnect", "droppath"
+    char key[16];   // its probability's key: "p", "dropconnect", "drop_path"
 } RegLayer;
 
 static int find_reg_layers(const LayerSpec *l, int n, RegLayer *out, int k) {
     for (int i = 0; i < n && k < 64; i++) {
-        const char *kind = NULL;
-        if (!strcmp(l[i].type, "dropout") || !strcmp(l[i].type, "dropout2d") ||
-            !strcmp(l[i].type, "dropblock"))
-            kind = l[i].type;
-        else if (!strcmp(l[i].type, "linear") && l[i].dropconnect > 0)
-            kind = "dropconnect";
-        else if (!strcmp(l[i].type, "residual") && l[i].drop_path > 0)
-            kind = "droppath";
+        const char *key = NULL, *kind = layer_spec_drop(&l[i], &key);  // the layer kind says
         if (kind) {
             snprintf(out[k].name, sizeof out[k].name, "%s", l[i].name);
             snprintf(out[k].kind, sizeof out[k].kind, "%s", kind);
+            snprintf(out[k].key, sizeof out[k].key, "%s", key);
             k++;
         }
         k = find_reg_layers(l[i].children, l[i].nchildren, out, k);
@@ -364,9 +359,12 @@ static int has_kind(const RegLayer *r, int n, const char *kind) {
     return 0;
 }
 
-static int has_type(const LayerSpec *l, int n, const char *type) {
+// Whether a layer of a kind with flag (LAYER_RUNNING_STATS: batchnorm) is in the list.
+static int has_flag(const LayerSpec *l, int n, unsigned flag) {
     for (int i = 0; i < n; i++)
-        if (!strcmp(l[i].type, type) || has_type(l[i].children, l[i].nchildren, type)) return 1;
+        if ((layer_kind_find(l[i].type)->flags & flag) ||
+            has_flag(l[i].children, l[i].nchildren, flag))
+            return 1;
     return 0;
 }
 
@@ -378,9 +376,7 @@ static void only_dropout_kind(Point *p, const RegLayer *r, int n, const char *ke
     }
     for (int i = 0; i < n; i++) {
         if (!strcmp(r[i].kind, keep)) continue;
-        const char *key = !strcmp(r[i].kind, "dropconnect") ? "dropconnect"
-                          : !strcmp(r[i].kind, "droppath") ? "drop_path" : "p";
-        point_set(p, "layer.%s.%s=0", r[i].name, key);
+        point_set(p, "layer.%s.%s=0", r[i].name, r[i].key);
     }
 }
 
@@ -391,7 +387,7 @@ static void build_reg(const Dist *d, Study *s) {
     int seeds = s->seeds > 0 ? s->seeds : full ? 3 : 2;
     RegLayer r[64];
     int nr = find_reg_layers(c->layers, c->nlayers, r, 0);
-    int bn = has_type(c->layers, c->nlayers, "batchnorm");
+    int bn = has_flag(c->layers, c->nlayers, LAYER_RUNNING_STATS);
     double wd = c->optim.weight_decay > 0 ? c->optim.weight_decay : 0.01;
     double ls = c->label_smoothing > 0 ? c->label_smoothing : 0.1;
     static const char *const kinds[] = {"dropout", "dropout2d", "dropblock", "dropconnect",
