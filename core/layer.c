@@ -1,21 +1,20 @@
 // layer.c: the layer registry, and what every kind shares: declaring a parameter, finding a
 // key, naming the dropout-family regularizer a layer applies. A new kind is its own file
-// plus one line in the registry below.
+// plus its name in LAYER_KINDS below.
 #include "layer.h"
 
 #include <string.h>
 
-extern const LayerKind layer_linear, layer_relu, layer_gelu, layer_layernorm, layer_dropout,
-    layer_flatten, layer_conv2d, layer_maxpool2d, layer_avgpool2d, layer_globalavgpool,
-    layer_dropout2d, layer_dropblock, layer_batchnorm, layer_residual;
+// Every kind, in the order of error messages and train --help: a new kind is one more name
+// here (its file exports layer_<name>).
+#define LAYER_KINDS(X)                                                                    \
+    X(linear) X(relu) X(gelu) X(layernorm) X(dropout) X(flatten) X(conv2d) X(maxpool2d)   \
+    X(avgpool2d) X(globalavgpool) X(dropout2d) X(dropblock) X(batchnorm) X(residual)
 
-// The order is that of error messages and train --help.
-static const LayerKind *const registry[] = {
-    &layer_linear,    &layer_relu,      &layer_gelu,      &layer_layernorm,
-    &layer_dropout,   &layer_flatten,   &layer_conv2d,    &layer_maxpool2d,
-    &layer_avgpool2d, &layer_globalavgpool, &layer_dropout2d, &layer_dropblock,
-    &layer_batchnorm, &layer_residual,
-};
+#define DECLARE(name) extern const LayerKind layer_##name;
+LAYER_KINDS(DECLARE)
+#define ENTRY(name) &layer_##name,
+static const LayerKind *const registry[] = {LAYER_KINDS(ENTRY)};
 #define NKINDS (int)(sizeof registry / sizeof registry[0])
 
 int layer_kind_count(void) { return NKINDS; }
