@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "core/mc.h"
 #include "core/philox.h"
 #include "io/checkpoint.h"
 #include "io/image.h"
@@ -57,73 +58,20 @@ static const char *usage =
     "                                         predictive entropy of the mean (nats)\n"
     "A file that cannot be decoded ends the command (exit 2) and leaves no CSV.\n";
 
-// softmax of logits (B,K) into p (B,K)
-static void softmax(float *p, const float *logits, int B, int K) {
-    for (int b = 0; b < B; b++) {
-        const float *z = logits + (size_t)b * K;
-        float *o = p + (size_t)b * K, mx = z[0];
-        for (int k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
-        double sum = 0;
-        for (int k = 0; k < K; k++) sum += (o[k] = expf(z[k] - mx));
-        for (int k = 0; k < K; k++) o[k] = (float)(o[k] / sum);
-    }
-}
-
-// What predict_batch gives for each of up to `batch` samples.
-typedef struct {
-    float *p;          // (batch, K) scratch: one pass's softmax
-    float *mean, *std; // (batch, K) over the passes
-    float *entropy;    // (batch) of mean, nats
-    int64_t *pred;     // (batch) argmax of mean
-} PredBatch;
-
-static int pred_batch_alloc(PredBatch *o, int batch, int K) {
-    size_t bk = (size_t)batch * (size_t)K;
-    o->p = malloc(bk * sizeof(float));
-    o->mean = malloc(bk * sizeof(float));
-    o->std = malloc(bk * sizeof(float));
-    o->entropy = malloc((size_t)batch * sizeof(float));
-    o->pred = malloc((size_t)batch * sizeof(int64_t));
-    return o->p && o->mean && o->std && o->entropy && o->pred ? 0 : -1;
-}
-
-static void pred_batch_free(PredBatch *o) {
-    free(o->p), free(o->mean), free(o->std), free(o->entropy), free(o->pred);
-}
-
 // The B samples x (B, in), global indices ids (B), through mc Monte-Carlo passes (mc = 0: one
 // deterministic eval-mode pass) into o.
-static void predict_batch(PredBatch *o, Model *m, const Config *cfg, const CkptMeta *meta,
+static void predict_batch(McBatch *o, Model *m, const Config *cfg, const CkptMeta *meta,
                           int mc, float *x, int64_t *ids, int B) {
     int K = m->num_classes, passes = mc > 0 ? mc : 1;
-    float *sum = o->mean, *sq = o->std;
-    // Welford's running mean and M2: identical passes give a spread of exactly 0
-    memset(sum, 0, (size_t)B * K * sizeof(float));
-    memset(sq, 0, (size_t)B * K * sizeof(float));
+    mc_begin(o->mean, o->std, B, K);
     for (int k = 0; k < passes; k++) {
         StepCtx c = {.train = 0, .mc_dropout = mc > 0, .dropout_on = cfg->dropout_on,
                      .seed = cfg->seed, .step = (uint32_t)meta->step,
                      .stream = PHILOX_STREAM_MC_BASE + (uint32_t)k, .sample_ids = ids};
-        softmax(o->p, model_forward(m, x, B, &c), B, K);
-        for (size_t i = 0; i < (size_t)B * K; i++) {
-            float delta = o->p[i] - sum[i];
-            sum[i] += delta / (float)(k + 1);
-            sq[i] += delta * (o->p[i] - sum[i]);
-        }
+        mc_softmax(o->p, model_forward(m, x, B, &c), B, K);
+        mc_add(o->mean, o->std, o->p, k, B, K);
     }
-    for (int b = 0; b < B; b++) {
-        double h = 0;
-        int best = 0;
-        for (int k = 0; k < K; k++) {
-            size_t i = (size_t)b * K + k;
-            float mean = sum[i], var = sq[i] / passes;
-            sq[i] = var > 0 ? sqrtf(var) : 0.0f;
-            if (mean > 0) h -= mean * log(mean);
-            if (mean > sum[(size_t)b * K + best]) best = k;
-        }
-        o->entropy[b] = (float)h;
-        o->pred[b] = best;
-    }
+    mc_finish(o->std, o->entropy, o->pred, o->mean, passes, B, K);
 }
 
 static void out_of_memory(const Dist *d) {
@@ -146,8 +94,8 @@ static void predict_data(const Dist *d, const char *ckpt, const char *data, cons
     size_t in = shape_numel(m.in);
     float *x = malloc((size_t)batch * in * sizeof(float));
     int64_t *ids = malloc((size_t)batch * sizeof(int64_t));
-    PredBatch o;
-    if (!x || !ids || pred_batch_alloc(&o, batch, K)) out_of_memory(d);
+    McBatch o;
+    if (!x || !ids || mc_batch_alloc(&o, batch, K)) out_of_memory(d);
     PredWriter *w = NULL;
     if (d->rank == 0 && !(w = pred_open(out, ds.n, K, mc, ckpt, data, split, &e))) cli_fail(d, &e);
     if (w && ds.has_paths && pred_copy_paths(w, data, split, &e)) {
@@ -175,7 +123,7 @@ static void predict_data(const Dist *d, const char *ckpt, const char *data, cons
         printf("wrote %s: %lld samples%s, %d classes, %d Monte-Carlo pass%s\n", out,
                (long long)ds.n, ds.labelled ? "" : " (unlabelled)", K, mc, mc == 1 ? "" : "es");
     free(x), free(ids);
-    pred_batch_free(&o);
+    mc_batch_free(&o);
     model_free(&m);
     dataset_free(&ds);
     config_free(&cfg);
@@ -386,9 +334,9 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     px.x_u16 = px.pixel == PIXEL_U16 ? pixels : NULL;
     float *x = malloc((size_t)batch * in * sizeof(float));
     int64_t *ids = malloc((size_t)batch * sizeof(int64_t));
-    PredBatch det, mcb = {0};
-    if (!pixels || !x || !ids || pred_batch_alloc(&det, batch, K) ||
-        (mc > 0 && pred_batch_alloc(&mcb, batch, K)))
+    McBatch det, mcb = {0};
+    if (!pixels || !x || !ids || mc_batch_alloc(&det, batch, K) ||
+        (mc > 0 && mc_batch_alloc(&mcb, batch, K)))
         out_of_memory(d);
     PredCsv *w = pred_csv_open(out, mc, &e);
     if (!w) cli_fail(d, &e);
@@ -425,8 +373,8 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     printf("wrote %s: %lld image%s, %d classes, %d Monte-Carlo pass%s\n", out, (long long)n,
            n == 1 ? "" : "s", K, mc, mc == 1 ? "" : "es");
     free(pixels), free(x), free(ids);
-    pred_batch_free(&det);
-    if (mc > 0) pred_batch_free(&mcb);
+    mc_batch_free(&det);
+    if (mc > 0) mc_batch_free(&mcb);
     path_list_free(&files);
     image_lib_shutdown();
     model_free(&m);
