@@ -1,11 +1,11 @@
 // eval.c: `regdist eval`: loss, accuracy and expected calibration error of a checkpoint on a
 // split. The model is rebuilt from the config text the checkpoint carries.
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "io/checkpoint.h"
+#include "options.h"
 
 static const char *usage =
     "usage: regdist eval --checkpoint F --data F [--split test] [--json]\n"
@@ -15,36 +15,21 @@ static const char *usage =
     "Samples are normalized with the mean/std stored in the checkpoint (what training used),\n"
     "whatever the data file says; a difference is reported on stderr. The split needs labels\n"
     "(y); regdist predict works without them.\n"
-    "\n"
-    "  --checkpoint F   a checkpoint written by regdist train\n"
-    "  --data F         an HDF5 dataset\n"
-    "  --split S        train, val or test (default test)\n"
-    "  --json           print one JSON object instead of text\n";
+    "\n";
 
 int cmd_eval(Dist *d, int argc, char **argv) {
-    static const struct option opts[] = {
-        {"checkpoint", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"split", required_argument, 0, 's'},      {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     const char *ckpt = NULL, *data = NULL, *split = "test";
-    int json = 0, ch;
-    opterr = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c': ckpt = optarg; break;
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'j': json = 1; break;
-        case 'h':
-            if (d->rank == 0) fputs(usage, stdout);
-            return 0;
-        default: cli_usage_fail(d, "eval", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
+    int json = 0;
+    const Opt opts[] = {
+        OPT_S("checkpoint", &ckpt, "F", "a checkpoint written by regdist train", 1),
+        OPT_S("data", &data, "F", "an HDF5 dataset", 1),
+        OPT_S("split", &split, "S", "train, val or test (default test)", 0),
+        OPT_F("json", &json, "print one JSON object instead of text"),
+        OPT_END};
+    if (opts_parse(d, "eval", opts, 0, argc, argv, 1) < 0) {
+        if (d->rank == 0) fputs(usage, stdout), opts_print_help(stdout, opts);
+        return 0;
     }
-    if (optind < argc) cli_usage_fail(d, "eval", "unexpected argument '%s'", argv[optind]);
-    if (!ckpt) cli_usage_fail(d, "eval", "--checkpoint is required");
-    if (!data) cli_usage_fail(d, "eval", "--data is required");
     if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test"))
         cli_usage_fail(d, "eval", "--split must be train, val or test, got '%s'", split);
 

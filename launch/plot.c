@@ -6,7 +6,6 @@
 // train_acc is the running train-mode accuracy over the epoch (dropout on, weights moving), so
 // train_acc - val_acc is not it (it runs negative early on). The accuracy panel shows both
 // curves under their honest names instead.
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "cli.h"
 #include "io/metrics.h"
 #include "io/svg.h"
+#include "options.h"
 #include "outpath.h"
 #include "study.h"
 
@@ -112,45 +112,36 @@ static SvgSeries *series(const Run *runs, int n, int c, int val, int *count) {
 }
 
 int cmd_plot(Dist *d, int argc, char **argv) {
-    static const struct option opts[] = {{"out", required_argument, 0, 'o'},
-                                         {"title", required_argument, 0, 't'},
-                                         {"label", required_argument, 0, 'l'},
-                                         {"overwrite", no_argument, 0, 'O'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     const char *out = NULL, *title = "learning curves";
-    const char **labels = calloc((size_t)argc, sizeof *labels);  // --label, in order
-    int ch, nlabels = 0, overwrite = 0;
-    if (!labels) {
+    int overwrite = 0;
+    OptList labels = {calloc((size_t)argc, sizeof(char *)), 0, argc};  // --label, in order
+    if (!labels.v) {
         Err e;
         err_set(&e, ERR_RUNTIME, "out of memory");
         cli_fail(d, &e);
     }
-    opterr = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'o': out = optarg; break;
-        case 't': title = optarg; break;
-        case 'O': overwrite = 1; break;
-        case 'l':
-            if (!*optarg) cli_usage_fail(d, "plot", "--label needs a name: --label 'BatchNorm only'");
-            labels[nlabels++] = optarg;
-            break;
-        case 'h':
-            if (d->rank == 0) fputs(usage, stdout);
-            free(labels);
-            return 0;
-        default: cli_usage_fail(d, "plot", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
+    const Opt opts[] = {OPT_S("out", &out, "FIG.svg", "the figure to write", 0),
+                        OPT_S("title", &title, "T", "its title (default \"learning curves\")", 0),
+                        OPT_L("label", &labels, "L", "the next RUN's name; repeatable"),
+                        OPT_F("overwrite", &overwrite, "replace an existing FIG.svg"),
+                        OPT_END};
+    int at = opts_parse(d, "plot", opts, argc, argc, argv, 1);
+    if (at < 0) {
+        if (d->rank == 0) fputs(usage, stdout), fputs("\n", stdout), opts_print_help(stdout, opts);
+        free(labels.v);
+        return 0;
     }
+    const char **label = labels.v;
+    int nlabels = labels.n;
+    for (int i = 0; i < nlabels; i++)
+        if (!*label[i]) cli_usage_fail(d, "plot", "--label needs a name: --label 'BatchNorm only'");
     if (!out) cli_usage_fail(d, "plot", "--out FIG.svg is required");
-    if (optind == argc) cli_usage_fail(d, "plot", "give at least one run directory");
-    if (nlabels > argc - optind)
+    if (at == argc) cli_usage_fail(d, "plot", "give at least one run directory");
+    if (nlabels > argc - at)
         cli_usage_fail(d, "plot", "%d --label options for %d run%s: one label per run, in order",
-                       nlabels, argc - optind, argc - optind == 1 ? "" : "s");
+                       nlabels, argc - at, argc - at == 1 ? "" : "s");
     if (d->rank != 0) return 0;
-    int n = argc - optind;
+    int n = argc - at;
     Err e = {0};
     if (out_file_check("--out", out, overwrite, &e)) cli_fail(d, &e);  // before reading any run
     Run *runs = calloc((size_t)n, sizeof *runs);
@@ -159,9 +150,9 @@ int cmd_plot(Dist *d, int argc, char **argv) {
         cli_fail(d, &e);
     }
     for (int i = 0; i < n; i++) {
-        if (run_load(&runs[i], argv[optind + i], &e)) cli_fail(d, &e);
+        if (run_load(&runs[i], argv[at + i], &e)) cli_fail(d, &e);
         if (i < nlabels) {
-            snprintf(runs[i].label, sizeof runs[i].label, "%s", labels[i]);
+            snprintf(runs[i].label, sizeof runs[i].label, "%s", label[i]);
             runs[i].given = 1;
         }
     }
@@ -187,6 +178,6 @@ int cmd_plot(Dist *d, int argc, char **argv) {
     for (int k = 0; k < 3; k++) free(s[k]);
     for (int i = 0; i < n; i++) free(runs[i].rows), free(runs[i].col);
     free(runs);
-    free(labels);
+    free(labels.v);
     return 0;
 }

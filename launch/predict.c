@@ -8,7 +8,6 @@
 // checkpoint's mean/std, then predict_batch.
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include "io/image.h"
 #include "io/imagefolder.h"
 #include "io/predictions.h"
+#include "options.h"
 #include "progress.h"
 
 static const char *usage =
@@ -383,40 +383,32 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
 }
 
 int cmd_predict(Dist *d, int argc, char **argv) {
-    static const struct option opts[] = {
-        {"checkpoint", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"split", required_argument, 0, 's'},      {"mc-samples", required_argument, 0, 'k'},
-        {"out", required_argument, 0, 'o'},        {"images", required_argument, 0, 'i'},
-        {"overwrite", no_argument, 0, 'O'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
     const char *ckpt = NULL, *data = NULL, *split = NULL, *out = NULL;
-    int mc = 0, ch, nimages = 0, overwrite = 0;
+    int mc = 0, overwrite = 0;
     // --images PATH... : the PATH after each --images, and every other non-option argument
-    char **images = calloc((size_t)argc + 1, sizeof *images);
-    if (!images) out_of_memory(d);
-    opterr = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c': ckpt = optarg; break;
-        case 'd': data = optarg; break;
-        case 's': split = optarg; break;
-        case 'k': mc = (int)cli_parse_int(d, "predict", "--mc-samples", optarg, 0, 100000); break;
-        case 'o': out = optarg; break;
-        case 'O': overwrite = 1; break;
-        case 'i': images[nimages++] = optarg; break;
-        case 'h':
-            if (d->rank == 0) fputs(usage, stdout);
-            free(images);
-            return 0;
-        default:
-            cli_usage_fail(d, "predict", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
+    OptList images = {calloc((size_t)argc + 1, sizeof(char *)), 0, argc};
+    if (!images.v) out_of_memory(d);
+    const Opt opts[] = {
+        OPT_S("checkpoint", &ckpt, "F", "a checkpoint written by regdist train", 1),
+        OPT_S("data", &data, "F", "an HDF5 dataset", 0),
+        OPT_S("split", &split, "S", "train, val or test (default test); with --data", 0),
+        OPT_L("images", &images, "PATH...", "image files and folders"),
+        OPT_I("mc-samples", &mc, "K", "Monte-Carlo passes (default 0: one deterministic pass)",
+              0, 100000),
+        OPT_S("out", &out, "P", "P.h5 for --data, P.csv for --images", 0),
+        OPT_F("overwrite", &overwrite, "replace an existing --out file"),
+        OPT_END};
+    int at = opts_parse(d, "predict", opts, argc, argc, argv, 1);
+    if (at < 0) {
+        if (d->rank == 0) fputs(usage, stdout), fputs("\n", stdout), opts_print_help(stdout, opts);
+        free(images.v);
+        return 0;
     }
-    if (optind < argc && !nimages)
-        cli_usage_fail(d, "predict", "unexpected argument '%s'", argv[optind]);
-    while (optind < argc) images[nimages++] = argv[optind++];
-    if (!ckpt) cli_usage_fail(d, "predict", "--checkpoint is required");
+    if (at < argc && !images.n)
+        cli_usage_fail(d, "predict", "unexpected argument '%s'", argv[at]);
+    while (at < argc) images.v[images.n++] = argv[at++];
+    char **paths = (char **)images.v;
+    int nimages = images.n;
     if (data && nimages)
         cli_usage_fail(d, "predict", "--data and --images exclude each other: predict a dataset "
                        "file or image files, one or the other");
@@ -430,7 +422,7 @@ int cmd_predict(Dist *d, int argc, char **argv) {
     if (data)
         predict_data(d, ckpt, data, split, mc, out);
     else if (d->rank == 0)
-        predict_images(d, ckpt, images, nimages, mc, out);
-    free(images);
+        predict_images(d, ckpt, paths, nimages, mc, out);
+    free(images.v);
     return 0;
 }
