@@ -776,7 +776,7 @@ static void test_bad_inputs(void **state) {
     // --out in a missing folder
     RunResult r;
     import(&r, good, at(root, "nowhere/x.h5"), NULL);
-    test_expect_bad_input(&r, "does not exist");
+    test_expect_bad_input(&r, "no directory");
     assert_false(exists(at(root, "nowhere")));
     // bad option values
     expect_refused(good, out, (const char *[]){"--size", "0,4", NULL}, "--size");

@@ -385,7 +385,7 @@ static void test_images_equal_hdf5(void **state) {
     snprintf(f2, sizeof f2, "%s/ankle/img07.png", imgs);
     RunResult r;
     run_ok(&r, (const char *[]){"predict", "--checkpoint", ckpt, "--images", f1, f2,
-                                "--mc-samples", "3", "--out", csv, NULL});
+                                "--mc-samples", "3", "--out", csv, "--overwrite", NULL});
     char *text = test_read_file(csv, NULL);
     assert_int_equal(strncmp(text, "path,class,probability,mc_mean_probability,mc_std,entropy\n",
                              58), 0);
