@@ -1,7 +1,8 @@
 // config.h: the experiment config. One libconfig file holds the whole experiment; --set
-// overrides any key. Every key is described once, in the schema table of config.c, which
-// gives its type, default and range; keys nobody reads and bad values are errors with file:line,
-// or with the --set argument that gave the value.
+// overrides any key. Every key is described once, with its type, default and range: in the
+// schema table of config.c, or, for the keys of a layer, in its kind's table (LayerKind.keys);
+// keys nobody reads and bad values are errors with file:line, or with the --set argument that
+// gave the value.
 #pragma once
 #include <stdint.h>
 
