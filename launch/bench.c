@@ -2,13 +2,13 @@
 // single-precision GEMM rate, so the figure says how close to the hardware a step runs.
 // A benchmark, not a test: it prints numbers; run it on a quiet machine.
 #include <cblas.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "options.h"
 #include "step.h"
 #include "core/optim.h"
 #include "core/philox.h"
@@ -167,38 +167,25 @@ static void print_result(const char *config, int world, int batch, int threads, 
 }
 
 int cmd_bench(Dist *d, int argc, char **argv) {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
-        {"steps", required_argument, 0, 'n'},  {"warmup", required_argument, 0, 'w'},
-        {"threads", required_argument, 0, 't'}, {"set", required_argument, 0, 's'},
-        {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
-        {"scaling", no_argument, 0, 'S'},
-        {0, 0, 0, 0}};
     const char *config = NULL, *sets[MAX_SETS];
-    int nsets = 0, batch = 0, steps = 50, warmup = 5, threads = 0, json = 0, scaling = 0, ch;
-    opterr = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c': config = optarg; break;
-        case 'b': batch = (int)cli_parse_int(d, "bench", "--batch", optarg, 1, 1 << 20); break;
-        case 'n': steps = (int)cli_parse_int(d, "bench", "--steps", optarg, 1, 1 << 20); break;
-        case 'w': warmup = (int)cli_parse_int(d, "bench", "--warmup", optarg, 0, 1 << 20); break;
-        case 't': threads = (int)cli_parse_int(d, "bench", "--threads", optarg, 1, 1024); break;
-        case 's':
-            if (nsets >= MAX_SETS) cli_usage_fail(d, "bench", "too many --set options");
-            sets[nsets++] = optarg;
-            break;
-        case 'j': json = 1; break;
-        case 'S': scaling = 1; break;
-        case 'h':
-            if (d->rank == 0) fputs(usage, stdout);
-            return 0;
-        default: cli_usage_fail(d, "bench", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
+    int batch = 0, steps = 50, warmup = 5, threads = 0, json = 0, scaling = 0;
+    OptList set = {sets, 0, MAX_SETS};
+    const Opt opts[] = {
+        OPT_S("config", &config, "C", "the experiment (launch/configs/*.cfg)", 1),
+        OPT_I("batch", &batch, "N", "global batch (default: the config's)", 1, 1 << 20),
+        OPT_I("steps", &steps, "N", "timed steps (default 50)", 1, 1 << 20),
+        OPT_I("warmup", &warmup, "N", "untimed steps first (default 5)", 0, 1 << 20),
+        OPT_I("threads", &threads, "N", "OpenBLAS threads per rank (default: the config's)", 1,
+              1024),
+        OPT_L("set", &set, "key=value", "override a config key; repeatable"),
+        OPT_F("json", &json, "print one JSON object instead of text"),
+        OPT_F("scaling", &scaling, "measure 1, 2, 4, ... and W ranks in turn"),
+        OPT_END};
+    if (opts_parse(d, "bench", opts, 0, argc, argv, 1) < 0) {
+        if (d->rank == 0) fputs(usage, stdout), fputs("\n", stdout), opts_print_help(stdout, opts);
+        return 0;
     }
-    if (optind < argc) cli_usage_fail(d, "bench", "unexpected argument '%s'", argv[optind]);
-    if (!config) cli_usage_fail(d, "bench", "--config is required");
+    int nsets = set.n;
     Err e = {0};
     Config cfg;
     if (config_load(&cfg, config, NULL, sets, nsets, &e)) cli_fail(d, &e);

@@ -13,7 +13,6 @@
 #define _GNU_SOURCE  // nftw
 #include <errno.h>
 #include <ftw.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <math.h>
@@ -25,6 +24,7 @@
 #include "cli.h"
 #include "io/dataset.h"
 #include "io/svg.h"
+#include "options.h"
 #include "signals.h"
 #include "study.h"
 
@@ -138,14 +138,6 @@ static int parse_list(const char *s, int *out) {
 }
 
 static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"out", required_argument, 0, 'o'},    {"preset", required_argument, 0, 'p'},
-        {"seeds", required_argument, 0, 'n'},  {"epochs", required_argument, 0, 'e'},
-        {"groups", required_argument, 0, 'g'}, {"batches", required_argument, 0, 'b'},
-        {"set", required_argument, 0, 's'},    {"resume", no_argument, 0, 'r'},
-        {"overwrite", no_argument, 0, 'O'},    {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
     if (argc < 2 || (strcmp(argv[1], "bn") && strcmp(argv[1], "reg"))) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             if (d->rank == 0) fputs(usage, stdout);
@@ -157,46 +149,33 @@ static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
     s->kind = argv[1];
     s->preset = "quick";
     s->seeds = s->epochs = -1;
-    opterr = 0;
-    optind = 2;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c': s->config = optarg; break;
-        case 'd': s->data = optarg; break;
-        case 'o': s->out = optarg; break;
-        case 'r': s->resume = 1; break;
-        case 'O': s->overwrite = 1; break;
-        case 'p': s->preset = optarg; break;
-        case 'n': s->seeds = (int)cli_parse_int(d, "study", "--seeds", optarg, 1, 100); break;
-        case 'e': s->epochs = (int)cli_parse_int(d, "study", "--epochs", optarg, 1, 100000); break;
-        case 'g':
-            if ((s->nG = parse_list(optarg, s->G)) < 1)
-                cli_usage_fail(d, "study", "--groups takes positive integers: 4,16,64");
-            break;
-        case 'b':
-            if ((s->nB = parse_list(optarg, s->Bs)) < 0)
-                cli_usage_fail(d, "study", "--batches takes positive integers: 64,256");
-            break;
-        case 's':
-            if (s->nextra >= MAX_SETS - MAX_POINT_SETS - 2)
-                cli_usage_fail(d, "study", "too many --set options");
-            s->extra[s->nextra++] = optarg;
-            break;
-        case 'h':
-            if (d->rank == 0) fputs(strcmp(s->kind, "bn") ? usage_reg : usage_bn, stdout);
-            dist_finalize((Dist *)d);
-            exit(0);
-        default:
-            cli_usage_fail(d, "study", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
+    const char *groups = NULL, *batches = NULL;
+    OptList extra = {s->extra, 0, MAX_SETS - MAX_POINT_SETS - 2};
+    // the help is usage_bn's or usage_reg's, which say what each option means to that sweep
+    const Opt opts[] = {OPT_S("config", &s->config, "C", NULL, 1),
+                        OPT_S("data", &s->data, "F", NULL, 1),
+                        OPT_S("out", &s->out, "DIR", NULL, 1),
+                        OPT_S("preset", &s->preset, "quick|full", NULL, 0),
+                        OPT_I("seeds", &s->seeds, "N", NULL, 1, 100),
+                        OPT_I("epochs", &s->epochs, "E", NULL, 1, 100000),
+                        OPT_S("groups", &groups, "4,16,...", NULL, 0),
+                        OPT_S("batches", &batches, "64,256", NULL, 0),
+                        OPT_L("set", &extra, "key=value", NULL),
+                        OPT_F("resume", &s->resume, NULL),
+                        OPT_F("overwrite", &s->overwrite, NULL),
+                        OPT_END};
+    if (opts_parse(d, "study", opts, 0, argc, argv, 2) < 0) {
+        if (d->rank == 0) fputs(strcmp(s->kind, "bn") ? usage_reg : usage_bn, stdout);
+        dist_finalize((Dist *)d);
+        exit(0);
     }
-    if (optind < argc) cli_usage_fail(d, "study", "unexpected argument '%s'", argv[optind]);
+    s->nextra = extra.n;
+    if (groups && (s->nG = parse_list(groups, s->G)) < 1)
+        cli_usage_fail(d, "study", "--groups takes positive integers: 4,16,64");
+    if (batches && (s->nB = parse_list(batches, s->Bs)) < 0)
+        cli_usage_fail(d, "study", "--batches takes positive integers: 64,256");
     if (!strcmp(s->kind, "reg") && (s->nG || s->nB))
         cli_usage_fail(d, "study", "--groups and --batches are for study bn, not study reg");
-    if (!s->config) cli_usage_fail(d, "study", "--config is required");
-    if (!s->data) cli_usage_fail(d, "study", "--data is required");
-    if (!s->out) cli_usage_fail(d, "study", "--out is required");
     if (s->resume && s->overwrite)
         cli_usage_fail(d, "study", "--resume continues a sweep and --overwrite replaces it: "
                        "choose one");

@@ -6,7 +6,6 @@
 // around checkpoints.
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "io/checkpoint.h"
 #include "io/metrics.h"
 #include "io/prefetch.h"
+#include "options.h"
 #include "signals.h"
 #include "progress.h"
 #include "step.h"
@@ -33,19 +33,9 @@ static const char *usage =
     "split each epoch. Writes DIR/metrics.csv, DIR/last.h5 (every epoch and when the run\n"
     "stops) and DIR/best.h5 (best validation accuracy).\n"
     "\n"
-    "  --config C        the experiment (launch/configs/*.cfg)\n"
-    "  --data F          an HDF5 dataset (regdist data ... makes one)\n"
-    "  --out DIR         output directory (created if missing); one that holds a run is\n"
-    "                    refused unless --resume continues it or --overwrite replaces it\n"
-    "  --set key=value   override a config key; repeatable\n"
-    "  --resume CKPT     continue a run exactly from a checkpoint (model, optimizer, position)\n"
-    "  --init CKPT       start from a checkpoint's weights only\n"
-    "  --overwrite       start afresh in a DIR that holds a run: its files are removed first\n"
-    "\n"
     "SIGTERM, SIGUSR1 and SIGINT (Ctrl-C) stop at the next step with DIR/last.h5 written and\n"
     "the command to resume printed; a second one exits at once.\n"
-    "\n"
-    "Config keys:\n";
+    "\n";
 
 typedef struct {
     const Dist *d;
@@ -174,42 +164,30 @@ static void check_resume_compatible(const Dist *d, const Trainer *t, const char 
 static void parse_args(const Dist *d, int argc, char **argv, const char **config, const char **data,
                        const char **out, const char **resume, const char **init,
                        int *overwrite, const char **sets, int *nsets) {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"out", required_argument, 0, 'o'},    {"set", required_argument, 0, 's'},
-        {"resume", required_argument, 0, 'r'}, {"init", required_argument, 0, 'i'},
-        {"overwrite", no_argument, 0, 'O'},    {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    opterr = 0;
-    optind = 1;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c': *config = optarg; break;
-        case 'd': *data = optarg; break;
-        case 'o': *out = optarg; break;
-        case 'r': *resume = optarg; break;
-        case 'i': *init = optarg; break;
-        case 'O': *overwrite = 1; break;
-        case 's':
-            if (*nsets >= MAX_SETS) cli_usage_fail(d, "train", "too many --set options");
-            sets[(*nsets)++] = optarg;
-            break;
-        case 'h':
-            if (d->rank == 0) {
-                fputs(usage, stdout);
-                config_print_keys(stdout);
-            }
-            dist_finalize((Dist *)d);
-            exit(0);
-        default:
-            cli_usage_fail(d, "train", "unknown or incomplete option '%s'", argv[optind - 1]);
+    OptList set = {sets, 0, MAX_SETS};
+    const Opt opts[] = {
+        OPT_S("config", config, "C", "the experiment (launch/configs/*.cfg)", 1),
+        OPT_S("data", data, "F", "an HDF5 dataset (regdist data ... makes one)", 1),
+        OPT_S("out", out, "DIR", "output directory (created if missing); one that holds a run is\n"
+              "refused unless --resume continues it or --overwrite replaces it", 1),
+        OPT_L("set", &set, "key=value", "override a config key; repeatable"),
+        OPT_S("resume", resume, "CKPT",
+              "continue a run exactly from a checkpoint (model, optimizer, position)", 0),
+        OPT_S("init", init, "CKPT", "start from a checkpoint's weights only", 0),
+        OPT_F("overwrite", overwrite,
+              "start afresh in a DIR that holds a run: its files are removed first"),
+        OPT_END};
+    if (opts_parse(d, "train", opts, 0, argc, argv, 1) < 0) {
+        if (d->rank == 0) {
+            fputs(usage, stdout);
+            opts_print_help(stdout, opts);
+            fputs("\nConfig keys:\n", stdout);
+            config_print_keys(stdout);
         }
+        dist_finalize((Dist *)d);
+        exit(0);
     }
-    if (optind < argc) cli_usage_fail(d, "train", "unexpected argument '%s'", argv[optind]);
-    if (!*config) cli_usage_fail(d, "train", "--config is required");
-    if (!*data) cli_usage_fail(d, "train", "--data is required");
-    if (!*out) cli_usage_fail(d, "train", "--out is required");
+    *nsets = set.n;
     if (*resume && *init) cli_usage_fail(d, "train", "--resume and --init exclude each other");
     if (*resume && *overwrite)
         cli_usage_fail(d, "train", "--resume continues a run and --overwrite replaces it: choose one");
@@ -688,7 +666,8 @@ static int precise_bn(Trainer *t) {
     const ParamTable *tab = &t->m.table;
     int has_bn = 0;
     for (int i = 0; i < tab->n; i++) {
-        if (tab->p[i].role == PARAM_COUNTER) {  // BatchNorm's num_batches_tracked
+        const char *dot = strrchr(tab->p[i].name, '.');
+        if (dot && strcmp(dot, ".num_batches_tracked") == 0) {
             t->m.bufs[tab->p[i].offset] = 0.0f;  // the average starts afresh
             has_bn = 1;
         }
