@@ -666,8 +666,7 @@ static int precise_bn(Trainer *t) {
     const ParamTable *tab = &t->m.table;
     int has_bn = 0;
     for (int i = 0; i < tab->n; i++) {
-        const char *dot = strrchr(tab->p[i].name, '.');
-        if (dot && strcmp(dot, ".num_batches_tracked") == 0) {
+        if (tab->p[i].role == PARAM_COUNTER) {  // BatchNorm's num_batches_tracked
             t->m.bufs[tab->p[i].offset] = 0.0f;  // the average starts afresh
             has_bn = 1;
         }
