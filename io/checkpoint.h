@@ -13,9 +13,9 @@
 #pragma once
 #include <stdint.h>
 
-#include "../core/err.h"
-#include "../core/model.h"
-#include "../core/optim.h"
+#include "core/err.h"
+#include "core/model.h"
+#include "core/optim.h"
 #include "preprocess.h"
 
 #define CKPT_FORMAT_VERSION 1

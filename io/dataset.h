@@ -15,8 +15,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../core/err.h"
-#include "../core/layer.h"
+#include "core/err.h"
+#include "core/layer.h"
 #include "preprocess.h"
 
 #define DATASET_MAX_CHANNELS 64

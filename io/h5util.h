@@ -7,7 +7,7 @@
 #include <hdf5.h>
 #include <stdint.h>
 
-#include "../core/err.h"
+#include "core/err.h"
 
 enum { H5U_OK = 0, H5U_MISSING = -1, H5U_BADTYPE = -2, H5U_FAIL = -3 };
 

@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "../core/philox.h"
+#include "core/philox.h"
 #include "dataset.h"
 
 #define IDX_MAX_BYTES ((int64_t)1 << 32)  // far above any IDX dataset regdist imports

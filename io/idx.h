@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-#include "../core/err.h"
+#include "core/err.h"
 
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 

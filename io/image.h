@@ -5,7 +5,7 @@
 #pragma once
 #include <stdint.h>
 
-#include "../core/err.h"
+#include "core/err.h"
 
 // What to make of a file. From `data images` options, or from a checkpoint's Preprocess.
 typedef struct {

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../core/shuffle.h"
+#include "core/shuffle.h"
 #include "h5util.h"
 #include "image.h"
 #include "preprocess.h"

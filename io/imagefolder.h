@@ -15,8 +15,8 @@
 #pragma once
 #include <stdint.h>
 
-#include "../core/err.h"
-#include "../core/layer.h"
+#include "core/err.h"
+#include "core/layer.h"
 
 enum { IMPORT_TRAIN = 0, IMPORT_VAL = 1, IMPORT_TEST = 2, IMPORT_SPLITS = 3 };
 

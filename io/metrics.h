@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../core/err.h"
+#include "core/err.h"
 
 typedef struct {
     int64_t epoch, step;  // the epoch just finished (from 1); optimizer steps so far

@@ -16,7 +16,7 @@
 #pragma once
 #include <stdint.h>
 
-#include "../core/err.h"
+#include "core/err.h"
 
 typedef struct PredWriter PredWriter;
 

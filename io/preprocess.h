@@ -21,8 +21,8 @@
 #pragma once
 #include <stdint.h>
 
-#include "../core/err.h"
-#include "../core/layer.h"
+#include "core/err.h"
+#include "core/layer.h"
 
 #define PREP_MAX_CHANNELS 64
 

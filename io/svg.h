@@ -11,7 +11,7 @@
 // legend. The caller says in the title what error bars are (e.g. "mean ± sd over 3 seeds");
 // with one seed it passes no error bars.
 #pragma once
-#include "../core/err.h"
+#include "core/err.h"
 
 // A line series: n points (x[i], y[i]); err (may be NULL) gives a symmetric error bar
 // (e.g. std over seeds) drawn at each point.

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../core/philox.h"
+#include "core/philox.h"
 #include "dataset.h"
 
 #define SYNTH_KEY 0xFFFFFFFDu     // Philox key word 1 for synthetic data

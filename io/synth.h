@@ -2,8 +2,8 @@
 #pragma once
 #include <stdint.h>
 
-#include "../core/err.h"
-#include "../core/layer.h"
+#include "core/err.h"
+#include "core/layer.h"
 
 typedef struct {
     Shape shape;         // per-sample shape, e.g. (1,28,28) or (32)
