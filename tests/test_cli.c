@@ -18,6 +18,7 @@
 
 #include "io/checkpoint.h"
 #include "launch/config.h"
+#include "runutil.h"
 #include "testutil.h"
 
 static const char *dir;     // scratch directory of this run
@@ -81,36 +82,20 @@ static void test_train_loss_falls_and_writes_outputs(void **state) {
     assert_non_null(strstr(r.out, "\"ece\": "));
 }
 
-// Loads a checkpoint into a model built from its own config text.
-static void load_ckpt(const char *path, Model *m, Optim *o, CkptMeta *meta) {
-    Err e = {0};
-    assert_int_equal(ckpt_read_meta(path, meta, &e), ERR_OK);
-    Config c;
-    if (config_load(&c, path, meta->config_text, NULL, 0, &e)) fail_msg("%s", e.msg);
-    if (model_build(m, c.layers, c.nlayers, (Shape){3, {1, 28, 28}}, 10, &e))
-        fail_msg("%s", e.msg);
-    assert_int_equal(optim_init(o, &c.optim, m->table.n_trainable), 0);
-    if (ckpt_load(path, m, o, NULL, &e)) fail_msg("%s", e.msg);
-    config_free(&c);
-}
-
 static void assert_same_state(const char *a, const char *b) {
-    Model ma, mb;
-    Optim oa, ob;
-    CkptMeta ka = {0}, kb = {0};
-    load_ckpt(a, &ma, &oa, &ka);
-    load_ckpt(b, &mb, &ob, &kb);
-    size_t n = ma.table.n_trainable;
-    assert_int_equal(n, mb.table.n_trainable);
-    assert_memory_equal(ma.params, mb.params, n * sizeof(float));
-    assert_memory_equal(oa.m, ob.m, n * sizeof(float));
-    assert_memory_equal(oa.v, ob.v, n * sizeof(float));
-    assert_int_equal(oa.step, ob.step);
-    assert_int_equal(ka.step, kb.step);
-    assert_int_equal(ka.epoch, kb.epoch);
-    assert_true(ka.best_metric == kb.best_metric);
-    model_free(&ma), model_free(&mb), optim_free(&oa), optim_free(&ob);
-    ckpt_meta_free(&ka), ckpt_meta_free(&kb);
+    LoadedRun x, y;
+    loaded_run_open(&x, a, (Shape){3, {1, 28, 28}});
+    loaded_run_open(&y, b, (Shape){3, {1, 28, 28}});
+    size_t n = x.m.table.n_trainable;
+    assert_int_equal(n, y.m.table.n_trainable);
+    assert_memory_equal(x.m.params, y.m.params, n * sizeof(float));
+    assert_memory_equal(x.o.m, y.o.m, n * sizeof(float));
+    assert_memory_equal(x.o.v, y.o.v, n * sizeof(float));
+    assert_int_equal(x.o.step, y.o.step);
+    assert_int_equal(x.meta.step, y.meta.step);
+    assert_int_equal(x.meta.epoch, y.meta.epoch);
+    assert_true(x.meta.best_metric == y.meta.best_metric);
+    loaded_run_free(&x), loaded_run_free(&y);
 }
 
 // Stop mid-epoch (step 13 of 30, inside epoch 2), resume, finish: bit-identical parameters

@@ -26,6 +26,7 @@
 
 #include "io/checkpoint.h"
 #include "launch/config.h"
+#include "runutil.h"
 #include "testutil.h"
 
 #define TOL 1e-5
@@ -62,32 +63,16 @@ static void train_ok(int np, const char *name, const char *extra) {
     if (r.status) fail_msg("%d ranks, %s: exit %d\n%s", np, extra, r.status, r.err);
 }
 
-typedef struct {
-    Model m;
-    Optim o;
-    CkptMeta meta;
-} Loaded;
+typedef LoadedRun Loaded;
 
+// Loads run's last.h5 (a directory under dir).
 static void load(Loaded *l, const char *run, Shape in) {
     char path[1100];
     snprintf(path, sizeof path, "%s/last.h5", test_path(dir, run));
-    Err e = {0};
-    memset(l, 0, sizeof *l);
-    if (ckpt_read_meta(path, &l->meta, &e)) fail_msg("%s", e.msg);
-    Config c;
-    if (config_load(&c, path, l->meta.config_text, NULL, 0, &e)) fail_msg("%s", e.msg);
-    if (model_build(&l->m, c.layers, c.nlayers, in, 10, &e))
-        fail_msg("%s", e.msg);
-    assert_int_equal(optim_init(&l->o, &c.optim, l->m.table.n_trainable), 0);
-    if (ckpt_load(path, &l->m, &l->o, NULL, &e)) fail_msg("%s", e.msg);
-    config_free(&c);
+    loaded_run_open(l, path, in);
 }
 
-static void unload(Loaded *l) {
-    model_free(&l->m);
-    optim_free(&l->o);
-    ckpt_meta_free(&l->meta);
-}
+static void unload(Loaded *l) { loaded_run_free(l); }
 
 static double max_diff(const float *a, const float *b, size_t n) {
     double d = 0;

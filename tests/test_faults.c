@@ -24,6 +24,7 @@
 
 #include "io/checkpoint.h"
 #include "launch/config.h"
+#include "runutil.h"
 #include "testutil.h"
 
 static char dir[1024], data[1100], config[1100], mpiexec[1024];
@@ -111,30 +112,11 @@ static char *run_log(const char *name) {
     return t;
 }
 
-typedef struct {
-    Model m;
-    Optim o;
-    CkptMeta meta;
-} Loaded;
+typedef LoadedRun Loaded;
 
-static void load(Loaded *l, const char *path) {
-    Err e = {0};
-    memset(l, 0, sizeof *l);
-    if (ckpt_read_meta(path, &l->meta, &e)) fail_msg("%s", e.msg);
-    Config c;
-    if (config_load(&c, path, l->meta.config_text, NULL, 0, &e)) fail_msg("%s", e.msg);
-    if (model_build(&l->m, c.layers, c.nlayers, (Shape){3, {1, 12, 12}}, 10, &e))
-        fail_msg("%s", e.msg);
-    assert_int_equal(optim_init(&l->o, &c.optim, l->m.table.n_trainable), 0);
-    if (ckpt_load(path, &l->m, &l->o, NULL, &e)) fail_msg("%s: %s", path, e.msg);
-    config_free(&c);
-}
+static void load(Loaded *l, const char *path) { loaded_run_open(l, path, (Shape){3, {1, 12, 12}}); }
 
-static void unload(Loaded *l) {
-    model_free(&l->m);
-    optim_free(&l->o);
-    ckpt_meta_free(&l->meta);
-}
+static void unload(Loaded *l) { loaded_run_free(l); }
 
 static const char *last_of(const char *name) {
     static char path[4][1200];

@@ -18,6 +18,7 @@
 
 #include "io/checkpoint.h"
 #include "launch/config.h"
+#include "runutil.h"
 #include "testutil.h"
 
 static char dir[1024], data[1100], config[1100];
@@ -44,11 +45,7 @@ static int count(const char *hay, const char *needle) {
 static void point_config(Config *c, const char *out, const char *id) {
     char path[2400];
     snprintf(path, sizeof path, "%s/%s/points/%s/last.h5", dir, out, id);
-    CkptMeta m;
-    Err e = {0};
-    if (ckpt_read_meta(path, &m, &e)) fail_msg("%s", e.msg);
-    if (config_load(c, path, m.config_text, NULL, 0, &e)) fail_msg("%s", e.msg);
-    ckpt_meta_free(&m);
+    loaded_run_config(c, path);
 }
 
 static const LayerSpec *find(const LayerSpec *s, int n, const char *name) {
