@@ -32,6 +32,9 @@ typedef struct {
 
 static const char *const off_on[] = {"off", "on", NULL};
 static const char *const stop_skip[] = {"stop", "skip", NULL};
+// stored as AUGMENT_PAD_* / AUGMENT_ERASE_* (core/augment.h): the index is the value
+static const char *const crop_modes[] = {"zero", "reflect", NULL};
+static const char *const erase_values[] = {"zero", "noise", NULL};
 
 #define OFF(f) offsetof(Config, f)
 static const Key schema[] = {
@@ -117,6 +120,39 @@ static const Key schema[] = {
     {"bn.ghost", K_INT, OFF(bn_ghost), 0, 1e6, "0", NULL,
      "BatchNorm ghost batch size: normalize over sub-batches of this many samples (0 = whole "
      "batch)"},
+    // augmentation (docs/regularization.md): every default is off, so a config without the
+    // section trains exactly as before; ranges the image size decides are augment_check's
+    {"augment.enable", K_ENUM, OFF(augment_on), 0, 0, "on", off_on,
+     "off turns every augmentation off whatever the other augment keys say (augment = \"off\"; "
+     "--set augment=off)"},
+    {"augment.crop_pad", K_INT, OFF(augment.crop_pad), 0, 1 << 16, "0", NULL,
+     "random crop: pad every side by this many pixels, take an HxW window (0 = off)"},
+    {"augment.crop_mode", K_ENUM, OFF(augment.crop_mode), 0, 0, "zero", crop_modes,
+     "the crop's padding: zeros or a reflection without the edge pixel (needs crop_pad < H, W)"},
+    {"augment.hflip", K_FLOAT, OFF(augment.hflip), 0, 1, "0", NULL,
+     "probability of a left-right flip"},
+    {"augment.vflip", K_FLOAT, OFF(augment.vflip), 0, 1, "0", NULL,
+     "probability of a top-bottom flip"},
+    {"augment.erase", K_FLOAT, OFF(augment.erase), 0, 1, "0", NULL,
+     "probability of random erasing (a box, as torchvision's RandomErasing)"},
+    {"augment.erase_area_min", K_FLOAT, OFF(augment.erase_area[0]), 1e-6, 1, "0.02", NULL,
+     "erasing: the smallest box area, as a fraction of the image"},
+    {"augment.erase_area_max", K_FLOAT, OFF(augment.erase_area[1]), 1e-6, 1, "0.33", NULL,
+     "erasing: the largest box area, as a fraction of the image"},
+    {"augment.erase_aspect_min", K_FLOAT, OFF(augment.erase_aspect[0]), 1e-3, 1e3, "0.3", NULL,
+     "erasing: the smallest aspect ratio height/width (log-uniform)"},
+    {"augment.erase_aspect_max", K_FLOAT, OFF(augment.erase_aspect[1]), 1e-3, 1e3, "3.3", NULL,
+     "erasing: the largest aspect ratio height/width"},
+    {"augment.erase_value", K_ENUM, OFF(augment.erase_value), 0, 0, "zero", erase_values,
+     "erasing: the box becomes zeros or N(0,1) noise per pixel"},
+    {"augment.mixup", K_FLOAT, OFF(augment.mixup), 0, 1e3, "0", NULL,
+     "mixup: alpha of lambda ~ Beta(alpha, alpha) (0 = off; else in [0.001, 1000])"},
+    {"augment.cutmix", K_FLOAT, OFF(augment.cutmix), 0, 1e3, "0", NULL,
+     "cutmix: alpha of lambda ~ Beta(alpha, alpha) (0 = off; else in [0.001, 1000])"},
+    {"augment.mix_prob", K_FLOAT, OFF(augment.mix_prob), 0, 1, "1", NULL,
+     "probability that a global batch is mixed (mixup or cutmix)"},
+    {"augment.mix_switch", K_FLOAT, OFF(augment.mix_switch), 0, 1, "0.5", NULL,
+     "with mixup and cutmix both on: probability that a batch takes cutmix"},
 };
 #define NKEYS (int)(sizeof schema / sizeof schema[0])
 
@@ -606,6 +642,8 @@ static int apply_set(Config *c, config_t *cf, const char *arg, Err *e) {
     key[eq - arg] = 0;
     const char *val = eq + 1;
     if (strncmp(key, "layer.", 6) == 0) return apply_layer_set(cf, arg, key, val, e);
+    // --set augment=off: the one switch, kept beside the section's other keys
+    if (strcmp(key, "augment") == 0) snprintf(key, sizeof key, "augment.enable");
     const Key *k = schema_find(key);
     if (!k) {
         const char *hint = suggest(key);
@@ -664,6 +702,25 @@ static int apply_set(Config *c, config_t *cf, const char *arg, Err *e) {
     return ERR_OK;
 }
 
+// augment = "off" (or "on") in a file, a word where the section would be: the same as
+// augment: { enable = "off"; }, so --set can still add keys to the section.
+static int augment_switch(Config *c, config_t *cf, Err *e) {
+    config_setting_t *root = config_root_setting(cf), *s = config_setting_get_member(root, "augment");
+    if (!s || config_setting_is_group(s)) return ERR_OK;
+    const char *v = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s)
+                                                                 : NULL;
+    int idx = v ? enum_index(off_on, v) : -1;
+    if (idx < 0)
+        return err_set(e, ERR_INPUT, "%s: augment must be a group { ... } or \"off\"",
+                       where(c, s));
+    config_setting_remove(root, "augment");
+    config_setting_t *g = config_setting_add(root, "augment", CONFIG_TYPE_GROUP);
+    config_setting_t *en = g ? config_setting_add(g, "enable", CONFIG_TYPE_STRING) : NULL;
+    if (!en || !config_setting_set_string(en, off_on[idx]))
+        return err_set(e, ERR_RUNTIME, "out of memory");
+    return ERR_OK;
+}
+
 // The effective config as text (for checkpoints and eval).
 static char *config_to_text(config_t *cf) {
     char *buf = NULL;
@@ -692,6 +749,7 @@ int config_load(Config *c, const char *path, const char *text, const char *const
                          config_error_text(&cf));
         goto done;
     }
+    if ((rc = augment_switch(c, &cf, e))) goto done;
     for (int i = 0; i < nsets; i++)
         if ((rc = apply_set(c, &cf, sets[i], e))) goto done;
     config_setting_t *root = config_root_setting(&cf);
@@ -704,6 +762,7 @@ int config_load(Config *c, const char *path, const char *text, const char *const
     if (!c->batchnorm) drop_batchnorm(c->layers, &c->nlayers);
     set_bn_ghost(c->layers, c->nlayers, c->bn_ghost);
     if ((rc = set_drop_path(c, config_lookup(&cf, "model.drop_path"), e))) goto done;
+    if (!c->augment_on) c->augment = augment_defaults();  // off means off, every key
     c->text = config_to_text(&cf);
     if (!c->text) rc = err_set(e, ERR_RUNTIME, "out of memory");
 done:

@@ -6,6 +6,7 @@
 #pragma once
 #include <stdint.h>
 
+#include "core/augment.h"
 #include "core/err.h"
 #include "core/layer.h"
 #include "core/optim.h"
@@ -50,6 +51,10 @@ typedef struct {
     int precise_bn;         // eval.precise_bn: PreciseBN batches for the final evaluation
     float drop_path;        // model.drop_path: DropPath rate of the deepest residual block,
                             // rising linearly from 0 over the blocks (0 = per-block keys)
+    // augmentation (augment.*): every transform off unless the section turns it on
+    int augment_on;         // augment.enable (augment = "off" in a file, --set augment=off):
+                            // off leaves every transform off whatever the other keys say
+    AugmentConfig augment;  // augment.*; augment_defaults() (all off) when augment_on is 0
 
     char *text;             // the effective config (after --set), as libconfig text
     char source[1024];      // where it came from, for messages

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/augment.h"
 #include "core/loss.h"
 #include "core/philox.h"
 #include "core/regularize.h"
@@ -30,6 +31,27 @@ static int max_bn_channels(const ParamTable *t) {
     return (int)mx;
 }
 
+// augment on: the input must be images (C,H,W) the keys fit; the scratch is planned here so
+// that a step allocates nothing.
+static int augment_init(Stepper *s, const Config *c, const Model *m, Err *e) {
+    const AugmentConfig *a = &c->augment;
+    if (!augment_per_sample_on(a) && !augment_mix_on(a)) return ERR_OK;
+    if (m->in.ndim != 3)
+        return err_set(e, ERR_INPUT, "augment needs image input (C, H, W), and this model's "
+                       "input is flat (%d values): set augment = \"off\"",
+                       (int)shape_numel(m->in));
+    int C = m->in.d[0], H = m->in.d[1], W = m->in.d[2];
+    if (augment_check(a, C, H, W, e)) return e->code;
+    if (augment_mix_on(a))
+        return err_set(e, ERR_INPUT, "augment.mixup and augment.cutmix are not yet supported in "
+                       "training (core/augment has the math, the step does not use it yet): set "
+                       "them to 0");
+    s->aug_c = C, s->aug_h = H, s->aug_w = W;
+    s->aug_scratch = malloc((size_t)C * H * W * sizeof(float));
+    if (!s->aug_scratch) return err_set(e, ERR_RUNTIME, "out of memory for augmentation");
+    return ERR_OK;
+}
+
 int stepper_init(Stepper *s, const Dist *d, const Config *c, Model *m, Optim *opt,
                  const Dataset *data, Err *e) {
     memset(s, 0, sizeof *s);
@@ -45,6 +67,7 @@ int stepper_init(Stepper *s, const Dist *d, const Config *c, Model *m, Optim *op
         return e->code;
     m->grad_ready = gradsync_ready;
     m->grad_ready_ctx = &s->gs;
+    if (augment_init(s, c, m, e)) return e->code;
     const char *inject = getenv("REGDIST_INJECT_NAN_STEP");
     s->inject_nan_step = inject ? atoll(inject) : 0;
     if (bnsync_init(&s->bn, d, c->bn_group, e) ||
@@ -60,6 +83,8 @@ void stepper_free(Stepper *s) {
     free(s->x);
     free(s->y);
     free(s->ids);
+    free(s->aug_scratch);
+    s->aug_scratch = NULL;
     s->x = NULL;
     s->y = NULL;
     s->ids = NULL;
@@ -79,6 +104,9 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
         *seen += b;
         memcpy(s->ids, idx + lo, (size_t)b * sizeof *idx);
         dataset_gather(s->data, s->ids, b, s->x, s->y);
+        if (s->aug_scratch)  // each sample by its global index: no rank or slot enters
+            augment_batch(s->x, s->aug_scratch, &c->augment, s->ids, c->seed, s->epoch,
+                          AUGMENT_STREAM_TRAIN, b, s->aug_c, s->aug_h, s->aug_w);
         StepCtx sc = {.train = 1, .dropout_on = c->dropout_on, .seed = c->seed,
                       .step = (uint32_t)s->opt->step, .stream = PHILOX_STREAM_TRAIN,
                       .sample_ids = s->ids, .reduce_stats = bnsync_reduce,

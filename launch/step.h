@@ -28,6 +28,10 @@ typedef struct {
     float *x;             // (max_local, in)
     int32_t *y;           // (max_local)
     int64_t *ids;         // (max_local) global sample indices
+    uint32_t epoch;       // the epoch the next step belongs to (the trainer sets it): the
+                          // per-sample augmentation draws are counted by it
+    int aug_c, aug_h, aug_w;  // the images' (C,H,W) when augment is on, else 0
+    float *aug_scratch;   // (C*H*W) for augment_batch, planned once
     long long inject_nan_step;  // fault injection for tests: the $REGDIST_INJECT_NAN_STEP-th
     long long calls;            // call of stepper_step in this process gets a NaN (0 = never)
     // seconds spent, accumulated over steps (for regdist bench)
@@ -44,12 +48,16 @@ int stepper_max_local(const Dist *d, const Config *c);
 void stepper_slice(const Dist *d, const Config *c, int64_t n, int j, int64_t *lo, int64_t *hi);
 
 // Sets up the gradient all-reduce and BatchNorm groups for m (already planned for
-// stepper_max_local samples) and hooks them in. ERR_OK or an error with e set.
+// stepper_max_local samples) and hooks them in, and the augmentation's scratch; ERR_INPUT
+// (one line) when augment is on for input that is not an image (C,H,W) or out of range for
+// its size. ERR_OK or an error with e set.
 int stepper_init(Stepper *s, const Dist *d, const Config *c, Model *m, Optim *opt,
                  const Dataset *data, Err *e);
 void stepper_free(Stepper *s);
 
-// One optimizer step on the global batch idx (n samples, split rows). Returns this rank's
+// One optimizer step on the global batch idx (n samples, split rows). With augment on, each
+// rank's slice is augmented after the gather, before the forward pass, every sample by draws
+// from (seed, s->epoch, its global index): the same on any number of ranks. Returns this rank's
 // summed loss; *correct and *seen count its hits and samples. If the all-reduced gradient
 // holds a NaN or Inf, nothing is updated and *finite is 0 (the same on every rank, since
 // every rank holds the same gradient); else *finite is 1.

@@ -824,6 +824,7 @@ int cmd_train(Dist *d, int argc, char **argv) {
             int64_t start = t.meta.epoch_batch * c->batch;
             int n = (int)(t.train.n - start < c->batch ? t.train.n - start : c->batch);
             next_step_data(&t);
+            t.st.epoch = (uint32_t)epoch;  // the augmentation's per-sample draws count epochs
             int finite;
             double loss = train_step(&t, t.perm + start, n, &t.correct_local, &t.seen_local,
                                      &finite);
