@@ -705,7 +705,8 @@ static int apply_set(Config *c, config_t *cf, const char *arg, Err *e) {
 // augment = "off" (or "on") in a file, a word where the section would be: the same as
 // augment: { enable = "off"; }, so --set can still add keys to the section.
 static int augment_switch(Config *c, config_t *cf, Err *e) {
-    config_setting_t *root = config_root_setting(cf), *s = config_setting_get_member(root, "augment");
+    config_setting_t *root = config_root_setting(cf);
+    config_setting_t *s = config_setting_get_member(root, "augment");
     if (!s || config_setting_is_group(s)) return ERR_OK;
     const char *v = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s)
                                                                  : NULL;

@@ -42,13 +42,16 @@ static int augment_init(Stepper *s, const Config *c, const Model *m, Err *e) {
                        (int)shape_numel(m->in));
     int C = m->in.d[0], H = m->in.d[1], W = m->in.d[2];
     if (augment_check(a, C, H, W, e)) return e->code;
-    if (augment_mix_on(a))
-        return err_set(e, ERR_INPUT, "augment.mixup and augment.cutmix are not yet supported in "
-                       "training (core/augment has the math, the step does not use it yet): set "
-                       "them to 0");
     s->aug_c = C, s->aug_h = H, s->aug_w = W;
-    s->aug_scratch = malloc((size_t)C * H * W * sizeof(float));
+    size_t L = (size_t)s->max_local, in = (size_t)C * H * W;
+    s->aug_scratch = malloc(in * sizeof(float));
     if (!s->aug_scratch) return err_set(e, ERR_RUNTIME, "out of memory for augmentation");
+    if (!augment_mix_on(a)) return ERR_OK;
+    s->xp = malloc(L * in * sizeof(float));
+    s->yp = malloc(L * sizeof(int32_t));
+    s->pids = malloc(L * sizeof(int64_t));
+    if (!s->xp || !s->yp || !s->pids)
+        return err_set(e, ERR_RUNTIME, "out of memory for the mixing partners");
     return ERR_OK;
 }
 
@@ -84,7 +87,12 @@ void stepper_free(Stepper *s) {
     free(s->y);
     free(s->ids);
     free(s->aug_scratch);
-    s->aug_scratch = NULL;
+    free(s->xp);
+    free(s->yp);
+    free(s->pids);
+    s->aug_scratch = s->xp = NULL;
+    s->yp = NULL;
+    s->pids = NULL;
     s->x = NULL;
     s->y = NULL;
     s->ids = NULL;
@@ -97,6 +105,10 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
     Model *m = s->m;
     double loss = 0.0, t0 = now_seconds(), t1;
     model_zero_grad(m);
+    AugmentMix mix = {.lam = 1.0f};  // one draw per global batch, counted by the step
+    if (s->xp)
+        augment_mix_draw(&mix, &c->augment, c->seed, (uint32_t)s->opt->step,
+                         AUGMENT_STREAM_TRAIN, s->aug_h, s->aug_w);
     for (int j = 0; j < c->accum; j++) {
         int64_t lo, hi;
         stepper_slice(d, c, n, j, &lo, &hi);
@@ -107,6 +119,13 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
         if (s->aug_scratch)  // each sample by its global index: no rank or slot enters
             augment_batch(s->x, s->aug_scratch, &c->augment, s->ids, c->seed, s->epoch,
                           AUGMENT_STREAM_TRAIN, b, s->aug_c, s->aug_h, s->aug_w);
+        if (s->xp) {  // the partners, augmented by their own draws as their ranks do
+            for (int k = 0; k < b; k++) s->pids[k] = idx[augment_mix_partner(lo + k, n)];
+            dataset_gather(s->data, s->pids, b, s->xp, s->yp);
+            augment_batch(s->xp, s->aug_scratch, &c->augment, s->pids, c->seed, s->epoch,
+                          AUGMENT_STREAM_TRAIN, b, s->aug_c, s->aug_h, s->aug_w);
+            if (mix.active) augment_mix_apply(s->x, s->xp, &mix, b, s->aug_c, s->aug_h, s->aug_w);
+        }
         StepCtx sc = {.train = 1, .dropout_on = c->dropout_on, .seed = c->seed,
                       .step = (uint32_t)s->opt->step, .stream = PHILOX_STREAM_TRAIN,
                       .sample_ids = s->ids, .reduce_stats = bnsync_reduce,
@@ -117,8 +136,13 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
         s->t_data += t1 - t0;
         const float *logits = model_forward(m, s->x, b, &sc);
         // each rank's share of the gradient of the mean loss over the global batch
-        loss += xent_forward_backward(m->dlogits, correct, logits, s->y, b, m->num_classes,
-                                      c->label_smoothing, 1.0f / (float)n);
+        if (s->xp)  // soft targets: smoothed, then mixed (λ = 1 when the batch is not mixed)
+            loss += mix_xent_forward_backward(m->dlogits, correct, logits, s->y, s->yp,
+                                              mix.active ? mix.lam : 1.0f, b, m->num_classes,
+                                              c->label_smoothing, 1.0f / (float)n);
+        else
+            loss += xent_forward_backward(m->dlogits, correct, logits, s->y, b, m->num_classes,
+                                          c->label_smoothing, 1.0f / (float)n);
         if (s->inject_nan_step == s->calls + 1 && d->rank == 0 && b > 0)
             m->dlogits[0] = NAN, loss = NAN;  // as if the model overflowed on rank 0
         t0 = now_seconds();

@@ -32,6 +32,9 @@ typedef struct {
                           // per-sample augmentation draws are counted by it
     int aug_c, aug_h, aug_w;  // the images' (C,H,W) when augment is on, else 0
     float *aug_scratch;   // (C*H*W) for augment_batch, planned once
+    float *xp;            // (max_local, in) mixup/cutmix: the partners of the slice's rows
+    int32_t *yp;          // (max_local) their labels
+    int64_t *pids;        // (max_local) their global sample indices
     long long inject_nan_step;  // fault injection for tests: the $REGDIST_INJECT_NAN_STEP-th
     long long calls;            // call of stepper_step in this process gets a NaN (0 = never)
     // seconds spent, accumulated over steps (for regdist bench)
@@ -57,7 +60,11 @@ void stepper_free(Stepper *s);
 
 // One optimizer step on the global batch idx (n samples, split rows). With augment on, each
 // rank's slice is augmented after the gather, before the forward pass, every sample by draws
-// from (seed, s->epoch, its global index): the same on any number of ranks. Returns this rank's
+// from (seed, s->epoch, its global index): the same on any number of ranks. With mixup or
+// cutmix, position i of the global batch is mixed with position n-1-i (augmented by its own
+// draws, so no rank needs another's), by one λ per global batch from (seed, step); the loss
+// takes the soft targets and accuracy counts the dominant label. s->data must hold the
+// partners' rows too. Returns this rank's
 // summed loss; *correct and *seen count its hits and samples. If the all-reduced gradient
 // holds a NaN or Inf, nothing is updated and *finite is 0 (the same on every rank, since
 // every rank holds the same gradient); else *finite is 1.

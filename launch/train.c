@@ -390,7 +390,9 @@ static void setup(const Dist *d, Trainer *t, int argc, char **argv, const char *
 
     t->probs = malloc((size_t)max_local * (size_t)t->m.num_classes * sizeof(float));
     t->perm = malloc((size_t)t->train.n * sizeof(int64_t));
-    t->shard = malloc((size_t)t->train.n * sizeof(int64_t));
+    // mixup/cutmix: a rank also reads its positions' partners (rank_rows), up to as many again
+    size_t shard_rows = (size_t)t->train.n * (augment_mix_on(&c->augment) ? 2 : 1);
+    t->shard = malloc(shard_rows * sizeof(int64_t));
     t->shard_off = malloc((size_t)(t->steps_per_epoch + 1) * sizeof(int64_t));
     if (!t->probs || !t->perm || !t->shard || !t->shard_off) {
         err_set(&e, ERR_RUNTIME, "out of memory for the batch buffers");
@@ -435,10 +437,22 @@ static void sync_epoch_sums(Trainer *t) {
     t->meta.epoch_correct = (int64_t)v[1];
 }
 
+// Sorts rows[0..n) and drops repeats; returns how many remain.
+static int64_t sort_unique(int64_t *rows, int64_t n) {
+    qsort(rows, (size_t)n, sizeof *rows, cmp_i64);
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (k == 0 || rows[i] != rows[k - 1]) rows[k++] = rows[i];
+    return k;
+}
+
 // This rank's rows (its slices of every micro-batch) of the first nbatches global batches
 // of t->perm, in step order, into t->shard; batch b's start at t->shard_off[b], and
 // t->shard_off[nbatches] is the count returned. The one walk over the split the step makes.
-static int64_t rank_rows(Trainer *t, int64_t nbatches) {
+// With partners (mixup/cutmix), each batch's rows also hold the partners of the rank's
+// positions (global position n-1-i for i, augment_mix_partner), sorted within the batch and
+// without repeats (a partner may be the rank's own row): t->shard then needs 2 * train.n.
+static int64_t rank_rows(Trainer *t, int64_t nbatches, int partners) {
     const Config *c = &t->cfg;
     int64_t k = 0;
     for (int64_t b = 0; b < nbatches; b++) {
@@ -448,7 +462,11 @@ static int64_t rank_rows(Trainer *t, int64_t nbatches) {
             int64_t lo, hi;
             stepper_slice(t->d, c, n, j, &lo, &hi);
             for (int64_t i = lo; i < hi; i++) t->shard[k++] = t->perm[start + i];
+            for (int64_t i = lo; partners && i < hi; i++)
+                t->shard[k++] = t->perm[start + augment_mix_partner(i, n)];
         }
+        int64_t at = t->shard_off[b];
+        if (partners) k = at + sort_unique(t->shard + at, k - at);
     }
     t->shard_off[nbatches] = k;
     return k;
@@ -463,7 +481,7 @@ static void begin_epoch_data(Trainer *t) {
     const Dist *d = t->d;
     const Config *c = &t->cfg;
     if (d->world == 1 && !t->stream) return;
-    int64_t k = rank_rows(t, t->steps_per_epoch);
+    int64_t k = rank_rows(t, t->steps_per_epoch, augment_mix_on(&c->augment));
     if (t->stream)
         for (int64_t b = 0; b < t->steps_per_epoch; b++)
             qsort(t->shard + t->shard_off[b], (size_t)(t->shard_off[b + 1] - t->shard_off[b]),
@@ -674,7 +692,7 @@ static int precise_bn(Trainer *t) {
     if (!has_bn) return 0;
     int64_t K = c->precise_bn < t->steps_per_epoch ? c->precise_bn : t->steps_per_epoch;
     shuffle_permutation(t->perm, t->train.n, c->seed ^ 0x9e3779b9u, c->epochs);
-    int64_t k = rank_rows(t, K);
+    int64_t k = rank_rows(t, K, 0);  // consumed in order below: no partner rows
     Dataset rows = {0};
     Err e = {0};
     int64_t *sorted = malloc((size_t)(k ? k : 1) * sizeof *sorted);  // the rows to read
