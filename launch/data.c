@@ -1,7 +1,6 @@
 // data.c: `regdist data`: make datasets (fashion-mnist, synth, images) and summarise them
 // (info). Each subcommand has its own options and help. Only rank 0 works; the others wait
 // so that an mpirun of it is harmless.
-#include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "io/idx.h"
 #include "io/imagefolder.h"
 #include "io/synth.h"
+#include "options.h"
 #include "progress.h"
 
 static const char *usage =
@@ -37,14 +37,16 @@ static const char *usage_fashion =
     "Converts Debian's dataset-fashion-mnist IDX files (or those in --source) to regdist's\n"
     "HDF5 format: --val-size samples (default 5000) carved from the 60000 training images by\n"
     "a seeded permutation, --train-size of the rest (default 0 = all), and the 10000 test\n"
-    "images.\n";
+    "images.\n"
+    "\n";
 
 static const char *usage_synth =
     "usage: regdist data synth --out F [--train N] [--val N] [--test N] [--shape 1,28,28]\n"
     "                          [--classes K] [--noise X] [--seed S]\n"
     "\n"
     "A small synthetic classification set: class prototypes plus noise (default 1000 train,\n"
-    "200 val, 200 test samples of shape 1,28,28 in 10 classes, noise 0.5).\n";
+    "200 val, 200 test samples of shape 1,28,28 in 10 classes, noise 0.5).\n"
+    "\n";
 
 static const char *usage_info =
     "usage: regdist data info F\n"
@@ -76,21 +78,6 @@ static const char *usage_images =
     "Alpha is dropped; 16-bit images are stored as uint16 (then all images are, 8-bit ones\n"
     "scaled by 257). Stores x (N,C,H,W), y, paths per split, the class names, the train\n"
     "split's per-channel mean/std and a /preprocessing record (docs/images.md).\n";
-
-typedef struct {
-    const char *name;
-    const char *const *help;
-} Subcommand;
-
-static const Subcommand subcommands[] = {
-    {"fashion-mnist", &usage_fashion}, {"synth", &usage_synth}, {"images", &usage_images},
-    {"info", &usage_info}};
-
-static const char *help_of(const char *what) {
-    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
-        if (strcmp(subcommands[i].name, what) == 0) return *subcommands[i].help;
-    return NULL;
-}
 
 static Shape parse_shape(const Dist *d, const char *s) {
     Shape sh = {0, {0}};
@@ -125,6 +112,29 @@ static double parse_frac(const Dist *d, const char *opt, const char *v) {
     if (!*v || *end || !(x >= 0 && x < 1))
         cli_usage_fail(d, "data images", "%s must be a number in [0, 1), got '%s'", opt, v);
     return x;
+}
+
+// A dataset subcommand: parses its own options (its table), prints its help (returns -1) or
+// does its job on rank 0 (returns 0, or nonzero with e set).
+typedef int (*SubcommandFn)(Dist *d, int argc, char **argv, Err *e);
+static int run_fashion(Dist *d, int argc, char **argv, Err *e);
+static int run_synth(Dist *d, int argc, char **argv, Err *e);
+static int run_images(Dist *d, int argc, char **argv, Err *e);
+static int run_info(Dist *d, int argc, char **argv, Err *e);
+
+typedef struct {
+    const char *name;
+    SubcommandFn run;
+} Subcommand;
+
+static const Subcommand *find_subcommand(const char *what) {
+    static const Subcommand subcommands[] = {{"fashion-mnist", run_fashion},
+                                             {"synth", run_synth},
+                                             {"images", run_images},
+                                             {"info", run_info}};
+    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
+        if (strcmp(subcommands[i].name, what) == 0) return &subcommands[i];
+    return NULL;
 }
 
 // The import's progress bar, on stderr when it is a terminal (stdout keeps the summary).
@@ -184,43 +194,42 @@ static void import_signal(int sig) {
     raise(sig);
 }
 
+// An optional integer option: its default when absent (the table keeps 64-bit values as
+// strings: OPT_INT holds an int).
+static int64_t int_opt(const Dist *d, const char *cmd, const char *flag, const char *v,
+                       int64_t lo, int64_t hi, int64_t dflt) {
+    return v ? cli_parse_int(d, cmd, flag, v, lo, hi) : dflt;
+}
+
 static int run_images(Dist *d, int argc, char **argv, Err *e) {
-    static const struct option opts[] = {
-        {"out", required_argument, 0, 'o'},       {"size", required_argument, 0, 'z'},
-        {"channels", required_argument, 0, 'c'},  {"val-frac", required_argument, 0, 'v'},
-        {"test-frac", required_argument, 0, 't'}, {"seed", required_argument, 0, 's'},
-        {"skip-bad", no_argument, 0, 'b'},        {"threads", required_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
-    const char *cmd = "data images";
+    const char *cmd = "data images", *size = NULL, *val = NULL, *test = NULL, *seed = NULL;
     ImportSpec s = {.val_frac = 0.1, .test_frac = 0.1};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'o': s.out = optarg; break;
-        case 'z': parse_size(d, optarg, &s.height, &s.width); break;
-        case 'c': {
-            s.channels = (int)cli_parse_int(d, cmd, "--channels", optarg, 1, 3);
-            if (s.channels == 2) cli_usage_fail(d, cmd, "--channels must be 1 or 3, got '2'");
-            break;
-        }
-        case 'v': s.val_frac = parse_frac(d, "--val-frac", optarg); break;
-        case 't': s.test_frac = parse_frac(d, "--test-frac", optarg); break;
-        case 's': s.seed = (uint32_t)cli_parse_int(d, cmd, "--seed", optarg, 0, 4294967295LL); break;
-        case 'b': s.skip_bad = 1; break;
-        case 'j': s.threads = (int)cli_parse_int(d, cmd, "--threads", optarg, 1, 256); break;
-        case 'h':
-            if (d->rank == 0) fputs(usage_images, stdout);
-            return -1;
-        default: cli_usage_fail(d, cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
+    // help NULL: usage_images lists these options itself, in the layout its docs and tests pin
+    const Opt opts[] = {OPT_S("out", &s.out, "F", NULL, 0),
+                        OPT_S("size", &size, "H,W", NULL, 0),
+                        OPT_I("channels", &s.channels, "1|3", NULL, 1, 3),
+                        OPT_S("val-frac", &val, "F", NULL, 0),
+                        OPT_S("test-frac", &test, "F", NULL, 0),
+                        OPT_S("seed", &seed, "S", NULL, 0),
+                        OPT_F("skip-bad", &s.skip_bad, NULL),
+                        OPT_I("threads", &s.threads, "N", NULL, 1, 256),
+                        OPT_END};
+    int first = opts_parse(d, cmd, opts, 1, argc, argv, 2);
+    if (first < 0) {
+        if (d->rank == 0) fputs(usage_images, stdout);
+        return -1;
     }
-    if (optind >= argc) cli_usage_fail(d, cmd, "which folder? regdist data images DIR --out F");
-    if (optind < argc - 1) cli_usage_fail(d, cmd, "unexpected argument '%s'", argv[optind + 1]);
-    if (!s.out) cli_usage_fail(d, cmd, "--out is required");
+    if (first >= argc) cli_usage_fail(d, cmd, "which folder? regdist data images DIR --out F");
+    if (!s.out) cli_usage_fail(d, cmd, "--out is required");  // after "which folder?"
+    if (size) parse_size(d, size, &s.height, &s.width);
+    if (s.channels == 2) cli_usage_fail(d, cmd, "--channels must be 1 or 3, got '2'");
+    if (val) s.val_frac = parse_frac(d, "--val-frac", val);
+    if (test) s.test_frac = parse_frac(d, "--test-frac", test);
+    s.seed = (uint32_t)int_opt(d, cmd, "--seed", seed, 0, 4294967295LL, 0);
     if (s.val_frac + s.test_frac >= 1)
         cli_usage_fail(d, cmd, "--val-frac and --test-frac add up to %g; they must leave some "
                        "images for training", s.val_frac + s.test_frac);
-    s.dir = argv[optind];
+    s.dir = argv[first];
     cli_check_out_file(d, "--out", s.out, 1);  // a path to fix is exit 2; a new import replaces
     if (d->rank != 0) return 0;
     ImportBar bar = {.t0 = now_seconds()};
@@ -242,92 +251,98 @@ static int run_images(Dist *d, int argc, char **argv, Err *e) {
     return 0;
 }
 
+// --out is checked before rank 0 writes: a path to fix is exit 2; a new file replaces.
+static void check_out(const Dist *d, const char *cmd, const char *out) {
+    if (!out) cli_usage_fail(d, cmd, "--out is required");
+    cli_check_out_file(d, "--out", out, 1);
+}
+
+static int run_fashion(Dist *d, int argc, char **argv, Err *e) {
+    const char *cmd = "data fashion-mnist", *out = NULL, *source = FASHION_MNIST_DIR;
+    const char *train = NULL, *val = NULL, *seed = NULL;
+    const Opt opts[] = {
+        OPT_S("out", &out, "F", "the HDF5 dataset to write", 0),
+        OPT_S("train-size", &train, "N", "training samples kept (default 0 = all)", 0),
+        OPT_S("val-size", &val, "M", "validation samples carved out (default 5000)", 0),
+        OPT_S("seed", &seed, "S", "seed of the carving permutation (default 0)", 0),
+        OPT_S("source", &source, "DIR", "the IDX files (default " FASHION_MNIST_DIR ")", 0),
+        OPT_END};
+    int first = opts_parse(d, cmd, opts, 0, argc, argv, 2);
+    if (first < 0) {
+        if (d->rank == 0) fputs(usage_fashion, stdout), opts_print_help(stdout, opts);
+        return -1;
+    }
+    int64_t train_size = int_opt(d, cmd, "--train-size", train, 0, 1LL << 40, 0);
+    int64_t val_size = int_opt(d, cmd, "--val-size", val, 0, 1LL << 40, 5000);
+    uint32_t s = (uint32_t)int_opt(d, cmd, "--seed", seed, 0, 4294967295LL, 0);
+    check_out(d, cmd, out);
+    if (d->rank != 0) return 0;
+    int rc = idx_import_fashion_mnist(source, out, train_size, val_size, s, e);
+    if (!rc) printf("wrote %s\n", out);
+    return rc;
+}
+
+static int run_synth(Dist *d, int argc, char **argv, Err *e) {
+    const char *cmd = "data synth", *out = NULL, *train = NULL, *val = NULL, *test = NULL;
+    const char *shape = NULL, *noise = NULL, *seed = NULL;
+    SynthSpec sp = {.shape = {3, {1, 28, 28}}, .num_classes = 10, .noise = 0.5f};
+    const Opt opts[] = {
+        OPT_S("out", &out, "F", "the HDF5 dataset to write", 0),
+        OPT_S("train", &train, "N", "training samples (default 1000)", 0),
+        OPT_S("val", &val, "N", "validation samples (default 200)", 0),
+        OPT_S("test", &test, "N", "test samples (default 200)", 0),
+        OPT_S("shape", &shape, "C,H,W", "a sample's shape, D or C,H,W (default 1,28,28)", 0),
+        OPT_I("classes", &sp.num_classes, "K", "classes (default 10)", 2, 100000),
+        OPT_S("noise", &noise, "X", "noise in [0, 1] around the prototypes (default 0.5)", 0),
+        OPT_S("seed", &seed, "S", "seed (default 0)", 0),
+        OPT_END};
+    int first = opts_parse(d, cmd, opts, 0, argc, argv, 2);
+    if (first < 0) {
+        if (d->rank == 0) fputs(usage_synth, stdout), opts_print_help(stdout, opts);
+        return -1;
+    }
+    sp.n_train = int_opt(d, cmd, "--train", train, 0, 1LL << 32, 1000);
+    sp.n_val = int_opt(d, cmd, "--val", val, 0, 1LL << 32, 200);
+    sp.n_test = int_opt(d, cmd, "--test", test, 0, 1LL << 32, 200);
+    if (shape) sp.shape = parse_shape(d, shape);
+    if (noise) {
+        char *end;
+        double v = strtod(noise, &end);
+        if (*end || !(v >= 0 && v <= 1)) cli_usage_fail(d, cmd, "--noise must be in [0, 1]");
+        sp.noise = (float)v;
+    }
+    sp.seed = (uint32_t)int_opt(d, cmd, "--seed", seed, 0, 4294967295LL, 0);
+    check_out(d, cmd, out);
+    if (d->rank != 0) return 0;
+    int rc = synth_write(out, &sp, e);
+    if (!rc) printf("wrote %s\n", out);
+    return rc;
+}
+
+static int run_info(Dist *d, int argc, char **argv, Err *e) {
+    const Opt opts[] = {OPT_END};
+    int first = opts_parse(d, "data info", opts, argc, argc, argv, 2);  // counted below
+    if (first < 0) {
+        if (d->rank == 0) fputs(usage_info, stdout);
+        return -1;
+    }
+    if (first != argc - 1) cli_usage_fail(d, "data info", "info takes one file");
+    return d->rank == 0 ? dataset_info(stdout, argv[first], e) : 0;
+}
+
 int cmd_data(Dist *d, int argc, char **argv) {
-    static const struct option opts[] = {
-        {"out", required_argument, 0, 'o'},     {"train-size", required_argument, 0, 't'},
-        {"val-size", required_argument, 0, 'v'}, {"seed", required_argument, 0, 's'},
-        {"source", required_argument, 0, 'S'},  {"train", required_argument, 0, '1'},
-        {"val", required_argument, 0, '2'},     {"test", required_argument, 0, '3'},
-        {"shape", required_argument, 0, 'p'},   {"classes", required_argument, 0, 'k'},
-        {"noise", required_argument, 0, 'n'},   {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         if (argc < 2) cli_usage_fail(d, "data", "which dataset? fashion-mnist, synth, images or info");
         if (d->rank == 0) fputs(usage, stdout);
         return 0;
     }
-    const char *what = argv[1];
-    const char *help = help_of(what);
-    if (!help)
+    const Subcommand *sub = find_subcommand(argv[1]);
+    if (!sub)
         cli_usage_fail(d, "data", "unknown dataset '%s' (fashion-mnist, synth, images or info)",
-                       what);
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "data %s", what);
-    opterr = 0;
-    optind = 2;
+                       argv[1]);
     Err e = {0};
-    int rc = 0;
-    if (strcmp(what, "images") == 0) {
-        rc = run_images(d, argc, argv, &e);
-        if (rc > 0) cli_fail(d, &e);
-        dist_barrier(d);
-        return 0;
-    }
-    // fashion-mnist, synth, info: each accepts only its own options
-    static const char *allowed[] = {"fashion-mnist:otvsSh", "synth:o123pknsh", "info:h"};
-    const char *mine = "";
-    for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
-        if (strncmp(allowed[i], what, strlen(what)) == 0 && allowed[i][strlen(what)] == ':')
-            mine = allowed[i] + strlen(what) + 1;
-    const char *out = NULL, *source = FASHION_MNIST_DIR;
-    int64_t train_size = 0, val_size = 5000;
-    SynthSpec sp = {.shape = {3, {1, 28, 28}}, .num_classes = 10, .n_train = 1000, .n_val = 200,
-                    .n_test = 200, .seed = 0, .noise = 0.5f};
-    uint32_t seed = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (ch == '?' || !strchr(mine, ch))
-            cli_usage_fail(d, cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
-        switch (ch) {
-        case 'o': out = optarg; break;
-        case 't': train_size = cli_parse_int(d, cmd, "--train-size", optarg, 0, 1LL << 40); break;
-        case 'v': val_size = cli_parse_int(d, cmd, "--val-size", optarg, 0, 1LL << 40); break;
-        case 's': seed = (uint32_t)cli_parse_int(d, cmd, "--seed", optarg, 0, 4294967295LL); break;
-        case 'S': source = optarg; break;
-        case '1': sp.n_train = cli_parse_int(d, cmd, "--train", optarg, 0, 1LL << 32); break;
-        case '2': sp.n_val = cli_parse_int(d, cmd, "--val", optarg, 0, 1LL << 32); break;
-        case '3': sp.n_test = cli_parse_int(d, cmd, "--test", optarg, 0, 1LL << 32); break;
-        case 'p': sp.shape = parse_shape(d, optarg); break;
-        case 'k': sp.num_classes = (int)cli_parse_int(d, cmd, "--classes", optarg, 2, 100000); break;
-        case 'n': {
-            char *end;
-            double v = strtod(optarg, &end);
-            if (*end || !(v >= 0 && v <= 1)) cli_usage_fail(d, cmd, "--noise must be in [0, 1]");
-            sp.noise = (float)v;
-            break;
-        }
-        case 'h':
-            if (d->rank == 0) fputs(help, stdout);
-            return 0;
-        }
-    }
-    if (strcmp(what, "info") == 0) {
-        if (optind != argc - 1) cli_usage_fail(d, cmd, "info takes one file");
-        if (d->rank == 0) rc = dataset_info(stdout, argv[optind], &e);
-    } else {
-        if (optind < argc) cli_usage_fail(d, cmd, "unexpected argument '%s'", argv[optind]);
-        if (!out) cli_usage_fail(d, cmd, "--out is required");
-        cli_check_out_file(d, "--out", out, 1);  // a path to fix is exit 2; a new file replaces
-        if (d->rank == 0) {
-            if (what[0] == 'f') {
-                rc = idx_import_fashion_mnist(source, out, train_size, val_size, seed, &e);
-            } else {
-                sp.seed = seed;
-                rc = synth_write(out, &sp, &e);
-            }
-            if (!rc) printf("wrote %s\n", out);
-        }
-    }
+    int rc = sub->run(d, argc, argv, &e);
+    if (rc < 0) return 0;  // --help, printed
     if (rc) cli_fail(d, &e);
     dist_barrier(d);
     return 0;
