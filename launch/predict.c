@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "core/augment.h"
 #include "core/mc.h"
 #include "core/philox.h"
 #include "io/checkpoint.h"
@@ -27,7 +28,7 @@
 static const char *usage =
     "usage: regdist predict --checkpoint F --data F [--split test] [--mc-samples K] --out P.h5\n"
     "       regdist predict --checkpoint F --images PATH... [--mc-samples K] --out P.csv\n"
-    "                       [--overwrite]\n"
+    "                       [--tta flip] [--overwrite]\n"
     "\n"
     "An existing --out file is refused (exit 2) unless --overwrite says to replace it.\n"
     "Predicts every sample of a split, or every image file. With K > 0 (Monte-Carlo dropout)\n"
@@ -58,20 +59,41 @@ static const char *usage =
     "                                         predictive entropy of the mean (nats)\n"
     "A file that cannot be decoded ends the command (exit 2) and leaves no CSV.\n";
 
+// Mirrors every image of x (B,C,H,W) left to right, in place: the second test-time view.
+static void mirror_batch(float *x, Shape in, int B) {
+    size_t per = shape_numel(in);
+    for (int b = 0; b < B; b++) augment_hflip(x + (size_t)b * per, in.d[0], in.d[1], in.d[2]);
+}
+
 // The B samples x (B, in), global indices ids (B), through mc Monte-Carlo passes (mc = 0: one
-// deterministic eval-mode pass) into o.
+// deterministic eval-mode pass) of each of `views` test-time views (1: as is; 2: also mirrored,
+// --tta flip) into o: mean, sd and entropy over every pass of every view. x is as it came.
 static void predict_batch(McBatch *o, Model *m, const Config *cfg, const CkptMeta *meta,
-                          int mc, float *x, int64_t *ids, int B) {
+                          int mc, int views, float *x, int64_t *ids, int B) {
     int K = m->num_classes, passes = mc > 0 ? mc : 1;
     mc_begin(o->mean, o->std, B, K);
-    for (int k = 0; k < passes; k++) {
-        StepCtx c = {.train = 0, .mc_dropout = mc > 0, .dropout_on = cfg->dropout_on,
-                     .seed = cfg->seed, .step = (uint32_t)meta->step,
-                     .stream = PHILOX_STREAM_MC_BASE + (uint32_t)k, .sample_ids = ids};
-        mc_softmax(o->p, model_forward(m, x, B, &c), B, K);
-        mc_add(o->mean, o->std, o->p, k, B, K);
+    for (int v = 0; v < views; v++) {
+        if (v == 1) mirror_batch(x, m->in, B);
+        for (int k = 0; k < passes; k++) {
+            StepCtx c = {.train = 0, .mc_dropout = mc > 0, .dropout_on = cfg->dropout_on,
+                         .seed = cfg->seed, .step = (uint32_t)meta->step,
+                         .stream = PHILOX_STREAM_MC_BASE + (uint32_t)k, .sample_ids = ids};
+            mc_softmax(o->p, model_forward(m, x, B, &c), B, K);
+            mc_add(o->mean, o->std, o->p, v * passes + k, B, K);
+        }
     }
-    mc_finish(o->std, o->entropy, o->pred, o->mean, passes, B, K);
+    if (views == 2) mirror_batch(x, m->in, B);  // back as it came
+    mc_finish(o->std, o->entropy, o->pred, o->mean, views * passes, B, K);
+}
+
+// --tta flip mirrors images: a model of flat (D) samples has none to mirror.
+static void check_views(const Dist *d, const Model *m, int views) {
+    if (views == 2 && m->in.ndim != 3) {
+        Err e;
+        err_set(&e, ERR_INPUT, "--tta flip needs image input (C,H,W); this model takes (%d)",
+                m->in.d[0]);
+        cli_fail(d, &e);
+    }
 }
 
 static void out_of_memory(const Dist *d) {
@@ -83,13 +105,14 @@ static void out_of_memory(const Dist *d) {
 // ---- a split of a dataset file, to HDF5 ----
 
 static void predict_data(const Dist *d, const char *ckpt, const char *data, const char *split,
-                         int mc, const char *out) {
+                         int mc, int views, const char *out) {
     Err e = {0};
     Config cfg;
     Model m;
     Dataset ds;
     CkptMeta meta = {0};
     cli_load_checkpoint_model(d, ckpt, data, split, 0, &cfg, &m, &ds, &meta);
+    check_views(d, &m, views);
     int K = m.num_classes, batch = m.max_batch, passes = mc > 0 ? mc : 1;
     size_t in = shape_numel(m.in);
     float *x = malloc((size_t)batch * in * sizeof(float));
@@ -110,7 +133,7 @@ static void predict_data(const Dist *d, const char *ckpt, const char *data, cons
         int B = (int)(ds.n - start < batch ? ds.n - start : batch);
         for (int i = 0; i < B; i++) ids[i] = start + i;
         dataset_gather(&ds, ids, B, x, NULL);
-        predict_batch(&o, &m, &cfg, &meta, mc, x, ids, B);
+        predict_batch(&o, &m, &cfg, &meta, mc, views, x, ids, B);
         if (w && pred_write(w, start, B, o.mean, o.std, o.entropy, o.pred, &e)) {
             pred_close(w, 0, NULL);
             cli_fail(d, &e);
@@ -120,8 +143,9 @@ static void predict_data(const Dist *d, const char *ckpt, const char *data, cons
     progress_end(&prog);
     if (w && pred_close(w, 1, &e)) cli_fail(d, &e);
     if (d->rank == 0)
-        printf("wrote %s: %lld samples%s, %d classes, %d Monte-Carlo pass%s\n", out,
-               (long long)ds.n, ds.labelled ? "" : " (unlabelled)", K, mc, mc == 1 ? "" : "es");
+        printf("wrote %s: %lld samples%s, %d classes, %d Monte-Carlo pass%s%s\n", out,
+               (long long)ds.n, ds.labelled ? "" : " (unlabelled)", K, mc, mc == 1 ? "" : "es",
+               views == 2 ? ", each image and its mirror (--tta flip)" : "");
     free(x), free(ids);
     mc_batch_free(&o);
     model_free(&m);
@@ -309,12 +333,13 @@ _Noreturn static void fail_images(const Dist *d, PredCsv *w, const Err *e) {
 
 // Rank 0's work: the files are few enough that one process decodes and predicts them.
 static void predict_images(const Dist *d, const char *ckpt, char **paths, int npaths, int mc,
-                           const char *out) {
+                           int views, const char *out) {
     Err e = {0};
     Config cfg;
     Model m;
     CkptMeta meta = {0};
     cli_load_checkpoint_alone(d, ckpt, &cfg, &m, &meta);
+    check_views(d, &m, views);
     const Preprocess *p = &meta.stored_prep;
     ImagePrep ip;
     PathList files;
@@ -353,8 +378,8 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
         px.n = px.nloaded = B;
         dataset_gather(&px, ids, B, x, NULL);
         for (int i = 0; i < B; i++) ids[i] = start + i;  // the files' indices, for dropout masks
-        predict_batch(&det, &m, &cfg, &meta, 0, x, ids, B);
-        if (mc > 0) predict_batch(&mcb, &m, &cfg, &meta, mc, x, ids, B);
+        predict_batch(&det, &m, &cfg, &meta, 0, views, x, ids, B);
+        if (mc > 0) predict_batch(&mcb, &m, &cfg, &meta, mc, views, x, ids, B);
         for (int b = 0; b < B; b++) {
             char num[32];
             int64_t k = det.pred[b];
@@ -370,8 +395,9 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     }
     progress_end(&prog);
     if (pred_csv_close(w, 1, &e)) cli_fail(d, &e);
-    printf("wrote %s: %lld image%s, %d classes, %d Monte-Carlo pass%s\n", out, (long long)n,
-           n == 1 ? "" : "s", K, mc, mc == 1 ? "" : "es");
+    printf("wrote %s: %lld image%s, %d classes, %d Monte-Carlo pass%s%s\n", out, (long long)n,
+           n == 1 ? "" : "s", K, mc, mc == 1 ? "" : "es",
+           views == 2 ? ", each image and its mirror (--tta flip)" : "");
     free(pixels), free(x), free(ids);
     mc_batch_free(&det);
     if (mc > 0) mc_batch_free(&mcb);
@@ -383,7 +409,7 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
 }
 
 int cmd_predict(Dist *d, int argc, char **argv) {
-    const char *ckpt = NULL, *data = NULL, *split = NULL, *out = NULL;
+    const char *ckpt = NULL, *data = NULL, *split = NULL, *out = NULL, *tta = NULL;
     int mc = 0, overwrite = 0;
     // --images PATH... : the PATH after each --images, and every other non-option argument
     OptList images = {calloc((size_t)argc + 1, sizeof(char *)), 0, argc};
@@ -395,6 +421,8 @@ int cmd_predict(Dist *d, int argc, char **argv) {
         OPT_L("images", &images, "PATH...", "image files and folders"),
         OPT_I("mc-samples", &mc, "K", "Monte-Carlo passes (default 0: one deterministic pass)",
               0, 100000),
+        OPT_S("tta", &tta, "flip", "test-time augmentation: average over each image and its "
+              "mirror (with --mc-samples K: K passes of each)", 0),
         OPT_S("out", &out, "P", "P.h5 for --data, P.csv for --images", 0),
         OPT_F("overwrite", &overwrite, "replace an existing --out file"),
         OPT_END};
@@ -415,14 +443,17 @@ int cmd_predict(Dist *d, int argc, char **argv) {
     if (!data && !nimages) cli_usage_fail(d, "predict", "--data or --images is required");
     if (!out) cli_usage_fail(d, "predict", "--out is required");
     if (nimages && split) cli_usage_fail(d, "predict", "--split goes with --data, not --images");
+    if (tta && strcmp(tta, "flip") && strcmp(tta, "none"))
+        cli_usage_fail(d, "predict", "--tta must be flip or none, got '%s'", tta);
+    int views = tta && !strcmp(tta, "flip") ? 2 : 1;
     if (!split) split = "test";
     if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test"))
         cli_usage_fail(d, "predict", "--split must be train, val or test, got '%s'", split);
     cli_check_out_file(d, "--out", out, overwrite);  // before any work: exit 2, nothing lost
     if (data)
-        predict_data(d, ckpt, data, split, mc, out);
+        predict_data(d, ckpt, data, split, mc, views, out);
     else if (d->rank == 0)
-        predict_images(d, ckpt, paths, nimages, mc, out);
+        predict_images(d, ckpt, paths, nimages, mc, views, out);
     free(images.v);
     return 0;
 }

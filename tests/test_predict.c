@@ -8,6 +8,7 @@
 //  - a split without labels: predict works (and copies paths), eval refuses;
 //  - predict --images on the files gives the probabilities predict gives on the HDF5;
 //  - bad --images inputs: exit 2, one line, no CSV left behind.
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -499,6 +500,56 @@ static void test_images_bad_input(void **state) {
     assert_int_equal(access(csv, F_OK), -1);
 }
 
+// --tta flip averages each image with its mirror: on images that are their own mirror it gives
+// exactly the plain prediction; on the imported images (not symmetric) it differs; a flat
+// model has nothing to mirror (exit 2).
+static void test_tta_flip(void **state) {
+    (void)state;
+    Dataset d;
+    Err e = {0};
+    assert_int_equal(dataset_load(&d, data, "test", 0, &e), ERR_OK);
+    assert_int_equal(d.pixel, PIXEL_U8);
+    int C = d.shape.d[0], H = d.shape.d[1], W = d.shape.d[2];
+    for (int64_t i = 0; i < d.n; i++)  // the right half becomes the left half's mirror
+        for (int c = 0; c < C; c++)
+            for (int h = 0; h < H; h++) {
+                uint8_t *row = d.x_u8 + (((size_t)i * C + c) * H + h) * W;
+                for (int w = W / 2; w < W; w++) row[w] = row[W - 1 - w];
+            }
+    const char *sym = at("sym.h5");
+    DatasetAttrs a = {.num_classes = d.num_classes, .nchan = d.nchan, .mean = d.mean,
+                      .std = d.std};
+    assert_int_equal(dataset_create(sym, &a, &e), ERR_OK);
+    assert_int_equal(dataset_write_split(sym, "test", d.x_u8, PIXEL_U8, d.y, d.n, d.shape, &e),
+                     ERR_OK);
+    size_t n0, n1;
+    RunResult r;
+    const char *plain = at("sym_plain.h5"), *flip = at("sym_flip.h5");
+    run_ok(&r, (const char *[]){"predict", "--checkpoint", ckpt, "--data", sym, "--out", plain,
+                                NULL});
+    run_ok(&r, (const char *[]){"predict", "--checkpoint", ckpt, "--data", sym, "--out", flip,
+                                "--tta", "flip", NULL});
+    float *p0 = read_floats(plain, "probs_mean", &n0), *p1 = read_floats(flip, "probs_mean", &n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(p0, p1, n0 * sizeof *p0);
+    free(p0), free(p1);
+    // the imported images are not symmetric: the mirror view changes the mean
+    plain = at("tta_plain.h5"), flip = at("tta_flip.h5");
+    run_ok(&r, (const char *[]){"predict", "--checkpoint", ckpt, "--data", data, "--out", plain,
+                                NULL});
+    run_ok(&r, (const char *[]){"predict", "--checkpoint", ckpt, "--data", data, "--out", flip,
+                                "--tta", "flip", "--mc-samples", "2", NULL});
+    p0 = read_floats(plain, "probs_mean", &n0), p1 = read_floats(flip, "probs_mean", &n1);
+    double most = 0;
+    for (size_t i = 0; i < n0; i++) most = fabs(p0[i] - p1[i]) > most ? fabs(p0[i] - p1[i]) : most;
+    if (!(most > 1e-6)) fail_msg("--tta flip changed no probability (max diff %g)", most);
+    free(p0), free(p1);
+    test_run_regdist(&r, (const char *[]){"predict", "--checkpoint", ckpt, "--data", data,
+                                          "--out", at("tta_bad.h5"), "--tta", "rotate", NULL});
+    test_expect_bad_input(&r, "--tta must be flip or none");
+    dataset_free(&d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoint_has_preprocessing),
@@ -510,6 +561,7 @@ int main(void) {
         cmocka_unit_test(test_images_16bit),
         cmocka_unit_test(test_csv_quoting),
         cmocka_unit_test(test_images_bad_input),
+        cmocka_unit_test(test_tta_flip),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
