@@ -28,127 +28,30 @@
 #include "core/layer.h"
 #include "core/model.h"
 #include "core/philox.h"
+#include "bnharness.h"
+#include "checkclose.h"
+#include "gradcheck.h"
 #include "fixtures/torch_reference.h"
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static float urand(uint32_t i, uint32_t salt) {
-    philox_ctr r = philox4x32_10((philox_ctr){{i, salt, 0, 0}}, (philox_key){{7, 9}});
-    return 2.0f * philox_unit(r.v[0]) - 1.0f;
-}
-
-// ---- a single layer with its own buffers ----
-
-typedef struct {
-    Layer l;
-    ParamTable t;
-    float *params, *bufs, *dparams;
-    int C, HW;
-} Harness;
-
-enum { W_ = 0, B_ = 1, RMEAN = 2, RVAR = 3, NBT = 4 };  // parameter entries, in table order
-
-static LayerSpec bn_spec(float momentum, int ghost) {
-    LayerSpec s = {.eps = 1e-5f, .momentum = momentum, .ghost = ghost};
-    snprintf(s.type, sizeof s.type, "batchnorm");
-    snprintf(s.name, sizeof s.name, "bn");
-    return s;
-}
-
-static void harness_init(Harness *h, const LayerSpec *spec, Shape in, int max_batch) {
-    memset(h, 0, sizeof *h);
-    h->l.spec = *spec;
-    h->l.id = 4;
-    h->l.kind = layer_kind_find("batchnorm");
-    assert_non_null(h->l.kind);
-    h->l.in = in;
-    Err e = {0};
-    assert_int_equal(h->l.kind->setup(&h->l, in, &h->t, &e), ERR_OK);
-    h->C = in.d[0];
-    h->HW = in.ndim == 3 ? in.d[1] * in.d[2] : 1;
-    h->params = calloc(h->t.n_trainable, sizeof(float));
-    h->dparams = calloc(h->t.n_trainable, sizeof(float));
-    h->bufs = calloc(h->t.n_buffer, sizeof(float));
-    // as model_plan sizes it
-    h->l.save = malloc(h->l.save_bytes_per_sample * (size_t)max_batch + h->l.save_bytes_fixed);
-    assert_non_null(h->l.save);
-    h->l.kind->init(&h->l, h->params, h->bufs, 1);
-}
-
-static float *P(Harness *h, int k) { return h->params + h->l.poff[k]; }
-static float *D(Harness *h, int k) { return h->dparams + h->l.poff[k]; }
-static float *Buf(Harness *h, int k) { return h->bufs + h->l.poff[k]; }
-
-static void harness_free(Harness *h) {
-    free(h->params), free(h->dparams), free(h->bufs), free(h->l.save);
-    param_table_free(&h->t);
-}
-
-static void fwd(Harness *h, float *y, const float *x, const StepCtx *c, int B) {
-    h->l.kind->forward(&h->l, y, x, h->params, h->bufs, c, B);
-}
-static void bwd(Harness *h, float *dx, const float *dy, const float *x, const float *y,
-                const StepCtx *c, int B) {
-    h->l.kind->backward(&h->l, dx, h->dparams, dy, x, y, h->params, c, B);
-}
-
-// ---- finite differences ----
-
-static double loss_of(Harness *h, const float *x, float *y, const StepCtx *c, int B, size_t n) {
-    fwd(h, y, x, c, B);
-    double L = 0;
-    for (size_t i = 0; i < n; i++) L += (double)urand((uint32_t)i, 22) * y[i];
-    return L;
-}
-
-static void check_fd(const char *what, const double *num, const float *ana, size_t n) {
-    double scale = 1e-6;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(num[i]));
-    for (size_t i = 0; i < n; i++)
-        if (!(fabs(num[i] - ana[i]) <= 2e-3 * scale))
-            fail_msg("%s[%zu]: numeric %.6g vs analytic %.6g (scale %.3g)", what, i, num[i],
-                     (double)ana[i], scale);
-}
-
+// A central-difference gradcheck (gradcheck.h) of a batchnorm layer: parameters in
+// [-1.5, 1.5), running statistics (read in eval mode) away from 0 and 1, input channels off
+// zero mean.
 static void gradcheck(const LayerSpec *spec, Shape in, int B, int train) {
     Harness h;
     harness_init(&h, spec, in, B);
-    size_t n = shape_numel(in) * (size_t)B, np = h.t.n_trainable;
+    size_t n = h.nin, np = h.t.n_trainable;
     for (size_t i = 0; i < np; i++) h.params[i] = 1.5f * urand((uint32_t)i, 11);
-    for (int c = 0; c < h.C; c++) {  // eval mode: running statistics away from 0 and 1
-        Buf(&h, RMEAN)[c] = 0.3f * urand((uint32_t)c, 12);
-        Buf(&h, RVAR)[c] = 0.5f + 0.4f * urand((uint32_t)c, 13);
+    for (int c = 0; c < in.d[0]; c++) {
+        h.bufs[h.l.poff[BN_RMEAN] + c] = 0.3f * urand((uint32_t)c, 12);
+        h.bufs[h.l.poff[BN_RVAR] + c] = 0.5f + 0.4f * urand((uint32_t)c, 13);
     }
     StepCtx c = {.train = train};
-    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
-    float *dy = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
-    double *num = malloc((n > np ? n : np) * sizeof(double));
+    float *x = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = 1.5f * urand((uint32_t)i, 33) + 0.2f * (float)(i % 3);
-    for (size_t i = 0; i < n; i++) dy[i] = urand((uint32_t)i, 22);
-    fwd(&h, y, x, &c, B);
-    bwd(&h, dx, dy, x, y, &c, B);
-    const float step = 1e-2f;
-    for (size_t i = 0; i < n; i++) {
-        float keep = x[i];
-        x[i] = keep + step;
-        double lp = loss_of(&h, x, y, &c, B, n);
-        x[i] = keep - step;
-        double lm = loss_of(&h, x, y, &c, B, n);
-        x[i] = keep;
-        num[i] = (lp - lm) / (2.0 * step);
-    }
-    check_fd("dinp", num, dx, n);
-    for (size_t i = 0; i < np; i++) {
-        float keep = h.params[i];
-        h.params[i] = keep + step;
-        double lp = loss_of(&h, x, y, &c, B, n);
-        h.params[i] = keep - step;
-        double lm = loss_of(&h, x, y, &c, B, n);
-        h.params[i] = keep;
-        num[i] = (lp - lm) / (2.0 * step);
-    }
-    check_fd("dparams", num, h.dparams, np);
-    free(x), free(y), free(dy), free(dx), free(num);
+    gradcheck_run(&h, x, dx, &c);
+    free(x), free(dx);
     harness_free(&h);
 }
 
@@ -178,21 +81,6 @@ static void test_gradcheck_ghost(void **state) {
 
 // ---- PyTorch ----
 
-static double max_abs(const float *v, size_t n) {
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)v[i]));
-    return m;
-}
-
-static void check_close(const char *what, const float *got, const float *want, size_t n,
-                        double rtol, double atol) {
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - (double)want[i]);
-        if (!(d <= rtol * fabs((double)want[i]) + atol))
-            fail_msg("%s[%zu]: got %.9g, want %.9g", what, i, (double)got[i], (double)want[i]);
-    }
-}
-
 static void check_torch(const char *what, const float *got, const float *want, size_t n) {
     check_close(what, got, want, n, 1e-5, 1e-5 * max_abs(want, n));
 }
@@ -207,40 +95,40 @@ typedef struct {
 } TorchCase;
 
 static void run_torch(const TorchCase *tc) {
-    Harness h;
+    BnHarness h;
     LayerSpec s = bn_spec(tc->momentum, tc->ghost);
-    harness_init(&h, &s, tc->in, tc->B);
+    bn_harness_init(&h, &s, tc->in, tc->B);
     size_t n = shape_numel(tc->in) * (size_t)tc->B;
-    memcpy(P(&h, W_), tc->w, (size_t)h.C * sizeof(float));
-    memcpy(P(&h, B_), tc->b, (size_t)h.C * sizeof(float));
+    memcpy(bn_param(&h, BN_W), tc->w, (size_t)h.C * sizeof(float));
+    memcpy(bn_param(&h, BN_B), tc->b, (size_t)h.C * sizeof(float));
     float *y = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
     StepCtx c = {.train = 1};
     for (int st = 0; st < tc->steps; st++) {
         memset(h.dparams, 0, h.t.n_trainable * sizeof(float));
-        fwd(&h, y, tc->x + (size_t)st * n, &c, tc->B);
-        bwd(&h, dx, tc->dy, tc->x + (size_t)st * n, y, &c, tc->B);
+        bn_fwd(&h, y, tc->x + (size_t)st * n, &c, tc->B);
+        bn_bwd(&h, dx, tc->dy, tc->x + (size_t)st * n, y, &c, tc->B);
     }
     check_torch("y", y, tc->y, n);
     check_torch("dx", dx, tc->dx, n);
-    check_torch("dweight", D(&h, W_), tc->dw, (size_t)h.C);
-    check_torch("dbias", D(&h, B_), tc->db, (size_t)h.C);
-    check_torch("running_mean", Buf(&h, RMEAN), tc->rmean, (size_t)h.C);
-    check_torch("running_var", Buf(&h, RVAR), tc->rvar, (size_t)h.C);
-    assert_int_equal((int)Buf(&h, NBT)[0], tc->nbt);
+    check_torch("dweight", bn_grad(&h, BN_W), tc->dw, (size_t)h.C);
+    check_torch("dbias", bn_grad(&h, BN_B), tc->db, (size_t)h.C);
+    check_torch("running_mean", bn_buf(&h, BN_RMEAN), tc->rmean, (size_t)h.C);
+    check_torch("running_var", bn_buf(&h, BN_RVAR), tc->rvar, (size_t)h.C);
+    assert_int_equal((int)bn_buf(&h, BN_NBT)[0], tc->nbt);
     if (tc->ex) {
         c.train = 0;
         memset(h.dparams, 0, h.t.n_trainable * sizeof(float));
-        fwd(&h, y, tc->ex, &c, tc->B);
-        bwd(&h, dx, tc->dy, tc->ex, y, &c, tc->B);
+        bn_fwd(&h, y, tc->ex, &c, tc->B);
+        bn_bwd(&h, dx, tc->dy, tc->ex, y, &c, tc->B);
         check_torch("eval y", y, tc->ey, n);
         check_torch("eval dx", dx, tc->edx, n);
-        check_torch("eval dweight", D(&h, W_), tc->edw, (size_t)h.C);
-        check_torch("eval dbias", D(&h, B_), tc->edb, (size_t)h.C);
-        assert_int_equal((int)Buf(&h, NBT)[0], tc->nbt);  // eval leaves the statistics alone
-        check_torch("eval running_var", Buf(&h, RVAR), tc->rvar, (size_t)h.C);
+        check_torch("eval dweight", bn_grad(&h, BN_W), tc->edw, (size_t)h.C);
+        check_torch("eval dbias", bn_grad(&h, BN_B), tc->edb, (size_t)h.C);
+        assert_int_equal((int)bn_buf(&h, BN_NBT)[0], tc->nbt);  // eval leaves the statistics alone
+        check_torch("eval running_var", bn_buf(&h, BN_RVAR), tc->rvar, (size_t)h.C);
     }
     free(y), free(dx);
-    harness_free(&h);
+    bn_harness_free(&h);
 }
 
 static void test_torch_batchnorm2d(void **state) {
@@ -358,7 +246,7 @@ static int mailbox_reduce(void *ctx, int layer_id, StatsKind kind, double *stats
 }
 
 typedef struct {
-    Harness *h;
+    BnHarness *h;
     RankCtx rc;
     const float *x, *dy;
     float *y, *dx;
@@ -369,8 +257,8 @@ static void *rank_main(void *arg) {
     RankJob *j = arg;
     StepCtx c = {.train = 1, .reduce_stats = mailbox_reduce, .reduce_ctx = &j->rc};
     for (int s = 0; s < j->steps; s++) {
-        fwd(j->h, j->y, j->x, &c, j->B);
-        bwd(j->h, j->dx, j->dy, j->x, j->y, &c, j->B);
+        bn_fwd(j->h, j->y, j->x, &c, j->B);
+        bn_bwd(j->h, j->dx, j->dy, j->x, j->y, &c, j->B);
     }
     return NULL;
 }
@@ -386,18 +274,18 @@ static void seam(Shape in, int B, int split) {
         x[i] = 2.0f * urand((uint32_t)i, 55) + 5.0f * (float)((i / per) % 2);
         dy[i] = urand((uint32_t)i, 66);
     }
-    Harness full, part[2];
-    harness_init(&full, &s, in, B);
-    for (int r = 0; r < 2; r++) harness_init(&part[r], &s, in, B);
+    BnHarness full, part[2];
+    bn_harness_init(&full, &s, in, B);
+    for (int r = 0; r < 2; r++) bn_harness_init(&part[r], &s, in, B);
     for (int k = 0; k < 2; k++)
         for (int c = 0; c < full.C; c++) {
             float v = 1.0f + 0.5f * urand((uint32_t)c, 77 + k);
-            P(&full, k)[c] = P(&part[0], k)[c] = P(&part[1], k)[c] = v;
+            bn_param(&full, k)[c] = bn_param(&part[0], k)[c] = bn_param(&part[1], k)[c] = v;
         }
     StepCtx c = {.train = 1};
     for (int st = 0; st < steps; st++) {
-        fwd(&full, y, x, &c, B);
-        bwd(&full, dx, dy, x, y, &c, B);
+        bn_fwd(&full, y, x, &c, B);
+        bn_bwd(&full, dx, dy, x, y, &c, B);
     }
 
     Mailbox mb = {0};
@@ -420,9 +308,9 @@ static void seam(Shape in, int B, int split) {
     check_close("dx (sharded)", dx2, dx, n, 1e-6, 1e-6 * max_abs(dx, n));
     int C = full.C;
     for (int r = 0; r < 2; r++) {
-        check_close("running_mean", Buf(&part[r], RMEAN), Buf(&full, RMEAN), (size_t)C, 1e-6, 1e-7);
-        check_close("running_var", Buf(&part[r], RVAR), Buf(&full, RVAR), (size_t)C, 1e-6, 1e-7);
-        assert_true(Buf(&part[r], NBT)[0] == (float)steps);
+        check_close("running_mean", bn_buf(&part[r], BN_RMEAN), bn_buf(&full, BN_RMEAN), (size_t)C, 1e-6, 1e-7);
+        check_close("running_var", bn_buf(&part[r], BN_RVAR), bn_buf(&full, BN_RVAR), (size_t)C, 1e-6, 1e-7);
+        assert_true(bn_buf(&part[r], BN_NBT)[0] == (float)steps);
     }
     // parameter gradients are local sums: the all-reduce adds the ranks' up to the full one
     float dsum[2 * 64];
@@ -430,8 +318,8 @@ static void seam(Shape in, int B, int split) {
     for (int i = 0; i < 2 * C; i++) dsum[i] = part[0].dparams[i] + part[1].dparams[i];
     check_close("dweight,dbias (summed)", dsum, full.dparams, (size_t)(2 * C), 1e-5,
                 1e-6 * max_abs(full.dparams, (size_t)(2 * C)));
-    for (int r = 0; r < 2; r++) harness_free(&part[r]);
-    harness_free(&full);
+    for (int r = 0; r < 2; r++) bn_harness_free(&part[r]);
+    bn_harness_free(&full);
     free(x), free(dy), free(y), free(dx), free(y2), free(dx2);
 }
 
@@ -470,28 +358,28 @@ static int count_reduce(void *ctx, int layer_id, StatsKind kind, double *stats, 
 }
 
 static void count_calls(int ghost, int train, int want) {
-    Harness h;
+    BnHarness h;
     LayerSpec s = bn_spec(0.1f, ghost);
     Shape in = {3, {3, 2, 2}};
     int B = 5;
-    harness_init(&h, &s, in, B);
+    bn_harness_init(&h, &s, in, B);
     size_t n = shape_numel(in) * (size_t)B;
     float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
     float *dx = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = urand((uint32_t)i, 88);
     Counter k = {{0, 0}, 0, 0};
     StepCtx c = {.train = train, .reduce_stats = count_reduce, .reduce_ctx = &k};
-    fwd(&h, y, x, &c, B);
+    bn_fwd(&h, y, x, &c, B);
     assert_int_equal(k.calls[STATS_BN_FORWARD], want);
     assert_int_equal(k.calls[STATS_BN_BACKWARD], 0);
-    bwd(&h, dx, y, x, y, &c, B);
+    bn_bwd(&h, dx, y, x, y, &c, B);
     assert_int_equal(k.calls[STATS_BN_FORWARD], want);
     assert_int_equal(k.calls[STATS_BN_BACKWARD], want);
-    bwd(&h, NULL, y, x, y, &c, B);  // no input gradient (a first layer): still collective
+    bn_bwd(&h, NULL, y, x, y, &c, B);  // no input gradient (a first layer): still collective
     assert_int_equal(k.calls[STATS_BN_BACKWARD], 2 * want);
     if (want) assert_int_equal(k.last_layer, h.l.id), assert_int_equal(k.last_nchan, 3);
     free(x), free(y), free(dx);
-    harness_free(&h);
+    bn_harness_free(&h);
 }
 
 static void test_reducer_calls(void **state) {
@@ -504,19 +392,19 @@ static void test_reducer_calls(void **state) {
 // A batch that is empty everywhere (B = 0, no reducer): no NaN in the running statistics.
 static void test_empty_batch(void **state) {
     (void)state;
-    Harness h;
+    BnHarness h;
     LayerSpec s = bn_spec(0.1f, 0);
-    harness_init(&h, &s, (Shape){1, {3}}, 1);
+    bn_harness_init(&h, &s, (Shape){1, {3}}, 1);
     float x[1], y[1], dx[1];
     StepCtx c = {.train = 1};
-    fwd(&h, y, x, &c, 0);
-    bwd(&h, dx, y, x, y, &c, 0);
+    bn_fwd(&h, y, x, &c, 0);
+    bn_bwd(&h, dx, y, x, y, &c, 0);
     for (int i = 0; i < 3; i++) {
-        assert_true(Buf(&h, RMEAN)[i] == 0.0f);
-        assert_true(Buf(&h, RVAR)[i] == 1.0f);
-        assert_true(D(&h, W_)[i] == 0.0f && D(&h, B_)[i] == 0.0f);
+        assert_true(bn_buf(&h, BN_RMEAN)[i] == 0.0f);
+        assert_true(bn_buf(&h, BN_RVAR)[i] == 1.0f);
+        assert_true(bn_grad(&h, BN_W)[i] == 0.0f && bn_grad(&h, BN_B)[i] == 0.0f);
     }
-    harness_free(&h);
+    bn_harness_free(&h);
 }
 
 // PreciseBN: after K batches from num_batches_tracked = 0, the running statistics are the
@@ -524,11 +412,11 @@ static void test_empty_batch(void **state) {
 // whatever the momentum; with ghost batches every chunk counts as one batch.
 static void precise(int ghost) {
     enum { K = 5, Bt = 6, C = 3, HW = 4 };
-    Harness h;
+    BnHarness h;
     LayerSpec s = bn_spec(0.1f, ghost);
-    harness_init(&h, &s, (Shape){3, {C, 2, 2}}, Bt);
-    for (int c = 0; c < C; c++) Buf(&h, RMEAN)[c] = 100.0f, Buf(&h, RVAR)[c] = 50.0f;
-    Buf(&h, NBT)[0] = 0.0f;
+    bn_harness_init(&h, &s, (Shape){3, {C, 2, 2}}, Bt);
+    for (int c = 0; c < C; c++) bn_buf(&h, BN_RMEAN)[c] = 100.0f, bn_buf(&h, BN_RVAR)[c] = 50.0f;
+    bn_buf(&h, BN_NBT)[0] = 0.0f;
     int g = ghost ? ghost : Bt, chunks = 0;
     double want_m[C] = {0}, want_v[C] = {0};
     float x[Bt * C * HW], y[Bt * C * HW];
@@ -547,16 +435,16 @@ static void precise(int ghost) {
                 want_m[c] += m;
                 want_v[c] += sq / (n - 1);
             }
-        fwd(&h, y, x, &ctx, Bt);
+        bn_fwd(&h, y, x, &ctx, Bt);
     }
-    assert_true(Buf(&h, NBT)[0] == (float)chunks);
+    assert_true(bn_buf(&h, BN_NBT)[0] == (float)chunks);
     for (int c = 0; c < C; c++) {
-        if (fabs(Buf(&h, RMEAN)[c] - want_m[c] / chunks) > 1e-5 ||
-            fabs(Buf(&h, RVAR)[c] - want_v[c] / chunks) > 1e-5)
+        if (fabs(bn_buf(&h, BN_RMEAN)[c] - want_m[c] / chunks) > 1e-5 ||
+            fabs(bn_buf(&h, BN_RVAR)[c] - want_v[c] / chunks) > 1e-5)
             fail_msg("ghost %d, channel %d: running %g %g, want %g %g", ghost, c,
-                     Buf(&h, RMEAN)[c], Buf(&h, RVAR)[c], want_m[c] / chunks, want_v[c] / chunks);
+                     bn_buf(&h, BN_RMEAN)[c], bn_buf(&h, BN_RVAR)[c], want_m[c] / chunks, want_v[c] / chunks);
     }
-    harness_free(&h);
+    bn_harness_free(&h);
 }
 
 static void test_precise_bn(void **state) {

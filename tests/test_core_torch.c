@@ -33,6 +33,7 @@
 #include "core/params.h"
 #include "core/regularize.h"
 #include "core/schedule.h"
+#include "checkclose.h"
 #include "fixtures/torch_reference.h"
 
 #define RTOL_OP 1e-6
@@ -41,36 +42,6 @@
 #define ATOL_OPTIM 1e-6
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-static double max_abs(const float *v, size_t n) {
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)v[i]));
-    return m;
-}
-
-// Fails (naming the worst element) unless |got - want| <= rtol |want| + atol everywhere.
-static void check_close(const char *what, const float *got, const float *want, size_t n,
-                        double rtol, double atol) {
-    double worst_abs = 0.0, worst_rel = 0.0, worst_excess = 0.0;
-    size_t bad = n;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - (double)want[i]);
-        double tol = rtol * fabs((double)want[i]) + atol;
-        if (!(d <= tol)) {  // NaN fails too
-            double excess = isnan(d) ? INFINITY : d - tol;
-            if (bad == n || excess > worst_excess) bad = i, worst_excess = excess;
-        }
-        if (isnan(d)) continue;
-        worst_abs = fmax(worst_abs, d);
-        if (want[i] != 0.0f) worst_rel = fmax(worst_rel, d / fabs((double)want[i]));
-    }
-    print_message("%-24s n=%-3zu max abs err %.3g  max rel err %.3g  (rtol %.0e, atol %.3g)\n",
-                  what, n, worst_abs, worst_rel, rtol, atol);
-    if (bad != n)
-        fail_msg("%s[%zu]: got %.9g, torch %.9g (|diff| %.3g > %.3g)", what, bad,
-                 (double)got[bad], (double)want[bad], fabs((double)got[bad] - (double)want[bad]),
-                 rtol * fabs((double)want[bad]) + atol);
-}
 
 // Single-kernel comparison: rtol 1e-6 and atol 1e-6 of the array's scale.
 static void check_op(const char *what, const float *got, const float *want, size_t n) {
