@@ -1,10 +1,14 @@
 // bnharness.h: one batchnorm layer with its own parameters, gradients and buffers, for the
-// BatchNorm tests in core/ (test_core_batchnorm.c) and dist/ (mpi_test_bnsync.c). Include
-// after <cmocka.h>.
+// BatchNorm tests in core/ (test_core_batchnorm.c) and dist/ (mpi_test_bnsync.c).
 #pragma once
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "core/layer.h"
 

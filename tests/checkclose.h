@@ -1,8 +1,11 @@
 // checkclose.h: compare an array with a reference, element by element, for the core tests.
-// Include after <cmocka.h>.
 #pragma once
 #include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stddef.h>
+
+#include <cmocka.h>
 
 // The largest |v[i]|: the scale an absolute tolerance is taken relative to.
 static inline double max_abs(const float *v, size_t n) {

@@ -26,6 +26,7 @@
 #include "core/kernels.h"
 #include "core/layer.h"
 #include "core/philox.h"
+#include "bnharness.h"
 #include "dist/bnsync.h"
 #include "mpitest.h"
 
@@ -147,47 +148,16 @@ static Dist world_dist(void) {
     return d;
 }
 
-// ---- a single batchnorm layer with its own buffers (as test_core_batchnorm.c) ----
+// ---- a single batchnorm layer (bnharness.h) ----
 
-typedef struct {
-    Layer l;
-    ParamTable t;
-    float *params, *bufs, *dparams;
-    int C;
-} Harness;
-
-enum { W_ = 0, B_ = 1, RMEAN = 2, RVAR = 3, NBT = 4 };  // parameter entries, in table order
-
-static void harness_init(Harness *h, Shape in, int max_batch) {
-    memset(h, 0, sizeof *h);
-    LayerSpec s = {.eps = 1e-5f, .momentum = 0.1f};
-    snprintf(s.type, sizeof s.type, "batchnorm");
-    snprintf(s.name, sizeof s.name, "bn");
-    h->l.spec = s;
-    h->l.id = 3;
-    h->l.kind = layer_kind_find("batchnorm");
-    assert_non_null(h->l.kind);
-    h->l.in = in;
-    Err e = {0};
-    assert_int_equal(h->l.kind->setup(&h->l, in, &h->t, &e), ERR_OK);
-    h->C = in.d[0];
-    h->params = calloc(h->t.n_trainable, sizeof(float));
-    h->dparams = calloc(h->t.n_trainable, sizeof(float));
-    h->bufs = calloc(h->t.n_buffer, sizeof(float));
-    h->l.save = malloc(h->l.save_bytes_per_sample * (size_t)max_batch + h->l.save_bytes_fixed);
-    assert_true(h->params && h->dparams && h->bufs && h->l.save);
-    h->l.kind->init(&h->l, h->params, h->bufs, 1);
-    for (int c = 0; c < h->C; c++) {  // weight and bias away from 1 and 0
-        h->params[h->l.poff[W_] + c] = 1.0f + 0.5f * urand((uint32_t)c, 11);
-        h->params[h->l.poff[B_] + c] = 0.3f * urand((uint32_t)c, 12);
+// bn.momentum 0.1, no ghost batches; weight and bias away from 1 and 0.
+static void harness_init(BnHarness *h, Shape in, int max_batch) {
+    LayerSpec s = bn_spec(0.1f, 0);
+    bn_harness_init(h, &s, in, max_batch);
+    for (int c = 0; c < h->C; c++) {
+        bn_param(h, BN_W)[c] = 1.0f + 0.5f * urand((uint32_t)c, 11);
+        bn_param(h, BN_B)[c] = 0.3f * urand((uint32_t)c, 12);
     }
-}
-
-static float *Buf(Harness *h, int k) { return h->bufs + h->l.poff[k]; }
-
-static void harness_free(Harness *h) {
-    free(h->params), free(h->dparams), free(h->bufs), free(h->l.save);
-    param_table_free(&h->t);
 }
 
 // What one run leaves: the last step's outputs, input and parameter gradients, and the running
@@ -209,7 +179,7 @@ static void run_rows(Result *r, Shape in, int Bg, int lo, int n, StatsReduceFn f
     r->y = malloc((per * (size_t)n + 1) * sizeof(float));
     r->dx = malloc((per * (size_t)n + 1) * sizeof(float));
     assert_true(x && dy && r->y && r->dx);
-    Harness h;
+    BnHarness h;
     harness_init(&h, in, n);
     assert_true(2 * h.C <= 64);
     StepCtx c = {.train = 1, .reduce_stats = fn, .reduce_ctx = ctx};
@@ -220,12 +190,12 @@ static void run_rows(Result *r, Shape in, int Bg, int lo, int n, StatsReduceFn f
         h.l.kind->forward(&h.l, r->y, xs, h.params, h.bufs, &c, n);
         h.l.kind->backward(&h.l, r->dx, h.dparams, dys, xs, r->y, h.params, &c, n);
     }
-    memcpy(r->dparams, h.dparams + h.l.poff[W_], (size_t)h.C * sizeof(float));
-    memcpy(r->dparams + h.C, h.dparams + h.l.poff[B_], (size_t)h.C * sizeof(float));
-    memcpy(r->rstats, Buf(&h, RMEAN), (size_t)h.C * sizeof(float));
-    memcpy(r->rstats + h.C, Buf(&h, RVAR), (size_t)h.C * sizeof(float));
-    r->nbt = Buf(&h, NBT)[0];
-    harness_free(&h);
+    memcpy(r->dparams, h.dparams + h.l.poff[BN_W], (size_t)h.C * sizeof(float));
+    memcpy(r->dparams + h.C, h.dparams + h.l.poff[BN_B], (size_t)h.C * sizeof(float));
+    memcpy(r->rstats, bn_buf(&h, BN_RMEAN), (size_t)h.C * sizeof(float));
+    memcpy(r->rstats + h.C, bn_buf(&h, BN_RVAR), (size_t)h.C * sizeof(float));
+    r->nbt = bn_buf(&h, BN_NBT)[0];
+    bn_harness_free(&h);
     free(x), free(dy);
 }
 
@@ -444,7 +414,7 @@ static void test_mpi_calls(void **state) {
         BnSync s;
         Err e = {0};
         mpitest_assert_all(bnsync_init(&s, &d, group, &e) == ERR_OK, "bnsync_init");
-        Harness h, ev;
+        BnHarness h, ev;
         harness_init(&h, in, n);
         StepCtx c = {.train = 1, .reduce_stats = bnsync_reduce, .reduce_ctx = &s};
         long calls[3];
@@ -480,7 +450,7 @@ static void test_mpi_calls(void **state) {
         snprintf(what, sizeof what, "bn.group %d: eval mode is local BN with running statistics",
                  group);
         mpitest_assert_all(ok, what);
-        harness_free(&h), harness_free(&ev);
+        bn_harness_free(&h), bn_harness_free(&ev);
         bnsync_free(&s);
     }
     free(x), free(dy), free(y), free(dx), free(y2), free(dx2);
