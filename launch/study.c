@@ -108,11 +108,14 @@ static const char *usage_reg =
     "weight decay, no label smoothing), adds one regularizer at a time at the config's strength\n"
     "(AdamW weight decay; the same coefficient as coupled L2 in Adam; each dropout-family layer\n"
     "kind the config has; label smoothing; BatchNorm), then all but BatchNorm, then all on\n"
-    "(the config as it is).\n"
+    "(the config as it is). On image data also each augmentation alone (random crop with\n"
+    "reflect padding 4, flips 0.5, random erasing 0.25, mixup 0.2, cutmix 1.0) and all on +\n"
+    "augmentation (crop, flips, erasing, mixup).\n"
     "\n"
     "  --preset quick|full   quick (default): 3 epochs, warmup 20 steps, 1,000 validation\n"
-    "                        samples, 2 seeds: 18 runs with cnn6_mlp4, measured at 25 minutes\n"
-    "                        under mpirun -n 2 on 2 shared cores.\n"
+    "                        samples, 2 seeds: 18 runs with cnn6_mlp4 before the 6\n"
+    "                        augmentation rows were added, measured at 25 minutes under\n"
+    "                        mpirun -n 2 on 2 shared cores (the rows add a third).\n"
     "                        full: the config's epochs, 3 seeds: many times longer\n"
     "  --seeds N             seeds per condition (quick 2, full 3)\n"
     "  --epochs E            epochs per run (quick 3, full: config's)\n"
@@ -359,6 +362,43 @@ static void only_dropout_kind(Point *p, const RegLayer *r, int n, const char *ke
     }
 }
 
+// 1 when the training samples are images (C,H,W), which augmentation needs. Train reports a
+// file it cannot read; here that only leaves the augmentation rows out.
+static int data_is_images(const char *data) {
+    Dataset ds;
+    memset(&ds, 0, sizeof ds);
+    Err e = {0};
+    int images = dataset_load_rows(&ds, data, "train", 0, NULL, 0, &e) == ERR_OK &&
+                 ds.shape.ndim == 3 && ds.shape.d[1] > 4 && ds.shape.d[2] > 4;
+    dataset_free(&ds);
+    return images;
+}
+
+// The augmentation rows of the reg study: each transform alone (from nothing, like the other
+// "+" rows), with the settings of docs/regularization.md's example.
+static const struct {
+    const char *name;
+    const char *sets[2];
+} aug_rows[] = {
+    {"+ random crop", {"augment.crop_pad=4", "augment.crop_mode=reflect"}},
+    {"+ flips", {"augment.hflip=0.5", NULL}},
+    {"+ random erasing", {"augment.erase=0.25", NULL}},
+    {"+ mixup", {"augment.mixup=0.2", NULL}},
+    {"+ cutmix", {"augment.cutmix=1.0", NULL}},
+};
+#define N_AUG_ROWS (int)(sizeof aug_rows / sizeof aug_rows[0])
+#define ALL_AUG "all on + augmentation"
+
+// Turns augmentation on with row i's settings (i < 0: crop, flip, erasing and mixup together).
+static void aug_sets(Point *p, int row) {
+    point_set(p, "augment.enable=on");
+    for (int i = 0; i < N_AUG_ROWS; i++) {
+        if (row >= 0 ? i != row : i == 4) continue;  // all: every row but cutmix
+        for (int k = 0; k < 2; k++)
+            if (aug_rows[i].sets[k]) point_set(p, "%s", aug_rows[i].sets[k]);
+    }
+}
+
 static void build_reg(const Dist *d, Study *s) {
     const Config *c = &s->cfg;
     int full = !strcmp(s->preset, "full");
@@ -375,7 +415,7 @@ static void build_reg(const Dist *d, Study *s) {
                                              "+ DropConnect", "+ DropPath"};
     // conditions: 0 none, 1 AdamW decay, 2 Adam + L2, 3.. one dropout kind each, then label
     // smoothing, BatchNorm, all but BatchNorm, all on
-    char conds[16][64];
+    char conds[24][64];
     int nc = 0;
     snprintf(conds[nc++], 64, "none");
     snprintf(conds[nc++], 64, "+ weight decay (AdamW)");
@@ -386,12 +426,24 @@ static void build_reg(const Dist *d, Study *s) {
     if (bn) snprintf(conds[nc++], 64, "+ BatchNorm");
     if (bn) snprintf(conds[nc++], 64, "all but BatchNorm");
     snprintf(conds[nc++], 64, "all on");
+    int images = data_is_images(s->data);  // augmentation rows need images
+    for (int a = 0; images && a < N_AUG_ROWS; a++) snprintf(conds[nc++], 64, "%s", aug_rows[a].name);
+    if (images) snprintf(conds[nc++], 64, ALL_AUG);
     for (uint32_t seed = 1; seed <= (uint32_t)seeds; seed++)
         for (int ci = 0; ci < nc; ci++) {
             const char *cd = conds[ci];
             Point *p = add_point(d, s, cd, ci, seed);
             base_sets(p, E);
             int all = !strcmp(cd, "all on"), nobn = !strcmp(cd, "all but BatchNorm");
+            int aug = -2;  // the augmentation row, -1 for all of them, -2 for none
+            for (int a = 0; a < N_AUG_ROWS; a++)
+                if (!strcmp(cd, aug_rows[a].name)) aug = a;
+            if (!strcmp(cd, ALL_AUG)) {  // the config as it is, and augmentation
+                aug_sets(p, -1);
+                continue;
+            }
+            if (aug == -2 && images) point_set(p, "augment.enable=off");
+            else if (aug >= 0) aug_sets(p, aug);
             if (all) continue;  // the config as it is
             if (!nobn) {        // start from nothing, add one
                 const char *keep = NULL;

@@ -207,10 +207,27 @@ static void test_reg_study(void **state) {
     study(&r, "reg", "reg", "--epochs 1 --seeds 1");
     if (r.status) fail_msg("exit %d: %s", r.status, r.err);
     // none, AdamW, Adam+L2, dropout, Dropout2d, DropBlock, DropConnect, DropPath, label
-    // smoothing, BatchNorm, all but BatchNorm, all on
-    assert_int_equal(count(r.out, "trained in"), 12);
+    // smoothing, BatchNorm, all but BatchNorm, all on; random crop, flips, random erasing,
+    // mixup, cutmix, all on + augmentation
+    assert_int_equal(count(r.out, "trained in"), 18);
     Config c;
+    point_config(&c, "reg", "random_crop-E1-s1");  // one augmentation, from nothing
+    assert_int_equal(c.augment_on, 1);
+    assert_int_equal(c.augment.crop_pad, 4);
+    assert_float_equal(c.augment.hflip, 0, 0);
+    assert_float_equal(c.augment.mixup, 0, 0);
+    assert_int_equal(c.dropout_on, 0);
+    assert_int_equal(c.batchnorm, 0);
+    config_free(&c);
+    point_config(&c, "reg", "all_on_augmentation-E1-s1");  // the config, and augmentation
+    assert_int_equal(c.augment_on, 1);
+    assert_int_equal(c.dropout_on, 1);
+    assert_float_equal(c.augment.mixup, 0.2f, 1e-7);
+    assert_float_equal(c.augment.erase, 0.25f, 1e-7);
+    assert_float_equal(c.augment.cutmix, 0, 0);
+    config_free(&c);
     point_config(&c, "reg", "none-E1-s1");
+    assert_int_equal(c.augment_on, 0);
     assert_int_equal(c.dropout_on, 0);
     assert_int_equal(c.batchnorm, 0);
     assert_null(find(c.layers, c.nlayers, "bn1"));
