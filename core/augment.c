@@ -79,14 +79,16 @@ int augment_check(const AugmentConfig *cfg, int C, int H, int W, Err *e) {
                            probs[i].key, probs[i].p);
     if (!(cfg->erase_area[0] > 0.0f && cfg->erase_area[0] <= cfg->erase_area[1] &&
           cfg->erase_area[1] <= 1.0f))
-        return err_set(e, ERR_INPUT, "augment.erase_area must be 0 < lo <= hi <= 1, got (%g, %g)",
+        return err_set(e, ERR_INPUT,
+                       "augment.erase_area_min and _max must be 0 < min <= max <= 1, got (%g, %g)",
                        cfg->erase_area[0], cfg->erase_area[1]);
     if (!(cfg->erase_aspect[0] > 0.0f && cfg->erase_aspect[0] <= cfg->erase_aspect[1] &&
           isfinite(cfg->erase_aspect[1])))
-        return err_set(e, ERR_INPUT, "augment.erase_aspect must be 0 < lo <= hi, got (%g, %g)",
+        return err_set(e, ERR_INPUT,
+                       "augment.erase_aspect_min and _max must be 0 < min <= max, got (%g, %g)",
                        cfg->erase_aspect[0], cfg->erase_aspect[1]);
     if (cfg->erase_value != AUGMENT_ERASE_ZERO && cfg->erase_value != AUGMENT_ERASE_NOISE)
-        return err_set(e, ERR_INPUT, "augment.erase_value must be 0 or \"noise\"");
+        return err_set(e, ERR_INPUT, "augment.erase_value must be \"zero\" or \"noise\"");
     // Beta(α, α) for α below 1e-3 puts λ within 1e-300 of 0 or 1: no mixing worth the name
     if (!(cfg->mixup == 0.0f || (cfg->mixup >= 1e-3f && cfg->mixup <= 1e3f)))
         return err_set(e, ERR_INPUT,

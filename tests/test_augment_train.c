@@ -275,7 +275,7 @@ static void test_bad_input(void **state) {
     bad(config, data, "bad_area",
         "--set augment.erase=0.5 --set augment.erase_area_min=0.5 "
         "--set augment.erase_area_max=0.1",
-        "augment.erase_area must be 0 < lo <= hi <= 1");
+        "augment.erase_area_min and _max must be 0 < min <= max <= 1");
     bad(config, data, "bad_prob", "--set augment.hflip=1.5",
         "--set augment.hflip=1.5: augment.hflip must be in [0, 1], got 1.5");
     bad(config, data, "bad_mode", "--set augment.crop_mode=edge",
