@@ -1,6 +1,5 @@
 // imagefolder.c: an ImageFolder-style tree of image files into a regdist dataset
 // (imagefolder.h). walk -> headers -> split -> decode in chunks -> write, each a function.
-#define _GNU_SOURCE  // sched_getaffinity, CPU_COUNT
 #include "imagefolder.h"
 
 #include <dirent.h>
@@ -8,10 +7,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +17,7 @@
 #include "core/shuffle.h"
 #include "h5util.h"
 #include "image.h"
+#include "pool.h"
 #include "preprocess.h"
 #include "preprocess_h5.h"
 
@@ -328,49 +325,6 @@ static int walk_tree(Import *im, Err *e) {
     return rc;
 }
 
-// ---- a pool of threads over n items ----
-
-typedef struct {
-    int64_t n;
-    atomic_llong next;
-    atomic_int stop;  // set by a task to end the run early
-    void (*fn)(void *ctx, int64_t i);
-    void *ctx;
-} Pool;
-
-static void *pool_worker(void *arg) {
-    Pool *p = arg;
-    for (;;) {
-        int64_t i = atomic_fetch_add(&p->next, 1);
-        if (i >= p->n || atomic_load(&p->stop)) break;
-        p->fn(p->ctx, i);
-    }
-    return NULL;
-}
-
-// Runs fn(ctx, i) for i in [0, n) on up to `threads` threads; the caller's thread is one.
-static void pool_run(Pool *p, int threads, int64_t n, void (*fn)(void *, int64_t), void *ctx) {
-    p->n = n;
-    atomic_store(&p->next, 0);
-    atomic_store(&p->stop, 0);
-    p->fn = fn;
-    p->ctx = ctx;
-    pthread_t tid[256];
-    int started = 0;
-    if (threads > 256) threads = 256;
-    for (int t = 1; t < threads && t < n; t++)
-        if (pthread_create(&tid[started], NULL, pool_worker, p) == 0) started++;
-    pool_worker(p);  // with no thread started, the caller does all the work
-    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
-}
-
-int import_default_threads(void) {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 // ---- pass 1b: headers ----
 
 typedef struct {
@@ -392,7 +346,7 @@ static void header_task(void *ctx, int64_t i) {
     }
     free(path);
     if (j->bad[i] && (!j->im->s->skip_bad || j->errs[i].code != ERR_INPUT))
-        atomic_store(&j->pool.stop, 1);
+        pool_stop(&j->pool);
 }
 
 // Reads every header; unreadable files fail the import, or are skipped with skip_bad.
@@ -541,7 +495,7 @@ static void decode_task(void *ctx, int64_t k) {
         }
     }
     free(path);
-    if (e->code && (!j->im->s->skip_bad || e->code != ERR_INPUT)) atomic_store(&j->pool.stop, 1);
+    if (e->code && (!j->im->s->skip_bad || e->code != ERR_INPUT)) pool_stop(&j->pool);
 }
 
 // Creates an extendible chunked dataset (n, dims...) of file_type under g.
@@ -822,7 +776,7 @@ int image_folder_import(const ImportSpec *s, ImportSummary *sum, Err *e) {
     while (len > 1 && s->dir[len - 1] == '/') len--;
     if (len >= sizeof im.dir) return err_set(e, ERR_INPUT, "%.64s...: path too long", s->dir);
     memcpy(im.dir, s->dir, len);
-    im.threads = s->threads > 0 ? s->threads : import_default_threads();
+    im.threads = s->threads > 0 ? s->threads : pool_default_threads();
     int rc = check_out(s->out, e);
     if (!rc) rc = image_lib_init("regdist", e);
     if (!rc) rc = walk_tree(&im, e);

@@ -60,5 +60,3 @@ void import_summary_free(ImportSummary *sum);
 // handler of SIGINT/SIGTERM, which then ends the process.
 void import_remove_partial(void);
 
-// The number of CPUs this process may run on (its affinity mask), at least 1.
-int import_default_threads(void);

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +20,7 @@
 #include "io/checkpoint.h"
 #include "io/image.h"
 #include "io/imagefolder.h"
+#include "io/pool.h"
 #include "io/predictions.h"
 #include "options.h"
 #include "progress.h"
@@ -266,55 +266,34 @@ static int image_prep_for(ImagePrep *ip, const Preprocess *p, const char *ckpt, 
     return ERR_OK;
 }
 
-// A batch of files decoded by a few threads, one file at a time each (libvips runs one worker
-// per image: see io/image.c).
+// A batch of files decoded on the pool (io/pool.h), one file per task (libvips runs one
+// worker per image: see io/image.c).
 typedef struct {
     char *const *files;  // (n)
-    int n;
     const ImagePrep *ip;
     char *pixels;        // (n, per) stored pixels
     size_t per;          // bytes of one decoded file
-    pthread_mutex_t mu;
-    int next;            // the next file to take
-    int bad;             // the first file (lowest index) that failed, or -1
-    Err err;             // its reason
+    Err *errs;           // (n) each file's outcome
 } DecodeJob;
 
-static void *decode_worker(void *arg) {
-    DecodeJob *j = arg;
-    for (;;) {
-        pthread_mutex_lock(&j->mu);
-        int i = j->next++;
-        pthread_mutex_unlock(&j->mu);
-        if (i >= j->n) return NULL;
-        Err e = {0};
-        if (image_load(j->files[i], j->ip, j->pixels + (size_t)i * j->per, &e)) {
-            pthread_mutex_lock(&j->mu);
-            if (j->bad < 0 || i < j->bad) j->bad = i, j->err = e;
-            pthread_mutex_unlock(&j->mu);
-        }
-    }
+static void decode_task(void *ctx, int64_t i) {
+    DecodeJob *j = ctx;
+    j->errs[i].code = ERR_OK;
+    image_load(j->files[i], j->ip, j->pixels + (size_t)i * j->per, &j->errs[i]);
 }
 
-// Decodes files[0..n) into pixels with up to `threads` threads. The error reported is the
-// first failing file's in path order, however the threads were scheduled.
+// Decodes files[0..n) into pixels with up to `threads` threads; errs is scratch of n. The
+// error reported is the first failing file's in path order, however the threads ran.
 static int decode_batch(char *const *files, int n, const ImagePrep *ip, void *pixels, size_t per,
-                        int threads, Err *e) {
-    DecodeJob j = {.files = files, .n = n, .ip = ip, .pixels = pixels, .per = per, .bad = -1};
-    pthread_mutex_init(&j.mu, NULL);
-    pthread_t tid[64];
-    int started = 0;
-    if (threads > n) threads = n;
-    if (threads > 64) threads = 64;
-    for (; started < threads - 1; started++)  // this thread is the last worker
-        if (pthread_create(&tid[started], NULL, decode_worker, &j) != 0) break;
-    decode_worker(&j);
-    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
-    pthread_mutex_destroy(&j.mu);
-    if (j.bad >= 0) {
-        *e = j.err;
-        return e->code ? e->code : ERR_INPUT;
-    }
+                        Err *errs, int threads, Err *e) {
+    DecodeJob j = {.files = files, .ip = ip, .pixels = pixels, .per = per, .errs = errs};
+    Pool pool;
+    pool_run(&pool, threads, n, decode_task, &j);
+    for (int i = 0; i < n; i++)
+        if (errs[i].code) {
+            *e = errs[i];
+            return e->code;
+        }
     return ERR_OK;
 }
 
@@ -346,7 +325,7 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     if (image_prep_for(&ip, p, ckpt, &e) || image_lib_init("regdist", &e) ||
         list_images(&files, paths, npaths, &e))
         cli_fail(d, &e);
-    int K = m.num_classes, batch = m.max_batch, threads = import_default_threads();
+    int K = m.num_classes, batch = m.max_batch, threads = pool_default_threads();
     size_t in = shape_numel(m.in);
     // the decoded pixels of a batch, normalized by dataset_gather as a dataset's would be
     Dataset px = {.shape = p->input, .pixel = ip.bit_depth == 16 ? PIXEL_U16 : PIXEL_U8,
@@ -359,8 +338,9 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     px.x_u16 = px.pixel == PIXEL_U16 ? pixels : NULL;
     float *x = malloc((size_t)batch * in * sizeof(float));
     int64_t *ids = malloc((size_t)batch * sizeof(int64_t));
+    Err *errs = malloc((size_t)batch * sizeof *errs);  // each file's decoding outcome
     McBatch det, mcb = {0};
-    if (!pixels || !x || !ids || mc_batch_alloc(&det, batch, K) ||
+    if (!pixels || !x || !ids || !errs || mc_batch_alloc(&det, batch, K) ||
         (mc > 0 && mc_batch_alloc(&mcb, batch, K)))
         out_of_memory(d);
     PredCsv *w = pred_csv_open(out, mc, &e);
@@ -371,8 +351,8 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     double t0 = now_seconds();
     for (int64_t start = 0, bi = 0; start < n; start += batch, bi++) {
         int B = (int)(n - start < batch ? n - start : batch);
-        if (decode_batch(files.v + start, B, &ip, pixels, in * dataset_pixel_bytes(&px), threads,
-                         &e))
+        if (decode_batch(files.v + start, B, &ip, pixels, in * dataset_pixel_bytes(&px), errs,
+                         threads, &e))
             fail_images(d, w, &e);
         for (int i = 0; i < B; i++) ids[i] = i;  // rows of px
         px.n = px.nloaded = B;
@@ -398,7 +378,7 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     printf("wrote %s: %lld image%s, %d classes, %d Monte-Carlo pass%s%s\n", out, (long long)n,
            n == 1 ? "" : "s", K, mc, mc == 1 ? "" : "es",
            views == 2 ? ", each image and its mirror (--tta flip)" : "");
-    free(pixels), free(x), free(ids);
+    free(pixels), free(x), free(ids), free(errs);
     mc_batch_free(&det);
     if (mc > 0) mc_batch_free(&mcb);
     path_list_free(&files);
