@@ -98,6 +98,17 @@ int pred_copy_paths(PredWriter *w, const char *data, const char *split, Err *e) 
     return rc;
 }
 
+// The end of every writer here: the finished temporary renamed over path, or removed when the
+// write failed (commit 0). Returns rc, or the rename's failure.
+static int commit_tmp(const char *tmp, const char *path, int commit, int rc, Err *e) {
+    if (commit && rename(tmp, path) != 0) {
+        rc = err_set(e, ERR_RUNTIME, "%s: cannot write: %s", path, strerror(errno));
+        commit = 0;
+    }
+    if (!commit) unlink(tmp);
+    return rc;
+}
+
 int pred_close(PredWriter *w, int commit, Err *e) {
     h5u_close(&w->mean);
     h5u_close(&w->std);
@@ -110,11 +121,7 @@ int pred_close(PredWriter *w, int commit, Err *e) {
                      errno ? strerror(errno) : "HDF5 close failed");
         commit = 0;
     }
-    if (commit && rename(w->tmp, w->path) != 0) {
-        rc = err_set(e, ERR_RUNTIME, "%s: cannot write: %s", w->path, strerror(errno));
-        commit = 0;
-    }
-    if (!commit) unlink(w->tmp);
+    rc = commit_tmp(w->tmp, w->path, commit, rc, e);
     free(w);
     return rc;
 }
@@ -185,11 +192,7 @@ int pred_csv_close(PredCsv *w, int commit, Err *e) {
         rc = err_set(e, ERR_RUNTIME, "%s: cannot write: %s", w->path, strerror(errno));
         commit = 0;
     }
-    if (commit && rename(w->tmp, w->path) != 0) {
-        rc = err_set(e, ERR_RUNTIME, "%s: cannot write: %s", w->path, strerror(errno));
-        commit = 0;
-    }
-    if (!commit) unlink(w->tmp);
+    rc = commit_tmp(w->tmp, w->path, commit, rc, e);
     free(w);
     return rc;
 }
