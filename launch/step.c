@@ -119,12 +119,12 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
         if (s->aug_scratch)  // each sample by its global index: no rank or slot enters
             augment_batch(s->x, s->aug_scratch, &c->augment, s->ids, c->seed, s->epoch,
                           AUGMENT_STREAM_TRAIN, b, s->aug_c, s->aug_h, s->aug_w);
-        if (s->xp) {  // the partners, augmented by their own draws as their ranks do
+        if (mix.active) {  // the partners, augmented by their own draws as their ranks do
             for (int k = 0; k < b; k++) s->pids[k] = idx[augment_mix_partner(lo + k, n)];
             dataset_gather(s->data, s->pids, b, s->xp, s->yp);
             augment_batch(s->xp, s->aug_scratch, &c->augment, s->pids, c->seed, s->epoch,
                           AUGMENT_STREAM_TRAIN, b, s->aug_c, s->aug_h, s->aug_w);
-            if (mix.active) augment_mix_apply(s->x, s->xp, &mix, b, s->aug_c, s->aug_h, s->aug_w);
+            augment_mix_apply(s->x, s->xp, &mix, b, s->aug_c, s->aug_h, s->aug_w);
         }
         StepCtx sc = {.train = 1, .dropout_on = c->dropout_on, .seed = c->seed,
                       .step = (uint32_t)s->opt->step, .stream = PHILOX_STREAM_TRAIN,
@@ -136,10 +136,10 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
         s->t_data += t1 - t0;
         const float *logits = model_forward(m, s->x, b, &sc);
         // each rank's share of the gradient of the mean loss over the global batch
-        if (s->xp)  // soft targets: smoothed, then mixed (λ = 1 when the batch is not mixed)
-            loss += mix_xent_forward_backward(m->dlogits, correct, logits, s->y, s->yp,
-                                              mix.active ? mix.lam : 1.0f, b, m->num_classes,
-                                              c->label_smoothing, 1.0f / (float)n);
+        if (mix.active)  // soft targets: smoothed, then mixed
+            loss += mix_xent_forward_backward(m->dlogits, correct, logits, s->y, s->yp, mix.lam,
+                                              b, m->num_classes, c->label_smoothing,
+                                              1.0f / (float)n);
         else
             loss += xent_forward_backward(m->dlogits, correct, logits, s->y, b, m->num_classes,
                                           c->label_smoothing, 1.0f / (float)n);
