@@ -179,79 +179,105 @@ static void store_chw_row(void *out, const void *px, int y, int in16, const Imag
         }
 }
 
-int image_load(const char *path, const ImagePrep *p, void *out, Err *e) {
-    VipsImage *im = NULL, *next = NULL;
-    ImageInfo info;
-    int rc = open_image(path, &im, e);
-    if (!rc) rc = describe(path, im, &info, e);
-    if (rc) goto done;
-    if (vips_image_hasalpha(im))  // alpha is the last band
-        rc = step(&im, &next, vips_extract_band(im, &next, 0, "n", vips_image_get_bands(im) - 1,
-                                              NULL), path, "cannot drop alpha", e);
-    if (!rc && vips_image_get_interpretation(im) == VIPS_INTERPRETATION_CMYK)
-        rc = step(&im, &next, vips_colourspace(im, &next, VIPS_INTERPRETATION_sRGB, NULL), path,
+// Drops alpha (the last band) and turns CMYK into RGB: what is left are the colour bands
+// describe() counted.
+static int drop_extra_bands(VipsImage **im, const char *path, Err *e) {
+    VipsImage *next = NULL;
+    int rc = ERR_OK;
+    if (vips_image_hasalpha(*im))
+        rc = step(im, &next, vips_extract_band(*im, &next, 0, "n", vips_image_get_bands(*im) - 1,
+                                               NULL), path, "cannot drop alpha", e);
+    if (!rc && vips_image_get_interpretation(*im) == VIPS_INTERPRETATION_CMYK)
+        rc = step(im, &next, vips_colourspace(*im, &next, VIPS_INTERPRETATION_sRGB, NULL), path,
                   "cannot convert CMYK to RGB", e);
-    if (rc) goto done;
-    if (info.channels != p->channels) {
-        if (!p->convert) {
-            rc = err_set(e, ERR_INPUT, "%s: is %s, expected %s", path,
-                         info.channels == 1 ? "gray" : "colour", p->channels == 1 ? "gray" : "colour");
-            goto done;
-        }
-        // Say what the bands are (a loader may leave a gray image "multiband"), then convert:
-        // colour to gray is libvips's luminance, gray to colour copies the band three times.
-        int depth = vips_image_get_format(im) == VIPS_FORMAT_USHORT ? 16 : 8;
-        rc = step(&im, &next, vips_copy(im, &next, "interpretation",
-                                       space_of(info.channels, depth), NULL),
-                  path, "cannot read bands", e);
-        if (!rc)
-            rc = step(&im, &next, vips_colourspace(im, &next, space_of(p->channels, depth), NULL),
-                      path, "cannot convert channels", e);
-        if (rc) goto done;
-    }
-    int w = vips_image_get_width(im), h = vips_image_get_height(im);
-    if (w != p->width || h != p->height) {
-        if (!p->resize) {
-            rc = err_set(e, ERR_INPUT, "%s: is %dx%d (HxW), expected %dx%d", path, h, w,
-                         p->height, p->width);
-            goto done;
-        }
-        rc = step(&im, &next, vips_resize(im, &next, (double)p->width / w, "vscale",
+    return rc;
+}
+
+// Gray to colour or colour to gray, where the file's channels differ from p's and p converts.
+static int match_channels(VipsImage **im, int channels, const ImagePrep *p, const char *path,
+                          Err *e) {
+    if (channels == p->channels) return ERR_OK;
+    if (!p->convert)
+        return err_set(e, ERR_INPUT, "%s: is %s, expected %s", path,
+                       channels == 1 ? "gray" : "colour", p->channels == 1 ? "gray" : "colour");
+    // Say what the bands are (a loader may leave a gray image "multiband"), then convert:
+    // colour to gray is libvips's luminance, gray to colour copies the band three times.
+    VipsImage *next = NULL;
+    int depth = vips_image_get_format(*im) == VIPS_FORMAT_USHORT ? 16 : 8;
+    int rc = step(im, &next, vips_copy(*im, &next, "interpretation", space_of(channels, depth),
+                                       NULL), path, "cannot read bands", e);
+    if (!rc)
+        rc = step(im, &next, vips_colourspace(*im, &next, space_of(p->channels, depth), NULL),
+                  path, "cannot convert channels", e);
+    return rc;
+}
+
+// To p's height and width (Lanczos 3), where they differ and p resizes.
+static int match_size(VipsImage **im, const ImagePrep *p, const char *path, Err *e) {
+    int w = vips_image_get_width(*im), h = vips_image_get_height(*im);
+    if (w == p->width && h == p->height) return ERR_OK;
+    if (!p->resize)
+        return err_set(e, ERR_INPUT, "%s: is %dx%d (HxW), expected %dx%d", path, h, w, p->height,
+                       p->width);
+    VipsImage *next = NULL;
+    int rc = step(im, &next, vips_resize(*im, &next, (double)p->width / w, "vscale",
                                          (double)p->height / h, "kernel", VIPS_KERNEL_LANCZOS3,
                                          NULL), path, "cannot resize", e);
-        // libvips rounds the output size; should it ever be one pixel off, centre it exactly
-        if (!rc && (vips_image_get_width(im) != p->width || vips_image_get_height(im) != p->height))
-            rc = step(&im, &next, vips_gravity(im, &next, VIPS_COMPASS_DIRECTION_CENTRE, p->width,
-                                              p->height, "extend", VIPS_EXTEND_COPY, NULL),
-                      path, "cannot resize", e);
-        if (rc) goto done;
-    }
-    VipsBandFormat f = vips_image_get_format(im);
-    if (f != VIPS_FORMAT_UCHAR && f != VIPS_FORMAT_USHORT) {  // a conversion left floats
-        VipsBandFormat to = info.bit_depth == 16 ? VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR;
-        rc = step(&im, &next, vips_round(im, &next, VIPS_OPERATION_ROUND_RINT, NULL), path,
+    // libvips rounds the output size; should it ever be one pixel off, centre it exactly
+    if (!rc && (vips_image_get_width(*im) != p->width || vips_image_get_height(*im) != p->height))
+        rc = step(im, &next, vips_gravity(*im, &next, VIPS_COMPASS_DIRECTION_CENTRE, p->width,
+                                          p->height, "extend", VIPS_EXTEND_COPY, NULL),
+                  path, "cannot resize", e);
+    return rc;
+}
+
+// Rounds back to integers of the file's bit_depth where a conversion left floats; *format is
+// the pixels' format afterwards.
+static int to_integers(VipsImage **im, int bit_depth, VipsBandFormat *format, const char *path,
+                       Err *e) {
+    *format = vips_image_get_format(*im);
+    if (*format == VIPS_FORMAT_UCHAR || *format == VIPS_FORMAT_USHORT) return ERR_OK;
+    VipsBandFormat to = bit_depth == 16 ? VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR;
+    VipsImage *next = NULL;
+    int rc = step(im, &next, vips_round(*im, &next, VIPS_OPERATION_ROUND_RINT, NULL), path,
                   "cannot round", e);
-        if (!rc) rc = step(&im, &next, vips_cast(im, &next, to, NULL), path, "cannot round", e);
-        if (rc) goto done;
-        f = to;
-    }
-    if (vips_image_get_bands(im) != p->channels) {
-        rc = err_set(e, ERR_INPUT, "%s: has %d bands after conversion, expected %d", path,
-                     vips_image_get_bands(im), p->channels);
-        goto done;
-    }
-    // Decode on this thread: a region computed here runs the pipeline in the caller, where
-    // vips_image_write_to_memory would start a libvips thread pool for every image.
+    if (!rc) rc = step(im, &next, vips_cast(*im, &next, to, NULL), path, "cannot round", e);
+    if (!rc) *format = to;
+    return rc;
+}
+
+// Decodes im (p's size, uint16 pixels if in16 else uint8) into out (C,H,W) on this thread: a
+// region computed here runs the pipeline in the caller, where vips_image_write_to_memory
+// would start a libvips thread pool for every image.
+static int decode_into(void *out, VipsImage *im, int in16, const ImagePrep *p, const char *path,
+                       Err *e) {
+    int rc = ERR_OK;
     VipsRegion *reg = vips_region_new(im);
     VipsRect all = {0, 0, p->width, p->height};
     if (!reg || vips_region_prepare(reg, &all)) {
         rc = vips_fail(e, ERR_INPUT, path, "corrupt or truncated image");
     } else {
         for (int y = 0; y < p->height; y++)
-            store_chw_row(out, VIPS_REGION_ADDR(reg, 0, y), y, f == VIPS_FORMAT_USHORT, p);
+            store_chw_row(out, VIPS_REGION_ADDR(reg, 0, y), y, in16, p);
     }
     if (reg) g_object_unref(reg);
-done:
+    return rc;
+}
+
+int image_load(const char *path, const ImagePrep *p, void *out, Err *e) {
+    VipsImage *im = NULL;
+    ImageInfo info;
+    VipsBandFormat f = VIPS_FORMAT_UCHAR;
+    int rc = open_image(path, &im, e);
+    if (!rc) rc = describe(path, im, &info, e);
+    if (!rc) rc = drop_extra_bands(&im, path, e);
+    if (!rc) rc = match_channels(&im, info.channels, p, path, e);
+    if (!rc) rc = match_size(&im, p, path, e);
+    if (!rc) rc = to_integers(&im, info.bit_depth, &f, path, e);
+    if (!rc && vips_image_get_bands(im) != p->channels)
+        rc = err_set(e, ERR_INPUT, "%s: has %d bands after conversion, expected %d", path,
+                     vips_image_get_bands(im), p->channels);
+    if (!rc) rc = decode_into(out, im, f == VIPS_FORMAT_USHORT, p, path, e);
     if (im) g_object_unref(im);
     return rc;
 }
