@@ -135,6 +135,17 @@ static int add_entry(Import *im, char *rel, int label, int split, Err *e) {
     return ERR_OK;
 }
 
+// A folder already on the path (stack[0..depth]) is reached again through a symlink: a loop,
+// not a folder to walk into.
+static int check_not_on_path(const DirId *stack, int depth, const struct stat *st,
+                             const char *path, Err *e) {
+    for (int k = 0; k <= depth; k++)
+        if (stack[k].dev == st->st_dev && stack[k].ino == st->st_ino)
+            return err_set(e, ERR_INPUT, "%s: symlink loop (it leads back to a folder above it)",
+                           path);
+    return ERR_OK;
+}
+
 // Collects the image files under rel (a folder, relative to DIR) for class label. stack holds
 // the folders on the current path, so a symlink back to one of them is a loop, not recursion
 // without end.
@@ -161,10 +172,7 @@ static int walk(Import *im, const char *rel, int label, int split, DirId *stack,
                 im->ignored++;
             }
         } else if (S_ISDIR(st.st_mode)) {
-            for (int k = 0; k <= depth && !rc; k++)
-                if (stack[k].dev == st.st_dev && stack[k].ino == st.st_ino)
-                    rc = err_set(e, ERR_INPUT, "%s: symlink loop (it leads back to a folder "
-                                 "above it)", child);
+            rc = check_not_on_path(stack, depth, &st, child, e);
             if (!rc && depth + 1 >= MAX_DEPTH)
                 rc = err_set(e, ERR_INPUT, "%s: folders nested more than %d deep", child, MAX_DEPTH);
             if (!rc) {
@@ -188,10 +196,15 @@ static int walk(Import *im, const char *rel, int label, int split, DirId *stack,
     return rc;
 }
 
+// DIR/root, or DIR itself for root "" (malloc'd; NULL when out of memory).
+static char *root_path(const Import *im, const char *root) {
+    return *root ? join(im->dir, root) : strdup(im->dir);
+}
+
 // The class folders of root (relative to DIR; "" for DIR itself): sorted names of its
 // non-hidden subfolders. Files beside them are ignored (and counted).
 static int class_folders(Import *im, const char *root, char ***classes, int *nc, Err *e) {
-    char *path = *root ? join(im->dir, root) : strdup(im->dir);
+    char *path = root_path(im, root);
     char **names = NULL;
     int n = 0, k = 0;
     int rc = path ? list_dir(path, &names, &n, e) : err_set(e, ERR_RUNTIME, "out of memory");
@@ -223,6 +236,67 @@ static int find_class(const Import *im, const char *name) {
     return hit ? (int)(hit - im->classes) : -1;
 }
 
+// A train root without class folders: says where the images belong when some lie in it.
+static int no_classes(const Import *im, const char *root, Err *e) {
+    int64_t loose = 0;
+    char **all = NULL;
+    int na = 0;
+    char *path = root_path(im, root);
+    if (path && list_dir(path, &all, &na, e) == ERR_OK)
+        for (int i = 0; i < na; i++) loose += image_is_image_name(all[i]);
+    free_names(all, na);
+    free(path);
+    return err_set(e, ERR_INPUT, "%s%s%s: no images: expected class folders <class>/ holding "
+                   ".png, .jpg, .jpeg, .tif or .tiff files%s", im->dir, *root ? "/" : "", root,
+                   loose ? " (image files lying directly in it belong in class folders)" : "");
+}
+
+// stack[0..*depth]: the folders on the way to the class folder path (DIR, the split folder of
+// root, the class folder), for walk to tell a symlink back to one of them.
+static int path_stack(DirId *stack, int *depth, const Import *im, const char *root,
+                      const char *path, Err *e) {
+    char *split_path = root_path(im, root);
+    const char *on_path[3] = {im->dir, *root ? split_path : NULL, path};
+    int rc = split_path ? ERR_OK : err_set(e, ERR_RUNTIME, "out of memory");
+    *depth = -1;
+    for (int k = 0; k < 3 && !rc; k++) {
+        struct stat st;
+        if (!on_path[k]) continue;
+        if (stat(on_path[k], &st) != 0) {
+            rc = err_set(e, ERR_INPUT, "%s: %s", on_path[k], strerror(errno));
+            break;
+        }
+        rc = check_not_on_path(stack, *depth, &st, on_path[k], e);
+        stack[++*depth] = (DirId){st.st_dev, st.st_ino};
+    }
+    free(split_path);
+    return rc;
+}
+
+// Walks class folder cls of root: a class of the train root, holding at least one image.
+static int walk_class(Import *im, const char *root, const char *cls, int split, Err *e) {
+    int label = find_class(im, cls);
+    if (label < 0)
+        return err_set(e, ERR_INPUT, "%s/%s/%s: class '%s' is not in %s/train", im->dir, root,
+                       cls, cls, im->dir);
+    char *rel = *root ? join(root, cls) : strdup(cls);
+    char *path = rel ? join(im->dir, rel) : NULL;
+    DirId stack[MAX_DEPTH];
+    int depth = -1;
+    int rc = path ? path_stack(stack, &depth, im, root, path, e)
+                  : err_set(e, ERR_RUNTIME, "out of memory");
+    if (!rc) {
+        int64_t before = im->n, skipped = im->skipped;
+        rc = walk(im, rel, label, split, stack, depth, e);
+        if (!rc && im->n == before)
+            rc = err_set(e, ERR_INPUT, "%s: empty class folder (no .png, .jpg, .jpeg, .tif "
+                         "or .tiff files%s)", path, im->skipped > skipped ? " readable" : "");
+    }
+    free(rel);
+    free(path);
+    return rc;
+}
+
 // Walks one split root ("" in the seeded layout, "train", "val", ... with split folders).
 // The train root (or the only one) defines the classes; the others must use those.
 static int walk_root(Import *im, const char *root, int split, Err *e) {
@@ -230,70 +304,16 @@ static int walk_root(Import *im, const char *root, int split, Err *e) {
     int nc = 0;
     int rc = class_folders(im, root, &names, &nc, e);
     if (rc) return rc;
-    const char *shown = *root ? root : "";
-    if (split == IMPORT_TRAIN) {
+    if (split == IMPORT_TRAIN) {  // its class folders become the labels
         im->classes = names;
         im->num_classes = nc;
         names = NULL;
         nc = 0;
-        if (im->num_classes == 0) {
-            int64_t loose = 0;
-            char **all = NULL;
-            int na = 0;
-            char *path = *root ? join(im->dir, root) : strdup(im->dir);
-            if (path && list_dir(path, &all, &na, e) == ERR_OK)
-                for (int i = 0; i < na; i++) loose += image_is_image_name(all[i]);
-            free_names(all, na);
-            rc = err_set(e, ERR_INPUT, "%s%s%s: no images: expected class folders "
-                         "<class>/ holding .png, .jpg, .jpeg, .tif or .tiff files%s", im->dir,
-                         *root ? "/" : "", shown,
-                         loose ? " (image files lying directly in it belong in class folders)"
-                               : "");
-            free(path);
-            return rc;
-        }
+        if (im->num_classes == 0) return no_classes(im, root, e);
     }
     const int ncls = split == IMPORT_TRAIN ? im->num_classes : nc;
-    for (int c = 0; !rc && c < ncls; c++) {
-        const char *cls = split == IMPORT_TRAIN ? im->classes[c] : names[c];
-        int label = find_class(im, cls);
-        if (label < 0) {
-            rc = err_set(e, ERR_INPUT, "%s/%s/%s: class '%s' is not in %s/train", im->dir, root,
-                         cls, cls, im->dir);
-            break;
-        }
-        char *rel = *root ? join(root, cls) : strdup(cls);
-        char *path = rel ? join(im->dir, rel) : NULL;
-        char *root_path = *root ? join(im->dir, root) : strdup(im->dir);
-        // the folders on the path: DIR, the split folder, the class folder
-        const char *on_path[3] = {im->dir, *root ? root_path : NULL, path};
-        DirId stack[MAX_DEPTH];
-        int depth = -1;
-        if (!path || !root_path) rc = err_set(e, ERR_RUNTIME, "out of memory");
-        for (int k = 0; k < 3 && !rc; k++) {
-            struct stat st;
-            if (!on_path[k]) continue;
-            if (stat(on_path[k], &st) != 0) {
-                rc = err_set(e, ERR_INPUT, "%s: %s", on_path[k], strerror(errno));
-                break;
-            }
-            for (int q = 0; q <= depth && !rc; q++)
-                if (stack[q].dev == st.st_dev && stack[q].ino == st.st_ino)
-                    rc = err_set(e, ERR_INPUT, "%s: symlink loop (it leads back to a folder "
-                                 "above it)", on_path[k]);
-            stack[++depth] = (DirId){st.st_dev, st.st_ino};
-        }
-        free(root_path);
-        if (!rc) {
-            int64_t before = im->n, skipped = im->skipped;
-            rc = walk(im, rel, label, split, stack, depth, e);
-            if (!rc && im->n == before)
-                rc = err_set(e, ERR_INPUT, "%s: empty class folder (no .png, .jpg, .jpeg, .tif "
-                             "or .tiff files%s)", path, im->skipped > skipped ? " readable" : "");
-        }
-        free(rel);
-        free(path);
-    }
+    for (int c = 0; !rc && c < ncls; c++)
+        rc = walk_class(im, root, split == IMPORT_TRAIN ? im->classes[c] : names[c], split, e);
     free_names(names, nc);
     return rc;
 }
