@@ -441,54 +441,62 @@ static int dot_break(const SvgDotPanel *p, double *at) {
     return brk;
 }
 
-// One dot panel whose plot area starts at x0 (its rows are at y0 + rowh * (c + 0.5)).
-static void dot_panel(Fig *g, const SvgDotPanel *p, double x0, double y0, double rowh) {
-    FILE *f = g->f;
-    double lo, hi, at = 0, t[2][MAX_TICKS], h = rowh * p->ncat;
-    Scale xs[2] = {{.p0 = x0, .p1 = x0 + DOT_PW}, {.p0 = x0, .p1 = x0 + DOT_PW}};
-    int nt[2] = {0, 0}, brk = p->breakable && dot_break(p, &at);
-    if (!brk) {
+// A dot panel's x scales, plot area from x0, and their ticks t (nt of them). Returns 1 when the
+// axis breaks at *at (dot_break): xs[0] then spans the values below, xs[1] those above.
+static int dot_axes(Scale xs[2], double t[2][MAX_TICKS], int nt[2], double *at,
+                    const SvgDotPanel *p, double x0) {
+    double lo, hi;
+    xs[0] = xs[1] = (Scale){.p0 = x0, .p1 = x0 + DOT_PW};
+    nt[0] = nt[1] = 0;
+    *at = 0;
+    if (!p->breakable || !dot_break(p, at)) {
         dot_range(p, -1, 0, &lo, &hi);
         nt[0] = linear_axis(&xs[0], lo, hi, 6, 0, t[0]);
-    } else {  // each side its own ticks, and pixels for its span, within limits
-        enum { BREAK_W = 16 };
-        double span[2], r[2][2];
+        return 0;
+    }
+    // each side its own ticks, and pixels for its span, within limits
+    enum { BREAK_W = 16 };
+    double span[2], r[2][2];
+    for (int side = 0; side < 2; side++) {
+        dot_range(p, side, *at, &r[side][0], &r[side][1]);
+        linear_axis(&xs[side], r[side][0], r[side][1], 5, 0, t[side]);
+        span[side] = xs[side].hi - xs[side].lo;
+    }
+    double share = fmin(0.6, fmax(0.25, span[0] / (span[0] + span[1])));
+    xs[0].p1 = x0 + share * (DOT_PW - BREAK_W);
+    xs[1].p0 = xs[0].p1 + BREAK_W;
+    for (int side = 0; side < 2; side++) {  // a tick per 45 pixels or so
+        int most = (int)fmax(3, fmin(6, (xs[side].p1 - xs[side].p0) / 45));
+        nt[side] = linear_axis(&xs[side], r[side][0], r[side][1], most, 0, t[side]);
+    }
+    if (xs[0].hi >= xs[1].lo) {  // the segments' nice ranges meet: one axis after all
+        xs[0] = (Scale){.p0 = x0, .p1 = x0 + DOT_PW};
+        nt[0] = linear_axis(&xs[0], r[0][0], r[1][1], 6, 0, t[0]);
+        return 0;
+    }
+    return 1;
+}
+
+// Where the axis breaks between x = a and x = b: a white gap through the frame (top y0,
+// height h), with the usual double slashes on its edges.
+static void axis_break_draw(FILE *f, double a, double b, double y0, double h) {
+    fprintf(f, "<g class=\"axis-break\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+            "fill=\"white\"/>", a, y0 - 1, b - a, h + 2);
+    for (int e = 0; e < 2; e++)
         for (int side = 0; side < 2; side++) {
-            dot_range(p, side, at, &r[side][0], &r[side][1]);
-            linear_axis(&xs[side], r[side][0], r[side][1], 5, 0, t[side]);
-            span[side] = xs[side].hi - xs[side].lo;
+            double x = side ? b : a, y = e ? y0 + h : y0;
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\"/>",
+                    x - 3, y + 5, x + 3, y - 5);
         }
-        double share = fmin(0.6, fmax(0.25, span[0] / (span[0] + span[1])));
-        xs[0].p1 = x0 + share * (DOT_PW - BREAK_W);
-        xs[1].p0 = xs[0].p1 + BREAK_W;
-        for (int side = 0; side < 2; side++) {  // a tick per 45 pixels or so
-            int most = (int)fmax(3, fmin(6, (xs[side].p1 - xs[side].p0) / 45));
-            nt[side] = linear_axis(&xs[side], r[side][0], r[side][1], most, 0, t[side]);
-        }
-        if (xs[0].hi >= xs[1].lo) {  // the segments' nice ranges meet: one axis after all
-            brk = 0;
-            xs[0] = (Scale){.p0 = x0, .p1 = x0 + DOT_PW};
-            nt[0] = linear_axis(&xs[0], r[0][0], r[1][1], 6, 0, t[0]);
-        }
-    }
-    for (int c = 0; c < p->ncat; c += 2)  // a band on every other row guides the eye across
-        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"#f4f4f4\"/>\n",
-                x0, y0 + rowh * c, DOT_PW, rowh);
-    for (int side = 0; side <= brk; side++) ticks_draw(f, &xs[side], t[side], nt[side], 1, y0, y0 + h);
-    frame(f, x0, y0, DOT_PW, h, p->title, p->xlabel);
-    if (brk) {  // a white gap through the frame, with the usual double slashes on its edges
-        double a = xs[0].p1, b = xs[1].p0;
-        fprintf(f, "<g class=\"axis-break\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-                "fill=\"white\"/>", a, y0 - 1, b - a, h + 2);
-        for (int e = 0; e < 2; e++)
-            for (int side = 0; side < 2; side++) {
-                double x = side ? b : a, y = e ? y0 + h : y0;
-                fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\"/>",
-                        x - 3, y + 5, x + 3, y - 5);
-            }
-        fputs("</g>\n", f);
-    }
-    double gap = fmin(9, (rowh - 8) / p->nseries);  // series side by side within a row
+    fputs("</g>\n", f);
+}
+
+// Every series' dots (and error bars), side by side within each category's row; a value above
+// at is on xs[1] when the axis breaks (brk).
+static void dot_series(Fig *g, const SvgDotPanel *p, const Scale xs[2], int brk, double at,
+                       double y0, double rowh) {
+    FILE *f = g->f;
+    double gap = fmin(9, (rowh - 8) / p->nseries);
     for (int s = 0; s < p->nseries; s++) {
         int k = label_index(g, p->series_labels ? p->series_labels[s] : NULL), any = 0;
         for (int c = 0; c < p->ncat; c++) {
@@ -505,6 +513,22 @@ static void dot_panel(Fig *g, const SvgDotPanel *p, double x0, double y0, double
         }
         if (any) fputs("\n</g>\n", f);
     }
+}
+
+// One dot panel whose plot area starts at x0 (its rows are at y0 + rowh * (c + 0.5)).
+static void dot_panel(Fig *g, const SvgDotPanel *p, double x0, double y0, double rowh) {
+    FILE *f = g->f;
+    double at, t[2][MAX_TICKS], h = rowh * p->ncat;
+    Scale xs[2];
+    int nt[2], brk = dot_axes(xs, t, nt, &at, p, x0);
+    for (int c = 0; c < p->ncat; c += 2)  // a band on every other row guides the eye across
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"#f4f4f4\"/>\n",
+                x0, y0 + rowh * c, DOT_PW, rowh);
+    for (int side = 0; side <= brk; side++)
+        ticks_draw(f, &xs[side], t[side], nt[side], 1, y0, y0 + h);
+    frame(f, x0, y0, DOT_PW, h, p->title, p->xlabel);
+    if (brk) axis_break_draw(f, xs[0].p1, xs[1].p0, y0, h);
+    dot_series(g, p, xs, brk, at, y0, rowh);
 }
 
 int svg_dot_figure(const char *path, const char *title, const SvgDotPanel *panels, int npanels,
