@@ -216,7 +216,7 @@ static const char *suggest(const char *path) {
     return best;
 }
 
-// "file:line" of a setting, or "--set key=value" for one an override made (apply_set hangs
+// "file:line" of a setting, or "--set key=value" for one an override made (set_done hangs
 // the argument on it as its hook).
 static const char *where(const Config *c, const config_setting_t *s) {
     static char buf[1100];
@@ -549,6 +549,55 @@ static config_setting_t *find_layer(config_setting_t *list, const char *name) {
     return NULL;
 }
 
+// Whether s is, whole, a decimal integer (into *v).
+static int parse_int(const char *s, long long *v) {
+    char *end = NULL;
+    errno = 0;
+    *v = strtoll(s, &end, 10);
+    return *s && !*end && !errno;
+}
+
+// Whether s is, whole, a finite number (into *v).
+static int parse_num(const char *s, double *v) {
+    char *end = NULL;
+    errno = 0;
+    *v = strtod(s, &end);
+    return *s && !*end && !errno && isfinite(*v);
+}
+
+// A new setting leaf of g holding v, of the type v has; NULL when libconfig cannot add it.
+static config_setting_t *add_int(config_setting_t *g, const char *leaf, long long v) {
+    config_setting_t *s = config_setting_add(g, leaf, CONFIG_TYPE_INT64);
+    if (s) config_setting_set_int64(s, v);
+    return s;
+}
+
+static config_setting_t *add_float(config_setting_t *g, const char *leaf, double v) {
+    config_setting_t *s = config_setting_add(g, leaf, CONFIG_TYPE_FLOAT);
+    if (s) config_setting_set_float(s, v);
+    return s;
+}
+
+static config_setting_t *add_bool(config_setting_t *g, const char *leaf, int v) {
+    config_setting_t *s = config_setting_add(g, leaf, CONFIG_TYPE_BOOL);
+    if (s) config_setting_set_bool(s, v);
+    return s;
+}
+
+static config_setting_t *add_string(config_setting_t *g, const char *leaf, const char *v) {
+    config_setting_t *s = config_setting_add(g, leaf, CONFIG_TYPE_STRING);
+    if (s) config_setting_set_string(s, v);
+    return s;
+}
+
+// The end of every --set: s is the setting it added (NULL: libconfig could not), and carries
+// arg as its hook, so that where() names the --set in a later message about the value.
+static int set_done(config_setting_t *s, const char *arg, Err *e) {
+    if (!s) return err_set(e, ERR_RUNTIME, "--set %s: cannot store the value", arg);
+    config_setting_set_hook(s, (void *)arg);
+    return ERR_OK;
+}
+
 // --set layer.NAME.KEY=value: one key of one layer (p of a dropout, out of a linear...),
 // typed by the value's form (a word only for keys that take one: out=classes) and checked
 // when the layer is read, like any other.
@@ -568,32 +617,20 @@ static int apply_layer_set(config_t *cf, const char *arg, const char *key, const
     config_setting_t *l = find_layer(config_lookup(cf, "model.layers"), name);
     if (!l) return err_set(e, ERR_INPUT, "--set %s: the model has no layer named '%s'", arg, name);
     if (config_setting_get_member(l, lkey)) config_setting_remove(l, lkey);
-    char *end = NULL;
-    errno = 0;
-    long long iv = strtoll(val, &end, 10);
-    config_setting_t *st = NULL;
-    if (!strcmp(val, "true") || !strcmp(val, "false")) {
-        if ((st = config_setting_add(l, lkey, CONFIG_TYPE_BOOL)))
-            config_setting_set_bool(st, !strcmp(val, "true"));
-    } else if (*val && !*end && !errno) {
-        if ((st = config_setting_add(l, lkey, CONFIG_TYPE_INT64))) config_setting_set_int64(st, iv);
-    } else {
-        errno = 0;
-        double fv = strtod(val, &end);
-        if (*val && !*end && !errno && isfinite(fv)) {
-            if ((st = config_setting_add(l, lkey, CONFIG_TYPE_FLOAT)))
-                config_setting_set_float(st, fv);
-        } else if (k->type == LAYER_KEY_OUT) {  // a word: read_layer says whether out takes it
-            if ((st = config_setting_add(l, lkey, CONFIG_TYPE_STRING)))
-                config_setting_set_string(st, val);
-        } else {
-            return err_set(e, ERR_INPUT, "--set %s: the value must be a number, true or false",
-                           arg);
-        }
-    }
-    if (!st) return err_set(e, ERR_RUNTIME, "--set %s: cannot store the value", arg);
-    config_setting_set_hook(st, (void *)arg);
-    return ERR_OK;
+    long long iv;
+    double fv;
+    config_setting_t *st;
+    if (!strcmp(val, "true") || !strcmp(val, "false"))
+        st = add_bool(l, lkey, !strcmp(val, "true"));
+    else if (parse_int(val, &iv))
+        st = add_int(l, lkey, iv);
+    else if (parse_num(val, &fv))
+        st = add_float(l, lkey, fv);
+    else if (k->type == LAYER_KEY_OUT)  // a word: read_layer says whether out takes it
+        st = add_string(l, lkey, val);
+    else
+        return err_set(e, ERR_INPUT, "--set %s: the value must be a number, true or false", arg);
+    return set_done(st, arg, e);
 }
 
 // Stores "1,64,64" (or "[1, 64, 64]", "784") as the array leaf of g in *out: -1 if the text
@@ -632,7 +669,48 @@ static int set_shape(config_setting_t *g, const char *leaf, const char *val,
     return 0;
 }
 
-// --set key=value: typed by the schema, so "--set train.epochs=abc" fails here, clearly.
+// Stores val (of --set arg) as leaf of g, in the type the schema gives key k: so
+// "--set train.epochs=abc" fails here, clearly.
+static int set_typed(config_setting_t *g, const char *leaf, const Key *k, const char *key,
+                     const char *val, const char *arg, Err *e) {
+    long long iv;
+    double fv;
+    config_setting_t *s = NULL;
+    switch (k->type) {
+    case K_INT:
+    case K_I64:
+    case K_U32:
+        if (!parse_int(val, &iv))
+            return err_set(e, ERR_INPUT, "--set %s: %s must be an integer", arg, key);
+        s = add_int(g, leaf, iv);
+        break;
+    case K_FLOAT:
+        if (!parse_num(val, &fv))
+            return err_set(e, ERR_INPUT, "--set %s: %s must be a number", arg, key);
+        s = add_float(g, leaf, fv);
+        break;
+    case K_BOOL:
+        if (strcmp(val, "true") && strcmp(val, "false"))
+            return err_set(e, ERR_INPUT, "--set %s: %s must be true or false", arg, key);
+        s = add_bool(g, leaf, strcmp(val, "true") == 0);
+        break;
+    case K_ENUM:
+        if (enum_index(k->choices, val) < 0)
+            return err_set(e, ERR_INPUT, "--set %s: %s must be one of %s", arg, key,
+                           choices_text(k->choices));
+        s = add_string(g, leaf, val);
+        break;
+    case K_SHAPE:
+        if (strcmp(val, k->dflt) == 0) return ERR_OK;  // model.input=data: unpin it
+        if (set_shape(g, leaf, val, &s) < 0)
+            return err_set(e, ERR_INPUT, "--set %s: %s must be sizes separated by commas, "
+                           "e.g. %s=1,64,64 (or %s=%s)", arg, key, key, key, k->dflt);
+        break;
+    }
+    return set_done(s, arg, e);
+}
+
+// --set key=value: the key found in the schema (or layer.NAME.KEY), its old value replaced.
 static int apply_set(Config *c, config_t *cf, const char *arg, Err *e) {
     const char *eq = strchr(arg, '=');
     char key[256];
@@ -655,51 +733,7 @@ static int apply_set(Config *c, config_t *cf, const char *arg, Err *e) {
     if (!g) return err_set(e, ERR_INPUT, "--set %s: %s is not a group in %s", arg, key, c->source);
     config_setting_t *old = config_setting_get_member(g, leaf);
     if (old) config_setting_remove(g, leaf);
-    char *end = NULL;
-    errno = 0;
-    config_setting_t *s = NULL;
-    switch (k->type) {
-    case K_INT:
-    case K_I64:
-    case K_U32: {
-        long long v = strtoll(val, &end, 10);
-        if (!*val || *end || errno)
-            return err_set(e, ERR_INPUT, "--set %s: %s must be an integer", arg, key);
-        s = config_setting_add(g, leaf, CONFIG_TYPE_INT64);
-        if (s) config_setting_set_int64(s, v);
-        break;
-    }
-    case K_FLOAT: {
-        double v = strtod(val, &end);
-        if (!*val || *end || errno || !isfinite(v))
-            return err_set(e, ERR_INPUT, "--set %s: %s must be a number", arg, key);
-        s = config_setting_add(g, leaf, CONFIG_TYPE_FLOAT);
-        if (s) config_setting_set_float(s, v);
-        break;
-    }
-    case K_BOOL:
-        if (strcmp(val, "true") && strcmp(val, "false"))
-            return err_set(e, ERR_INPUT, "--set %s: %s must be true or false", arg, key);
-        s = config_setting_add(g, leaf, CONFIG_TYPE_BOOL);
-        if (s) config_setting_set_bool(s, strcmp(val, "true") == 0);
-        break;
-    case K_ENUM:
-        if (enum_index(k->choices, val) < 0)
-            return err_set(e, ERR_INPUT, "--set %s: %s must be one of %s", arg, key,
-                           choices_text(k->choices));
-        s = config_setting_add(g, leaf, CONFIG_TYPE_STRING);
-        if (s) config_setting_set_string(s, val);
-        break;
-    case K_SHAPE:
-        if (strcmp(val, k->dflt) == 0) return ERR_OK;  // model.input=data: unpin it
-        if (set_shape(g, leaf, val, &s) < 0)
-            return err_set(e, ERR_INPUT, "--set %s: %s must be sizes separated by commas, "
-                           "e.g. %s=1,64,64 (or %s=%s)", arg, key, key, key, k->dflt);
-        break;
-    }
-    if (!s) return err_set(e, ERR_RUNTIME, "--set %s: cannot store the value", arg);
-    config_setting_set_hook(s, (void *)arg);
-    return ERR_OK;
+    return set_typed(g, leaf, k, key, val, arg, e);
 }
 
 // augment = "off" (or "on") in a file, a word where the section would be: the same as
