@@ -111,73 +111,112 @@ static SvgSeries *series(const Run *runs, int n, int c, int val, int *count) {
     return s;
 }
 
-int cmd_plot(Dist *d, int argc, char **argv) {
-    const char *out = NULL, *title = "learning curves";
-    int overwrite = 0;
-    OptList labels = {calloc((size_t)argc, sizeof(char *)), 0, argc};  // --label, in order
-    if (!labels.v) {
+// plot's command line.
+typedef struct {
+    const char *out, *title;
+    int overwrite;
+    OptList labels;  // --label, in order
+} PlotArgs;
+
+// Parses plot's options into a and checks them (a usage error ends the job). Returns the index
+// in argv of the first RUN, or -1 after --help (printed).
+static int plot_args(const Dist *d, PlotArgs *a, int argc, char **argv) {
+    *a = (PlotArgs){.title = "learning curves",
+                    .labels = {calloc((size_t)argc, sizeof(char *)), 0, argc}};
+    if (!a->labels.v) {
         Err e;
         err_set(&e, ERR_RUNTIME, "out of memory");
         cli_fail(d, &e);
     }
-    const Opt opts[] = {OPT_S("out", &out, "FIG.svg", "the figure to write", 0),
-                        OPT_S("title", &title, "T", "its title (default \"learning curves\")", 0),
-                        OPT_L("label", &labels, "L", "the next RUN's name; repeatable"),
-                        OPT_F("overwrite", &overwrite, "replace an existing FIG.svg"),
+    const Opt opts[] = {OPT_S("out", &a->out, "FIG.svg", "the figure to write", 0),
+                        OPT_S("title", &a->title, "T",
+                              "its title (default \"learning curves\")", 0),
+                        OPT_L("label", &a->labels, "L", "the next RUN's name; repeatable"),
+                        OPT_F("overwrite", &a->overwrite, "replace an existing FIG.svg"),
                         OPT_END};
     int at = opts_parse(d, "plot", opts, argc, argc, argv, 1);
     if (at < 0) {
         if (d->rank == 0) fputs(usage, stdout), fputs("\n", stdout), opts_print_help(stdout, opts);
-        free(labels.v);
-        return 0;
+        return -1;
     }
-    const char **label = labels.v;
-    int nlabels = labels.n;
+    const char **label = a->labels.v;
+    int nlabels = a->labels.n;
     for (int i = 0; i < nlabels; i++)
         if (!*label[i]) cli_usage_fail(d, "plot", "--label needs a name: --label 'BatchNorm only'");
-    if (!out) cli_usage_fail(d, "plot", "--out FIG.svg is required");
+    if (!a->out) cli_usage_fail(d, "plot", "--out FIG.svg is required");
     if (at == argc) cli_usage_fail(d, "plot", "give at least one run directory");
     if (nlabels > argc - at)
         cli_usage_fail(d, "plot", "%d --label options for %d run%s: one label per run, in order",
                        nlabels, argc - at, argc - at == 1 ? "" : "s");
-    if (d->rank != 0) return 0;
-    int n = argc - at;
-    Err e = {0};
-    if (out_file_check("--out", out, overwrite, &e)) cli_fail(d, &e);  // before reading any run
+    return at;
+}
+
+static void runs_free(Run *runs, int n) {
+    for (int i = 0; runs && i < n; i++) free(runs[i].rows), free(runs[i].col);
+    free(runs);
+}
+
+// Reads the n runs named in arg, the first nlabels named by label (--label, in order), the
+// rest by run_labels. NULL on failure (e says why).
+static Run *runs_load(char **arg, int n, const char **label, int nlabels, Err *e) {
     Run *runs = calloc((size_t)n, sizeof *runs);
     if (!runs) {
-        err_set(&e, ERR_RUNTIME, "out of memory");
-        cli_fail(d, &e);
+        err_set(e, ERR_RUNTIME, "out of memory");
+        return NULL;
     }
     for (int i = 0; i < n; i++) {
-        if (run_load(&runs[i], argv[at + i], &e)) cli_fail(d, &e);
+        if (run_load(&runs[i], arg[i], e)) {
+            runs_free(runs, n);
+            return NULL;
+        }
         if (i < nlabels) {
             snprintf(runs[i].label, sizeof runs[i].label, "%s", label[i]);
             runs[i].given = 1;
         }
     }
     run_labels(runs, n);
+    return runs;
+}
+
+// The figure's three panels over epochs: loss and accuracy (train solid, val dashed) and the
+// learning rate; s[k] is panel k's series array (free each).
+static int panels_make(SvgPanel p[3], SvgSeries *s[3], const Run *runs, int n, Err *e) {
     // train: metrics.csv's running average over the epoch in train mode; val: eval mode
-    SvgPanel p[3] = {
-        {"loss: running train (solid), val (dashed)", "epoch", "cross-entropy", 0, NULL, 0},
-        {"accuracy: running train (solid), val (dashed)", "epoch", "accuracy (%)", 0, NULL,
-         0},
-        {"learning rate", "epoch", "learning rate", 0, NULL, 0}};
-    SvgSeries *s[3] = {series(runs, n, TRAIN_LOSS, VAL_LOSS, &p[0].nseries),
-                       series(runs, n, TRAIN_ACC, VAL_ACC, &p[1].nseries),
-                       series(runs, n, LR, -1, &p[2].nseries)};
-    for (int k = 0; k < 3; k++) {
-        if (!s[k]) {
-            err_set(&e, ERR_RUNTIME, "out of memory");
-            cli_fail(d, &e);
-        }
-        p[k].series = s[k];
+    p[0] = (SvgPanel){"loss: running train (solid), val (dashed)", "epoch", "cross-entropy", 0,
+                      NULL, 0};
+    p[1] = (SvgPanel){"accuracy: running train (solid), val (dashed)", "epoch", "accuracy (%)", 0,
+                      NULL, 0};
+    p[2] = (SvgPanel){"learning rate", "epoch", "learning rate", 0, NULL, 0};
+    s[0] = series(runs, n, TRAIN_LOSS, VAL_LOSS, &p[0].nseries);
+    s[1] = series(runs, n, TRAIN_ACC, VAL_ACC, &p[1].nseries);
+    s[2] = series(runs, n, LR, -1, &p[2].nseries);
+    if (!s[0] || !s[1] || !s[2]) {
+        for (int k = 0; k < 3; k++) free(s[k]), s[k] = NULL;
+        return err_set(e, ERR_RUNTIME, "out of memory");
     }
-    if (svg_line_figure(out, title, p, 3, &e)) cli_fail(d, &e);
-    printf("plot: wrote %s (%d run%s)\n", out, n, n == 1 ? "" : "s");
+    for (int k = 0; k < 3; k++) p[k].series = s[k];
+    return ERR_OK;
+}
+
+int cmd_plot(Dist *d, int argc, char **argv) {
+    PlotArgs a;
+    int at = plot_args(d, &a, argc, argv);
+    if (at < 0 || d->rank != 0) {
+        free(a.labels.v);
+        return 0;
+    }
+    int n = argc - at;
+    Err e = {0};
+    if (out_file_check("--out", a.out, a.overwrite, &e)) cli_fail(d, &e);  // before reading any run
+    Run *runs = runs_load(argv + at, n, a.labels.v, a.labels.n, &e);
+    if (!runs) cli_fail(d, &e);
+    SvgPanel p[3];
+    SvgSeries *s[3];
+    if (panels_make(p, s, runs, n, &e) || svg_line_figure(a.out, a.title, p, 3, &e))
+        cli_fail(d, &e);
+    printf("plot: wrote %s (%d run%s)\n", a.out, n, n == 1 ? "" : "s");
     for (int k = 0; k < 3; k++) free(s[k]);
-    for (int i = 0; i < n; i++) free(runs[i].rows), free(runs[i].col);
-    free(runs);
-    free(labels.v);
+    runs_free(runs, n);
+    free(a.labels.v);
     return 0;
 }
