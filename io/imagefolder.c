@@ -566,101 +566,177 @@ typedef struct {
     int64_t *count;       // (IMPORT_SPLITS, num_classes) written
 } Writer;
 
-// Decodes and writes split sp (rows [lo, hi) of the sorted entries) as group /<split>.
-static int write_split(Import *im, Writer *w, const ImagePrep *prep, int sp, int64_t lo,
-                       int64_t hi, Err *e) {
-    const int C = prep->channels;
-    const size_t sample = (size_t)C * prep->height * prep->width * (prep->bit_depth == 16 ? 2 : 1);
-    const hsize_t xdims[4] = {(hsize_t)(hi - lo), (hsize_t)C, (hsize_t)prep->height,
-                              (hsize_t)prep->width};
+// A split's datasets in group /<split>: x (n,C,H,W) pixels, y (n) labels, paths (n) strings,
+// created for all n entries and filled from the front (written rows so far).
+typedef struct {
+    hid_t g, str, x, y, paths;
+    hid_t px_type;    // the pixels' type in memory
+    hsize_t dims[4];  // (n, C, H, W) as created
+    hsize_t written;
+} SplitSets;
+
+// Creates s for n entries of prep's pixels (sample bytes each) under file; -1 on failure.
+static int sets_create(SplitSets *s, hid_t file, const char *name, const ImagePrep *prep,
+                       int64_t n, size_t sample) {
+    *s = (SplitSets){.dims = {(hsize_t)n, (hsize_t)prep->channels, (hsize_t)prep->height,
+                              (hsize_t)prep->width},
+                     .px_type = prep->bit_depth == 16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_UINT8};
     hsize_t h5rows = H5_CHUNK_BYTES / sample;
     h5rows = h5rows < 1 ? 1 : h5rows > 1024 ? 1024 : h5rows;
-    if (h5rows > xdims[0]) h5rows = xdims[0];
+    if (h5rows > s->dims[0]) h5rows = s->dims[0];
+    s->g = h5u_group_create(file, name);
+    s->str = vlen_utf8();
+    s->x = s->g < 0 ? -1 : create_rows(s->g, "x", prep->bit_depth == 16 ? H5T_STD_U16LE
+                                                                       : H5T_STD_U8LE,
+                                       4, s->dims, h5rows);
+    s->y = s->g < 0 ? -1 : create_rows(s->g, "y", H5T_STD_I64LE, 1, s->dims, 4096);
+    s->paths = s->g < 0 || s->str < 0 ? -1 : create_rows(s->g, "paths", s->str, 1, s->dims, 1024);
+    return s->x < 0 || s->y < 0 || s->paths < 0 ? -1 : 0;
+}
+
+static void sets_close(SplitSets *s) {
+    h5u_close(&s->paths);
+    h5u_close(&s->y);
+    h5u_close(&s->x);
+    h5u_close(&s->str);
+    h5u_close(&s->g);
+}
+
+// One chunk of a split: the decode job (its rows, pixels, errors, sums) for up to cap images,
+// and the labels and paths of those kept, packed at the front like their pixels.
+typedef struct {
+    DecodeJob j;
+    int64_t cap;
+    int64_t *rows, *labels;  // (cap)
+    const char **paths;      // (cap)
+} Chunk;
+
+// Images decoded at once: --chunk (256 by default), as many as CHUNK_BYTES hold if fewer,
+// at least one per thread.
+static int64_t chunk_images(const Import *im, size_t sample) {
     int64_t chunk = im->s->chunk > 0 ? im->s->chunk : 256;
     if ((size_t)chunk * sample > CHUNK_BYTES) chunk = (int64_t)(CHUNK_BYTES / sample);
     if (chunk < im->threads) chunk = im->threads;
-    hid_t g = h5u_group_create(w->file, split_names[sp]), str = vlen_utf8();
-    hid_t dx = g < 0 ? -1 : create_rows(g, "x", prep->bit_depth == 16 ? H5T_STD_U16LE : H5T_STD_U8LE,
-                                        4, xdims, h5rows);
-    hid_t dy = g < 0 ? -1 : create_rows(g, "y", H5T_STD_I64LE, 1, xdims, 4096);
-    hid_t dp = g < 0 || str < 0 ? -1 : create_rows(g, "paths", str, 1, xdims, 1024);
-    DecodeJob j = {.im = im, .prep = prep, .sample_bytes = sample};
-    j.px = malloc((size_t)chunk * sample);
-    j.errs = calloc((size_t)chunk, sizeof *j.errs);
-    j.sums = calloc((size_t)chunk * 2 * C, sizeof *j.sums);
-    int64_t *rows = malloc((size_t)chunk * sizeof *rows), *labels = malloc((size_t)chunk * sizeof *labels);
-    const char **paths = malloc((size_t)chunk * sizeof *paths);
+    return chunk;
+}
+
+// -1 when out of memory (chunk_free frees what was allocated).
+static int chunk_alloc(Chunk *c, Import *im, const ImagePrep *prep, size_t sample, int64_t cap) {
+    c->cap = cap;
+    c->j = (DecodeJob){.im = im, .prep = prep, .sample_bytes = sample};
+    c->j.px = malloc((size_t)cap * sample);
+    c->j.errs = calloc((size_t)cap, sizeof *c->j.errs);
+    c->j.sums = calloc((size_t)cap * 2 * prep->channels, sizeof *c->j.sums);
+    c->rows = malloc((size_t)cap * sizeof *c->rows);
+    c->labels = malloc((size_t)cap * sizeof *c->labels);
+    c->paths = malloc((size_t)cap * sizeof *c->paths);
+    c->j.rows = c->rows;
+    return c->j.px && c->j.errs && c->j.sums && c->rows && c->labels && c->paths ? 0 : -1;
+}
+
+static void chunk_free(Chunk *c) {
+    free(c->j.px);
+    free(c->j.errs);
+    free(c->j.sums);
+    free(c->rows);
+    free(c->labels);
+    free(c->paths);
+}
+
+// Decodes the chunk's first m rows on the pool. A failure that skip_bad does not cover ends
+// the import (the pool stopped early: later slots may not have run): its error is returned.
+static int decode_chunk(Import *im, Chunk *c, int64_t m, Err *e) {
+    for (int64_t k = 0; k < m; k++) c->j.errs[k].code = NOT_RUN;
+    pool_run(&c->j.pool, im->threads, m, decode_task, &c->j);
+    for (int64_t k = 0; k < m; k++)
+        if (c->j.errs[k].code > 0 && (!im->s->skip_bad || c->j.errs[k].code != ERR_INPUT)) {
+            *e = c->j.errs[k];
+            return e->code;
+        }
+    return ERR_OK;
+}
+
+// Keeps the decoded ones of the chunk's m images, in order, packed at the front (the rest are
+// skipped), and counts them into w: per class, and the pixel sums of the train split.
+// Returns how many it kept.
+static int64_t keep_decoded(Import *im, Writer *w, Chunk *c, int sp, int64_t m) {
+    const DecodeJob *j = &c->j;
+    const int C = j->prep->channels;
+    const size_t sample = j->sample_bytes;
+    int64_t kept = 0;
+    for (int64_t k = 0; k < m; k++) {
+        const Entry *en = &im->v[c->rows[k]];
+        if (j->errs[k].code) {
+            note_skip(im, j->errs[k].msg);
+            continue;
+        }
+        if (kept != k) memmove(j->px + kept * sample, j->px + k * sample, sample);
+        c->labels[kept] = en->label;
+        c->paths[kept] = en->rel;
+        w->count[sp * im->num_classes + en->label]++;
+        if (sp == IMPORT_TRAIN)
+            for (int ch = 0; ch < C; ch++) {
+                w->sum[ch] += (double)j->sums[(size_t)k * 2 * C + 2 * ch];
+                w->sumsq[ch] += (double)j->sums[(size_t)k * 2 * C + 2 * ch + 1];
+            }
+        kept++;
+    }
+    if (sp == IMPORT_TRAIN) w->pixels += (double)kept * j->prep->height * j->prep->width;
+    return kept;
+}
+
+// Appends the chunk's first kept images to s; -1 on failure.
+static int sets_append(SplitSets *s, const Chunk *c, int64_t kept) {
+    if (write_rows(s->x, s->px_type, 4, s->dims, s->written, (hsize_t)kept, c->j.px) ||
+        write_rows(s->y, H5T_NATIVE_INT64, 1, s->dims, s->written, (hsize_t)kept, c->labels) ||
+        write_rows(s->paths, s->str, 1, s->dims, s->written, (hsize_t)kept, c->paths))
+        return -1;
+    s->written += (hsize_t)kept;
+    return 0;
+}
+
+// Rows skipped while decoding shrink the split to the rows written; -1 on failure.
+static int sets_shrink(SplitSets *s) {
+    if (s->written == s->dims[0]) return 0;
+    hsize_t d[4] = {s->written, s->dims[1], s->dims[2], s->dims[3]};
+    return H5Dset_extent(s->x, d) < 0 || H5Dset_extent(s->y, d) < 0 ||
+                   H5Dset_extent(s->paths, d) < 0 ? -1 : 0;
+}
+
+// Decodes and writes split sp (rows [lo, hi) of the sorted entries) as group /<split>, a
+// chunk of images at a time.
+static int write_split(Import *im, Writer *w, const ImagePrep *prep, int sp, int64_t lo,
+                       int64_t hi, Err *e) {
+    const size_t sample = (size_t)prep->channels * prep->height * prep->width *
+                          (prep->bit_depth == 16 ? 2 : 1);
+    const int64_t cap = chunk_images(im, sample);
+    SplitSets out;
+    Chunk c = {0};
     int rc = ERR_OK;
-    if (dx < 0 || dy < 0 || dp < 0) rc = err_set(e, ERR_RUNTIME, "%s: cannot create /%s", w->tmp,
-                                                 split_names[sp]);
-    else if (!j.px || !j.errs || !j.sums || !rows || !labels || !paths)
-        rc = err_set(e, ERR_RUNTIME, "out of memory for %lld decoded images", (long long)chunk);
-    hsize_t written = 0;
+    if (sets_create(&out, w->file, split_names[sp], prep, hi - lo, sample))
+        rc = err_set(e, ERR_RUNTIME, "%s: cannot create /%s", w->tmp, split_names[sp]);
+    else if (chunk_alloc(&c, im, prep, sample, cap))
+        rc = err_set(e, ERR_RUNTIME, "out of memory for %lld decoded images", (long long)cap);
     for (int64_t at = lo; at < hi && !rc;) {
         int64_t m = 0;
-        for (; at < hi && m < chunk; at++)
-            if (!im->v[at].skip) rows[m++] = at;
-        j.rows = rows;
-        for (int64_t k = 0; k < m; k++) j.errs[k].code = NOT_RUN;
-        pool_run(&j.pool, im->threads, m, decode_task, &j);
-        // a failure that skip_bad does not cover ends the import (the pool stopped early:
-        // later slots may not have run)
-        for (int64_t k = 0; k < m && !rc; k++)
-            if (j.errs[k].code > 0 && (!im->s->skip_bad || j.errs[k].code != ERR_INPUT)) {
-                *e = j.errs[k];
-                rc = e->code;
-            }
-        // keep the good ones, in order, packed at the front
-        int64_t kept = 0;
-        for (int64_t k = 0; k < m && !rc; k++) {
-            const Entry *en = &im->v[rows[k]];
-            if (j.errs[k].code) {
-                note_skip(im, j.errs[k].msg);
-                continue;
-            }
-            if (kept != k) memmove(j.px + kept * sample, j.px + k * sample, sample);
-            labels[kept] = en->label;
-            paths[kept] = en->rel;
-            w->count[sp * im->num_classes + en->label]++;
-            if (sp == IMPORT_TRAIN)
-                for (int c = 0; c < C; c++) {
-                    w->sum[c] += (double)j.sums[(size_t)k * 2 * C + 2 * c];
-                    w->sumsq[c] += (double)j.sums[(size_t)k * 2 * C + 2 * c + 1];
-                }
-            kept++;
-        }
+        for (; at < hi && m < cap; at++)
+            if (!im->v[at].skip) c.rows[m++] = at;
+        rc = decode_chunk(im, &c, m, e);
         if (rc) break;
-        if (sp == IMPORT_TRAIN) w->pixels += (double)kept * prep->height * prep->width;
-        if (kept && (write_rows(dx, prep->bit_depth == 16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_UINT8,
-                                4, xdims, written, (hsize_t)kept, j.px) ||
-                     write_rows(dy, H5T_NATIVE_INT64, 1, xdims, written, (hsize_t)kept, labels) ||
-                     write_rows(dp, str, 1, xdims, written, (hsize_t)kept, paths)))
+        int64_t kept = keep_decoded(im, w, &c, sp, m);
+        if (kept && sets_append(&out, &c, kept))
             rc = err_set(e, ERR_RUNTIME, "%s: cannot write /%s (disk full?)", w->tmp,
                          split_names[sp]);
-        written += (hsize_t)kept;
         w->done += m;
         if (im->s->progress) im->s->progress(im->s->progress_ctx, w->done, w->total);
     }
-    // rows skipped while decoding shrink the split
-    if (!rc && written < xdims[0]) {
-        hsize_t xd[4] = {written, xdims[1], xdims[2], xdims[3]};
-        if (H5Dset_extent(dx, xd) < 0 || H5Dset_extent(dy, xd) < 0 || H5Dset_extent(dp, xd) < 0)
-            rc = err_set(e, ERR_RUNTIME, "%s: cannot resize /%s", w->tmp, split_names[sp]);
-    }
-    if (!rc && written == 0)
+    if (!rc && sets_shrink(&out))
+        rc = err_set(e, ERR_RUNTIME, "%s: cannot resize /%s", w->tmp, split_names[sp]);
+    if (!rc && out.written == 0)
         rc = err_set(e, ERR_INPUT, "%s: no readable images for the %s split", im->dir,
                      split_names[sp]);
-    free(j.px);
-    free(j.errs);
-    free(j.sums);
-    free(rows);
-    free(labels);
-    free(paths);
-    h5u_close(&dp);
-    h5u_close(&dy);
-    h5u_close(&dx);
-    h5u_close(&str);
-    h5u_close(&g);
+    chunk_free(&c);
+    sets_close(&out);
     return rc;
 }
 
