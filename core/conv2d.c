@@ -235,13 +235,25 @@ static void rotate_weight(float *wr, const float *weight, int C, int OC, int K) 
         }
 }
 
-// Whether a layer takes the Winograd F(2x2, 3x3) route (winograd.c): 3x3, stride 1, padding 1,
+// Whether a layer takes a Winograd route (winograd.c, winograd4.c): 3x3, stride 1, padding 1,
 // at 7x7 and up, where it measured faster than im2col (thread CPU time, batch 128, one core
 // with AVX-512; see the commit messages for the numbers), but not for fewer than 4 input
-// channels, whose 16 products have a depth of 1 to 3 (1 -> 32 at 28x28: forward 2.4 -> 3.1
-// ms, weight gradient 1.6 -> 4.2).
+// channels, whose products have a depth of 1 to 3 (1 -> 32 at 28x28, F(2x2): forward 2.4 ->
+// 3.1 ms, weight gradient 1.6 -> 4.2).
 static int winograd_applies(int K, int S, int P, int C, int H, int W) {
     return K == 3 && S == 1 && P == 1 && C >= 4 && H >= 7 && W >= 7;
+}
+
+// Which Winograd tile a Winograd layer takes: 4 (F(4x4, 3x3), 2.25 products per output)
+// where its 4x4 tiles cover the image with no more padding than F(2x2)'s 2x2 tiles (H and W
+// = 0 or 3 mod 4: 7x7 and 28x28 pad to 8x8 and 28x28 either way), else 2 (F(2x2, 3x3), 4
+// per output). At 14x14 F(4x4) pads to 16x16 and measured slower (whole layer, forward +
+// both gradients, batch 128, loaded machine: 64 -> 64 33-35 ms against 31-34, 32 -> 64 21-24
+// against 19-23); at 7x7 64 -> 128 19-20 against 24-25, 128 -> 128 38-41 against 35-46, at
+// 28x28 32 -> 32 27-32 against 33-37. F(4x4)'s float32 error is about 15x F(2x2)'s (5e-6 of
+// the largest output against 3e-7; docs/performance.md), well inside what training notices.
+static int winograd_tile(int H, int W) {
+    return (H % 4 == 0 || H % 4 == 3) && (W % 4 == 0 || W % 4 == 3) ? 4 : 2;
 }
 
 // Samples per Winograd chunk: about WINO_CHUNK_TILES tiles (at least one sample), the width
@@ -251,6 +263,18 @@ static int winograd_applies(int K, int S, int P, int C, int H, int W) {
 #define WINO_CHUNK_TILES 128
 static int wino_chunk(int H, int W, int B) {
     long per = (long)((H + 1) / 2) * ((W + 1) / 2), nb = WINO_CHUNK_TILES / per;
+    if (nb < 1) nb = 1;
+    return nb < B ? (int)nb : B;
+}
+
+// Samples per F(4x4) chunk: as many tiles as keep its transformed tensors (36 (C + OC)
+// floats a tile) within about 1 MiB, this CPU's L2, and at least 16 (one vector of tiles).
+// Measured (whole layer, batch 128): 128 -> 128 at 7x7 best at 32 tiles (1 MiB: 28), 64 ->
+// 128 at 64 (37), 32 -> 32 at 28x28 at 128 (113); 256 tiles was slower everywhere.
+static int wino4_chunk(int C, int OC, int H, int W, int B) {
+    long tiles = (1L << 20) / (36L * (C + OC) * (long)sizeof(float));
+    if (tiles < 16) tiles = 16;
+    long per = (long)((H + 3) / 4) * ((W + 3) / 4), nb = (tiles + per / 2) / per;
     if (nb < 1) nb = 1;
     return nb < B ? (int)nb : B;
 }
@@ -386,12 +410,15 @@ static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
         l->save_bytes_per_sample = (size_t)(R * K * K + R) * OH * OW * sizeof(float);
         l->save_bytes_fixed = (size_t)C * s->out * K * K * sizeof(float);
     }
-    // Winograd: the chunk's transformed tensors per sample; the transformed filters and the
-    // transformed weight gradient (16*OC*C floats each) fixed.
+    // Winograd: the chunk's transformed tensors per sample; the transformed filters fixed
+    // (16 or 36 * OC*C floats), which backward uses first for the transformed weight gradient
+    // (forward's filters are dead by then) and then for the rotated filters.
     if (winograd_applies(K, S, P, C, H, W)) {
-        size_t per = winograd_work_floats(C, s->out, H, W, 1) * sizeof(float);
+        int four = winograd_tile(H, W) == 4;
+        size_t per = (four ? winograd4_work_floats(C, s->out, H, W, 1)
+                           : winograd_work_floats(C, s->out, H, W, 1)) * sizeof(float);
         if (per > l->save_bytes_per_sample) l->save_bytes_per_sample = per;
-        l->save_bytes_fixed = (size_t)32 * C * s->out * sizeof(float);
+        l->save_bytes_fixed = (size_t)(four ? 36 : 16) * C * s->out * sizeof(float);
     }
     return ERR_OK;
 }
@@ -414,9 +441,15 @@ static void forward(Layer *l, float *out, const float *inp, const float *params,
     int C = l->in.d[0], H = l->in.d[1], W = l->in.d[2], OC = l->out.d[0];
     if (winograd_applies(K, s->stride ? s->stride : 1, s->padding, C, H, W)) {
         float *U = l->save;
+        const float *bias = s->bias ? params + l->poff[1] : NULL;
+        if (winograd_tile(H, W) == 4) {
+            winograd4_filter(U, params + l->poff[0], OC, C, 0);
+            conv2d_winograd4_forward(out, work, wino4_chunk(C, OC, H, W, B), U, inp, bias, B, C,
+                                     H, W, OC);
+            return;
+        }
         winograd_filter(U, params + l->poff[0], OC, C, 0);
-        conv2d_winograd_forward(out, work, wino_chunk(H, W, B), U, inp,
-                                s->bias ? params + l->poff[1] : NULL, B, C, H, W, OC);
+        conv2d_winograd_forward(out, work, wino_chunk(H, W, B), U, inp, bias, B, C, H, W, OC);
         return;
     }
     forward_chunked(out, work, chunk_samples(CKK, N, B), inp, params + l->poff[0],
@@ -434,10 +467,20 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     const float *w = params + l->poff[0];
     int H = l->in.d[1], W = l->in.d[2];
     if (winograd_applies(K, S, s->padding, C, H, W)) {
-        int nb = wino_chunk(H, W, B);
-        float *U = l->save, *dU = U + (size_t)16 * OC * C;
         float *work = (float *)l->save + l->save_bytes_fixed / sizeof(float);
         if (db) bias_grad(db, dout, B, OC, N);
+        if (winograd_tile(H, W) == 4) {
+            float *U = l->save, *dU = U;  // forward's U is dead in backward
+            conv2d_winograd4_dweight(dw, dU, work, wino4_chunk(C, OC, H, W, B), dout, inp, B, C,
+                                     H, W, OC);
+            if (!dinp) return;
+            winograd4_filter(U, w, OC, C, 1);
+            conv2d_winograd4_forward(dinp, work, wino4_chunk(OC, C, H, W, B), U, dout, NULL, B,
+                                     OC, H, W, C);
+            return;
+        }
+        int nb = wino_chunk(H, W, B);
+        float *U = l->save, *dU = U;
         conv2d_winograd_dweight(dw, dU, work, nb, dout, inp, B, C, H, W, OC);
         if (!dinp) return;
         winograd_filter(U, w, OC, C, 1);

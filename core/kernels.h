@@ -68,6 +68,25 @@ void conv2d_winograd_forward(float *out, float *work, int nb, const float *U, co
 // 16*OC*C floats of scratch.
 void conv2d_winograd_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
                              const float *inp, int B, int C, int H, int W, int OC);
+// Winograd F(4x4, 3x3) (winograd4.c), the same contract with 36 frequencies: transformed
+// tensors are (36, channels, tiles), tiles = nb * ceil(H/4) * ceil(W/4); U is (36, OC, C)
+// or, rotated, (36, C, OC). pad is scratch of a zero-padded channel (inside the work area in
+// the two convolutions below); portable = 1 takes the scalar loops even where AVX-512 is
+// built, so that tests compare the two.
+void winograd4_filter(float *U, const float *weight, int OC, int C, int rotate);
+void winograd4_input(float *V, size_t ld, float *pad, const float *inp, int nb, int C, int H,
+                     int W, int portable);
+void winograd4_output(float *out, const float *M, size_t ld, const float *bias, int nb, int OC,
+                      int H, int W, int portable);
+void winograd4_dout(float *D, size_t ld, float *pad, const float *dout, int nb, int OC, int H,
+                    int W, int portable);
+void winograd4_filter_grad(float *dweight, const float *dU, int OC, int C);
+size_t winograd4_work_floats(int C, int OC, int H, int W, int nb);
+// As conv2d_winograd_forward / _dweight; dU holds 36*OC*C floats.
+void conv2d_winograd4_forward(float *out, float *work, int nb, const float *U, const float *inp,
+                              const float *bias, int B, int C, int H, int W, int OC);
+void conv2d_winograd4_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
+                              const float *inp, int B, int C, int H, int W, int OC);
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
                        int K, int S, int P);
 void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C, int H,

@@ -20,6 +20,7 @@
 #include "core/philox.h"
 
 #define RTOL 1e-5
+#define RTOL4 1e-4
 
 static float urand(uint32_t i, uint32_t salt) {
     philox_ctr r = philox4x32_10((philox_ctr){{i, salt, 0, 0}}, (philox_key){{3, 5}});
@@ -62,18 +63,48 @@ static void direct(double *y, double *dx, double *dw, const float *x, const floa
                 }
 }
 
-static void check_close(const char *what, const float *got, const double *want, size_t n,
-                        int B, int C, int OC, int H, int W) {
+// The largest |got - want| over the largest |want|.
+static double rel_err(const float *got, const double *want, size_t n) {
+    double scale = 1e-30, err = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++) err = fmax(err, fabs(got[i] - want[i]));
+    return err / scale;
+}
+
+static void check_close_tol(const char *what, const float *got, const double *want, size_t n,
+                            int B, int C, int OC, int H, int W, double rtol) {
     double scale = 1e-30;
     for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
     for (size_t i = 0; i < n; i++)
-        if (fabs(got[i] - want[i]) > RTOL * scale)
+        if (fabs(got[i] - want[i]) > rtol * scale)
             fail_msg("%s[%zu] (B=%d C=%d OC=%d %dx%d): %.8g, want %.8g (scale %.3g)", what, i, B,
                      C, OC, H, W, (double)got[i], want[i], scale);
 }
 
-// The kernels of winograd.c against the direct convolution, nb samples per chunk.
-static void check_kernels(int B, int C, int OC, int H, int W, int nb) {
+static void check_close(const char *what, const float *got, const double *want, size_t n,
+                        int B, int C, int OC, int H, int W) {
+    check_close_tol(what, got, want, n, B, C, OC, H, W, RTOL);
+}
+
+// One Winograd variant's entry points: F(2x2, 3x3) (16 frequencies) or F(4x4, 3x3) (36).
+typedef struct {
+    int freqs;
+    void (*filter)(float *U, const float *weight, int OC, int C, int rotate);
+    size_t (*work_floats)(int C, int OC, int H, int W, int nb);
+    void (*forward)(float *out, float *work, int nb, const float *U, const float *inp,
+                    const float *bias, int B, int C, int H, int W, int OC);
+    void (*dweight)(float *dweight, float *dU, float *work, int nb, const float *dout,
+                    const float *inp, int B, int C, int H, int W, int OC);
+    double rtol;
+} Variant;
+
+static const Variant F2 = {16, winograd_filter, winograd_work_floats, conv2d_winograd_forward,
+                           conv2d_winograd_dweight, RTOL};
+static const Variant F4 = {36, winograd4_filter, winograd4_work_floats, conv2d_winograd4_forward,
+                           conv2d_winograd4_dweight, RTOL4};
+
+// The kernels of a variant against the direct convolution, nb samples per chunk.
+static void check_kernels_of(const Variant *v, int B, int C, int OC, int H, int W, int nb) {
     size_t nx = (size_t)B * C * H * W, ny = (size_t)B * OC * H * W, nw = (size_t)OC * C * 9;
     float *x = random_floats(nx, 1), *w = random_floats(nw, 2), *b = random_floats(OC, 3),
           *dy = random_floats(ny, 4);
@@ -82,29 +113,34 @@ static void check_kernels(int B, int C, int OC, int H, int W, int nb) {
     direct(ry, rdx, rdw, x, w, b, dy, B, C, OC, H, W);
 
     int R = C > OC ? C : OC;
-    float *U = malloc((size_t)16 * R * R * sizeof(float)),
-          *dU = malloc((size_t)16 * OC * C * sizeof(float)),
-          *work = malloc(winograd_work_floats(C, OC, H, W, nb) * sizeof(float));
+    float *U = malloc((size_t)v->freqs * R * R * sizeof(float)),
+          *dU = malloc((size_t)v->freqs * OC * C * sizeof(float)),
+          *work = malloc(v->work_floats(C, OC, H, W, nb) * sizeof(float));
     float *y = malloc(ny * sizeof(float)), *dx = malloc(nx * sizeof(float)),
           *dw = malloc(nw * sizeof(float));
-    winograd_filter(U, w, OC, C, 0);
-    conv2d_winograd_forward(y, work, nb, U, x, b, B, C, H, W, OC);
-    check_close("forward", y, ry, ny, B, C, OC, H, W);
+    v->filter(U, w, OC, C, 0);
+    v->forward(y, work, nb, U, x, b, B, C, H, W, OC);
+    check_close_tol("forward", y, ry, ny, B, C, OC, H, W, v->rtol);
 
     // the input gradient is the forward convolution of dy by the rotated, swapped weights
-    winograd_filter(U, w, OC, C, 1);
+    v->filter(U, w, OC, C, 1);
     for (size_t i = 0; i < nx; i++) dx[i] = 1e3f;  // overwritten
-    conv2d_winograd_forward(dx, work, nb, U, dy, NULL, B, OC, H, W, C);
-    check_close("dinp", dx, rdx, nx, B, C, OC, H, W);
+    v->forward(dx, work, nb, U, dy, NULL, B, OC, H, W, C);
+    check_close_tol("dinp", dx, rdx, nx, B, C, OC, H, W, v->rtol);
 
     // the weight gradient accumulates: start from 1, take 1 off after
     for (size_t i = 0; i < nw; i++) dw[i] = 1.0f;
-    conv2d_winograd_dweight(dw, dU, work, nb, dy, x, B, C, H, W, OC);
+    v->dweight(dw, dU, work, nb, dy, x, B, C, H, W, OC);
     for (size_t i = 0; i < nw; i++) dw[i] -= 1.0f;
-    check_close("dweight", dw, rdw, nw, B, C, OC, H, W);
+    check_close_tol("dweight", dw, rdw, nw, B, C, OC, H, W, v->rtol);
 
     free(x), free(w), free(b), free(dy), free(ry), free(rdx), free(rdw);
     free(U), free(dU), free(work), free(y), free(dx), free(dw);
+}
+
+static void check_kernels(int B, int C, int OC, int H, int W, int nb) {
+    check_kernels_of(&F2, B, C, OC, H, W, nb);
+    check_kernels_of(&F4, B, C, OC, H, W, nb);
 }
 
 static void test_kernels_match_direct(void **state) {
@@ -114,6 +150,7 @@ static void test_kernels_match_direct(void **state) {
         {1, 1, 4, 7, 7},   {3, 1, 2, 7, 7},   {1, 4, 3, 14, 14}, {3, 5, 6, 14, 14},
         {1, 3, 2, 28, 28}, {3, 2, 3, 28, 28}, {3, 4, 2, 5, 3},   {1, 1, 1, 5, 3},
         {2, 3, 2, 1, 1},   {2, 2, 3, 2, 9},   {1, 2, 2, 40, 37},  // > 16 tiles in a row
+        {2, 2, 3, 8, 8},   {3, 3, 2, 6, 10},  // F(4x4): tiles that do and do not fit exactly
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int *d = shapes[s];
@@ -151,6 +188,90 @@ static void test_transforms_match_portable(void **state) {
         check_same("output transform", y1, y2, nx);
         free(x), free(m), free(b), free(v1), free(v2), free(y1), free(y2);
     }
+}
+
+// Each F(4x4) transform against its portable loop.
+static void test_transforms4_match_portable(void **state) {
+    (void)state;
+    static const int shapes[][4] = {{2, 3, 7, 7}, {1, 2, 28, 28}, {3, 1, 5, 3}, {1, 2, 40, 35},
+                                    {5, 2, 14, 14}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int B = shapes[s][0], C = shapes[s][1], H = shapes[s][2], W = shapes[s][3];
+        size_t ld = (size_t)B * ((H + 3) / 4) * ((W + 3) / 4), nt = 36 * (size_t)C * ld;
+        size_t nx = (size_t)B * C * H * W;
+        float *x = random_floats(nx, 5), *m = random_floats(nt, 6), *b = random_floats(C, 7);
+        float *v1 = malloc(nt * sizeof(float)), *v2 = malloc(nt * sizeof(float));
+        float *y1 = malloc(nx * sizeof(float)), *y2 = malloc(nx * sizeof(float));
+        float *pad = malloc(winograd4_work_floats(C, C, H, W, B) * sizeof(float));
+        winograd4_input(v1, ld, pad, x, B, C, H, W, 0);
+        winograd4_input(v2, ld, pad, x, B, C, H, W, 1);
+        check_same("F4 input transform", v1, v2, nt);
+        winograd4_dout(v1, ld, pad, x, B, C, H, W, 0);
+        winograd4_dout(v2, ld, pad, x, B, C, H, W, 1);
+        check_same("F4 dout transform", v1, v2, nt);
+        winograd4_output(y1, m, ld, b, B, C, H, W, 0);
+        winograd4_output(y2, m, ld, b, B, C, H, W, 1);
+        check_same("F4 output transform", y1, y2, nx);
+        free(x), free(m), free(b), free(v1), free(v2), free(y1), free(y2), free(pad);
+    }
+}
+
+// The float32 error of F(2x2) and F(4x4) against the float64 direct convolution on every 3x3
+// layer shape that takes a Winograd route in launch/configs/cnn6_mlp4.cfg and rescnn.cfg
+// (conv1a/conv1, 1 -> 32, takes im2col), 2 samples, inputs uniform in [-1, 1) and in [0, 1)
+// (what follows a ReLU). Relative to the reference's largest entry; the bounds are about 4x
+// the largest values measured (docs/performance.md has the table).
+static void measure(const Variant *v, int B, int C, int OC, int H, int W, int positive,
+                    double err[3]) {
+    size_t nx = (size_t)B * C * H * W, ny = (size_t)B * OC * H * W, nw = (size_t)OC * C * 9;
+    float *x = random_floats(nx, 11), *w = random_floats(nw, 12), *dy = random_floats(ny, 13);
+    if (positive)
+        for (size_t i = 0; i < nx; i++) x[i] = 0.5f * (x[i] + 1.0f);
+    double *ry = malloc(ny * sizeof(double)), *rdx = malloc(nx * sizeof(double)),
+           *rdw = malloc(nw * sizeof(double));
+    direct(ry, rdx, rdw, x, w, NULL, dy, B, C, OC, H, W);
+    int R = C > OC ? C : OC;
+    float *U = malloc((size_t)v->freqs * R * R * sizeof(float)),
+          *dU = malloc((size_t)v->freqs * OC * C * sizeof(float)),
+          *work = malloc(v->work_floats(C, OC, H, W, B) * sizeof(float));
+    float *y = malloc(ny * sizeof(float)), *dx = malloc(nx * sizeof(float)),
+          *dw = calloc(nw, sizeof(float));
+    v->filter(U, w, OC, C, 0);
+    v->forward(y, work, B, U, x, NULL, B, C, H, W, OC);
+    err[0] = rel_err(y, ry, ny);
+    v->filter(U, w, OC, C, 1);
+    v->forward(dx, work, B, U, dy, NULL, B, OC, H, W, C);
+    err[1] = rel_err(dx, rdx, nx);
+    v->dweight(dw, dU, work, B, dy, x, B, C, H, W, OC);
+    err[2] = rel_err(dw, rdw, nw);
+    free(x), free(w), free(dy), free(ry), free(rdx), free(rdw);
+    free(U), free(dU), free(work), free(y), free(dx), free(dw);
+}
+
+#define F2_BOUND 2e-6
+#define F4_BOUND 2e-5
+
+static void test_layer_shape_errors(void **state) {
+    (void)state;
+    static const int shapes[][3] = {
+        // C, OC, H (= W)
+        {32, 32, 28}, {32, 64, 14}, {64, 64, 14}, {64, 128, 7}, {128, 128, 7},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int positive = 0; positive < 2; positive++) {
+            int C = shapes[s][0], OC = shapes[s][1], H = shapes[s][2];
+            double e2[3], e4[3];
+            measure(&F2, 2, C, OC, H, H, positive, e2);
+            measure(&F4, 2, C, OC, H, H, positive, e4);
+            print_message("%3d -> %3d at %2dx%-2d x in %s: F(2x2) fwd %.2e dinp %.2e dw %.2e | "
+                          "F(4x4) fwd %.2e dinp %.2e dw %.2e\n",
+                          C, OC, H, H, positive ? "[0,1) " : "[-1,1)", e2[0], e2[1], e2[2], e4[0],
+                          e4[1], e4[2]);
+            for (int k = 0; k < 3; k++) {
+                if (e2[k] > F2_BOUND) fail_msg("F(2x2) error %.3g over %.g", e2[k], F2_BOUND);
+                if (e4[k] > F4_BOUND) fail_msg("F(4x4) error %.3g over %.g", e4[k], F4_BOUND);
+            }
+        }
 }
 
 // The conv2d layer on shapes that take the Winograd route (3x3, stride 1, padding 1, at least
@@ -215,6 +336,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_match_direct),
         cmocka_unit_test(test_transforms_match_portable),
+        cmocka_unit_test(test_transforms4_match_portable),
+        cmocka_unit_test(test_layer_shape_errors),
         cmocka_unit_test(test_layer_matches_direct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
