@@ -60,11 +60,12 @@ int progress_is_terminal(int fd) {
     return 0;
 }
 
-static void begin(Progress *p, int enabled, const char *label, int64_t total, int64_t start,
-                  int64_t run_step, int64_t run_steps) {
+static void begin(Progress *p, int enabled, FILE *out, const char *label, int64_t total,
+                  int64_t start, int64_t run_step, int64_t run_steps) {
     memset(p, 0, sizeof *p);
     p->enabled = enabled;
-    p->tty = enabled && progress_is_terminal(STDOUT_FILENO);
+    p->out = out;
+    p->tty = enabled && progress_is_terminal(fileno(out));
     snprintf(p->label, sizeof p->label, "%s", label);
     p->total = total;
     p->start = start;
@@ -75,12 +76,17 @@ static void begin(Progress *p, int enabled, const char *label, int64_t total, in
 }
 
 void progress_begin(Progress *p, int enabled, const char *label, int64_t total, int64_t start) {
-    begin(p, enabled, label, total, start, start, total);
+    begin(p, enabled, stdout, label, total, start, start, total);
 }
 
 void progress_begin_run(Progress *p, int enabled, const char *label, int64_t total, int64_t start,
                         int64_t run_step, int64_t run_steps) {
-    begin(p, enabled, label, total, start, run_step, run_steps);
+    begin(p, enabled, stdout, label, total, start, run_step, run_steps);
+}
+
+void progress_output(Progress *p, FILE *out) {
+    p->out = out;
+    p->tty = p->enabled && progress_is_terminal(fileno(out));
 }
 
 static void format_eta(char *buf, size_t len, double s) {
@@ -118,26 +124,26 @@ void progress_update(Progress *p, int64_t done, double loss, double ips) {
         char bar[32];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
-        printf("\r%s [%s] %lld/%lld", p->label, bar, (long long)done, (long long)p->total);
-        if (!isnan(loss)) printf("  loss %.4f", loss);
-        printf("  %.0f img/s  %s\033[K", ips, eta);
-        fflush(stdout);
+        fprintf(p->out, "\r%s [%s] %lld/%lld", p->label, bar, (long long)done, (long long)p->total);
+        if (!isnan(loss)) fprintf(p->out, "  loss %.4f", loss);
+        fprintf(p->out, "  %.0f img/s  %s\033[K", ips, eta);
+        fflush(p->out);
         return;
     }
     int q = (int)(4 * done / (p->total ? p->total : 1));
     if (q > p->quarters_shown && q < 4) {
         p->quarters_shown = q;
         eta_text(p, done, now, eta, sizeof eta);
-        printf("%s  step %lld/%lld", p->label, (long long)done, (long long)p->total);
-        if (!isnan(loss)) printf("  loss %.4f", loss);
-        printf("  %.0f img/s  %s\n", ips, eta);
-        fflush(stdout);
+        fprintf(p->out, "%s  step %lld/%lld", p->label, (long long)done, (long long)p->total);
+        if (!isnan(loss)) fprintf(p->out, "  loss %.4f", loss);
+        fprintf(p->out, "  %.0f img/s  %s\n", ips, eta);
+        fflush(p->out);
     }
 }
 
 void progress_end(Progress *p) {
     if (p->tty) {
-        printf("\r\033[K");
-        fflush(stdout);
+        fprintf(p->out, "\r\033[K");
+        fflush(p->out);
     }
 }

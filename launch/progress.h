@@ -4,9 +4,11 @@
 // where the epoch stands in it (progress_begin_run), else for the epoch.
 #pragma once
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct {
     int enabled, tty;
+    FILE *out;              // where the line goes (stdout unless progress_output says)
     char label[64];
     int64_t total, start;   // steps in the epoch, the step it (re)started at
     int64_t run_step;       // steps of the run done when the epoch (re)started
@@ -21,6 +23,8 @@ void progress_begin(Progress *p, int enabled, const char *label, int64_t total, 
 // epoch's pace.
 void progress_begin_run(Progress *p, int enabled, const char *label, int64_t total, int64_t start,
                         int64_t run_step, int64_t run_steps);
+// Sends the line to out instead of stdout (after a begin): redrawn only if out is a terminal.
+void progress_output(Progress *p, FILE *out);
 // done: steps finished in this epoch; loss: running mean (NAN: none); ips: images/s.
 void progress_update(Progress *p, int64_t done, double loss, double ips);
 void progress_end(Progress *p);  // clears the redrawn line

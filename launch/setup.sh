@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc make cmake pkg-config zlib1g-dev libopenmpi-dev openmpi-bin libopenblas-dev
-          libhdf5-dev hdf5-tools libcmocka-dev libconfig-dev libvips-dev dataset-fashion-mnist
+          libhdf5-dev hdf5-tools libcmocka-dev libconfig-dev libvips-dev libcjson-dev
+          dataset-fashion-mnist
           python3-torch python3-h5py)  # the last two: the PyTorch bridge and its test only
 ci_tools_only=0
 if [ "${1:-}" = "--ci-tools" ]; then

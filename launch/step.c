@@ -17,6 +17,43 @@ void stepper_slice(const Dist *d, const Config *c, int64_t n, int j, int64_t *lo
     *hi = mlo + mn * (d->rank + 1) / d->world;
 }
 
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void stepper_sort_rows(int64_t *rows, int64_t n) {
+    qsort(rows, (size_t)n, sizeof *rows, cmp_i64);
+}
+
+// Sorts rows[0..n) and drops repeats; returns how many remain.
+static int64_t sort_unique(int64_t *rows, int64_t n) {
+    stepper_sort_rows(rows, n);
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (k == 0 || rows[i] != rows[k - 1]) rows[k++] = rows[i];
+    return k;
+}
+
+int64_t stepper_rank_rows(const Dist *d, const Config *c, const int64_t *perm, int64_t total,
+                          int64_t nbatches, int partners, int64_t *rows, int64_t *off) {
+    int64_t k = 0;
+    for (int64_t b = 0; b < nbatches; b++) {
+        off[b] = k;
+        int64_t start = b * c->batch, n = total - start < c->batch ? total - start : c->batch;
+        for (int j = 0; j < c->accum; j++) {
+            int64_t lo, hi;
+            stepper_slice(d, c, n, j, &lo, &hi);
+            for (int64_t i = lo; i < hi; i++) rows[k++] = perm[start + i];
+            for (int64_t i = lo; partners && i < hi; i++)
+                rows[k++] = perm[start + augment_mix_partner(i, n)];
+        }
+        if (partners) k = off[b] + sort_unique(rows + off[b], k - off[b]);
+    }
+    off[nbatches] = k;
+    return k;
+}
+
 int stepper_max_local(const Dist *d, const Config *c) {
     int micro = (c->batch + c->accum - 1) / c->accum;
     return (micro + d->world - 1) / d->world;
@@ -96,6 +133,23 @@ void stepper_free(Stepper *s) {
     s->x = NULL;
     s->y = NULL;
     s->ids = NULL;
+}
+
+int64_t stepper_forward(Stepper *s, const Dataset *data, const int64_t *rows, int64_t n,
+                        const StepCtx *sc) {
+    StepCtx ctx = *sc;
+    ctx.sample_ids = s->ids;
+    int64_t at = 0;
+    for (int j = 0; j < s->c->accum; j++) {
+        int64_t lo, hi;
+        stepper_slice(s->d, s->c, n, j, &lo, &hi);
+        int b = (int)(hi - lo);
+        memcpy(s->ids, rows + at, (size_t)b * sizeof *s->ids);
+        at += b;
+        dataset_gather(data, s->ids, b, s->x, s->y);
+        model_forward(s->m, s->x, b, &ctx);
+    }
+    return at;
 }
 
 double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int64_t *seen,

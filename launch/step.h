@@ -50,6 +50,18 @@ int stepper_max_local(const Dist *d, const Config *c);
 // split is defined; the trainer's per-epoch data shards follow it too.
 void stepper_slice(const Dist *d, const Config *c, int64_t n, int j, int64_t *lo, int64_t *hi);
 
+// This rank's rows of the first nbatches global batches of perm (a permutation of total
+// samples), in step order: its slices of every micro-batch, into rows; batch b's begin at
+// off[b], and off[nbatches] is the count returned. With partners (mixup/cutmix) each batch's
+// rows also hold the partners of the rank's positions (global position n-1-i for i,
+// augment_mix_partner), sorted within the batch and without repeats (a partner may be the
+// rank's own row): rows then needs 2 * total. The one walk over the split the step makes;
+// the trainer reads these rows for each epoch.
+int64_t stepper_rank_rows(const Dist *d, const Config *c, const int64_t *perm, int64_t total,
+                          int64_t nbatches, int partners, int64_t *rows, int64_t *off);
+// Sorts rows[0..n) ascending: the order a dataset reads rows in.
+void stepper_sort_rows(int64_t *rows, int64_t n);
+
 // Sets up the gradient all-reduce and BatchNorm groups for m (already planned for
 // stepper_max_local samples) and hooks them in, and the augmentation's scratch; ERR_INPUT
 // (one line) when augment is on for input that is not an image (C,H,W) or out of range for
@@ -57,6 +69,13 @@ void stepper_slice(const Dist *d, const Config *c, int64_t n, int j, int64_t *lo
 int stepper_init(Stepper *s, const Dist *d, const Config *c, Model *m, Optim *opt,
                  const Dataset *data, Err *e);
 void stepper_free(Stepper *s);
+
+// The forward pass alone over this rank's slices of one global batch of n samples, with
+// sc's mode (its sample_ids are the slice's): rows lists the rank's rows of the batch in
+// slice order (stepper_rank_rows without partners) and data holds them. For what needs the
+// model's activations and no step (PreciseBN). Returns the rows consumed.
+int64_t stepper_forward(Stepper *s, const Dataset *data, const int64_t *rows, int64_t n,
+                        const StepCtx *sc);
 
 // One optimizer step on the global batch idx (n samples, split rows). With augment on, each
 // rank's slice is augmented after the gather, before the forward pass, every sample by draws
