@@ -159,24 +159,20 @@ static int check_x(Dataset *d, const H5uInfo *xi, Err *e) {
     return ERR_OK;
 }
 
-// Reads the first n rows of dataset ds (rank, dims as stored) into buf as mem_type.
-static int read_rows(hid_t ds, hid_t mem_type, int rank, const hsize_t *dims, hsize_t n,
-                     void *buf) {
-    hsize_t start[H5U_MAX_RANK] = {0}, count[H5U_MAX_RANK];
+// Reads rows [first, first + n) of dataset ds (rank, dims as stored) into buf as mem_type.
+static int read_rows(hid_t ds, hid_t mem_type, int rank, const hsize_t *dims, hsize_t first,
+                     hsize_t n, void *buf) {
+    hsize_t start[H5U_MAX_RANK] = {first}, count[H5U_MAX_RANK];
     for (int i = 0; i < rank; i++) count[i] = dims[i];
     count[0] = n;
-    int rc = -1;
     hid_t mspace = H5I_INVALID_HID, fspace = H5Dget_space(ds);
-    if (fspace < 0) goto done;
-    if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0) goto done;
-    mspace = H5Screate_simple(rank, count, NULL);
-    if (mspace < 0) goto done;
-    if (H5Dread(ds, mem_type, mspace, fspace, H5P_DEFAULT, buf) < 0) goto done;
-    rc = 0;
-done:
+    int ok = fspace >= 0 &&
+             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+             (mspace = H5Screate_simple(rank, count, NULL)) >= 0 &&
+             H5Dread(ds, mem_type, mspace, fspace, H5P_DEFAULT, buf) >= 0;
     h5u_close(&mspace);
     h5u_close(&fspace);
-    return rc;
+    return ok ? 0 : -1;
 }
 
 // Labels in [0, num_classes) and finite pixels: what the file promised.
@@ -196,32 +192,21 @@ static int check_values(const Dataset *d, Err *e) {
     return ERR_OK;
 }
 
-// Reads the given ascending rows of dataset ds into buf, one hyperslab per run of
-// consecutive rows (a union of thousands of hyperslabs is quadratic in HDF5 1.10).
+// Reads the given ascending rows of dataset ds into buf (rows NULL: the first nrows), one
+// hyperslab per run of consecutive rows (a union of thousands of hyperslabs is quadratic in
+// HDF5 1.10).
 static int read_row_runs(hid_t ds, hid_t mem_type, int rank, const hsize_t *dims,
                          const int64_t *rows, int64_t nrows, size_t row_bytes, void *buf) {
-    hsize_t start[H5U_MAX_RANK] = {0}, count[H5U_MAX_RANK];
-    for (int i = 0; i < rank; i++) count[i] = dims[i];
-    int rc = -1;
-    hid_t mspace = H5I_INVALID_HID, fspace = H5Dget_space(ds);
-    if (fspace < 0) goto done;
+    if (!rows) return read_rows(ds, mem_type, rank, dims, 0, (hsize_t)nrows, buf);
     for (int64_t i = 0; i < nrows;) {
         int64_t j = i;
         while (j + 1 < nrows && rows[j + 1] == rows[j] + 1) j++;
-        start[0] = (hsize_t)rows[i];
-        count[0] = (hsize_t)(j - i + 1);
-        h5u_close(&mspace);
-        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0) goto done;
-        if ((mspace = H5Screate_simple(rank, count, NULL)) < 0) goto done;
-        if (H5Dread(ds, mem_type, mspace, fspace, H5P_DEFAULT, (char *)buf + (size_t)i * row_bytes) < 0)
-            goto done;
+        if (read_rows(ds, mem_type, rank, dims, (hsize_t)rows[i], (hsize_t)(j - i + 1),
+                      (char *)buf + (size_t)i * row_bytes))
+            return -1;
         i = j + 1;
     }
-    rc = 0;
-done:
-    h5u_close(&mspace);
-    h5u_close(&fspace);
-    return rc;
+    return 0;
 }
 
 // Checks the optional /split/paths: one string per sample.
@@ -258,76 +243,80 @@ static int check_y(const Dataset *d, const H5uInfo *yi, const H5uInfo *xi, Err *
     return ERR_OK;
 }
 
-// The part of dataset_load that runs with the file and the split group open. need_y = 0
-// lets the split lack y.
-static int load_split(Dataset *d, hid_t f, hid_t g, int64_t limit, const int64_t *rows,
-                      int64_t nrows, int need_y, Err *e) {
-    H5uInfo xi, yi;
-    hid_t x = H5I_INVALID_HID, y = H5I_INVALID_HID;
-    int rc = ERR_INPUT, has_norm = 0;
-    if ((x = open_member(g, d, "x", &xi, e)) < 0) goto done;
-    if (check_x(d, &xi, e)) goto done;
+// Opens and checks the split's members: x, and y when labelled (need_y, or present), the
+// optional paths, and the file's normalization and preprocessing, which describe d.
+static int open_split(hid_t *x, H5uInfo *xi, hid_t *y, H5uInfo *yi, Dataset *d, hid_t f,
+                      hid_t g, int need_y, Err *e) {
+    int has_norm = 0;
+    if ((*x = open_member(g, d, "x", xi, e)) < 0 || check_x(d, xi, e)) return ERR_INPUT;
     d->labelled = need_y || h5u_exists(g, "y");
-    if (d->labelled && ((y = open_member(g, d, "y", &yi, e)) < 0 || check_y(d, &yi, &xi, e)))
-        goto done;
-    if (xi.dims[0] == 0) {
-        h5u_err(e, d->file, "/%s is empty: /%s/x has 0 samples", d->split, d->split);
-        goto done;
-    }
-    if (check_paths(g, d, xi.dims[0], e) || read_norm(f, d, &has_norm, e) ||
+    if (d->labelled && ((*y = open_member(g, d, "y", yi, e)) < 0 || check_y(d, yi, xi, e)))
+        return ERR_INPUT;
+    if (xi->dims[0] == 0)
+        return h5u_err(e, d->file, "/%s is empty: /%s/x has 0 samples", d->split, d->split);
+    if (check_paths(g, d, xi->dims[0], e) || read_norm(f, d, &has_norm, e) ||
         read_prep(f, d, has_norm, e))
-        goto done;
+        return ERR_INPUT;
+    return ERR_OK;
+}
 
-    hsize_t n = xi.dims[0];
-    if (limit > 0 && (hsize_t)limit < n) n = (hsize_t)limit;
-    size_t per = shape_numel(d->shape), pix = dataset_pixel_bytes(d);
-    if (n > SIZE_MAX / 4 / per) {
-        h5u_err(e, d->file, "/%s/x is too large to load", d->split);
-        goto done;
-    }
-    d->n = (int64_t)n;
-    if (rows) {
-        for (int64_t i = 0; i < nrows; i++)
-            if (rows[i] < 0 || rows[i] >= d->n || (i && rows[i] <= rows[i - 1])) {
-                rc = err_set(e, ERR_RUNTIME, "%s: /%s: rows to load must ascend within [0, %lld)",
-                             d->file, d->split, (long long)d->n);
-                goto done;
-            }
-        if (nrows == 0) {  // the description only
-            rc = ERR_OK;
-            goto done;
-        }
-    }
-    hsize_t held = rows ? (hsize_t)nrows : n;
+// rows, when given, must ascend within [0, d->n).
+static int check_rows(const Dataset *d, const int64_t *rows, int64_t nrows, Err *e) {
+    for (int64_t i = 0; i < nrows; i++)
+        if (rows[i] < 0 || rows[i] >= d->n || (i && rows[i] <= rows[i - 1]))
+            return err_set(e, ERR_RUNTIME, "%s: /%s: rows to load must ascend within [0, %lld)",
+                           d->file, d->split, (long long)d->n);
+    return ERR_OK;
+}
+
+// Loads the samples d holds, from x and (when labelled) y: rows (nrows of them, kept in
+// d->rows), or with rows NULL the first d->n.
+static int read_held(Dataset *d, hid_t x, const H5uInfo *xi, hid_t y, const H5uInfo *yi,
+                     const int64_t *rows, int64_t nrows, Err *e) {
+    size_t row_bytes = shape_numel(d->shape) * dataset_pixel_bytes(d);
+    hsize_t held = rows ? (hsize_t)nrows : (hsize_t)d->n;
     d->nloaded = (int64_t)held;
-    void *xb = malloc(held * per * pix);
+    void *xb = malloc(held * row_bytes);
     if (d->pixel == PIXEL_U8) d->x_u8 = xb;
     else if (d->pixel == PIXEL_U16) d->x_u16 = xb;
     else d->x_f32 = xb;
     if (d->labelled) d->y = malloc(held * sizeof *d->y);
     if (rows && (d->rows = malloc(held * sizeof *d->rows)))
         memcpy(d->rows, rows, held * sizeof *d->rows);
-    if (!xb || (d->labelled && !d->y) || (rows && !d->rows)) {
-        rc = err_set(e, ERR_RUNTIME, "%s: out of memory loading /%s (%llu samples)", d->file,
-                     d->split, (unsigned long long)held);
-        goto done;
-    }
+    if (!xb || (d->labelled && !d->y) || (rows && !d->rows))
+        return err_set(e, ERR_RUNTIME, "%s: out of memory loading /%s (%llu samples)", d->file,
+                       d->split, (unsigned long long)held);
     hid_t xt = d->pixel == PIXEL_U8    ? H5T_NATIVE_UCHAR
                : d->pixel == PIXEL_U16 ? H5T_NATIVE_USHORT
                                        : H5T_NATIVE_FLOAT;
-    if (rows ? read_row_runs(x, xt, xi.rank, xi.dims, rows, nrows, per * pix, xb)
-             : read_rows(x, xt, xi.rank, xi.dims, n, xb)) {
-        h5u_err(e, d->file, "cannot read /%s/x (damaged file?)", d->split);
-        goto done;
-    }
+    if (read_row_runs(x, xt, xi->rank, xi->dims, rows, (int64_t)held, row_bytes, xb))
+        return h5u_err(e, d->file, "cannot read /%s/x (damaged file?)", d->split);
     if (d->labelled &&
-        (rows ? read_row_runs(y, H5T_NATIVE_INT32, 1, yi.dims, rows, nrows, sizeof(int32_t), d->y)
-              : read_rows(y, H5T_NATIVE_INT32, 1, yi.dims, n, d->y))) {
-        h5u_err(e, d->file, "cannot read /%s/y (damaged file?)", d->split);
-        goto done;
+        read_row_runs(y, H5T_NATIVE_INT32, 1, yi->dims, rows, (int64_t)held, sizeof(int32_t), d->y))
+        return h5u_err(e, d->file, "cannot read /%s/y (damaged file?)", d->split);
+    return ERR_OK;
+}
+
+// The part of dataset_load that runs with the file and the split group open. need_y = 0
+// lets the split lack y.
+static int load_split(Dataset *d, hid_t f, hid_t g, int64_t limit, const int64_t *rows,
+                      int64_t nrows, int need_y, Err *e) {
+    H5uInfo xi, yi;
+    hid_t x = H5I_INVALID_HID, y = H5I_INVALID_HID;
+    int rc = open_split(&x, &xi, &y, &yi, d, f, g, need_y, e);
+    if (!rc) {
+        hsize_t n = xi.dims[0];
+        if (limit > 0 && (hsize_t)limit < n) n = (hsize_t)limit;
+        if (n > SIZE_MAX / 4 / shape_numel(d->shape))
+            rc = h5u_err(e, d->file, "/%s/x is too large to load", d->split);
+        else
+            d->n = (int64_t)n;
     }
-    rc = check_values(d, e);
-done:
+    if (!rc && rows) rc = check_rows(d, rows, nrows, e);
+    if (!rc && (!rows || nrows > 0)) {  // rows but none of them: the description only
+        rc = read_held(d, x, &xi, y, &yi, rows, nrows, e);
+        if (!rc) rc = check_values(d, e);
+    }
     h5u_close(&y);
     h5u_close(&x);
     return rc;
