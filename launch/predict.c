@@ -310,6 +310,74 @@ _Noreturn static void fail_images(const Dist *d, PredCsv *w, const Err *e) {
     cli_fail(d, e);
 }
 
+// A batch of image files on their way to the model: decoded as ip says into stored pixels,
+// which dataset_gather normalizes as a dataset's would be.
+typedef struct {
+    const ImagePrep *ip;
+    int threads;     // decoding threads
+    Dataset px;      // the batch's stored pixels, (batch, C,H,W)
+    void *pixels;    // px's pixel buffer
+    size_t per;      // bytes of one decoded file
+    float *x;        // (batch, C,H,W) normalized
+    int64_t *ids;    // (batch)
+    Err *errs;       // (batch) each file's decoding outcome
+} FileBatch;
+
+// fb for up to batch files of the checkpoint's input (p, its preprocessing; ckpt its name).
+static int file_batch_alloc(FileBatch *fb, const Preprocess *p, const ImagePrep *ip, int batch,
+                            const char *ckpt, Err *e) {
+    *fb = (FileBatch){.ip = ip, .threads = pool_default_threads(),
+                      .px = {.shape = p->input, .pixel = ip->bit_depth == 16 ? PIXEL_U16 : PIXEL_U8,
+                             .nchan = p->input.d[0], .labelled = 0}};
+    snprintf(fb->px.file, sizeof fb->px.file, "%s", ckpt);
+    snprintf(fb->px.split, sizeof fb->px.split, "images");
+    if (dataset_use_norm(&fb->px, p, e)) return e->code;
+    size_t in = shape_numel(p->input);
+    fb->per = in * dataset_pixel_bytes(&fb->px);
+    fb->pixels = malloc((size_t)batch * fb->per);
+    fb->px.x_u8 = fb->px.pixel == PIXEL_U8 ? fb->pixels : NULL;
+    fb->px.x_u16 = fb->px.pixel == PIXEL_U16 ? fb->pixels : NULL;
+    fb->x = malloc((size_t)batch * in * sizeof(float));
+    fb->ids = malloc((size_t)batch * sizeof(int64_t));
+    fb->errs = malloc((size_t)batch * sizeof *fb->errs);
+    if (!fb->pixels || !fb->x || !fb->ids || !fb->errs)
+        return err_set(e, ERR_RUNTIME, "out of memory");
+    return ERR_OK;
+}
+
+static void file_batch_free(FileBatch *fb) {
+    free(fb->pixels), free(fb->x), free(fb->ids), free(fb->errs);
+}
+
+// Decodes files[0..B) into fb->x, normalized; fb->ids are then their indices in the list (from
+// start), which key their dropout masks.
+static int load_files(FileBatch *fb, char *const *files, int64_t start, int B, Err *e) {
+    if (decode_batch(files, B, fb->ip, fb->pixels, fb->per, fb->errs, fb->threads, e))
+        return e->code;
+    for (int i = 0; i < B; i++) fb->ids[i] = i;  // rows of px
+    fb->px.n = fb->px.nloaded = B;
+    dataset_gather(&fb->px, fb->ids, B, fb->x, NULL);
+    for (int i = 0; i < B; i++) fb->ids[i] = start + i;
+    return ERR_OK;
+}
+
+// A CSV row for each of files[0..B): the deterministic pass's class and probability (det), and
+// with mc > 0 that class's Monte-Carlo mean and sd and the entropy (mcb).
+static int csv_rows(PredCsv *w, char *const *files, int B, const McBatch *det,
+                    const McBatch *mcb, int mc, int K, const Preprocess *p, Err *e) {
+    for (int b = 0; b < B; b++) {
+        char num[32];
+        int64_t k = det->pred[b];
+        size_t at = (size_t)b * K + (size_t)k;
+        float extra[3] = {mc > 0 ? mcb->mean[at] : 0, mc > 0 ? mcb->std[at] : 0,
+                          mc > 0 ? mcb->entropy[b] : 0};
+        if (pred_csv_row(w, files[b], class_name(p, k, num, sizeof num), det->mean[at],
+                         mc > 0 ? extra : NULL, e))
+            return e->code;
+    }
+    return ERR_OK;
+}
+
 // Rank 0's work: the files are few enough that one process decodes and predicts them.
 static void predict_images(const Dist *d, const char *ckpt, char **paths, int npaths, int mc,
                            int views, const char *out) {
@@ -322,26 +390,14 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     const Preprocess *p = &meta.stored_prep;
     ImagePrep ip;
     PathList files;
+    FileBatch fb;
     if (image_prep_for(&ip, p, ckpt, &e) || image_lib_init("regdist", &e) ||
-        list_images(&files, paths, npaths, &e))
+        list_images(&files, paths, npaths, &e) ||
+        file_batch_alloc(&fb, p, &ip, m.max_batch, ckpt, &e))
         cli_fail(d, &e);
-    int K = m.num_classes, batch = m.max_batch, threads = pool_default_threads();
-    size_t in = shape_numel(m.in);
-    // the decoded pixels of a batch, normalized by dataset_gather as a dataset's would be
-    Dataset px = {.shape = p->input, .pixel = ip.bit_depth == 16 ? PIXEL_U16 : PIXEL_U8,
-                  .nchan = p->input.d[0], .labelled = 0};
-    snprintf(px.file, sizeof px.file, "%s", ckpt);
-    snprintf(px.split, sizeof px.split, "images");
-    if (dataset_use_norm(&px, p, &e)) cli_fail(d, &e);
-    void *pixels = malloc((size_t)batch * in * dataset_pixel_bytes(&px));
-    px.x_u8 = px.pixel == PIXEL_U8 ? pixels : NULL;
-    px.x_u16 = px.pixel == PIXEL_U16 ? pixels : NULL;
-    float *x = malloc((size_t)batch * in * sizeof(float));
-    int64_t *ids = malloc((size_t)batch * sizeof(int64_t));
-    Err *errs = malloc((size_t)batch * sizeof *errs);  // each file's decoding outcome
+    int K = m.num_classes, batch = m.max_batch;
     McBatch det, mcb = {0};
-    if (!pixels || !x || !ids || !errs || mc_batch_alloc(&det, batch, K) ||
-        (mc > 0 && mc_batch_alloc(&mcb, batch, K)))
+    if (mc_batch_alloc(&det, batch, K) || (mc > 0 && mc_batch_alloc(&mcb, batch, K)))
         out_of_memory(d);
     PredCsv *w = pred_csv_open(out, mc, &e);
     if (!w) cli_fail(d, &e);
@@ -351,25 +407,10 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     double t0 = now_seconds();
     for (int64_t start = 0, bi = 0; start < n; start += batch, bi++) {
         int B = (int)(n - start < batch ? n - start : batch);
-        if (decode_batch(files.v + start, B, &ip, pixels, in * dataset_pixel_bytes(&px), errs,
-                         threads, &e))
-            fail_images(d, w, &e);
-        for (int i = 0; i < B; i++) ids[i] = i;  // rows of px
-        px.n = px.nloaded = B;
-        dataset_gather(&px, ids, B, x, NULL);
-        for (int i = 0; i < B; i++) ids[i] = start + i;  // the files' indices, for dropout masks
-        predict_batch(&det, &m, &cfg, &meta, 0, views, x, ids, B);
-        if (mc > 0) predict_batch(&mcb, &m, &cfg, &meta, mc, views, x, ids, B);
-        for (int b = 0; b < B; b++) {
-            char num[32];
-            int64_t k = det.pred[b];
-            size_t at = (size_t)b * K + (size_t)k;
-            float extra[3] = {mc > 0 ? mcb.mean[at] : 0, mc > 0 ? mcb.std[at] : 0,
-                              mc > 0 ? mcb.entropy[b] : 0};
-            if (pred_csv_row(w, files.v[start + b], class_name(p, k, num, sizeof num),
-                             det.mean[at], mc > 0 ? extra : NULL, &e))
-                fail_images(d, w, &e);
-        }
+        if (load_files(&fb, files.v + start, start, B, &e)) fail_images(d, w, &e);
+        predict_batch(&det, &m, &cfg, &meta, 0, views, fb.x, fb.ids, B);
+        if (mc > 0) predict_batch(&mcb, &m, &cfg, &meta, mc, views, fb.x, fb.ids, B);
+        if (csv_rows(w, files.v + start, B, &det, &mcb, mc, K, p, &e)) fail_images(d, w, &e);
         progress_update(&prog, bi + 1, NAN,
                         (double)(start + B) * (1 + mc) / (now_seconds() - t0));
     }
@@ -378,7 +419,7 @@ static void predict_images(const Dist *d, const char *ckpt, char **paths, int np
     printf("wrote %s: %lld image%s, %d classes, %d Monte-Carlo pass%s%s\n", out, (long long)n,
            n == 1 ? "" : "s", K, mc, mc == 1 ? "" : "es",
            views == 2 ? ", each image and its mirror (--tta flip)" : "");
-    free(pixels), free(x), free(ids), free(errs);
+    file_batch_free(&fb);
     mc_batch_free(&det);
     if (mc > 0) mc_batch_free(&mcb);
     path_list_free(&files);
