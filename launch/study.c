@@ -25,18 +25,29 @@
 #include "io/dataset.h"
 #include "io/svg.h"
 #include "options.h"
+#include "rundir.h"
 #include "signals.h"
 #include "study.h"
+#include "summary.h"
+#include "train.h"
 
 #define MAX_POINTS 256
 #define MAX_POINT_SETS 32
 #define MAX_LIST 16
 
+// A condition of a sweep: a line of the bn study, a row of the reg study. Points refer to
+// their condition by pointer; only people read the words.
+typedef struct {
+    const char *name;    // stable: part of the run ids of the reg study (never rename)
+    const char *label;   // legends, tables, results.csv's condition column
+    const char *person;  // how a point's label says it ("AdamW weight decay only")
+} Cond;
+
 // One training run of a sweep.
 typedef struct {
     char id[96];         // directory name, unique per distinct run
     char label[200];     // what people read in legends: "BatchNorm only, 12 epochs, seed 1"
-    char cond[64];       // the line (bn) or category (reg) it belongs to
+    const Cond *cond;    // the line (bn) or category (reg) it belongs to
     double x;            // bn: G or B; reg: the category's index
     uint32_t seed;
     int G, B, epochs;    // what the run normalizes over, its global batch, its epochs
@@ -188,13 +199,13 @@ static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
 
 // ---- building the points ----
 
-static Point *add_point(const Dist *d, Study *s, const char *cond, double x, uint32_t seed) {
+static Point *add_point(const Dist *d, Study *s, const Cond *cond, double x, uint32_t seed) {
     if (s->n >= MAX_POINTS) cli_usage_fail(d, "study", "more than %d runs; ask for fewer", MAX_POINTS);
     Point *p = &s->p[s->n++];
     memset(p, 0, sizeof *p);
     p->train_acc = p->val_acc = p->test_acc = p->test_loss = p->test_ece = NAN;
     p->steps = p->sec_epoch = p->p_train_acc = p->p_test_acc = NAN;
-    snprintf(p->cond, sizeof p->cond, "%s", cond);
+    p->cond = cond;
     p->x = x;
     p->seed = seed;
     p->B = s->cfg.batch;
@@ -237,6 +248,14 @@ static void base_sets(Point *p, int epochs) {
     p->epochs = epochs;
 }
 
+// The bn study's lines: G at the config's batch, and the control's B sweeps.
+static const Cond bn_conds[] = {
+    {"g_sweep", "G sweep", NULL},
+    {"b_fixed_epochs", "B sweep, fixed epochs", "fixed epochs"},
+    {"b_fixed_steps", "B sweep, fixed steps", "fixed steps"},
+};
+#define G_SWEEP (&bn_conds[0])
+
 static void build_bn(const Dist *d, Study *s) {
     const Config *c = &s->cfg;
     int full = !strcmp(s->preset, "full");
@@ -270,7 +289,7 @@ static void build_bn(const Dist *d, Study *s) {
                            s->G[i], B0, d->world, d->world > 1 ? "s" : "");
                 continue;
             }
-            Point *p = add_point(d, s, "G sweep", s->G[i], seed);
+            Point *p = add_point(d, s, G_SWEEP, s->G[i], seed);
             p->G = s->G[i];
             snprintf(p->how, sizeof p->how, "%s", how);
             base_sets(p, E);
@@ -292,8 +311,7 @@ static void build_bn(const Dist *d, Study *s) {
                                regime ? "fixed steps" : "fixed epochs");
                     continue;
                 }
-                Point *p = add_point(d, s, regime ? "B sweep, fixed steps" : "B sweep, fixed epochs",
-                                     B, seed);
+                Point *p = add_point(d, s, &bn_conds[1 + regime], B, seed);
                 p->G = Gc;
                 p->B = B;
                 snprintf(p->how, sizeof p->how, "%s", how);
@@ -374,29 +392,93 @@ static int data_is_images(const char *data) {
     return images;
 }
 
-// The augmentation rows of the reg study: each transform alone (from nothing, like the other
-// "+" rows), with the settings of docs/regularization.md's example.
-static const struct {
-    const char *name;
-    const char *sets[2];
-} aug_rows[] = {
-    {"+ random crop", {"augment.crop_pad=4", "augment.crop_mode=reflect"}},
-    {"+ flips", {"augment.hflip=0.5", NULL}},
-    {"+ random erasing", {"augment.erase=0.25", NULL}},
-    {"+ mixup", {"augment.mixup=0.2", NULL}},
-    {"+ cutmix", {"augment.cutmix=1.0", NULL}},
+// The augmentation rows' settings, each transform alone, as in docs/regularization.md's
+// example; "all" turns on every one but cutmix.
+static const char *const aug_sets_of[][2] = {
+    {"augment.crop_pad=4", "augment.crop_mode=reflect"},
+    {"augment.hflip=0.5", NULL},
+    {"augment.erase=0.25", NULL},
+    {"augment.mixup=0.2", NULL},
+    {"augment.cutmix=1.0", NULL},
 };
-#define N_AUG_ROWS (int)(sizeof aug_rows / sizeof aug_rows[0])
-#define ALL_AUG "all on + augmentation"
+#define N_AUG (int)(sizeof aug_sets_of / sizeof aug_sets_of[0])
+enum { AUG_OFF = -1, AUG_ALL = -2 };
 
-// Turns augmentation on with row i's settings (i < 0: crop, flip, erasing and mixup together).
+// Turns augmentation on with transform i's settings (AUG_ALL: all but cutmix).
 static void aug_sets(Point *p, int row) {
     point_set(p, "augment.enable=on");
-    for (int i = 0; i < N_AUG_ROWS; i++) {
-        if (row >= 0 ? i != row : i == 4) continue;  // all: every row but cutmix
+    for (int i = 0; i < N_AUG; i++) {
+        if (row >= 0 ? i != row : i == 4) continue;
         for (int k = 0; k < 2; k++)
-            if (aug_rows[i].sets[k]) point_set(p, "%s", aug_rows[i].sets[k]);
+            if (aug_sets_of[i][k]) point_set(p, "%s", aug_sets_of[i][k]);
     }
+}
+
+enum { OPT_NO_DECAY, OPT_ADAMW, OPT_ADAM_L2 };
+
+// A condition of the reg study and what it changes. From nothing: no decay, no dropout of
+// any kind, no label smoothing, no L1/L2, then what the row adds; otherwise the config as it
+// is. BatchNorm is off unless the row keeps it; augmentation is off unless the row has some.
+typedef struct {
+    Cond c;
+    int from_nothing;
+    int opt;           // from nothing: OPT_*
+    const char *drop;  // from nothing: the dropout-family layer kind kept (the config needs one)
+    int smooth;        // from nothing: label smoothing at the config's value (else 0.1)
+    int bn;            // keeps BatchNorm; a row that adds it needs a model with it
+    int aug;           // AUG_OFF, a transform of aug_sets_of, or AUG_ALL (image data only)
+} RegCond;
+
+static const RegCond reg_conds[] = {
+    {{"none", "none", "no regularization"}, 1, OPT_NO_DECAY, NULL, 0, 0, AUG_OFF},
+    {{"weight_decay_adamw", "+ weight decay (AdamW)", "weight decay (AdamW) only"}, 1, OPT_ADAMW,
+     NULL, 0, 0, AUG_OFF},
+    {{"l2_adam_coupled", "+ L2 (Adam, coupled)", "L2 (Adam, coupled) only"}, 1, OPT_ADAM_L2, NULL,
+     0, 0, AUG_OFF},
+    {{"dropout", "+ dropout", "dropout only"}, 1, OPT_NO_DECAY, "dropout", 0, 0, AUG_OFF},
+    {{"dropout2d", "+ Dropout2d", "Dropout2d only"}, 1, OPT_NO_DECAY, "dropout2d", 0, 0, AUG_OFF},
+    {{"dropblock", "+ DropBlock", "DropBlock only"}, 1, OPT_NO_DECAY, "dropblock", 0, 0, AUG_OFF},
+    {{"dropconnect", "+ DropConnect", "DropConnect only"}, 1, OPT_NO_DECAY, "dropconnect", 0, 0,
+     AUG_OFF},
+    {{"droppath", "+ DropPath", "DropPath only"}, 1, OPT_NO_DECAY, "droppath", 0, 0, AUG_OFF},
+    {{"label_smoothing", "+ label smoothing", "label smoothing only"}, 1, OPT_NO_DECAY, NULL, 1, 0,
+     AUG_OFF},
+    {{"batchnorm", "+ BatchNorm", "BatchNorm only"}, 1, OPT_NO_DECAY, NULL, 0, 1, AUG_OFF},
+    {{"all_but_batchnorm", "all but BatchNorm", "all but BatchNorm"}, 0, 0, NULL, 0, 0, AUG_OFF},
+    {{"all_on", "all on", "all regularizers on"}, 0, 0, NULL, 0, 1, AUG_OFF},
+    {{"random_crop", "+ random crop", "random crop only"}, 1, OPT_NO_DECAY, NULL, 0, 0, 0},
+    {{"flips", "+ flips", "flips only"}, 1, OPT_NO_DECAY, NULL, 0, 0, 1},
+    {{"random_erasing", "+ random erasing", "random erasing only"}, 1, OPT_NO_DECAY, NULL, 0, 0, 2},
+    {{"mixup", "+ mixup", "mixup only"}, 1, OPT_NO_DECAY, NULL, 0, 0, 3},
+    {{"cutmix", "+ cutmix", "cutmix only"}, 1, OPT_NO_DECAY, NULL, 0, 0, 4},
+    {{"all_on_augmentation", "all on + augmentation", "all on + augmentation"}, 0, 0, NULL, 0, 1,
+     AUG_ALL},
+};
+#define N_REG_CONDS (int)(sizeof reg_conds / sizeof reg_conds[0])
+
+// Whether the config and data can make row q: its dropout kind, BatchNorm for the rows about
+// it, images for augmentation.
+static int reg_row_applies(const RegCond *q, const RegLayer *r, int nr, int bn, int images) {
+    if (q->drop && !has_kind(r, nr, q->drop)) return 0;
+    if (!bn && (q->bn || !strcmp(q->c.name, "all_but_batchnorm"))) return 0;
+    return q->aug == AUG_OFF || images;
+}
+
+// The settings of row q on point p (after its seed and epochs).
+static void reg_row_sets(Point *p, const RegCond *q, const RegLayer *r, int nr, int bn, int images,
+                         double wd, double ls) {
+    if (q->aug == AUG_OFF && images) point_set(p, "augment.enable=off");
+    else if (q->aug != AUG_OFF) aug_sets(p, q->aug);
+    if (q->from_nothing) {
+        if (q->drop) point_set(p, "reg.dropout=on");
+        only_dropout_kind(p, r, nr, q->drop);
+        point_set(p, "optim.name=%s", q->opt == OPT_ADAM_L2 ? "adam" : "adamw");
+        point_set(p, "optim.weight_decay=%g", q->opt == OPT_NO_DECAY ? 0.0 : wd);
+        point_set(p, "reg.label_smoothing=%g", q->smooth ? ls : 0.0);
+        point_set(p, "reg.l1=0");
+        point_set(p, "reg.l2=0");
+    }
+    if (bn && !q->bn) point_set(p, "model.batchnorm=off");
 }
 
 static void build_reg(const Dist *d, Study *s) {
@@ -407,79 +489,18 @@ static void build_reg(const Dist *d, Study *s) {
     RegLayer r[64];
     int nr = find_reg_layers(c->layers, c->nlayers, r, 0);
     int bn = has_flag(c->layers, c->nlayers, LAYER_RUNNING_STATS);
+    int images = data_is_images(s->data);  // augmentation rows need images
     double wd = c->optim.weight_decay > 0 ? c->optim.weight_decay : 0.01;
     double ls = c->label_smoothing > 0 ? c->label_smoothing : 0.1;
-    static const char *const kinds[] = {"dropout", "dropout2d", "dropblock", "dropconnect",
-                                        "droppath"};
-    static const char *const kind_names[] = {"+ dropout", "+ Dropout2d", "+ DropBlock",
-                                             "+ DropConnect", "+ DropPath"};
-    // conditions: 0 none, 1 AdamW decay, 2 Adam + L2, 3.. one dropout kind each, then label
-    // smoothing, BatchNorm, all but BatchNorm, all on
-    char conds[24][64];
-    int nc = 0;
-    snprintf(conds[nc++], 64, "none");
-    snprintf(conds[nc++], 64, "+ weight decay (AdamW)");
-    snprintf(conds[nc++], 64, "+ L2 (Adam, coupled)");
-    for (int k = 0; k < 5; k++)
-        if (has_kind(r, nr, kinds[k])) snprintf(conds[nc++], 64, "%s", kind_names[k]);
-    snprintf(conds[nc++], 64, "+ label smoothing");
-    if (bn) snprintf(conds[nc++], 64, "+ BatchNorm");
-    if (bn) snprintf(conds[nc++], 64, "all but BatchNorm");
-    snprintf(conds[nc++], 64, "all on");
-    int images = data_is_images(s->data);  // augmentation rows need images
-    for (int a = 0; images && a < N_AUG_ROWS; a++) snprintf(conds[nc++], 64, "%s", aug_rows[a].name);
-    if (images) snprintf(conds[nc++], 64, ALL_AUG);
     for (uint32_t seed = 1; seed <= (uint32_t)seeds; seed++)
-        for (int ci = 0; ci < nc; ci++) {
-            const char *cd = conds[ci];
-            Point *p = add_point(d, s, cd, ci, seed);
+        for (int ci = 0, x = 0; ci < N_REG_CONDS; ci++) {
+            const RegCond *q = &reg_conds[ci];
+            if (!reg_row_applies(q, r, nr, bn, images)) continue;
+            Point *p = add_point(d, s, &q->c, x++, seed);
             base_sets(p, E);
-            int all = !strcmp(cd, "all on"), nobn = !strcmp(cd, "all but BatchNorm");
-            int aug = -2;  // the augmentation row, -1 for all of them, -2 for none
-            for (int a = 0; a < N_AUG_ROWS; a++)
-                if (!strcmp(cd, aug_rows[a].name)) aug = a;
-            if (!strcmp(cd, ALL_AUG)) {  // the config as it is, and augmentation
-                aug_sets(p, -1);
-                continue;
-            }
-            if (aug == -2 && images) point_set(p, "augment.enable=off");
-            else if (aug >= 0) aug_sets(p, aug);
-            if (all) continue;  // the config as it is
-            if (!nobn) {        // start from nothing, add one
-                const char *keep = NULL;
-                for (int k = 0; k < 5; k++)
-                    if (!strcmp(cd, kind_names[k])) keep = kinds[k];
-                if (keep) point_set(p, "reg.dropout=on");
-                only_dropout_kind(p, r, nr, keep);
-                if (!strcmp(cd, "+ weight decay (AdamW)")) {
-                    point_set(p, "optim.name=adamw");
-                    point_set(p, "optim.weight_decay=%g", wd);
-                } else if (!strcmp(cd, "+ L2 (Adam, coupled)")) {
-                    point_set(p, "optim.name=adam");
-                    point_set(p, "optim.weight_decay=%g", wd);
-                } else {
-                    point_set(p, "optim.name=adamw");
-                    point_set(p, "optim.weight_decay=0");
-                }
-                point_set(p, "reg.label_smoothing=%g", !strcmp(cd, "+ label smoothing") ? ls : 0.0);
-                point_set(p, "reg.l1=0");
-                point_set(p, "reg.l2=0");
-            }
-            if (bn && strcmp(cd, "+ BatchNorm")) point_set(p, "model.batchnorm=off");
+            reg_row_sets(p, q, r, nr, bn, images, wd, ls);
+            snprintf(p->id, sizeof p->id, "%s-E%d-s%u", q->c.name, p->epochs, p->seed);
         }
-    for (int i = 0; i < s->n; i++) {
-        Point *p = &s->p[i];
-        char slug[64];
-        int k = 0;
-        for (const char *q = p->cond; *q && k < 40; q++)
-            if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9'))
-                slug[k++] = (char)(*q | 0x20);
-            else if (k && slug[k - 1] != '_')
-                slug[k++] = '_';
-        while (k && slug[k - 1] == '_') k--;
-        slug[k] = 0;
-        snprintf(p->id, sizeof p->id, "%s-E%d-s%u", slug, p->epochs, p->seed);
-    }
 }
 
 // The human label of each point, from what the run is (its condition, G, B, epochs, seed),
@@ -491,60 +512,35 @@ static void label_points(Study *s) {
         char what[128], runs[64];
         snprintf(runs, sizeof runs, "%d epoch%s, seed %u", p->epochs, p->epochs == 1 ? "" : "s",
                  p->seed);
-        if (!strcmp(p->cond, "G sweep"))
+        if (p->cond == G_SWEEP)
             snprintf(what, sizeof what, "G = %d (%s), B = %d", p->G, p->how, p->B);
-        else if (!strncmp(p->cond, "B sweep, ", 9))
-            snprintf(what, sizeof what, "B = %d, G = %d (%s), %s", p->B, p->G, p->how, p->cond + 9);
-        else if (!strcmp(p->cond, "none"))
-            snprintf(what, sizeof what, "no regularization");
-        else if (!strcmp(p->cond, "all on"))
-            snprintf(what, sizeof what, "all regularizers on");
-        else if (!strncmp(p->cond, "+ ", 2))  // "+ BatchNorm": added to nothing
-            snprintf(what, sizeof what, "%s only", p->cond + 2);
+        else if (p->cond >= bn_conds && p->cond < bn_conds + 3)
+            snprintf(what, sizeof what, "B = %d, G = %d (%s), %s", p->B, p->G, p->how,
+                     p->cond->person);
         else
-            snprintf(what, sizeof what, "%s", p->cond);
+            snprintf(what, sizeof what, "%s", p->cond->person);
         snprintf(p->label, sizeof p->label, "%s, %s", what, runs);
     }
 }
 
 // ---- running the points ----
 
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-// The number after "key": in a summary.json, or NaN when the key is absent or its value is
-// not a number (null: the run has no such value).
-static double json_number(const char *text, const char *key) {
-    char pat[96];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    const char *at = text ? strstr(text, pat) : NULL;
-    if (!at) return NAN;
-    char *end;
-    double v = strtod(at + strlen(pat), &end);
-    return end == at + strlen(pat) ? NAN : v;
-}
-
+// A point's results from its summary.json (NaN for what it does not hold).
 static void read_summary(Point *p, const char *dir) {
     char path[1400];
     snprintf(path, sizeof path, "%s/summary.json", dir);
-    FILE *f = fopen(path, "r");
-    char text[8192] = {0};
-    if (f) {
-        size_t n = fread(text, 1, sizeof text - 1, f);
-        text[n] = 0;
-        fclose(f);
-    }
-    p->train_acc = json_number(text, "train_acc");
-    p->val_acc = json_number(text, "val_acc");
-    p->test_acc = json_number(text, "test_acc");
-    p->test_loss = json_number(text, "test_loss");
-    p->test_ece = json_number(text, "test_ece");
-    p->steps = json_number(text, "steps");
-    p->sec_epoch = json_number(text, "seconds_per_epoch");
-    p->p_train_acc = json_number(text, "precise_train_acc");
-    p->p_test_acc = json_number(text, "precise_test_acc");
+    RunSummary r;
+    Err e = {0};
+    if (summary_read(path, &r, &e)) return;  // not finished: its values stay missing
+    p->train_acc = r.r[SPLIT_TRAIN].accuracy;
+    p->val_acc = r.has[SPLIT_VAL] ? r.r[SPLIT_VAL].accuracy : NAN;
+    p->test_acc = r.has[SPLIT_TEST] ? r.r[SPLIT_TEST].accuracy : NAN;
+    p->test_loss = r.has[SPLIT_TEST] ? r.r[SPLIT_TEST].loss : NAN;
+    p->test_ece = r.has[SPLIT_TEST] ? r.r[SPLIT_TEST].ece : NAN;
+    p->steps = (double)r.steps;
+    p->sec_epoch = r.seconds_per_epoch;
+    p->p_train_acc = r.precise ? r.pr[SPLIT_TRAIN].accuracy : NAN;
+    p->p_test_acc = r.precise && r.has[SPLIT_TEST] ? r.pr[SPLIT_TEST].accuracy : NAN;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -559,7 +555,7 @@ static int claim_study_dir(const Study *s, Err *e) {
     char csv[1200], pts[1200];
     snprintf(csv, sizeof csv, "%s/results.csv", s->out);
     snprintf(pts, sizeof pts, "%s/points", s->out);
-    int held = file_exists(csv) || file_exists(pts);
+    int held = rundir_exists(csv) || rundir_exists(pts);
     if (!held || s->resume) return ERR_OK;
     if (!s->overwrite)
         return err_set(e, ERR_INPUT, "--out %s already holds a study: continue it with --resume "
@@ -571,17 +567,54 @@ static int claim_study_dir(const Study *s, Err *e) {
         if (remove(csv) != 0 && errno != ENOENT)
             return err_set(e, ERR_RUNTIME, "--overwrite: cannot remove %s: %s", csv, strerror(errno));
     }
-    if (file_exists(pts) && nftw(pts, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    if (rundir_exists(pts) && nftw(pts, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         return err_set(e, ERR_RUNTIME, "--overwrite: cannot remove %s: %s", pts, strerror(errno));
     return ERR_OK;
 }
 
-static void make_dir(const Dist *d, const char *path) {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-        Err e;
-        err_set(&e, ERR_INPUT, "--out: cannot create %s: %s", path, strerror(errno));
-        cli_fail(d, &e);
+// The point's own report goes to DIR/points/<id>/train.log (appended to when it resumes).
+// Rank 0 only; NULL with e set when the log cannot be written.
+static FILE *open_point_log(const char *dir, int resume, Err *e) {
+    char log[1400];
+    snprintf(log, sizeof log, "%s/train.log", dir);
+    FILE *f = fopen(log, resume ? "a" : "w");
+    if (!f) err_set(e, ERR_INPUT, "cannot write %s: %s", log, strerror(errno));
+    return f;
+}
+
+// Trains point i in dir (fresh, or resumed from its last.h5). 0 when the run ended or was
+// stopped by a signal; a failure (the same on every rank) is reported in one line and in
+// the point's train.log, and the sweep goes on. Collective.
+static void train_point(const Dist *d, const Study *s, const Point *p, const char *dir,
+                        int resume) {
+    char ckpt[1400];
+    snprintf(ckpt, sizeof ckpt, "%s/last.h5", dir);
+    const char *sets[MAX_SETS];
+    int n = 0;
+    for (int k = 0; k < s->nextra; k++) sets[n++] = s->extra[k];
+    for (int k = 0; k < p->nsets; k++) sets[n++] = p->sets[k];
+    Err e = {0};
+    FILE *log = NULL;
+    if (rundir_make(d, dir, &e) == 0 && d->rank == 0) log = open_point_log(dir, resume, &e);
+    if (dist_agree(d, &e)) cli_fail(d, &e);  // the study's own directory: nothing can go on
+    TrainArgs a = {.config = s->config, .data = s->data, .out = dir, .sets = sets, .nsets = n,
+                   .resume = resume ? ckpt : NULL, .overwrite = !resume, .log = log};
+    TrainResult r;
+    double t0 = now_seconds();
+    int rc = train_run(d, &a, &r, &e);
+    if (log) {
+        if (rc) fprintf(log, "regdist: %s\n", e.msg);
+        fclose(log);
     }
+    if (dist_max_int(d, signals_pending())) {  // preempted: the point has its checkpoint
+        if (d->rank == 0)
+            printf("stopped by a signal; run the same command with --resume to continue\n");
+        dist_finalize((Dist *)d);
+        exit(0);
+    }
+    if (d->rank != 0) return;
+    if (rc) printf("failed: %s\n", e.msg);
+    else printf("%s in %.0f s: ", resume ? "resumed" : "trained", now_seconds() - t0);
 }
 
 // Runs point i (or finds it finished). Collective: rank 0 decides, everyone trains.
@@ -592,64 +625,21 @@ static void run_point(const Dist *d, Study *s, int i) {
     snprintf(path, sizeof path, "%s/summary.json", dir);
     snprintf(ckpt, sizeof ckpt, "%s/last.h5", dir);
     double state = 0;  // 0 fresh, 1 resume, 2 finished
-    if (d->rank == 0) state = file_exists(path) ? 2 : file_exists(ckpt) ? 1 : 0;
+    if (d->rank == 0) state = rundir_exists(path) ? 2 : rundir_exists(ckpt) ? 1 : 0;
     dist_bcast_f64(d, &state, 1);
     if (d->rank == 0) {
-        printf("[%d/%d] %-24s %-14s seed %u  ", i + 1, s->n, p->cond, p->id, p->seed);
+        printf("[%d/%d] %-24s %-14s seed %u  ", i + 1, s->n, p->cond->label, p->id, p->seed);
         fflush(stdout);
     }
-    if (state < 2) {
-        const char *argv[8 + 2 * (MAX_SETS)];
-        int argc = 0;
-        argv[argc++] = "train";
-        argv[argc++] = "--config", argv[argc++] = s->config;
-        argv[argc++] = "--data", argv[argc++] = s->data;
-        argv[argc++] = "--out", argv[argc++] = dir;
-        for (int k = 0; k < s->nextra; k++) argv[argc++] = "--set", argv[argc++] = s->extra[k];
-        for (int k = 0; k < p->nsets; k++) argv[argc++] = "--set", argv[argc++] = p->sets[k];
-        if (state == 1) argv[argc++] = "--resume", argv[argc++] = ckpt;
-        if (state == 0) argv[argc++] = "--overwrite";  // a start that left no checkpoint
-        argv[argc] = NULL;
-        // the run's own output goes to its log; the study prints one line per point
-        int saved = -1;
-        if (d->rank == 0) {
-            make_dir(d, dir);
-            char log[1400];
-            snprintf(log, sizeof log, "%s/train.log", dir);
-            FILE *lf = fopen(log, state == 1 ? "a" : "w");
-            if (!lf) {
-                Err e;
-                err_set(&e, ERR_INPUT, "cannot write %s: %s", log, strerror(errno));
-                cli_fail(d, &e);
-            }
-            fflush(stdout);
-            saved = dup(STDOUT_FILENO);
-            dup2(fileno(lf), STDOUT_FILENO);
-            fclose(lf);
-        }
-        double t0 = now_seconds();
-        cmd_train((Dist *)d, argc, (char **)argv);
-        if (saved >= 0) {
-            fflush(stdout);
-            dup2(saved, STDOUT_FILENO);
-            close(saved);
-        }
-        if (dist_max_int(d, signals_pending())) {  // preempted: the point has its checkpoint
-            if (d->rank == 0)
-                printf("stopped by a signal; run the same command with --resume to continue\n");
-            dist_finalize((Dist *)d);
-            exit(0);
-        }
-        if (d->rank == 0) printf("%s in %.0f s: ", state == 1 ? "resumed" : "trained", now_seconds() - t0);
-    } else if (d->rank == 0) {
-        printf("finished before: ");
-    }
-    if (d->rank == 0) {
+    if (state < 2) train_point(d, s, p, dir, state == 1);
+    else if (d->rank == 0) printf("finished before: ");
+    if (d->rank != 0) return;
+    if (rundir_exists(path)) {
         read_summary(p, dir);
         printf("test acc %.2f%%  train-test gap %.2f points\n", 100 * p->test_acc,
                100 * (p->train_acc - p->test_acc));
-        fflush(stdout);
     }
+    fflush(stdout);
 }
 
 // ---- results ----
@@ -668,27 +658,27 @@ static double m_loss(const Point *p) { return p->test_loss; }
 static double m_sec(const Point *p) { return p->sec_epoch; }
 static double m_steps(const Point *p) { return p->steps; }
 
-static int stat_of(const Study *s, const char *cond, double x, Metric f, double *mean, double *sd) {
+static int stat_of(const Study *s, const Cond *cond, double x, Metric f, double *mean, double *sd) {
     double sum = 0, sq = 0;
     int n = 0;
     for (int i = 0; i < s->n; i++)
-        if (!strcmp(s->p[i].cond, cond) && s->p[i].x == x && isfinite(f(&s->p[i]))) {
+        if (s->p[i].cond == cond && s->p[i].x == x && isfinite(f(&s->p[i]))) {
             sum += f(&s->p[i]);
             n++;
         }
     *mean = n ? sum / n : NAN;
     for (int i = 0; i < s->n; i++)
-        if (!strcmp(s->p[i].cond, cond) && s->p[i].x == x && isfinite(f(&s->p[i])))
+        if (s->p[i].cond == cond && s->p[i].x == x && isfinite(f(&s->p[i])))
             sq += pow(f(&s->p[i]) - *mean, 2);
     *sd = n > 1 ? sqrt(sq / (n - 1)) : NAN;
     return n;
 }
 
 // The distinct x of a condition, ascending (at most MAX_LIST * 2).
-static int xs_of(const Study *s, const char *cond, double *xs) {
+static int xs_of(const Study *s, const Cond *cond, double *xs) {
     int n = 0;
     for (int i = 0; i < s->n; i++) {
-        if (strcmp(s->p[i].cond, cond)) continue;
+        if (s->p[i].cond != cond) continue;
         int seen = 0;
         for (int k = 0; k < n; k++) seen |= xs[k] == s->p[i].x;
         if (seen || n >= 2 * MAX_LIST) continue;
@@ -753,7 +743,7 @@ static void write_csv(const Dist *d, const Study *s) {
     for (int i = 0; i < s->n; i++) {
         const Point *p = &s->p[i];
         fprintf(f, "%s", s->kind);
-        csv_text(f, p->cond, 0);
+        csv_text(f, p->cond->label, 0);
         fprintf(f, ",%s", p->id);
         csv_text(f, p->label, 0);
         fprintf(f, ",%u,%d,%d", p->seed, p->G, p->B);
@@ -841,7 +831,7 @@ typedef struct {
     double x[2 * MAX_LIST], y[2 * MAX_LIST], err[2 * MAX_LIST];
 } SeriesData;
 
-static SvgSeries series_of(const Study *s, const char *cond, const char *label, Metric f,
+static SvgSeries series_of(const Study *s, const Cond *cond, const char *label, Metric f,
                            SeriesData *sd) {
     int n = xs_of(s, cond, sd->x);
     for (int k = 0; k < n; k++) stat_of(s, cond, sd->x[k], f, &sd->y[k], &sd->err[k]);
@@ -854,18 +844,19 @@ static void fail_svg(const Dist *d, int rc, const Err *e) {
 
 static void bn_figures(const Dist *d, const Study *s, FILE *md) {
     SeriesData a[4], b[4];
-    SvgSeries g_acc[2] = {series_of(s, "G sweep", "running statistics", m_test, &a[0]),
-                          series_of(s, "G sweep", "PreciseBN", m_ptest, &a[1])};
-    SvgSeries g_gap[2] = {series_of(s, "G sweep", "running statistics", m_gap, &a[2]),
-                          series_of(s, "G sweep", "PreciseBN", m_pgap, &a[3])};
-    SvgSeries b_acc[2] = {series_of(s, "B sweep, fixed epochs", "fixed epochs", m_test, &b[0]),
-                          series_of(s, "B sweep, fixed steps", "fixed steps", m_test, &b[1])};
-    SvgSeries b_gap[2] = {series_of(s, "B sweep, fixed epochs", "fixed epochs", m_gap, &b[2]),
-                          series_of(s, "B sweep, fixed steps", "fixed steps", m_gap, &b[3])};
+    const Cond *fe = &bn_conds[1], *fs = &bn_conds[2];
+    SvgSeries g_acc[2] = {series_of(s, G_SWEEP, "running statistics", m_test, &a[0]),
+                          series_of(s, G_SWEEP, "PreciseBN", m_ptest, &a[1])};
+    SvgSeries g_gap[2] = {series_of(s, G_SWEEP, "running statistics", m_gap, &a[2]),
+                          series_of(s, G_SWEEP, "PreciseBN", m_pgap, &a[3])};
+    SvgSeries b_acc[2] = {series_of(s, fe, fe->person, m_test, &b[0]),
+                          series_of(s, fs, fs->person, m_test, &b[1])};
+    SvgSeries b_gap[2] = {series_of(s, fe, fe->person, m_gap, &b[2]),
+                          series_of(s, fs, fs->person, m_gap, &b[3])};
     char t1[128], t2[128], t3[128], t4[128], title[160], seeds[64];
     int B0 = s->cfg.batch, Gc = 0;
     for (int i = 0; i < s->n; i++)
-        if (strncmp(s->p[i].cond, "B sweep", 7) == 0) Gc = s->p[i].G;
+        if (s->p[i].cond == fe || s->p[i].cond == fs) Gc = s->p[i].G;
     snprintf(t1, sizeof t1, "test accuracy at B = %d", B0);
     snprintf(t2, sizeof t2, "train − test gap at B = %d", B0);
     snprintf(t3, sizeof t3, "control: test accuracy at G = %d, LR ∝ B", Gc);
@@ -885,13 +876,13 @@ static void bn_figures(const Dist *d, const Study *s, FILE *md) {
     fprintf(md, "![BatchNorm study](figure.svg)\n\n");
 }
 
-static void reg_figures(const Dist *d, const Study *s, FILE *md, const char (*cats)[64], int nc) {
-    double val[3][16], err[3][16];
+static void reg_figures(const Dist *d, const Study *s, FILE *md, const Cond *const *cats, int nc) {
+    double val[3][N_REG_CONDS], err[3][N_REG_CONDS];
     Metric f[3] = {m_test, m_gap, m_ece};
     for (int k = 0; k < 3; k++)
         for (int c = 0; c < nc; c++) stat_of(s, cats[c], c, f[k], &val[k][c], &err[k][c]);
-    const char *names[16];
-    for (int c = 0; c < nc; c++) names[c] = cats[c];
+    const char *names[N_REG_CONDS];
+    for (int c = 0; c < nc; c++) names[c] = cats[c]->label;
     SvgDotPanel panels[3] = {
         // a run that failed (Adam + coupled L2 at chance) must not squash the accuracies of
         // the rest; a gap or ECE far from the rest is a finding, shown to scale
@@ -909,7 +900,7 @@ static void reg_figures(const Dist *d, const Study *s, FILE *md, const char (*ca
 
 // A table cell: the mean ± sd over seeds, the value with one seed (or where the sd says
 // nothing: a count of steps), "–" with none.
-static void md_cell(FILE *md, const Study *s, const char *cond, double x, Metric f, int digits) {
+static void md_cell(FILE *md, const Study *s, const Cond *cond, double x, Metric f, int digits) {
     double m, sd;
     int n = stat_of(s, cond, x, f, &m, &sd);
     if (!n) fprintf(md, " | –");
@@ -933,7 +924,7 @@ static void write_summary(const Dist *d, Study *s) {
             s->kind, s->cfg.source, s->data, s->preset, d->world, d->world > 1 ? "s" : "", seeds);
     if (!strcmp(s->kind, "bn")) {
         bn_figures(d, s, md);
-        const char *conds[3] = {"G sweep", "B sweep, fixed epochs", "B sweep, fixed steps"};
+        const Cond *conds[3] = {&bn_conds[0], &bn_conds[1], &bn_conds[2]};
         fprintf(md, "| condition | G | B | epochs | steps | train acc (%%) | test acc (%%) | "
                     "train − test gap (points) | PreciseBN test acc (%%) | PreciseBN train − "
                     "test gap (points) |\n|---|---|---|---|---|---|---|---|---|---|\n");
@@ -943,8 +934,8 @@ static void write_summary(const Dist *d, Study *s) {
             for (int k = 0; k < n; k++) {
                 const Point *p = NULL;
                 for (int i = 0; i < s->n && !p; i++)
-                    if (!strcmp(s->p[i].cond, conds[c]) && s->p[i].x == xs[k]) p = &s->p[i];
-                fprintf(md, "| %s | %d | %d | %d", conds[c], p->G, p->B, p->epochs);
+                    if (s->p[i].cond == conds[c] && s->p[i].x == xs[k]) p = &s->p[i];
+                fprintf(md, "| %s | %d | %d | %d", conds[c]->label, p->G, p->B, p->epochs);
                 md_cell(md, s, conds[c], xs[k], m_steps, 0);
                 md_cell(md, s, conds[c], xs[k], m_train, 2);
                 md_cell(md, s, conds[c], xs[k], m_test, 2);
@@ -956,11 +947,11 @@ static void write_summary(const Dist *d, Study *s) {
         }
         // what the G sweep shows, in words, from the numbers above
         double xs[2 * MAX_LIST], m, sd;
-        int n = xs_of(s, "G sweep", xs), best = 0, worst = 0;
+        int n = xs_of(s, G_SWEEP, xs), best = 0, worst = 0;
         double acc[2 * MAX_LIST], gap[2 * MAX_LIST];
         for (int k = 0; k < n; k++) {
-            stat_of(s, "G sweep", xs[k], m_test, &acc[k], &sd);
-            stat_of(s, "G sweep", xs[k], m_gap, &gap[k], &m);
+            stat_of(s, G_SWEEP, xs[k], m_test, &acc[k], &sd);
+            stat_of(s, G_SWEEP, xs[k], m_gap, &gap[k], &m);
             if (acc[k] > acc[best]) best = k;
             if (acc[k] < acc[worst]) worst = k;
         }
@@ -971,19 +962,19 @@ static void write_summary(const Dist *d, Study *s) {
                     s->cfg.batch, xs[best], acc[best], xs[worst], acc[worst], gap[0], xs[0],
                     gap[n - 1], xs[n - 1]);
     } else {
-        char cats[16][64];
+        const Cond *cats[N_REG_CONDS];  // the conditions in the order of their x
         int nc = 0;
-        for (int i = 0; i < s->n && nc < 16; i++) {
+        for (int i = 0; i < s->n && nc < N_REG_CONDS; i++) {
             int seen = 0;
-            for (int c = 0; c < nc; c++) seen |= !strcmp(cats[c], s->p[i].cond);
-            if (!seen) snprintf(cats[nc++], 64, "%s", s->p[i].cond);
+            for (int c = 0; c < nc; c++) seen |= cats[c] == s->p[i].cond;
+            if (!seen) cats[nc++] = s->p[i].cond;
         }
-        reg_figures(d, s, md, (const char (*)[64])cats, nc);
+        reg_figures(d, s, md, cats, nc);
         fprintf(md, "| condition | train acc (%%) | test acc (%%) | train − test gap (points) | "
                     "test ECE (%%) | test loss (cross-entropy) | seconds per epoch |\n"
                     "|---|---|---|---|---|---|---|\n");
         for (int c = 0; c < nc; c++) {
-            fprintf(md, "| %s", cats[c]);
+            fprintf(md, "| %s", cats[c]->label);
             md_cell(md, s, cats[c], c, m_train, 2);
             md_cell(md, s, cats[c], c, m_test, 2);
             md_cell(md, s, cats[c], c, m_gap, 2);
@@ -1037,11 +1028,10 @@ int cmd_study(Dist *d, int argc, char **argv) {
     Err claim = {0};
     if (d->rank == 0) claim_study_dir(&s, &claim);
     if (dist_agree(d, &claim)) dist_exit_agreed(d, &claim);
+    char pts[1200];
+    snprintf(pts, sizeof pts, "%s/points", s.out);
+    if (rundir_make(d, pts, &claim)) dist_exit_agreed(d, &claim);
     if (d->rank == 0) {
-        char pts[1200];
-        make_dir(d, s.out);
-        snprintf(pts, sizeof pts, "%s/points", s.out);
-        make_dir(d, pts);
         printf("regdist study %s: %d runs of %s, preset %s, %d rank%s -> %s\n", s.kind, s.n,
                s.config, s.preset, d->world, d->world > 1 ? "s" : "", s.out);
         fflush(stdout);

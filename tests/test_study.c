@@ -356,6 +356,44 @@ static void test_help(void **state) {
     assert_null(strstr(bn.out, "about 10 minutes"));
 }
 
+// A point whose run fails (here every run: a NaN injected into its first step, with
+// train.nonfinite = stop) is reported in one line and in its train.log, and the sweep goes on
+// to the next point and writes its results with the failed points' cells empty. Resumed
+// without the fault, the failed points train.
+static void test_failed_point_continues(void **state) {
+    (void)state;
+    RunResult r;
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "REGDIST_INJECT_NAN_STEP=1 '%s' study bn --config '%s' --data '%s' --out '%s/fail' "
+             "--epochs 1 --seeds 1 --groups 5,30 --batches 60 --set sched.warmup_steps=5",
+             test_regdist_bin(), config, data, dir);
+    test_run_shell(&r, cmd);
+    if (r.status) fail_msg("a failing point ended the sweep: exit %d\n%s%s", r.status, r.out, r.err);
+    int runs = count(r.out, " seed 1  ");  // one line per point
+    assert_true(runs >= 3);
+    assert_int_equal(count(r.out, "failed: "), runs);  // each point reported, none skipped
+    assert_non_null(strstr(r.out, "is not finite"));
+    assert_non_null(strstr(r.out, "results: "));
+    char *log = read_point_file("fail", "G5-B30-E1-s1", "train.log");
+    assert_non_null(strstr(log, "is not finite"));
+    free(log);
+    char path[2400];
+    snprintf(path, sizeof path, "%s/fail/points/G5-B30-E1-s1/summary.json", dir);
+    assert_int_equal(access(path, F_OK), -1);
+    snprintf(path, sizeof path, "%s/fail/summary.md", dir);
+    assert_int_equal(access(path, F_OK), 0);
+
+    study(&r, "bn", "fail", "--epochs 1 --seeds 1 --groups 5,30 --batches 60 "
+          "--set sched.warmup_steps=5 --resume");
+    if (r.status) fail_msg("resume: exit %d: %s", r.status, r.err);
+    assert_int_equal(count(r.out, "failed: "), 0);
+    assert_true(count(r.out, "trained in") > 0);  // a point two lines share trains once
+    assert_int_equal(count(r.out, "trained in") + count(r.out, "finished before"), runs);
+    snprintf(path, sizeof path, "%s/fail/points/G5-B30-E1-s1/summary.json", dir);
+    assert_int_equal(access(path, F_OK), 0);
+}
+
 static void expect_usage(const char *kind, const char *extra, const char *needle) {
     RunResult r;
     study(&r, kind, "bad", extra);
@@ -378,6 +416,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bn_study),
         cmocka_unit_test(test_reg_study),
+        cmocka_unit_test(test_failed_point_continues),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_help),
     };
