@@ -256,11 +256,9 @@ static const Cond bn_conds[] = {
 };
 #define G_SWEEP (&bn_conds[0])
 
-static void build_bn(const Dist *d, Study *s) {
-    const Config *c = &s->cfg;
-    int full = !strcmp(s->preset, "full");
-    int B0 = c->batch, E = s->epochs > 0 ? s->epochs : full ? c->epochs : 3;
-    int seeds = s->seeds > 0 ? s->seeds : full ? 3 : 2;
+// The G and B lists the preset gives where the command line gave none; the control's B
+// always include the config's batch, where its lines meet the G sweep.
+static void bn_lists(Study *s, int full, int B0) {
     if (!s->nG) {
         static const int quick[] = {4, 16, 128};
         if (full)
@@ -272,58 +270,72 @@ static void build_bn(const Dist *d, Study *s) {
         static const int quick[] = {64, 256}, fullb[] = {32, 64, 256, 512};
         for (int i = 0; i < (full ? 4 : 2); i++) s->Bs[s->nB++] = full ? fullb[i] : quick[i];
     }
-    int with_b0 = 0;  // the control's lines pass through the config's batch
+    int with_b0 = 0;
     for (int i = 0; i < s->nB; i++) with_b0 |= s->Bs[i] == B0;
     if (!with_b0 && s->nB < MAX_LIST) s->Bs[s->nB++] = B0;
+}
+
+// The G sweep's point for G[i] at the config's batch B0 (none when G cannot be made).
+static void add_g_point(const Dist *d, Study *s, int i, int B0, int E, uint32_t seed) {
+    int group, ghost;
+    char how[48];
+    if (!bn_layout(s->G[i], B0, d->world, &group, &ghost, how, sizeof how)) {
+        if (d->rank == 0 && seed == 1)
+            printf("study bn: G = %d cannot be made at batch %d on %d rank%s; skipped\n", s->G[i],
+                   B0, d->world, d->world > 1 ? "s" : "");
+        return;
+    }
+    Point *p = add_point(d, s, G_SWEEP, s->G[i], seed);
+    p->G = s->G[i];
+    snprintf(p->how, sizeof p->how, "%s", how);
+    base_sets(p, E);
+    point_set(p, "bn.group=%d", group);
+    point_set(p, "bn.ghost=%d", ghost);
+}
+
+// The control's point for B at fixed G = Gc, LR scaled linearly with B; fixed epochs keep
+// the warmup's length in samples, fixed steps (regime 1) keep the schedule in steps (Hoffer
+// et al.). B0's point is the G sweep's at Gc: the same id, so it runs once.
+static void add_b_point(const Dist *d, Study *s, int B, int regime, int Gc, int E, uint32_t seed) {
+    const Config *c = &s->cfg;
+    int group, ghost;
+    char how[48];
+    double r = (double)B / c->batch;
+    int e = regime ? (int)lround(E * r) : E;
+    if (e < 1 || !bn_layout(Gc, B, d->world, &group, &ghost, how, sizeof how)) {
+        if (d->rank == 0 && seed == 1)
+            printf("study bn: B = %d (G = %d, %s) cannot be made; skipped\n", B, Gc,
+                   bn_conds[1 + regime].person);
+        return;
+    }
+    Point *p = add_point(d, s, &bn_conds[1 + regime], B, seed);
+    p->G = Gc;
+    p->B = B;
+    snprintf(p->how, sizeof p->how, "%s", how);
+    base_sets(p, e);
+    point_set(p, "train.batch=%d", B);
+    point_set(p, "bn.group=%d", group);
+    point_set(p, "bn.ghost=%d", ghost);
+    point_set(p, "optim.lr=%.9g", c->optim.lr * r);
+    point_set(p, "sched.warmup_steps=%lld",
+              regime ? (long long)c->sched.warmup_steps
+                     : (long long)llround((double)c->sched.warmup_steps / r));
+}
+
+static void build_bn(const Dist *d, Study *s) {
+    const Config *c = &s->cfg;
+    int full = !strcmp(s->preset, "full");
+    int B0 = c->batch, E = s->epochs > 0 ? s->epochs : full ? c->epochs : 3;
+    int seeds = s->seeds > 0 ? s->seeds : full ? 3 : 2;
+    bn_lists(s, full, B0);
     // the control's G: 32 (Goyal et al.) when the sweep has it, else the G nearest it
     int Gc = s->G[0];
     for (int i = 0; i < s->nG; i++)
         if (abs(s->G[i] - 32) < abs(Gc - 32)) Gc = s->G[i];
     for (uint32_t seed = 1; seed <= (uint32_t)seeds; seed++) {
-        for (int i = 0; i < s->nG; i++) {  // G at the config's batch
-            int group, ghost;
-            char how[48];
-            if (!bn_layout(s->G[i], B0, d->world, &group, &ghost, how, sizeof how)) {
-                if (d->rank == 0 && seed == 1)
-                    printf("study bn: G = %d cannot be made at batch %d on %d rank%s; skipped\n",
-                           s->G[i], B0, d->world, d->world > 1 ? "s" : "");
-                continue;
-            }
-            Point *p = add_point(d, s, G_SWEEP, s->G[i], seed);
-            p->G = s->G[i];
-            snprintf(p->how, sizeof p->how, "%s", how);
-            base_sets(p, E);
-            point_set(p, "bn.group=%d", group);
-            point_set(p, "bn.ghost=%d", ghost);
-        }
-        // the control: B at fixed G, LR scaled linearly with B; fixed epochs keep the warmup's
-        // length in samples, fixed steps keep the schedule in steps (Hoffer et al.)
+        for (int i = 0; i < s->nG; i++) add_g_point(d, s, i, B0, E, seed);
         for (int regime = 0; regime < 2; regime++)
-            for (int i = 0; i < s->nB; i++) {
-                int B = s->Bs[i], group, ghost;
-                char how[48];
-                // B0 is the G sweep's point at Gc: the same id, so it runs once
-                double r = (double)B / B0;
-                int e = regime ? (int)lround(E * r) : E;
-                if (e < 1 || !bn_layout(Gc, B, d->world, &group, &ghost, how, sizeof how)) {
-                    if (d->rank == 0 && seed == 1)
-                        printf("study bn: B = %d (G = %d, %s) cannot be made; skipped\n", B, Gc,
-                               regime ? "fixed steps" : "fixed epochs");
-                    continue;
-                }
-                Point *p = add_point(d, s, &bn_conds[1 + regime], B, seed);
-                p->G = Gc;
-                p->B = B;
-                snprintf(p->how, sizeof p->how, "%s", how);
-                base_sets(p, e);
-                point_set(p, "train.batch=%d", B);
-                point_set(p, "bn.group=%d", group);
-                point_set(p, "bn.ghost=%d", ghost);
-                point_set(p, "optim.lr=%.9g", c->optim.lr * r);
-                point_set(p, "sched.warmup_steps=%lld",
-                          regime ? (long long)c->sched.warmup_steps
-                                 : (long long)llround((double)c->sched.warmup_steps / r));
-            }
+            for (int i = 0; i < s->nB; i++) add_b_point(d, s, s->Bs[i], regime, Gc, E, seed);
     }
     for (int i = 0; i < s->n; i++) {
         Point *p = &s->p[i];
@@ -908,6 +920,73 @@ static void md_cell(FILE *md, const Study *s, const Cond *cond, double x, Metric
     else fprintf(md, " | %.*f ± %.*f", digits, m, digits, sd);
 }
 
+// The bn study's summary: the figure, a table row per (line, x), and what the G sweep shows.
+static void bn_summary(const Dist *d, const Study *s, FILE *md) {
+    bn_figures(d, s, md);
+    const Cond *conds[3] = {&bn_conds[0], &bn_conds[1], &bn_conds[2]};
+    fprintf(md, "| condition | G | B | epochs | steps | train acc (%%) | test acc (%%) | "
+                "train − test gap (points) | PreciseBN test acc (%%) | PreciseBN train − "
+                "test gap (points) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int c = 0; c < 3; c++) {
+        double xs[2 * MAX_LIST];
+        int n = xs_of(s, conds[c], xs);
+        for (int k = 0; k < n; k++) {
+            const Point *p = NULL;
+            for (int i = 0; i < s->n && !p; i++)
+                if (s->p[i].cond == conds[c] && s->p[i].x == xs[k]) p = &s->p[i];
+            fprintf(md, "| %s | %d | %d | %d", conds[c]->label, p->G, p->B, p->epochs);
+            md_cell(md, s, conds[c], xs[k], m_steps, 0);
+            md_cell(md, s, conds[c], xs[k], m_train, 2);
+            md_cell(md, s, conds[c], xs[k], m_test, 2);
+            md_cell(md, s, conds[c], xs[k], m_gap, 2);
+            md_cell(md, s, conds[c], xs[k], m_ptest, 2);
+            md_cell(md, s, conds[c], xs[k], m_pgap, 2);
+            fprintf(md, " |\n");
+        }
+    }
+    // what the G sweep shows, in words, from the numbers above
+    double xs[2 * MAX_LIST], m, sd;
+    int n = xs_of(s, G_SWEEP, xs), best = 0, worst = 0;
+    double acc[2 * MAX_LIST], gap[2 * MAX_LIST];
+    for (int k = 0; k < n; k++) {
+        stat_of(s, G_SWEEP, xs[k], m_test, &acc[k], &sd);
+        stat_of(s, G_SWEEP, xs[k], m_gap, &gap[k], &m);
+        if (acc[k] > acc[best]) best = k;
+        if (acc[k] < acc[worst]) worst = k;
+    }
+    if (n >= 2)
+        fprintf(md, "\nAt B = %d, test accuracy is highest at G = %.0f (%.2f%%) and lowest at "
+                    "G = %.0f (%.2f%%). The train − test gap is %.2f points at G = %.0f and "
+                    "%.2f at G = %.0f.\n",
+                s->cfg.batch, xs[best], acc[best], xs[worst], acc[worst], gap[0], xs[0],
+                gap[n - 1], xs[n - 1]);
+}
+
+// The reg study's summary: the figure and a table row per condition.
+static void reg_summary(const Dist *d, const Study *s, FILE *md) {
+    const Cond *cats[N_REG_CONDS];  // the conditions in the order of their x
+    int nc = 0;
+    for (int i = 0; i < s->n && nc < N_REG_CONDS; i++) {
+        int seen = 0;
+        for (int c = 0; c < nc; c++) seen |= cats[c] == s->p[i].cond;
+        if (!seen) cats[nc++] = s->p[i].cond;
+    }
+    reg_figures(d, s, md, cats, nc);
+    fprintf(md, "| condition | train acc (%%) | test acc (%%) | train − test gap (points) | "
+                "test ECE (%%) | test loss (cross-entropy) | seconds per epoch |\n"
+                "|---|---|---|---|---|---|---|\n");
+    for (int c = 0; c < nc; c++) {
+        fprintf(md, "| %s", cats[c]->label);
+        md_cell(md, s, cats[c], c, m_train, 2);
+        md_cell(md, s, cats[c], c, m_test, 2);
+        md_cell(md, s, cats[c], c, m_gap, 2);
+        md_cell(md, s, cats[c], c, m_ece, 2);
+        md_cell(md, s, cats[c], c, m_loss, 3);
+        md_cell(md, s, cats[c], c, m_sec, 1);
+        fprintf(md, " |\n");
+    }
+}
+
 static void write_summary(const Dist *d, Study *s) {
     char path[1200], seeds[64];
     snprintf(path, sizeof path, "%s/summary.md", s->out);
@@ -922,68 +1001,8 @@ static void write_summary(const Dist *d, Study *s) {
                 "in %%, gaps in points: the train − test gap is eval-mode train accuracy minus "
                 "test accuracy. Fractions, run by run: results.csv.\n\n",
             s->kind, s->cfg.source, s->data, s->preset, d->world, d->world > 1 ? "s" : "", seeds);
-    if (!strcmp(s->kind, "bn")) {
-        bn_figures(d, s, md);
-        const Cond *conds[3] = {&bn_conds[0], &bn_conds[1], &bn_conds[2]};
-        fprintf(md, "| condition | G | B | epochs | steps | train acc (%%) | test acc (%%) | "
-                    "train − test gap (points) | PreciseBN test acc (%%) | PreciseBN train − "
-                    "test gap (points) |\n|---|---|---|---|---|---|---|---|---|---|\n");
-        for (int c = 0; c < 3; c++) {
-            double xs[2 * MAX_LIST];
-            int n = xs_of(s, conds[c], xs);
-            for (int k = 0; k < n; k++) {
-                const Point *p = NULL;
-                for (int i = 0; i < s->n && !p; i++)
-                    if (s->p[i].cond == conds[c] && s->p[i].x == xs[k]) p = &s->p[i];
-                fprintf(md, "| %s | %d | %d | %d", conds[c]->label, p->G, p->B, p->epochs);
-                md_cell(md, s, conds[c], xs[k], m_steps, 0);
-                md_cell(md, s, conds[c], xs[k], m_train, 2);
-                md_cell(md, s, conds[c], xs[k], m_test, 2);
-                md_cell(md, s, conds[c], xs[k], m_gap, 2);
-                md_cell(md, s, conds[c], xs[k], m_ptest, 2);
-                md_cell(md, s, conds[c], xs[k], m_pgap, 2);
-                fprintf(md, " |\n");
-            }
-        }
-        // what the G sweep shows, in words, from the numbers above
-        double xs[2 * MAX_LIST], m, sd;
-        int n = xs_of(s, G_SWEEP, xs), best = 0, worst = 0;
-        double acc[2 * MAX_LIST], gap[2 * MAX_LIST];
-        for (int k = 0; k < n; k++) {
-            stat_of(s, G_SWEEP, xs[k], m_test, &acc[k], &sd);
-            stat_of(s, G_SWEEP, xs[k], m_gap, &gap[k], &m);
-            if (acc[k] > acc[best]) best = k;
-            if (acc[k] < acc[worst]) worst = k;
-        }
-        if (n >= 2)
-            fprintf(md, "\nAt B = %d, test accuracy is highest at G = %.0f (%.2f%%) and lowest at "
-                        "G = %.0f (%.2f%%). The train − test gap is %.2f points at G = %.0f and "
-                        "%.2f at G = %.0f.\n",
-                    s->cfg.batch, xs[best], acc[best], xs[worst], acc[worst], gap[0], xs[0],
-                    gap[n - 1], xs[n - 1]);
-    } else {
-        const Cond *cats[N_REG_CONDS];  // the conditions in the order of their x
-        int nc = 0;
-        for (int i = 0; i < s->n && nc < N_REG_CONDS; i++) {
-            int seen = 0;
-            for (int c = 0; c < nc; c++) seen |= cats[c] == s->p[i].cond;
-            if (!seen) cats[nc++] = s->p[i].cond;
-        }
-        reg_figures(d, s, md, cats, nc);
-        fprintf(md, "| condition | train acc (%%) | test acc (%%) | train − test gap (points) | "
-                    "test ECE (%%) | test loss (cross-entropy) | seconds per epoch |\n"
-                    "|---|---|---|---|---|---|---|\n");
-        for (int c = 0; c < nc; c++) {
-            fprintf(md, "| %s", cats[c]->label);
-            md_cell(md, s, cats[c], c, m_train, 2);
-            md_cell(md, s, cats[c], c, m_test, 2);
-            md_cell(md, s, cats[c], c, m_gap, 2);
-            md_cell(md, s, cats[c], c, m_ece, 2);
-            md_cell(md, s, cats[c], c, m_loss, 3);
-            md_cell(md, s, cats[c], c, m_sec, 1);
-            fprintf(md, " |\n");
-        }
-    }
+    if (!strcmp(s->kind, "bn")) bn_summary(d, s, md);
+    else reg_summary(d, s, md);
     fprintf(md, "\nEvery run: `%s/points/<id>/` (metrics.csv, train.log, checkpoints). "
                 "All numbers, as fractions: results.csv.\n", s->out);
     fclose(md);
