@@ -10,14 +10,17 @@ float erff(float);
 float expf(float);
 
 #include "kernels.h"
+#include "prof.h"
 #include "layer.h"
 
 // out, inp are (N)
 void relu_forward(float *out, const float *inp, size_t N) {
+    prof_bytes(2.0 * N);
     for (size_t i = 0; i < N; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 // dinp = dout where the output was positive. out is relu's output, (N).
 void relu_backward(float *dinp, const float *dout, const float *out, size_t N) {
+    prof_bytes(3.0 * N);
     for (size_t i = 0; i < N; i++) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
@@ -77,5 +80,5 @@ static void gelu_bwd(Layer *l, float *dinp, float *dparams, const float *dout, c
     if (dinp) gelu_backward(dinp, dout, inp, l->save, (size_t)B * shape_numel(l->in));
 }
 
-const LayerKind layer_relu = {.type = "relu", .setup = setup_same_shape, .forward = relu_fwd, .backward = relu_bwd};
+const LayerKind layer_relu = {.type = "relu", .flags = LAYER_RELU, .setup = setup_same_shape, .forward = relu_fwd, .backward = relu_bwd};
 const LayerKind layer_gelu = {.type = "gelu", .setup = gelu_setup, .forward = gelu_fwd, .backward = gelu_bwd};

@@ -41,6 +41,7 @@
 
 #include "init.h"
 #include "kernels.h"
+#include "prof.h"
 #include "layer.h"
 
 // Plane reductions in double with 8 independent accumulators: the same sums in a fixed order,
@@ -84,6 +85,7 @@ static double plane_dot_centred(const float *dy, const float *x, float m, int n)
 // update, so a channel far from zero mean loses nothing to cancellation.
 void batchnorm_stats(double *stats, const float *inp, int B, int C, int HW) {
     double *count = stats, *mean = stats + C, *m2 = stats + 2 * C;
+    prof_bytes((double)B * C * HW);  // the second pass over a plane reads it from cache
     for (int c = 0; c < C; c++) count[c] = mean[c] = m2[c] = 0.0;
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
@@ -116,6 +118,7 @@ void bn_stats_combine(double *dst, const double *src, int C) {
 // out (B,C,HW) = weight (inp - mean) rstd + bias; inp (B,C,HW); mean, rstd (C); weight, bias (C).
 void batchnorm_forward(float *out, const float *inp, const double *mean, const double *rstd,
                        const float *weight, const float *bias, int B, int C, int HW) {
+    prof_bytes(2.0 * B * C * HW);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)b * C + c) * HW;
@@ -131,6 +134,7 @@ void batchnorm_forward(float *out, const float *inp, const double *mean, const d
 void batchnorm_backward_sums(double *sums, const float *dout, const float *inp,
                              const double *mean, const double *rstd, int B, int C, int HW) {
     double *sdy = sums, *sdyx = sums + C;
+    prof_bytes(2.0 * B * C * HW);
     for (int c = 0; c < C; c++) sdy[c] = sdyx[c] = 0.0;
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
@@ -148,6 +152,7 @@ void batchnorm_backward_sums(double *sums, const float *dout, const float *inp,
 void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,
                               const double *mean, const double *rstd, const double *sums,
                               const double *count, const float *weight, int B, int C, int HW) {
+    prof_bytes(3.0 * B * C * HW);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)b * C + c) * HW;
@@ -163,6 +168,7 @@ void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,
 // dinp (B,C,HW) overwritten = dout weight rstd: eval mode, where mean and rstd are constants.
 void batchnorm_backward_affine(float *dinp, const float *dout, const double *rstd,
                                const float *weight, int B, int C, int HW) {
+    prof_bytes(2.0 * B * C * HW);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)b * C + c) * HW;

@@ -11,6 +11,7 @@
 
 #include "init.h"
 #include "kernels.h"
+#include "prof.h"
 #include "layer.h"
 
 // Output positions ow in [lo, hi) whose input column ow*S - P + kx lies inside [0, W).
@@ -147,7 +148,7 @@ static void forward_chunked(float *out, float *work, int nb, const float *inp,
         for (int b = 0; b < n; b++)
             im2col_ld(col + (size_t)b * N, ld, inp + (size_t)(b0 + b) * C * H * W, C, H, W, K,
                       S, P, OH, OW);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, CKK, 1.0f, weight,
+        prof_sgemm(CblasNoTrans, CblasNoTrans, OC, (int)ld, CKK, 1.0f, weight,
                     CKK, col, (int)ld, 0.0f, y, (int)ld);
         // (OC, n, N) -> (n, OC, N), adding the bias on the way
         for (int b = 0; b < n; b++)
@@ -199,10 +200,10 @@ static void backward_chunked(float *dinp, float *dweight, float *dbias, float *w
         for (int b = 0; b < n; b++)
             im2col_ld(col + (size_t)b * N, ld, inp + (size_t)(b0 + b) * C * H * W, C, H, W, K,
                       S, P, OH, OW);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, CKK, (int)ld, 1.0f, dy, (int)ld,
+        prof_sgemm(CblasNoTrans, CblasTrans, OC, CKK, (int)ld, 1.0f, dy, (int)ld,
                     col, (int)ld, 1.0f, dweight, CKK);
         if (!dinp) continue;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, (int)ld, OC, 1.0f, weight, CKK,
+        prof_sgemm(CblasTrans, CblasNoTrans, CKK, (int)ld, OC, 1.0f, weight, CKK,
                     dy, (int)ld, 0.0f, col, (int)ld);
         for (int b = 0; b < n; b++)
             col2im_ld(dinp + (size_t)(b0 + b) * C * H * W, col + (size_t)b * N, ld, C, H, W, K, S,
@@ -308,14 +309,14 @@ static void backward_same(float *dinp, float *dweight, float *dbias, float *work
         for (int b = 0; b < n; b++)
             im2col_ld(col + (size_t)b * N, ld, inp + (size_t)(b0 + b) * C * N, C, H, W, K, 1, P,
                       H, W);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, CKK, (int)ld, 1.0f, dy, (int)ld,
+        prof_sgemm(CblasNoTrans, CblasTrans, OC, CKK, (int)ld, 1.0f, dy, (int)ld,
                     col, (int)ld, 1.0f, dweight, CKK);
         if (!dinp) continue;
         for (int b = 0; b < n; b++)
             im2col_ld(col + (size_t)b * N, ld, dout + (size_t)(b0 + b) * OC * N, OC, H, W, K, 1,
                       P, H, W);
         float *dx = nb > 1 ? g : dinp + (size_t)b0 * C * N;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, (int)ld, OKK, 1.0f, wr, OKK,
+        prof_sgemm(CblasNoTrans, CblasNoTrans, C, (int)ld, OKK, 1.0f, wr, OKK,
                     col, (int)ld, 0.0f, dx, (int)ld);
         if (nb > 1)  // (C, n, N) -> (n, C, N)
             for (int b = 0; b < n; b++)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "prof.h"
 #include "layer.h"
 #include "philox.h"
 
@@ -26,6 +27,26 @@ void dropout_mask(uint8_t *keep, size_t n, float p, philox_key key, uint32_t sam
         philox_ctr r = philox4x32_10((philox_ctr){{(uint32_t)(i / 4), sample, step, stream}}, key);
         for (size_t j = 0; j < 4 && i + j < n; j++) keep[i + j] = r.v[j] >= threshold;
     }
+}
+
+// out, x are (N): dropout of relu(x); keep (N) or NULL.
+void relu_dropout_forward(float *out, const float *x, const uint8_t *keep, float scale,
+                          size_t N) {
+    prof_bytes(2.0 * N);
+    if (!keep)
+        for (size_t i = 0; i < N; i++) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    else
+        for (size_t i = 0; i < N; i++) out[i] = keep[i] ? (x[i] > 0.0f ? x[i] : 0.0f) * scale : 0.0f;
+}
+
+// dx (N) = dout scaled where kept and x > 0, else 0.
+void relu_dropout_backward(float *dx, const float *dout, const float *x, const uint8_t *keep,
+                           float scale, size_t N) {
+    prof_bytes(3.0 * N);
+    if (!keep)
+        for (size_t i = 0; i < N; i++) dx[i] = x[i] > 0.0f ? dout[i] : 0.0f;
+    else
+        for (size_t i = 0; i < N; i++) dx[i] = keep[i] && x[i] > 0.0f ? dout[i] * scale : 0.0f;
 }
 
 static int active(const Layer *l, const StepCtx *c) {
@@ -76,8 +97,33 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     for (size_t i = 0; i < N; i++) dinp[i] = keep[i] ? dout[i] * scale : 0.0f;
 }
 
+static float keep_scale(float p) { return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; }
+
+// The batch's masks into the save area.
+static const uint8_t *draw_masks(Layer *l, const StepCtx *c, int B) {
+    size_t D = shape_numel(l->in);
+    philox_key key = {{c->seed, (uint32_t)l->id}};
+    uint8_t *keep = l->save;
+    for (int b = 0; b < B; b++)
+        dropout_mask(keep + (size_t)b * D, D, l->spec.p, key, (uint32_t)c->sample_ids[b],
+                     c->step, c->stream);
+    return keep;
+}
+
+static void forward_relu(Layer *l, float *out, const float *x, const StepCtx *c, int B) {
+    const uint8_t *keep = active(l, c) ? draw_masks(l, c, B) : NULL;
+    relu_dropout_forward(out, x, keep, keep_scale(l->spec.p), (size_t)B * shape_numel(l->in));
+}
+
+static void backward_relu(Layer *l, float *dx, const float *dout, const float *x,
+                          const StepCtx *c, int B) {
+    relu_dropout_backward(dx, dout, x, active(l, c) ? l->save : NULL, keep_scale(l->spec.p),
+                          (size_t)B * shape_numel(l->in));
+}
+
 static const LayerKeyDesc keys[] = {LAYER_KEY_DESC_P};
 
 const LayerKind layer_dropout = {.type = "dropout", LAYER_KEYS(keys), .flags = LAYER_STOCHASTIC,
                                  .drop_name = "dropout", .drop_key = "p", .setup = setup,
-                                 .forward = forward, .backward = backward};
+                                 .forward = forward, .backward = backward,
+                                 .forward_relu = forward_relu, .backward_relu = backward_relu};

@@ -8,12 +8,14 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "prof.h"
 #include "layer.h"
 #include "philox.h"
 
 // out, inp are (B,C,HW); keep is (B,C): 1 = channel kept. scale = 1/(1-p).
 void dropout2d_forward(float *out, const float *inp, const uint8_t *keep, float scale, int B,
                        int C, int HW) {
+    prof_bytes(2.0 * B * C * HW);
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         const float *x = inp + bc * HW;
         float *y = out + bc * HW;
@@ -21,6 +23,38 @@ void dropout2d_forward(float *out, const float *inp, const uint8_t *keep, float 
             for (int i = 0; i < HW; i++) y[i] = x[i] * scale;
         else
             memset(y, 0, (size_t)HW * sizeof(float));
+    }
+}
+
+// out, x are (B,C,HW): Dropout2d of relu(x). keep (B,C) or NULL.
+void relu_dropout2d_forward(float *out, const float *x, const uint8_t *keep, float scale, int B,
+                            int C, int HW) {
+    prof_bytes(2.0 * B * C * HW);
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        const float *xi = x + bc * HW;
+        float *y = out + bc * HW;
+        if (!keep)
+            for (int i = 0; i < HW; i++) y[i] = xi[i] > 0.0f ? xi[i] : 0.0f;
+        else if (keep[bc])
+            for (int i = 0; i < HW; i++) y[i] = (xi[i] > 0.0f ? xi[i] : 0.0f) * scale;
+        else
+            memset(y, 0, (size_t)HW * sizeof(float));
+    }
+}
+
+// dx (B,C,HW) = dout scaled where the channel was kept and x > 0, else 0.
+void relu_dropout2d_backward(float *dx, const float *dout, const float *x, const uint8_t *keep,
+                             float scale, int B, int C, int HW) {
+    prof_bytes(3.0 * B * C * HW);
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        const float *xi = x + bc * HW, *dy = dout + bc * HW;
+        float *d = dx + bc * HW;
+        if (!keep)
+            for (int i = 0; i < HW; i++) d[i] = xi[i] > 0.0f ? dy[i] : 0.0f;
+        else if (keep[bc])
+            for (int i = 0; i < HW; i++) d[i] = xi[i] > 0.0f ? dy[i] * scale : 0.0f;
+        else
+            memset(d, 0, (size_t)HW * sizeof(float));
     }
 }
 
@@ -44,6 +78,17 @@ static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
     return ERR_OK;
 }
 
+// The channel masks of the batch into the save area (forward's first step).
+static const uint8_t *draw_masks(Layer *l, const StepCtx *c, int B) {
+    int C = l->in.d[0];
+    philox_key key = {{c->seed, (uint32_t)l->id}};
+    uint8_t *keep = l->save;
+    for (int b = 0; b < B; b++)
+        dropout_mask(keep + (size_t)b * C, (size_t)C, l->spec.p, key, (uint32_t)c->sample_ids[b],
+                     c->step, c->stream);
+    return keep;
+}
+
 static void forward(Layer *l, float *out, const float *inp, const float *params, float *bufs,
                     const StepCtx *c, int B) {
     (void)params, (void)bufs;
@@ -52,12 +97,7 @@ static void forward(Layer *l, float *out, const float *inp, const float *params,
         memcpy(out, inp, (size_t)B * C * HW * sizeof(float));
         return;
     }
-    philox_key key = {{c->seed, (uint32_t)l->id}};
-    uint8_t *keep = l->save;
-    for (int b = 0; b < B; b++)
-        dropout_mask(keep + (size_t)b * C, (size_t)C, l->spec.p, key, (uint32_t)c->sample_ids[b],
-                     c->step, c->stream);
-    dropout2d_forward(out, inp, keep, keep_scale(l->spec.p), B, C, HW);
+    dropout2d_forward(out, inp, draw_masks(l, c, B), keep_scale(l->spec.p), B, C, HW);
 }
 
 static void backward(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
@@ -73,8 +113,22 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     dropout2d_forward(dinp, dout, l->save, keep_scale(l->spec.p), B, C, HW);
 }
 
+static void forward_relu(Layer *l, float *out, const float *x, const StepCtx *c, int B) {
+    int C = l->in.d[0], HW = l->in.d[1] * l->in.d[2];
+    const uint8_t *keep = active(l, c) ? draw_masks(l, c, B) : NULL;
+    relu_dropout2d_forward(out, x, keep, keep_scale(l->spec.p), B, C, HW);
+}
+
+static void backward_relu(Layer *l, float *dx, const float *dout, const float *x,
+                          const StepCtx *c, int B) {
+    int C = l->in.d[0], HW = l->in.d[1] * l->in.d[2];
+    relu_dropout2d_backward(dx, dout, x, active(l, c) ? l->save : NULL, keep_scale(l->spec.p), B,
+                            C, HW);
+}
+
 static const LayerKeyDesc keys[] = {LAYER_KEY_DESC_P};
 
 const LayerKind layer_dropout2d = {.type = "dropout2d", LAYER_KEYS(keys), .flags = LAYER_STOCHASTIC,
                                    .drop_name = "dropout2d", .drop_key = "p", .setup = setup,
-                                   .forward = forward, .backward = backward};
+                                   .forward = forward, .backward = backward,
+                                   .forward_relu = forward_relu, .backward_relu = backward_relu};

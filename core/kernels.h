@@ -24,6 +24,17 @@ void dropout_mask(uint8_t *keep, size_t n, float p, philox_key key, uint32_t sam
                   uint32_t step, uint32_t stream);
 void dropout2d_forward(float *out, const float *inp, const uint8_t *keep, float scale, int B,
                        int C, int HW);
+// ReLU then dropout (keep (N), one byte an element) or Dropout2d (keep (B,C), one byte a
+// channel) in one sweep; keep NULL = no mask (eval, p = 0): plain ReLU. x is the ReLU's input.
+// Bit-identical to relu_forward followed by the dropout's forward, and to the two backwards.
+void relu_dropout_forward(float *out, const float *x, const uint8_t *keep, float scale,
+                          size_t N);
+void relu_dropout_backward(float *dx, const float *dout, const float *x, const uint8_t *keep,
+                           float scale, size_t N);
+void relu_dropout2d_forward(float *out, const float *x, const uint8_t *keep, float scale, int B,
+                            int C, int HW);
+void relu_dropout2d_backward(float *dx, const float *dout, const float *x, const uint8_t *keep,
+                             float scale, int B, int C, int HW);
 size_t dropblock_mask(uint8_t *keep, int C, int H, int W, int bs, float p, philox_key key,
                       uint32_t sample, uint32_t step, uint32_t stream);
 void dropblock_apply(float *out, const float *inp, const uint8_t *keep, float scale, size_t N);

@@ -133,6 +133,8 @@ enum {
     LAYER_RUNNING_STATS = 1 << 1,  // keeps running statistics of its batches, reduced over the
                                    // BN group (batchnorm): what model.batchnorm=off leaves out
     LAYER_STOCHASTIC = 1 << 2,     // always draws random masks in training (the dropout layers)
+    LAYER_RELU = 1 << 3,           // is max(x, 0) elementwise, without parameters: a following
+                                   // layer with forward_relu runs both in one sweep (seq.c)
 };
 
 typedef struct {
@@ -156,6 +158,14 @@ typedef struct {
     // dinp may be NULL (first layer: no input gradient needed). dparams accumulates.
     void (*backward)(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
                      const float *out, const float *params, const StepCtx *c, int B);
+    // Optional, for kinds without parameters: this layer on relu(x) in one sweep, for a
+    // LAYER_RELU layer right before it:
+    // seq.c then runs the pair through these and never writes the relu's own buffers.
+    // forward_relu: out = this(relu(x)); backward_relu: dx (overwritten) = d loss / d x from
+    // this layer's dout and the relu's input x. Same arithmetic as the two layers apart.
+    void (*forward_relu)(Layer *l, float *out, const float *x, const StepCtx *c, int B);
+    void (*backward_relu)(Layer *l, float *dx, const float *dout, const float *x,
+                          const StepCtx *c, int B);
     // Optional: layers that own more than their save area (a residual block's branch) plan
     // and release it here; model_plan and model_free call them.
     int (*plan)(Layer *l, int max_batch, Err *e);

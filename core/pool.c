@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "prof.h"
 #include "layer.h"
 
 // out is (B,C,OH,OW), argmax is (B,C,OH,OW): the index ih*W+iw of each output's input
@@ -41,6 +42,7 @@ static void maxpool2x2_forward(float *out, int32_t *argmax, const float *inp, in
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
                        int K, int S, int P) {
     int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    prof_bytes((double)B * C * (H * W + 2 * OH * OW));  // input; output and argmax
     if (K == 2 && S == 2 && P == 0) {
         maxpool2x2_forward(out, argmax, inp, B * C, H, W);
         return;
@@ -74,6 +76,7 @@ void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int
 // dinp (B,C,H,W) gets each dout (B,C,OH,OW) at its argmax (overwritten).
 void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C, int H,
                         int W, int OH, int OW) {
+    prof_bytes((double)B * C * (H * W + 2 * OH * OW));
     memset(dinp, 0, (size_t)B * C * H * W * sizeof(float));
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         float *dx = dinp + bc * H * W;

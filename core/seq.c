@@ -1,6 +1,8 @@
 // seq.c: layers in order (seq.h).
 #include "seq.h"
 
+#include "prof.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,12 +78,50 @@ void seq_init(const Seq *s, float *params, float *bufs, uint32_t seed) {
     }
 }
 
+// Whether layer i is a ReLU that layer i+1 runs fused with (its forward_relu): one sweep
+// over the activations instead of two each way, and the ReLU's own output and gradient
+// buffers are never written (nor, being untouched, resident).
+static int fused_relu(const Seq *s, int i) {
+    return i + 1 < s->n && (s->layers[i].kind->flags & LAYER_RELU) &&
+           s->layers[i + 1].kind->forward_relu && s->layers[i + 1].kind->backward_relu;
+}
+
+// The profile's share of one layer call that began at t0 with the counters at g0 (GEMM
+// seconds + transform seconds) and f0 (GEMM FLOPs): what the call did not report itself goes
+// to its transforms if it timed GEMMs (conv2d: im2col, Winograd transforms, bias), to GEMM if
+// it is a matrix-product kind that timed none (linear: flops_done FLOPs), and to elementwise
+// work otherwise. A kind with a plan hook (a residual block) is not leaf: its branch's layers
+// count themselves, and its own adds go uncounted.
+static void prof_layer(const Layer *l, double t0, double g0, double f0, double flops_done) {
+    if (!prof.on || l->kind->plan) return;
+    double t = prof_clock() - t0;
+    double inner = prof.seconds[PROF_GEMM] + prof.seconds[PROF_TRANSFORM] - g0;
+    double rest = t - inner > 0 ? t - inner : 0;
+    if (prof.gemm_flops > f0)
+        prof.seconds[PROF_TRANSFORM] += rest;
+    else if (l->kind->flops) {
+        prof.seconds[PROF_GEMM] += rest;
+        prof.gemm_flops += flops_done;
+    } else
+        prof.seconds[PROF_ELEMENTWISE] += rest;
+}
+
+static double prof_inner(void) { return prof.seconds[PROF_GEMM] + prof.seconds[PROF_TRANSFORM]; }
+
 const float *seq_forward(Seq *s, const float *x, const float *params, float *bufs,
                          const StepCtx *c, int B) {
     const float *in = x;
     for (int i = 0; i < s->n; i++) {
         Layer *l = &s->layers[i];
-        l->kind->forward(l, s->acts[i], in, params, bufs, c, B);
+        double t0 = prof_start(), g0 = prof_inner(), f0 = prof.gemm_flops;
+        if (fused_relu(s, i)) {
+            Layer *next = &s->layers[++i];
+            next->kind->forward_relu(next, s->acts[i], in, c, B);
+            l = next;
+        } else
+            l->kind->forward(l, s->acts[i], in, params, bufs, c, B);
+        // forward is a third of a training step's matrix-product FLOPs without dinp
+        prof_layer(l, t0, g0, f0, l->kind->flops ? B * l->kind->flops(l, 0) / 2 : 0);
         in = s->acts[i];
     }
     return in;
@@ -117,9 +157,22 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
     for (int i = s->n - 1; i >= 0; i--) {
         Layer *l = &s->layers[i];
         const float *d = i == s->n - 1 ? dout : s->dacts[i];
+        double t0 = prof_start(), g0 = prof_inner(), f0 = prof.gemm_flops;
+        if (i > 0 && fused_relu(s, i - 1)) {  // the pair (relu i-1, l): neither has parameters
+            i--;
+            float *dprev = i > 0 ? s->dacts[i - 1] : din;
+            if (dprev) l->kind->backward_relu(l, dprev, d, i > 0 ? s->acts[i - 1] : x, c, B);
+            prof_layer(l, t0, g0, f0, 0);
+            continue;
+        }
         const float *in = i > 0 ? s->acts[i - 1] : x;
         float *dprev = i > 0 ? s->dacts[i - 1] : din;
         l->kind->backward(l, dprev, grads, d, in, s->acts[i], params, c, B);
+        if (l->kind->flops) {
+            double f = l->kind->flops(l, dprev != NULL);
+            prof_layer(l, t0, g0, f0, B * (f - l->kind->flops(l, 0) / 2));
+        } else
+            prof_layer(l, t0, g0, f0, 0);
         if (ready) {
             size_t off, count;
             grad_range(t, l, &off, &count);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "prof.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -489,7 +490,7 @@ void conv2d_winograd_forward(float *out, float *work, int nb, const float *U, co
         float *V = work, *M = work + (size_t)16 * C * ld;
         winograd_input(V, ld, inp + (size_t)b0 * C * H * W, n, C, H, W);
         for (int f = 0; f < 16; f++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, C, 1.0f,
+            prof_sgemm(CblasNoTrans, CblasNoTrans, OC, (int)ld, C, 1.0f,
                         U + (size_t)f * OC * C, C, V + (size_t)f * C * ld, (int)ld, 0.0f,
                         M + (size_t)f * OC * ld, (int)ld);
         winograd_output(out + (size_t)b0 * OC * H * W, M, ld, bias, n, OC, H, W);
@@ -506,7 +507,7 @@ void conv2d_winograd_dweight(float *dweight, float *dU, float *work, int nb, con
         winograd_input(V, ld, inp + (size_t)b0 * C * H * W, n, C, H, W);
         winograd_dout(D, ld, dout + (size_t)b0 * OC * H * W, n, OC, H, W);
         for (int f = 0; f < 16; f++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, C, (int)ld, 1.0f,
+            prof_sgemm(CblasNoTrans, CblasTrans, OC, C, (int)ld, 1.0f,
                         D + (size_t)f * OC * ld, (int)ld, V + (size_t)f * C * ld, (int)ld,
                         b0 ? 1.0f : 0.0f, dU + (size_t)f * OC * C, C);
     }

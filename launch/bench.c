@@ -12,6 +12,7 @@
 #include "step.h"
 #include "core/optim.h"
 #include "core/philox.h"
+#include "core/prof.h"
 
 static const char *usage =
     "usage: regdist bench --config C [--batch N] [--steps N] [--warmup N] [--threads N]\n"
@@ -22,7 +23,11 @@ static const char *usage =
     "inputs of model.input's shape (1x28x28 and 10 classes where the config takes them from\n"
     "the data), one process or many under mpirun. Prints the median\n"
     "images/s, the time split, how much communication backward hid, peak memory per rank,\n"
-    "and the GEMM rate against the machine's own sgemm on the same threads.\n"
+    "and the GEMM rate against the machine's own sgemm on the same threads; then a roofline\n"
+    "of rank 0's step: the FLOPs its GEMMs execute (Winograd's real products) and their rate\n"
+    "while they run, the bytes the elementwise passes move, the share of the step in GEMMs,\n"
+    "transforms, elementwise passes and waiting on communication, and the step's distance\n"
+    "from its GEMMs alone at the machine's sgemm rate.\n"
     "With --scaling, under mpirun -n W, it measures the first 1, 2, 4, ... and W ranks in turn\n"
     "(the rest idle) and prints each size's scaling efficiency against the 1-rank rate.\n";
 
@@ -61,6 +66,9 @@ static double sgemm_gflops(int n, int reps) {
 // What one measurement found (valid on rank 0 of d).
 typedef struct {
     double med, ips, gf, peak, split[5], hidden, rss_max;
+    double mean;          // mean step (the profile's counters are means too)
+    double direct_flops;  // per step, counted as direct convolution (the flops hooks)
+    Profile prof;         // rank 0's counters over the timed steps, divided by their number
 } BenchResult;
 
 // Times `steps` training steps (after `warmup`) of cfg on d's ranks. Collective over d.
@@ -100,10 +108,12 @@ static void bench_once(const Dist *d, const Config *cfg, int classes, int steps,
     Stepper st;
     if (stepper_init(&st, d, cfg, &m, &opt, &ds, &e)) cli_fail(d, &e);
     int64_t correct = 0, seen = 0;
+    prof_enable(1);
     for (int s = -warmup; s < steps; s++) {
         if (s == 0) {  // measure the timed steps only
             st.t_data = st.t_forward = st.t_backward = st.t_optim = 0;
             st.gs.wait_seconds = st.gs.comm_seconds = 0;
+            prof_reset();
         }
         dist_barrier(d);
         double t0 = now_seconds();
@@ -111,6 +121,12 @@ static void bench_once(const Dist *d, const Config *cfg, int classes, int steps,
         stepper_step(&st, idx, batch, &correct, &seen, &finite);
         if (s >= 0) times[s] = now_seconds() - t0;
     }
+    Profile pr = prof;
+    prof_enable(0);
+    for (int k = 0; k < PROF_KINDS; k++) pr.seconds[k] /= steps;
+    pr.gemm_flops /= steps, pr.elementwise_bytes /= steps;
+    double mean = 0;
+    for (int s = 0; s < steps; s++) mean += times[s] / steps;
     double med = median(times, steps);
     double ips = batch / med, gf = step_flops(&m, batch) / med / 1e9;
     double peak = sgemm_gflops(1024, 10);  // every rank at once: they share the machine
@@ -126,12 +142,38 @@ static void bench_once(const Dist *d, const Config *cfg, int classes, int steps,
     double rss_max = 0;
     for (int r = 0; r < d->world; r++) rss_max = rss[r] > rss_max ? rss[r] : rss_max;
     *res = (BenchResult){.med = med, .ips = ips, .gf = gf, .peak = peak, .hidden = hidden,
-                         .rss_max = rss_max};
+                         .rss_max = rss_max, .mean = mean, .direct_flops = step_flops(&m, batch),
+                         .prof = pr};
     memcpy(res->split, split, sizeof split);
     stepper_free(&st);
     free(ds.x_f32), free(ds.y), free(idx), free(times), free(rss);
     optim_free(&opt);
     model_free(&m);
+}
+
+// Rank 0's step against the machine's limit: what its GEMMs execute and how fast, where the
+// rest of the step goes, and how far the step is from its GEMMs alone at the sgemm rate.
+static void print_roofline(const BenchResult *r, int world) {
+    const Profile *p = &r->prof;
+    double g = p->seconds[PROF_GEMM], tr = p->seconds[PROF_TRANSFORM],
+           el = p->seconds[PROF_ELEMENTWISE], wait = r->split[3], step = r->mean;
+    double other = step - g - tr - el - wait;
+    if (other < 0) other = 0;
+    double ex = p->gemm_flops, rate = g > 0 ? ex / g / 1e9 : 0;
+    printf("  roofline (rank 0, per step, means over the timed steps): GEMMs execute %.2f GFLOP (%.2f counted as direct "
+           "convolution: %.2fx fewer) at %.1f GFLOP/s while they run = %.0f%% of sgemm\n",
+           ex / 1e9, r->direct_flops / world / 1e9, ex > 0 ? r->direct_flops / world / ex : 0,
+           rate, r->peak > 0 ? 100 * rate / r->peak : 0);
+    printf("    elementwise passes move %.0f MiB (%.1f GB/s while they run)\n",
+           p->elementwise_bytes / (1 << 20), el > 0 ? p->elementwise_bytes / el / 1e9 : 0);
+    printf("    mean step %.1f ms: GEMM %.0f%% (%.1f ms), transforms %.0f%% (%.1f), elementwise %.0f%% "
+           "(%.1f), communication wait %.0f%% (%.1f), other %.0f%% (%.1f)\n",
+           1e3 * step, 100 * g / step, 1e3 * g, 100 * tr / step, 1e3 * tr, 100 * el / step, 1e3 * el,
+           100 * wait / step, 1e3 * wait, 100 * other / step, 1e3 * other);
+    if (r->peak > 0 && ex > 0)
+        printf("    limit: the GEMMs alone at %.1f GFLOP/s take %.1f ms; the step takes %.1fx "
+               "that\n",
+               r->peak, 1e3 * ex / (r->peak * 1e9), step / (ex / (r->peak * 1e9)));
 }
 
 // The measurement as a readable block or one JSON line.
@@ -143,10 +185,15 @@ static void print_result(const char *config, int world, int batch, int threads, 
                "\"images_per_s\": %.1f, \"step_gflops\": %.2f, \"sgemm_gflops\": %.2f, "
                "\"fraction_of_sgemm\": %.4f, \"data_ms\": %.3f, \"forward_ms\": %.3f, "
                "\"backward_ms\": %.3f, \"allreduce_wait_ms\": %.3f, \"optimizer_ms\": %.3f, "
-               "\"comm_hidden\": %.3f, \"peak_rss_mib\": %.1f}\n",
+               "\"comm_hidden\": %.3f, \"peak_rss_mib\": %.1f, \"gemm_ms\": %.3f, "
+               "\"transform_ms\": %.3f, \"elementwise_ms\": %.3f, \"executed_gflop\": %.4f, "
+               "\"direct_gflop\": %.4f, \"elementwise_mb\": %.2f}\n",
                config, world, batch, threads, bn_group, steps, 1e3 * r->med, r->ips, r->gf,
                r->peak, r->gf / (r->peak * world), 1e3 * r->split[0], 1e3 * r->split[1], 1e3 * r->split[2],
-               1e3 * r->split[3], 1e3 * r->split[4], r->hidden, r->rss_max);
+               1e3 * r->split[3], 1e3 * r->split[4], r->hidden, r->rss_max,
+               1e3 * r->prof.seconds[PROF_GEMM], 1e3 * r->prof.seconds[PROF_TRANSFORM],
+               1e3 * r->prof.seconds[PROF_ELEMENTWISE], r->prof.gemm_flops / 1e9,
+               r->direct_flops / 1e9, r->prof.elementwise_bytes / (1 << 20));
     else {
         printf("%s: %d rank%s x %d thread%s (OpenBLAS %s), global batch %d, %d steps\n",
                config, world, world > 1 ? "s" : "", threads, threads > 1 ? "s" : "",
@@ -163,6 +210,7 @@ static void print_result(const char *config, int world, int batch, int threads, 
             printf("  communication hidden behind backward: %.0f%%  (bn.group %d)\n",
                    100 * r->hidden, bn_group);
         printf("  peak memory per rank: %.0f MiB\n", r->rss_max);
+        print_roofline(r, world);
     }
 }
 

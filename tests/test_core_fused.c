@@ -1,0 +1,157 @@
+// test_core_fused.c: the fused elementwise passes (ReLU + dropout, ReLU + Dropout2d in one
+// sweep, core/dropout.c, core/dropout2d.c, run by core/seq.c for a relu followed by either)
+// against the unfused composition of the same kernels: bit-identical, forward and backward,
+// with and without a mask, on values that include zeros, -0, negatives and a NaN; and a Seq
+// that fuses against its layers run one by one.
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/kernels.h"
+#include "core/layer.h"
+#include "core/philox.h"
+#include "core/seq.h"
+
+static float *values(size_t n, uint32_t salt) {
+    float *x = malloc(n * sizeof(float));
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++) {
+        philox_ctr r = philox4x32_10((philox_ctr){{(uint32_t)i, salt, 0, 0}}, (philox_key){{7, 9}});
+        x[i] = 2.0f * philox_unit(r.v[0]) - 1.0f;
+    }
+    for (size_t i = 0; i < n; i += 11) x[i] = 0.0f;  // zeros and -0 in every channel
+    for (size_t i = 5; i < n; i += 13) x[i] = -0.0f;
+    x[2] = NAN;
+    return x;
+}
+
+static void test_relu_dropout2d_kernels(void **state) {
+    (void)state;
+    enum { B = 3, C = 5, HW = 7, N = B * C * HW };
+    float *x = values(N, 1), *dy = values(N, 2);
+    dy[2] = 0.5f;
+    float r[N], y1[N], y2[N], d1[N], d2[N], dd[N];
+    uint8_t keep[B * C];
+    dropout_mask(keep, B * C, 0.4f, (philox_key){{1, 2}}, 3, 4, 0);
+    float scale = 1.0f / 0.6f;
+    for (int masked = 0; masked < 2; masked++) {
+        relu_forward(r, x, N);
+        if (masked)
+            dropout2d_forward(y1, r, keep, scale, B, C, HW);
+        else
+            memcpy(y1, r, sizeof r);
+        relu_dropout2d_forward(y2, x, masked ? keep : NULL, scale, B, C, HW);
+        assert_memory_equal(y1, y2, sizeof y1);
+        if (masked)
+            dropout2d_forward(dd, dy, keep, scale, B, C, HW);
+        else
+            memcpy(dd, dy, sizeof dd);
+        relu_backward(d1, dd, r, N);
+        for (int i = 0; i < N; i++) d2[i] = 1e3f;  // overwritten
+        relu_dropout2d_backward(d2, dy, x, masked ? keep : NULL, scale, B, C, HW);
+        assert_memory_equal(d1, d2, sizeof d1);
+    }
+    free(x), free(dy);
+}
+
+static void test_relu_dropout_kernels(void **state) {
+    (void)state;
+    enum { N = 301 };
+    float *x = values(N, 3), *dy = values(N, 4);
+    dy[2] = 0.5f;
+    float r[N], y1[N], y2[N], d1[N], d2[N], dd[N];
+    uint8_t keep[N];
+    dropout_mask(keep, N, 0.3f, (philox_key){{1, 2}}, 3, 4, 0);
+    float scale = 1.0f / 0.7f;
+    for (int masked = 0; masked < 2; masked++) {
+        relu_forward(r, x, N);
+        for (int i = 0; i < N; i++) y1[i] = !masked ? r[i] : keep[i] ? r[i] * scale : 0.0f;
+        relu_dropout_forward(y2, x, masked ? keep : NULL, scale, N);
+        assert_memory_equal(y1, y2, sizeof y1);
+        for (int i = 0; i < N; i++) dd[i] = !masked ? dy[i] : keep[i] ? dy[i] * scale : 0.0f;
+        relu_backward(d1, dd, r, N);
+        relu_dropout_backward(d2, dy, x, masked ? keep : NULL, scale, N);
+        assert_memory_equal(d1, d2, sizeof d1);
+    }
+    free(x), free(dy);
+}
+
+static LayerSpec spec(const char *type, const char *name, float p) {
+    LayerSpec s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.type, sizeof s.type, "%s", type);
+    snprintf(s.name, sizeof s.name, "%s", name);
+    s.p = p;
+    return s;
+}
+
+// A Seq [relu, dropout2d, relu, dropout] (both pairs fuse) against the same layers run one at
+// a time through their own forward and backward; training and eval, and the first layer's
+// input gradient skipped (din NULL).
+static void test_seq_fuses_like_layers(void **state) {
+    (void)state;
+    enum { B = 4, C = 3, H = 2, W = 5, D = C * H * W, N = B * D };
+    LayerSpec specs[4] = {spec("relu", "r1", 0), spec("dropout2d", "d1", 0.5f),
+                          spec("relu", "r2", 0), spec("dropout", "d2", 0.25f)};
+    Seq s;
+    ParamTable t;
+    memset(&t, 0, sizeof t);
+    Err e = {0};
+    Shape out, in = {3, {C, H, W}};
+    assert_int_equal(seq_setup(&s, specs, 4, in, "", 1, &t, &out, &e), ERR_OK);
+    assert_int_equal(seq_plan(&s, B, &e), ERR_OK);
+    // the reference: the same layers, set up alike, run one by one
+    Seq r;
+    ParamTable t2;
+    memset(&t2, 0, sizeof t2);
+    assert_int_equal(seq_setup(&r, specs, 4, in, "", 1, &t2, &out, &e), ERR_OK);
+    assert_int_equal(seq_plan(&r, B, &e), ERR_OK);
+
+    float *x = values(N, 5), *dy = values(N, 6);
+    dy[2] = 0.5f;
+    int64_t ids[B] = {11, 3, 7, 40};
+    for (int train = 0; train < 2; train++) {
+        StepCtx c = {.train = train, .dropout_on = 1, .seed = 9, .step = 2, .sample_ids = ids};
+        const float *y = seq_forward(&s, x, NULL, NULL, &c, B);
+        const float *in_k = x;
+        float *acts[4];
+        for (int k = 0; k < 4; k++) {
+            acts[k] = malloc(N * sizeof(float));
+            Layer *l = &r.layers[k];
+            l->kind->forward(l, acts[k], in_k, NULL, NULL, &c, B);
+            in_k = acts[k];
+        }
+        assert_memory_equal(y, acts[3], N * sizeof(float));
+        float dx[N], dx_ref[N], g[N], g2[N];
+        seq_backward(&s, dx, NULL, dy, x, NULL, &c, B, &t, NULL, NULL);
+        const float *d = dy;
+        float *bufs[2] = {g, g2};
+        for (int k = 3; k >= 0; k--) {
+            Layer *l = &r.layers[k];
+            float *dprev = k > 0 ? bufs[k % 2] : dx_ref;
+            l->kind->backward(l, dprev, NULL, d, k > 0 ? acts[k - 1] : x, acts[k], NULL, &c, B);
+            d = dprev;
+        }
+        assert_memory_equal(dx, dx_ref, sizeof dx);
+        seq_backward(&s, NULL, NULL, dy, x, NULL, &c, B, &t, NULL, NULL);  // no input gradient
+        for (int k = 0; k < 4; k++) free(acts[k]);
+    }
+    free(x), free(dy);
+    seq_free(&s), seq_free(&r);
+    param_table_free(&t), param_table_free(&t2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_relu_dropout2d_kernels),
+        cmocka_unit_test(test_relu_dropout_kernels),
+        cmocka_unit_test(test_seq_fuses_like_layers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

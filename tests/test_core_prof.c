@@ -1,0 +1,117 @@
+// test_core_prof.c: the step profile (core/prof.h) that `regdist bench` prints as a roofline:
+// off, kernels count nothing; on, a Winograd convolution counts exactly the FLOPs of its
+// GEMMs in the Winograd domain (36 or 16 products per tile, not the direct convolution's 9
+// per output), an elementwise pass the bytes it reads and writes, and a Seq puts a ReLU +
+// Dropout2d pair's time under elementwise work; prof_reset zeroes the counters.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/kernels.h"
+#include "core/prof.h"
+#include "core/seq.h"
+
+enum { B = 2, C = 4, OC = 3, H = 8, W = 8 };
+
+static void run_conv(int four) {
+    static float x[B * C * H * W], y[B * OC * H * W], w[OC * C * 9], U[36 * OC * C];
+    static float work[1 << 16];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)(i % 7) - 3.0f;
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) w[i] = (float)(i % 5) - 2.0f;
+    if (four) {
+        assert_true(winograd4_work_floats(C, OC, H, W, B) <= sizeof work / sizeof work[0]);
+        winograd4_filter(U, w, OC, C, 0);
+        conv2d_winograd4_forward(y, work, B, U, x, NULL, B, C, H, W, OC);
+    } else {
+        assert_true(winograd_work_floats(C, OC, H, W, B) <= sizeof work / sizeof work[0]);
+        winograd_filter(U, w, OC, C, 0);
+        conv2d_winograd_forward(y, work, B, U, x, NULL, B, C, H, W, OC);
+    }
+}
+
+static void test_off_counts_nothing(void **state) {
+    (void)state;
+    prof_enable(0);
+    run_conv(1);
+    float a[10] = {1, -1}, b[10];
+    relu_forward(b, a, 10);
+    assert_true(prof.gemm_flops == 0 && prof.elementwise_bytes == 0);
+    for (int k = 0; k < PROF_KINDS; k++) assert_true(prof.seconds[k] == 0);
+}
+
+static void test_winograd_flops(void **state) {
+    (void)state;
+    prof_enable(1);
+    run_conv(1);
+    // F(4x4): 8x8 is 2x2 tiles a sample; the filter transform is a (36 x 9) @ (9 x OC*C) GEMM
+    double tiles4 = B * 2 * 2;
+    assert_true(prof.gemm_flops == 2.0 * 36 * OC * C * tiles4 + 2.0 * 36 * 9 * OC * C);
+    assert_true(prof.seconds[PROF_GEMM] > 0);
+    prof_reset();
+    assert_true(prof.on && prof.gemm_flops == 0 && prof.seconds[PROF_GEMM] == 0);
+    run_conv(0);
+    double tiles2 = B * 4 * 4;
+    assert_true(prof.gemm_flops == 2.0 * 16 * OC * C * tiles2);
+    prof_enable(0);
+}
+
+static void test_elementwise_bytes(void **state) {
+    (void)state;
+    enum { N = B * C * H * W };
+    static float x[N], y[N], d[N];
+    uint8_t keep[B * C];
+    memset(keep, 1, sizeof keep);
+    prof_enable(1);
+    relu_dropout2d_forward(y, x, keep, 2.0f, B, C, H * W);
+    assert_true(prof.elementwise_bytes == 4.0 * 2 * N);  // read x, write y
+    relu_dropout2d_backward(d, y, x, keep, 2.0f, B, C, H * W);
+    assert_true(prof.elementwise_bytes == 4.0 * 5 * N);  // + read dout and x, write dx
+    prof_enable(0);
+}
+
+static void test_seq_pair_is_elementwise(void **state) {
+    (void)state;
+    LayerSpec specs[2];
+    memset(specs, 0, sizeof specs);
+    snprintf(specs[0].type, sizeof specs[0].type, "relu");
+    snprintf(specs[0].name, sizeof specs[0].name, "r");
+    snprintf(specs[1].type, sizeof specs[1].type, "dropout2d");
+    snprintf(specs[1].name, sizeof specs[1].name, "d");
+    specs[1].p = 0.5f;
+    Seq s;
+    ParamTable t;
+    memset(&t, 0, sizeof t);
+    Err e = {0};
+    Shape out;
+    assert_int_equal(seq_setup(&s, specs, 2, (Shape){3, {C, 64, 64}}, "", 1, &t, &out, &e), ERR_OK);
+    assert_int_equal(seq_plan(&s, B, &e), ERR_OK);
+    size_t n = (size_t)B * C * 64 * 64;
+    float *x = calloc(n, sizeof(float)), *dx = malloc(n * sizeof(float));
+    int64_t ids[B] = {0, 1};
+    StepCtx c = {.train = 1, .dropout_on = 1, .seed = 1, .sample_ids = ids};
+    prof_enable(1);
+    const float *y = seq_forward(&s, x, NULL, NULL, &c, B);
+    seq_backward(&s, dx, NULL, y, x, NULL, &c, B, &t, NULL, NULL);
+    assert_true(prof.seconds[PROF_ELEMENTWISE] > 0);
+    assert_true(prof.seconds[PROF_GEMM] == 0 && prof.seconds[PROF_TRANSFORM] == 0);
+    assert_true(prof.elementwise_bytes == 4.0 * 5 * n);  // one sweep each way
+    prof_enable(0);
+    free(x), free(dx);
+    seq_free(&s);
+    param_table_free(&t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_off_counts_nothing),
+        cmocka_unit_test(test_winograd_flops),
+        cmocka_unit_test(test_elementwise_bytes),
+        cmocka_unit_test(test_seq_pair_is_elementwise),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
