@@ -152,6 +152,25 @@ int64_t stepper_forward(Stepper *s, const Dataset *data, const int64_t *rows, in
     return at;
 }
 
+// The slice [lo, lo + b) of the global batch idx (n samples) into s->x, s->y, s->ids,
+// augmented; with mix active, mixed with its partners (gathered and augmented here too).
+static void gather_slice(Stepper *s, const int64_t *idx, int n, int64_t lo, int b,
+                         const AugmentMix *mix) {
+    const Config *c = s->c;
+    memcpy(s->ids, idx + lo, (size_t)b * sizeof *idx);
+    dataset_gather(s->data, s->ids, b, s->x, s->y);
+    if (s->aug_scratch)  // each sample by its global index: no rank or slot enters
+        augment_batch(s->x, s->aug_scratch, &c->augment, s->ids, c->seed, s->epoch,
+                      AUGMENT_STREAM_TRAIN, b, s->aug_c, s->aug_h, s->aug_w);
+    if (!mix->active) return;
+    // the partners, augmented by their own draws as their ranks do
+    for (int k = 0; k < b; k++) s->pids[k] = idx[augment_mix_partner(lo + k, n)];
+    dataset_gather(s->data, s->pids, b, s->xp, s->yp);
+    augment_batch(s->xp, s->aug_scratch, &c->augment, s->pids, c->seed, s->epoch,
+                  AUGMENT_STREAM_TRAIN, b, s->aug_c, s->aug_h, s->aug_w);
+    augment_mix_apply(s->x, s->xp, mix, b, s->aug_c, s->aug_h, s->aug_w);
+}
+
 double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int64_t *seen,
                     int *finite) {
     const Dist *d = s->d;
@@ -168,18 +187,7 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
         stepper_slice(d, c, n, j, &lo, &hi);
         int b = (int)(hi - lo);
         *seen += b;
-        memcpy(s->ids, idx + lo, (size_t)b * sizeof *idx);
-        dataset_gather(s->data, s->ids, b, s->x, s->y);
-        if (s->aug_scratch)  // each sample by its global index: no rank or slot enters
-            augment_batch(s->x, s->aug_scratch, &c->augment, s->ids, c->seed, s->epoch,
-                          AUGMENT_STREAM_TRAIN, b, s->aug_c, s->aug_h, s->aug_w);
-        if (mix.active) {  // the partners, augmented by their own draws as their ranks do
-            for (int k = 0; k < b; k++) s->pids[k] = idx[augment_mix_partner(lo + k, n)];
-            dataset_gather(s->data, s->pids, b, s->xp, s->yp);
-            augment_batch(s->xp, s->aug_scratch, &c->augment, s->pids, c->seed, s->epoch,
-                          AUGMENT_STREAM_TRAIN, b, s->aug_c, s->aug_h, s->aug_w);
-            augment_mix_apply(s->x, s->xp, &mix, b, s->aug_c, s->aug_h, s->aug_w);
-        }
+        gather_slice(s, idx, n, lo, b, &mix);
         StepCtx sc = {.train = 1, .dropout_on = c->dropout_on, .seed = c->seed,
                       .step = (uint32_t)s->opt->step, .stream = PHILOX_STREAM_TRAIN,
                       .sample_ids = s->ids, .reduce_stats = bnsync_reduce,
