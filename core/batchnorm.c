@@ -129,34 +129,82 @@ void batchnorm_forward(float *out, const float *inp, const double *mean, const d
         }
 }
 
+// out (B,C,HW) = mask(relu(weight (inp - mean) rstd + bias)): batchnorm_forward, relu_forward
+// and a dropout's mask (keep per element, or per channel if per_channel; NULL = none) in one
+// sweep, with the same roundings as the three apart.
+void batchnorm_forward_relu_mask(float *out, const float *inp, const double *mean,
+                                 const double *rstd, const float *weight, const float *bias,
+                                 const uint8_t *keep, int per_channel, float scale, int B, int C,
+                                 int HW) {
+    prof_bytes(2.0 * B * C * HW);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)b * C + c) * HW;
+            const float *x = inp + o;
+            float *y = out + o;
+            float m = (float)mean[c], a = (float)(weight[c] * rstd[c]), sh = bias[c];
+            if (keep && per_channel && !keep[(size_t)b * C + c]) {
+                memset(y, 0, (size_t)HW * sizeof(float));
+                continue;
+            }
+            const uint8_t *k = keep && !per_channel ? keep + o : NULL;
+            float s = keep ? scale : 1.0f;
+            for (int i = 0; i < HW; i++) {
+                float v = (x[i] - m) * a + sh;
+                v = v > 0.0f ? v : 0.0f;
+                y[i] = k && !k[i] ? 0.0f : keep ? v * s : v;
+            }
+        }
+}
+
+// g (HW) = the gradient at BatchNorm's output of the plane dout, out (HW) of
+// batchnorm_forward_relu_mask: dout scaled where out > 0 (kept and positive), else 0, as
+// the mask's and the ReLU's backward apart give it.
+static void relu_mask_grad(float *g, const float *dout, const float *out, float scale, int HW) {
+    for (int i = 0; i < HW; i++) g[i] = out[i] > 0.0f ? dout[i] * scale : 0.0f;
+}
+
 // sums (2*C) = [sum dout | sum dout xhat] per channel, xhat = (inp - mean) rstd, in double.
 // dout, inp (B,C,HW); mean, rstd (C).
-void batchnorm_backward_sums(double *sums, const float *dout, const float *inp,
-                             const double *mean, const double *rstd, int B, int C, int HW) {
+// With out (B,C,HW) not NULL, dout is the gradient of batchnorm_forward_relu_mask's out and
+// each plane's gradient at the BatchNorm output is rebuilt in cache first (relu_mask_grad).
+static void backward_sums(double *sums, const float *dout, const float *out, float scale,
+                          const float *inp, const double *mean, const double *rstd, int B,
+                          int C, int HW) {
     double *sdy = sums, *sdyx = sums + C;
-    prof_bytes(2.0 * B * C * HW);
+    float g[out ? HW : 1];
+    prof_bytes((out ? 3.0 : 2.0) * B * C * HW);
     for (int c = 0; c < C; c++) sdy[c] = sdyx[c] = 0.0;
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)b * C + c) * HW;
             const float *x = inp + o, *dy = dout + o;
+            if (out) relu_mask_grad(g, dy, out + o, scale, HW), dy = g;
             float m = (float)mean[c];
             sdy[c] += plane_sum(dy, HW);
             sdyx[c] += plane_dot_centred(dy, x, m, HW) * rstd[c];
         }
 }
 
+void batchnorm_backward_sums(double *sums, const float *dout, const float *inp,
+                             const double *mean, const double *rstd, int B, int C, int HW) {
+    backward_sums(sums, dout, NULL, 1.0f, inp, mean, rstd, B, C, HW);
+}
+
 // dinp (B,C,HW) overwritten: the input gradient of training-mode normalization, from the
 // group's sums (2*C, as batchnorm_backward_sums) and count (C). dout, inp (B,C,HW); mean, rstd,
 // weight (C).
-void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,
-                              const double *mean, const double *rstd, const double *sums,
-                              const double *count, const float *weight, int B, int C, int HW) {
-    prof_bytes(3.0 * B * C * HW);
+static void backward_input(float *dinp, const float *dout, const float *out, float scale,
+                           const float *inp, const double *mean, const double *rstd,
+                           const double *sums, const double *count, const float *weight, int B,
+                           int C, int HW) {
+    float g[out ? HW : 1];
+    prof_bytes((out ? 4.0 : 3.0) * B * C * HW);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)b * C + c) * HW;
             const float *x = inp + o, *dy = dout + o;
+            if (out) relu_mask_grad(g, dy, out + o, scale, HW), dy = g;
             float *dx = dinp + o;
             double n = count[c] > 0.0 ? count[c] : 1.0;
             float m = (float)mean[c], k1 = (float)(weight[c] * rstd[c]);
@@ -165,16 +213,30 @@ void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,
         }
 }
 
+void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,
+                              const double *mean, const double *rstd, const double *sums,
+                              const double *count, const float *weight, int B, int C, int HW) {
+    backward_input(dinp, dout, NULL, 1.0f, inp, mean, rstd, sums, count, weight, B, C, HW);
+}
+
 // dinp (B,C,HW) overwritten = dout weight rstd: eval mode, where mean and rstd are constants.
-void batchnorm_backward_affine(float *dinp, const float *dout, const double *rstd,
-                               const float *weight, int B, int C, int HW) {
-    prof_bytes(2.0 * B * C * HW);
+static void backward_affine(float *dinp, const float *dout, const float *out, float scale,
+                            const double *rstd, const float *weight, int B, int C, int HW) {
+    float g[out ? HW : 1];
+    prof_bytes((out ? 3.0 : 2.0) * B * C * HW);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)b * C + c) * HW;
+            const float *dy = dout + o;
+            if (out) relu_mask_grad(g, dy, out + o, scale, HW), dy = g;
             float k = (float)(weight[c] * rstd[c]);
-            for (int i = 0; i < HW; i++) dinp[o + i] = dout[o + i] * k;
+            for (int i = 0; i < HW; i++) dinp[o + i] = dy[i] * k;
         }
+}
+
+void batchnorm_backward_affine(float *dinp, const float *dout, const double *rstd,
+                               const float *weight, int B, int C, int HW) {
+    backward_affine(dinp, dout, NULL, 1.0f, rstd, weight, B, C, HW);
 }
 
 // running_mean, running_var (C) move towards the group statistics stats (3*C); see the top.
@@ -246,8 +308,22 @@ static int nchunks(const Layer *l, const StepCtx *c, int B) {
     return (B + g - 1) / g;
 }
 
-static void forward(Layer *l, float *out, const float *inp, const float *params, float *bufs,
-                    const StepCtx *c, int B) {
+// The output of samples [b0, b0 + nb): plain, or through the ReLU and mask rm (NULL: plain).
+static void apply(float *out, const float *inp, const double *mean, const double *rstd,
+                  const float *w, const float *bias, const ReluMask *rm, int b0, int nb, int C,
+                  int HW) {
+    size_t off = (size_t)b0 * C * HW;
+    if (!rm) {
+        batchnorm_forward(out + off, inp + off, mean, rstd, w, bias, nb, C, HW);
+        return;
+    }
+    const uint8_t *keep = !rm->keep ? NULL : rm->keep + (rm->per_channel ? (size_t)b0 * C : off);
+    batchnorm_forward_relu_mask(out + off, inp + off, mean, rstd, w, bias, keep, rm->per_channel,
+                                rm->scale, nb, C, HW);
+}
+
+static void forward_rm(Layer *l, float *out, const float *inp, const float *params, float *bufs,
+                       const StepCtx *c, int B, const ReluMask *rm) {
     int C, HW;
     channels(l, &C, &HW);
     const float *w = params + l->poff[0], *bias = params + l->poff[1];
@@ -258,7 +334,7 @@ static void forward(Layer *l, float *out, const float *inp, const float *params,
             mean[ch] = rmean[ch];
             rstd[ch] = 1.0 / sqrt((double)rvar[ch] + l->spec.eps);
         }
-        batchnorm_forward(out, inp, mean, rstd, w, bias, B, C, HW);
+        apply(out, inp, mean, rstd, w, bias, rm, 0, B, C, HW);
         return;
     }
     int g = l->spec.ghost > 0 ? l->spec.ghost : B, K = nchunks(l, c, B);
@@ -279,14 +355,26 @@ static void forward(Layer *l, float *out, const float *inp, const float *params,
             stats[C + ch] = 1.0 / sqrt(var + l->spec.eps);
             stats[2 * C + ch] = n;
         }
-        batchnorm_forward(out + off, inp + off, stats, stats + C, w, bias, nb, C, HW);
+        apply(out, inp, stats, stats + C, w, bias, rm, b0, nb, C, HW);
     }
     bufs[l->poff[4]] += (float)K;
 }
 
-static void backward(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
-                     const float *out, const float *params, const StepCtx *c, int B) {
-    (void)out;
+static void forward(Layer *l, float *out, const float *inp, const float *params, float *bufs,
+                    const StepCtx *c, int B) {
+    forward_rm(l, out, inp, params, bufs, c, B, NULL);
+}
+
+static void forward_relu_mask(Layer *l, float *out, const float *inp, const float *params,
+                              float *bufs, const StepCtx *c, int B, const ReluMask *rm) {
+    forward_rm(l, out, inp, params, bufs, c, B, rm);
+}
+
+// dout is the gradient of out: this layer's output (fout NULL), or that of the ReLU and mask
+// after it, fout their output with the mask's scale (the fused pass).
+static void backward_rm(Layer *l, float *dinp, float *dparams, const float *dout,
+                        const float *inp, const float *fout, float scale, const float *params,
+                        const StepCtx *c, int B) {
     int C, HW;
     channels(l, &C, &HW);
     const float *w = params + l->poff[0];
@@ -297,22 +385,35 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
         int b0 = k * g, nb = B - b0 < g ? B - b0 : g;
         size_t off = (size_t)b0 * C * HW;
         const double *mean = save_chunk(l, k), *rstd = mean + C, *count = mean + 2 * C;
-        batchnorm_backward_sums(sums, dout + off, inp + off, mean, rstd, nb, C, HW);
+        const float *fo = fout ? fout + off : NULL;
+        backward_sums(sums, dout + off, fo, scale, inp + off, mean, rstd, nb, C, HW);
         for (int ch = 0; ch < C; ch++) {
             db[ch] += (float)sums[ch];
             dw[ch] += (float)sums[C + ch];
         }
         if (!c->train) {
-            if (dinp) batchnorm_backward_affine(dinp, dout, rstd, w, B, C, HW);
+            if (dinp) backward_affine(dinp, dout, fout, scale, rstd, w, B, C, HW);
             continue;
         }
         // even without dinp (a first layer), so every rank makes the same collective calls
         if (l->spec.ghost <= 0 && c->reduce_stats)
             c->reduce_stats(c->reduce_ctx, l->id, STATS_BN_BACKWARD, sums, C);
         if (dinp)
-                batchnorm_backward_input(dinp + off, dout + off, inp + off, mean, rstd, sums, count,
-                                     w, nb, C, HW);
+            backward_input(dinp + off, dout + off, fo, scale, inp + off, mean, rstd, sums, count,
+                           w, nb, C, HW);
     }
+}
+
+static void backward(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
+                     const float *out, const float *params, const StepCtx *c, int B) {
+    (void)out;
+    backward_rm(l, dinp, dparams, dout, inp, NULL, 1.0f, params, c, B);
+}
+
+static void backward_relu_mask(Layer *l, float *dinp, float *dparams, const float *dout,
+                               const float *inp, const float *out, const float *params,
+                               const StepCtx *c, int B, const ReluMask *rm) {
+    backward_rm(l, dinp, dparams, dout, inp, out, rm->scale, params, c, B);
 }
 
 static const LayerKeyDesc keys[] = {
@@ -324,4 +425,5 @@ static const LayerKeyDesc keys[] = {
 const LayerKind layer_batchnorm = {.type = "batchnorm", LAYER_KEYS(keys),
                                    .flags = LAYER_NORMALIZES | LAYER_RUNNING_STATS,
                                    .setup = setup, .init = init, .forward = forward,
-                                   .backward = backward};
+                                   .backward = backward, .forward_relu_mask = forward_relu_mask,
+                                   .backward_relu_mask = backward_relu_mask};

@@ -110,15 +110,11 @@ static const uint8_t *draw_masks(Layer *l, const StepCtx *c, int B) {
     return keep;
 }
 
-static void forward_relu(Layer *l, float *out, const float *x, const StepCtx *c, int B) {
-    const uint8_t *keep = active(l, c) ? draw_masks(l, c, B) : NULL;
-    relu_dropout_forward(out, x, keep, keep_scale(l->spec.p), (size_t)B * shape_numel(l->in));
-}
-
-static void backward_relu(Layer *l, float *dx, const float *dout, const float *x,
-                          const StepCtx *c, int B) {
-    relu_dropout_backward(dx, dout, x, active(l, c) ? l->save : NULL, keep_scale(l->spec.p),
-                          (size_t)B * shape_numel(l->in));
+static void relu_mask(Layer *l, const StepCtx *c, int B, int draw, ReluMask *rm) {
+    int on = active(l, c);
+    rm->keep = !on ? NULL : draw ? draw_masks(l, c, B) : l->save;
+    rm->per_channel = 0;
+    rm->scale = on ? keep_scale(l->spec.p) : 1.0f;
 }
 
 static const LayerKeyDesc keys[] = {LAYER_KEY_DESC_P};
@@ -126,4 +122,4 @@ static const LayerKeyDesc keys[] = {LAYER_KEY_DESC_P};
 const LayerKind layer_dropout = {.type = "dropout", LAYER_KEYS(keys), .flags = LAYER_STOCHASTIC,
                                  .drop_name = "dropout", .drop_key = "p", .setup = setup,
                                  .forward = forward, .backward = backward,
-                                 .forward_relu = forward_relu, .backward_relu = backward_relu};
+                                 .relu_mask = relu_mask};

@@ -113,17 +113,11 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     dropout2d_forward(dinp, dout, l->save, keep_scale(l->spec.p), B, C, HW);
 }
 
-static void forward_relu(Layer *l, float *out, const float *x, const StepCtx *c, int B) {
-    int C = l->in.d[0], HW = l->in.d[1] * l->in.d[2];
-    const uint8_t *keep = active(l, c) ? draw_masks(l, c, B) : NULL;
-    relu_dropout2d_forward(out, x, keep, keep_scale(l->spec.p), B, C, HW);
-}
-
-static void backward_relu(Layer *l, float *dx, const float *dout, const float *x,
-                          const StepCtx *c, int B) {
-    int C = l->in.d[0], HW = l->in.d[1] * l->in.d[2];
-    relu_dropout2d_backward(dx, dout, x, active(l, c) ? l->save : NULL, keep_scale(l->spec.p), B,
-                            C, HW);
+static void relu_mask(Layer *l, const StepCtx *c, int B, int draw, ReluMask *rm) {
+    int on = active(l, c);
+    rm->keep = !on ? NULL : draw ? draw_masks(l, c, B) : l->save;
+    rm->per_channel = 1;
+    rm->scale = on ? keep_scale(l->spec.p) : 1.0f;
 }
 
 static const LayerKeyDesc keys[] = {LAYER_KEY_DESC_P};
@@ -131,4 +125,4 @@ static const LayerKeyDesc keys[] = {LAYER_KEY_DESC_P};
 const LayerKind layer_dropout2d = {.type = "dropout2d", LAYER_KEYS(keys), .flags = LAYER_STOCHASTIC,
                                    .drop_name = "dropout2d", .drop_key = "p", .setup = setup,
                                    .forward = forward, .backward = backward,
-                                   .forward_relu = forward_relu, .backward_relu = backward_relu};
+                                   .relu_mask = relu_mask};

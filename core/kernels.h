@@ -112,6 +112,10 @@ void batchnorm_stats(double *stats, const float *inp, int B, int C, int HW);
 void bn_stats_combine(double *dst, const double *src, int C);
 void batchnorm_forward(float *out, const float *inp, const double *mean, const double *rstd,
                        const float *weight, const float *bias, int B, int C, int HW);
+void batchnorm_forward_relu_mask(float *out, const float *inp, const double *mean,
+                                 const double *rstd, const float *weight, const float *bias,
+                                 const uint8_t *keep, int per_channel, float scale, int B, int C,
+                                 int HW);
 void batchnorm_backward_sums(double *sums, const float *dout, const float *inp,
                              const double *mean, const double *rstd, int B, int C, int HW);
 void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,

@@ -81,6 +81,14 @@ static inline int step_dropout_active(const StepCtx *c) {
 
 typedef struct Layer Layer;
 
+// A mask applied after a ReLU, as a fused pass takes it (see LayerKind.relu_mask): kept values
+// are multiplied by scale, dropped ones are 0.
+typedef struct {
+    const uint8_t *keep;  // NULL: no mask (and scale 1)
+    int per_channel;      // keep is (B, C), one byte a channel (Dropout2d); else (B, numel)
+    float scale;
+} ReluMask;
+
 // One config key of a layer kind (an entry of model.layers): launch/config.c reads, checks,
 // overrides (--set layer.NAME.KEY) and documents (train --help) every key from these tables.
 // name and type, which every layer has, are not in them.
@@ -158,14 +166,19 @@ typedef struct {
     // dinp may be NULL (first layer: no input gradient needed). dparams accumulates.
     void (*backward)(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
                      const float *out, const float *params, const StepCtx *c, int B);
-    // Optional, for kinds without parameters: this layer on relu(x) in one sweep, for a
-    // LAYER_RELU layer right before it:
-    // seq.c then runs the pair through these and never writes the relu's own buffers.
-    // forward_relu: out = this(relu(x)); backward_relu: dx (overwritten) = d loss / d x from
-    // this layer's dout and the relu's input x. Same arithmetic as the two layers apart.
-    void (*forward_relu)(Layer *l, float *out, const float *x, const StepCtx *c, int B);
-    void (*backward_relu)(Layer *l, float *dx, const float *dout, const float *x,
-                          const StepCtx *c, int B);
+    // Optional, fusion (seq.c): a mask layer without parameters (dropout, Dropout2d) that
+    // follows a LAYER_RELU describes its mask instead of running: draws it when draw = 1
+    // (forward), else hands back forward's; rm->keep = NULL when it is off (eval, p = 0).
+    void (*relu_mask)(Layer *l, const StepCtx *c, int B, int draw, ReluMask *rm);
+    // Optional, fusion: forward and backward of this layer followed by a ReLU and a mask
+    // (rm; keep NULL = no mask) in the same sweeps: out = mask(relu(this(inp))), and dout,
+    // out are that output's gradient and value (seq.c then never writes this layer's own
+    // output or the ReLU's). Bit-identical to the layers run one by one.
+    void (*forward_relu_mask)(Layer *l, float *out, const float *inp, const float *params,
+                              float *bufs, const StepCtx *c, int B, const ReluMask *rm);
+    void (*backward_relu_mask)(Layer *l, float *dinp, float *dparams, const float *dout,
+                               const float *inp, const float *out, const float *params,
+                               const StepCtx *c, int B, const ReluMask *rm);
     // Optional: layers that own more than their save area (a residual block's branch) plan
     // and release it here; model_plan and model_free call them.
     int (*plan)(Layer *l, int max_batch, Err *e);

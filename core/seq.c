@@ -1,6 +1,7 @@
 // seq.c: layers in order (seq.h).
 #include "seq.h"
 
+#include "kernels.h"
 #include "prof.h"
 
 #include <stdio.h>
@@ -78,12 +79,49 @@ void seq_init(const Seq *s, float *params, float *bufs, uint32_t seed) {
     }
 }
 
-// Whether layer i is a ReLU that layer i+1 runs fused with (its forward_relu): one sweep
-// over the activations instead of two each way, and the ReLU's own output and gradient
-// buffers are never written (nor, being untouched, resident).
-static int fused_relu(const Seq *s, int i) {
-    return i + 1 < s->n && (s->layers[i].kind->flags & LAYER_RELU) &&
-           s->layers[i + 1].kind->forward_relu && s->layers[i + 1].kind->backward_relu;
+static int is_relu(const Seq *s, int i) {
+    return i < s->n && (s->layers[i].kind->flags & LAYER_RELU);
+}
+static int is_mask(const Seq *s, int i) { return i < s->n && s->layers[i].kind->relu_mask; }
+
+// How many layers from i on run as one fused pass (layer.h's fusion hooks): 3 for a layer
+// with forward_relu_mask (BatchNorm), a ReLU and a mask layer (dropout, Dropout2d); 2 for
+// that layer and a ReLU, or a ReLU and a mask layer; else 1. Fused, the activations take one
+// sweep each way instead of one per layer, and the inner layers' output and gradient buffers
+// are never written (nor, untouched, resident).
+static int group_len(const Seq *s, int i) {
+    const LayerKind *k = s->layers[i].kind;
+    if (k->forward_relu_mask && k->backward_relu_mask && is_relu(s, i + 1))
+        return is_mask(s, i + 2) ? 3 : 2;
+    if (is_relu(s, i) && is_mask(s, i + 1)) return 2;
+    return 1;
+}
+
+// The mask of group [i, i+g): its last layer's, or none (keep NULL, scale 1).
+static ReluMask group_mask(Seq *s, int i, int g, const StepCtx *c, int B, int draw) {
+    ReluMask rm = {NULL, 0, 1.0f};
+    Layer *m = &s->layers[i + g - 1];
+    if (is_mask(s, i + g - 1)) m->kind->relu_mask(m, c, B, draw, &rm);
+    return rm;
+}
+
+// A ReLU and the mask of layer m in one sweep: out = mask(relu(x)); backward dx from dout.
+static void relu_mask_forward(float *out, const float *x, const ReluMask *rm, const Layer *m,
+                              int B) {
+    size_t D = shape_numel(m->in);
+    if (rm->per_channel)
+        relu_dropout2d_forward(out, x, rm->keep, rm->scale, B, m->in.d[0], (int)(D / m->in.d[0]));
+    else
+        relu_dropout_forward(out, x, rm->keep, rm->scale, (size_t)B * D);
+}
+static void relu_mask_backward(float *dx, const float *dout, const float *x, const ReluMask *rm,
+                               const Layer *m, int B) {
+    size_t D = shape_numel(m->in);
+    if (rm->per_channel)
+        relu_dropout2d_backward(dx, dout, x, rm->keep, rm->scale, B, m->in.d[0],
+                                (int)(D / m->in.d[0]));
+    else
+        relu_dropout_backward(dx, dout, x, rm->keep, rm->scale, (size_t)B * D);
 }
 
 // The profile's share of one layer call that began at t0 with the counters at g0 (GEMM
@@ -111,18 +149,24 @@ static double prof_inner(void) { return prof.seconds[PROF_GEMM] + prof.seconds[P
 const float *seq_forward(Seq *s, const float *x, const float *params, float *bufs,
                          const StepCtx *c, int B) {
     const float *in = x;
-    for (int i = 0; i < s->n; i++) {
+    for (int i = 0; i < s->n;) {
         Layer *l = &s->layers[i];
+        int g = group_len(s, i);
+        float *out = s->acts[i + g - 1];
         double t0 = prof_start(), g0 = prof_inner(), f0 = prof.gemm_flops;
-        if (fused_relu(s, i)) {
-            Layer *next = &s->layers[++i];
-            next->kind->forward_relu(next, s->acts[i], in, c, B);
-            l = next;
-        } else
-            l->kind->forward(l, s->acts[i], in, params, bufs, c, B);
+        if (g == 1)
+            l->kind->forward(l, out, in, params, bufs, c, B);
+        else {
+            ReluMask rm = group_mask(s, i, g, c, B, 1);
+            if (l->kind->flags & LAYER_RELU)
+                relu_mask_forward(out, in, &rm, &s->layers[i + 1], B);
+            else
+                l->kind->forward_relu_mask(l, out, in, params, bufs, c, B, &rm);
+        }
         // forward is a third of a training step's matrix-product FLOPs without dinp
         prof_layer(l, t0, g0, f0, l->kind->flops ? B * l->kind->flops(l, 0) / 2 : 0);
-        in = s->acts[i];
+        in = out;
+        i += g;
     }
     return in;
 }
@@ -154,29 +198,40 @@ static void grad_range(const ParamTable *t, const Layer *l, size_t *off, size_t 
 void seq_backward(Seq *s, float *din, float *grads, const float *dout, const float *x,
                   const float *params, const StepCtx *c, int B, const ParamTable *t,
                   GradReadyFn ready, void *ready_ctx) {
-    for (int i = s->n - 1; i >= 0; i--) {
+    int start[s->n];  // start[e]: the first layer of the fused group that ends at e
+    for (int i = 0; i < s->n;) {
+        int g = group_len(s, i);
+        start[i + g - 1] = i;
+        i += g;
+    }
+    for (int e = s->n - 1; e >= 0;) {
+        int i = start[e], g = e - i + 1;
         Layer *l = &s->layers[i];
-        const float *d = i == s->n - 1 ? dout : s->dacts[i];
-        double t0 = prof_start(), g0 = prof_inner(), f0 = prof.gemm_flops;
-        if (i > 0 && fused_relu(s, i - 1)) {  // the pair (relu i-1, l): neither has parameters
-            i--;
-            float *dprev = i > 0 ? s->dacts[i - 1] : din;
-            if (dprev) l->kind->backward_relu(l, dprev, d, i > 0 ? s->acts[i - 1] : x, c, B);
-            prof_layer(l, t0, g0, f0, 0);
-            continue;
-        }
+        const float *d = e == s->n - 1 ? dout : s->dacts[e];
         const float *in = i > 0 ? s->acts[i - 1] : x;
         float *dprev = i > 0 ? s->dacts[i - 1] : din;
-        l->kind->backward(l, dprev, grads, d, in, s->acts[i], params, c, B);
-        if (l->kind->flops) {
+        double t0 = prof_start(), g0 = prof_inner(), f0 = prof.gemm_flops;
+        if (g == 1) {
+            l->kind->backward(l, dprev, grads, d, in, s->acts[e], params, c, B);
+        } else {
+            ReluMask rm = group_mask(s, i, g, c, B, 0);
+            if (!(l->kind->flags & LAYER_RELU))
+                l->kind->backward_relu_mask(l, dprev, grads, d, in, s->acts[e], params, c, B,
+                                            &rm);
+            else if (dprev)
+                relu_mask_backward(dprev, d, in, &rm, &s->layers[i + 1], B);
+        }
+        if (l->kind->flags & LAYER_RELU || g > 1 || !l->kind->flops)
+            prof_layer(l, t0, g0, f0, 0);
+        else {
             double f = l->kind->flops(l, dprev != NULL);
             prof_layer(l, t0, g0, f0, B * (f - l->kind->flops(l, 0) / 2));
-        } else
-            prof_layer(l, t0, g0, f0, 0);
-        if (ready) {
+        }
+        for (int k = e; ready && k >= i; k--) {
             size_t off, count;
-            grad_range(t, l, &off, &count);
+            grad_range(t, &s->layers[k], &off, &count);
             if (count) ready(ready_ctx, off, count);
         }
+        e = i - 1;
     }
 }

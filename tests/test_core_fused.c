@@ -1,8 +1,9 @@
-// test_core_fused.c: the fused elementwise passes (ReLU + dropout, ReLU + Dropout2d in one
-// sweep, core/dropout.c, core/dropout2d.c, run by core/seq.c for a relu followed by either)
-// against the unfused composition of the same kernels: bit-identical, forward and backward,
-// with and without a mask, on values that include zeros, -0, negatives and a NaN; and a Seq
-// that fuses against its layers run one by one.
+// test_core_fused.c: the fused elementwise passes against the unfused composition of the same
+// kernels, bit-identical, forward and backward: ReLU + dropout and ReLU + Dropout2d in one
+// sweep (core/dropout.c, core/dropout2d.c), with and without a mask, on values that include
+// zeros, -0, negatives and a NaN; and Seqs that fuse (core/seq.c: ReLU + mask, BatchNorm +
+// ReLU + Dropout2d or dropout, BatchNorm + ReLU) against their layers run one by one, in
+// training and eval, with ghost batches, with and without the first input gradient.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -147,11 +148,88 @@ static void test_seq_fuses_like_layers(void **state) {
     param_table_free(&t), param_table_free(&t2);
 }
 
+// The Seq of specs run fused (seq_forward, seq_backward) and its layers run one at a time
+// through their own forward and backward, from the same parameters: the same output, input
+// gradient, parameter gradients and running statistics, to the bit.
+static void check_seq_against_layers(const LayerSpec *specs, int n, Shape in, int B) {
+    Seq s, r;
+    ParamTable t, t2;
+    memset(&t, 0, sizeof t), memset(&t2, 0, sizeof t2);
+    Err e = {0};
+    Shape out;
+    if (seq_setup(&s, specs, n, in, "", 1, &t, &out, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(seq_plan(&s, B, &e), ERR_OK);
+    assert_int_equal(seq_setup(&r, specs, n, in, "", 1, &t2, &out, &e), ERR_OK);
+    assert_int_equal(seq_plan(&r, B, &e), ERR_OK);
+    size_t np = t.n_trainable + 1, nbuf = t.n_buffer + 1, D = shape_numel(in), N = B * D;
+    size_t No = B * shape_numel(out);
+    float *params = values(np, 7), *bufs = calloc(nbuf, 4), *bufs2 = calloc(nbuf, 4);
+    float *g1 = calloc(np, 4), *g2 = calloc(np, 4);
+    seq_init(&s, params, bufs, 3);
+    for (size_t i = 0; i < np; i++) params[i] = 1.0f + 0.5f * params[i];  // BN weights ~1
+    memcpy(bufs2, bufs, nbuf * 4);
+    float *x = values(N, 5), *dy = values(No, 6), *dx = malloc(N * 4), *dx_ref = malloc(N * 4);
+    x[2] = 0.25f, dy[2] = 0.5f;  // no NaN: BatchNorm would spread it over its channel
+    int64_t ids[64];
+    for (int b = 0; b < B; b++) ids[b] = 3 * b + 1;
+    float **acts = calloc((size_t)n, sizeof *acts), **dacts = calloc((size_t)n, sizeof *dacts);
+    for (int k = 0; k < n; k++) {
+        acts[k] = malloc((size_t)B * shape_numel(r.layers[k].out) * 4);
+        dacts[k] = malloc((size_t)B * shape_numel(r.layers[k].out) * 4);
+    }
+    for (int train = 1; train >= 0; train--)
+        for (int first = 0; first < 2; first++) {
+            StepCtx c = {.train = train, .dropout_on = 1, .seed = 9, .step = 2, .sample_ids = ids};
+            const float *y = seq_forward(&s, x, params, bufs, &c, B);
+            const float *in_k = x;
+            for (int k = 0; k < n; k++) {
+                Layer *l = &r.layers[k];
+                l->kind->forward(l, acts[k], in_k, params, bufs2, &c, B);
+                in_k = acts[k];
+            }
+            assert_memory_equal(y, acts[n - 1], No * 4);
+            assert_memory_equal(bufs, bufs2, nbuf * 4);  // running statistics
+            seq_backward(&s, first ? NULL : dx, g1, dy, x, params, &c, B, &t, NULL, NULL);
+            const float *d = dy;
+            for (int k = n - 1; k >= 0; k--) {
+                Layer *l = &r.layers[k];
+                float *dprev = k > 0 ? dacts[k - 1] : first ? NULL : dx_ref;
+                l->kind->backward(l, dprev, g2, d, k > 0 ? acts[k - 1] : x, acts[k], params, &c,
+                                  B);
+                d = dprev;
+            }
+            if (!first) assert_memory_equal(dx, dx_ref, N * 4);
+            assert_memory_equal(g1, g2, np * 4);
+        }
+    for (int k = 0; k < n; k++) free(acts[k]), free(dacts[k]);
+    free(acts), free(dacts);
+    free(params), free(bufs), free(bufs2), free(g1), free(g2), free(x), free(dy), free(dx),
+        free(dx_ref);
+    seq_free(&s), seq_free(&r);
+    param_table_free(&t), param_table_free(&t2);
+}
+
+static void test_batchnorm_groups(void **state) {
+    (void)state;
+    LayerSpec bn = spec("batchnorm", "", 0);
+    bn.eps = 1e-5f, bn.momentum = 0.1f;
+    LayerSpec specs[8] = {bn, spec("relu", "", 0), spec("dropout2d", "", 0.3f), bn,
+                          spec("relu", "", 0), spec("dropout", "", 0.4f), bn, spec("relu", "", 0)};
+    const char *names[8] = {"bn1", "r1", "d1", "bn2", "r2", "d2", "bn3", "r3"};
+    for (int k = 0; k < 8; k++) snprintf(specs[k].name, sizeof specs[k].name, "%s", names[k]);
+    check_seq_against_layers(specs, 8, (Shape){3, {3, 5, 7}}, 6);
+    for (int k = 0; k < 8; k += 3) specs[k].ghost = 4;  // ghost batches of 4, 2
+    check_seq_against_layers(specs, 8, (Shape){3, {3, 5, 7}}, 6);
+    specs[2] = spec("dropout", "d1", 0.3f);  // BatchNorm1d: no channel dropout on (D)
+    check_seq_against_layers(specs, 8, (Shape){1, {12}}, 6);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relu_dropout2d_kernels),
         cmocka_unit_test(test_relu_dropout_kernels),
         cmocka_unit_test(test_seq_fuses_like_layers),
+        cmocka_unit_test(test_batchnorm_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
