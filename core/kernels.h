@@ -102,6 +102,8 @@ void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int
                        int K, int S, int P);
 void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C, int H,
                         int W, int OH, int OW);
+void maxpool2x2_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C,
+                         int H, int W);
 void avgpool2d_forward(float *out, const float *inp, int B, int C, int H, int W, int K, int S,
                        int P);
 void avgpool2d_backward(float *dinp, const float *dout, int B, int C, int H, int W, int K, int S,

@@ -147,6 +147,35 @@ void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, i
     }
 }
 
+// maxpool2d_backward for 2x2 stride-2 windows (argmax from maxpool2d_forward with K = S = 2,
+// P = 0): the windows tile the input, so each window's four gradients are written outright,
+// 0 + dy at the argmax (as the accumulation into zeros gives it, -0 included) and 0 elsewhere,
+// and only an odd width's last column and an odd height's last row are zeroed apart: no
+// memset of the whole input gradient first (1.9% of a cnn6_mlp4 step).
+void maxpool2x2_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C,
+                         int H, int W) {
+    int OH = H / 2, OW = W / 2;
+    prof_bytes((double)B * C * (H * W + 2 * OH * OW));
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        float *dx = dinp + bc * H * W;
+        const float *dy = dout + bc * OH * OW;
+        const int32_t *a = argmax + bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            float *r0 = dx + 2 * oh * W, *r1 = r0 + W;
+            for (int ow = 0; ow < OW; ow++) {
+                int32_t i = 2 * oh * W + 2 * ow, at = a[oh * OW + ow];
+                float g = 0.0f + dy[oh * OW + ow];
+                r0[2 * ow] = at == i ? g : 0.0f;
+                r0[2 * ow + 1] = at == i + 1 ? g : 0.0f;
+                r1[2 * ow] = at == i + W ? g : 0.0f;
+                r1[2 * ow + 1] = at == i + W + 1 ? g : 0.0f;
+            }
+            if (W % 2) r0[W - 1] = r1[W - 1] = 0.0f;
+        }
+        if (H % 2) memset(dx + (size_t)(H - 1) * W, 0, (size_t)W * sizeof(float));
+    }
+}
+
 // out is (B,C,OH,OW), inp is (B,C,H,W). The divisor is always K*K (count_include_pad=True;
 // with ceil_mode=False no window reaches past the padding).
 void avgpool2d_forward(float *out, const float *inp, int B, int C, int H, int W, int K, int S,
@@ -257,7 +286,10 @@ static void backward_max(Layer *l, float *dinp, float *dparams, const float *dou
                          const float *inp, const float *out, const float *params,
                          const StepCtx *c, int B) {
     (void)dparams, (void)inp, (void)out, (void)params, (void)c;
-    if (dinp)
+    if (!dinp) return;
+    if (l->spec.kernel == 2 && stride_of(l) == 2 && l->spec.padding == 0)
+        maxpool2x2_backward(dinp, dout, l->save, B, l->in.d[0], l->in.d[1], l->in.d[2]);
+    else
         maxpool2d_backward(dinp, dout, l->save, B, l->in.d[0], l->in.d[1], l->in.d[2],
                            l->out.d[1], l->out.d[2]);
 }

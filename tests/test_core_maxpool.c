@@ -1,7 +1,9 @@
 // test_core_maxpool.c: the 2x2 stride-2 max-pool (core/pool.c; AVX-512 where built) against a
 // plain loop of PyTorch's rule (the first maximum in row-major window order; a NaN wins, the
 // last one if several), values and argmax exactly, on widths that fill, split and underfill
-// a vector (odd widths drop their last column and row), with ties, NaNs and -inf.
+// a vector (odd widths drop their last column and row), with ties, NaNs and -inf; and its
+// backward, which writes every input gradient without a memset first, against the general
+// scatter, to the bit (-0 gradients included).
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -54,6 +56,15 @@ static void test_maxpool2x2_matches_rule(void **state) {
         reference(y2, a2, x, N, H, W);
         assert_memory_equal(y1, y2, m * sizeof(float));
         assert_memory_equal(a1, a2, m * sizeof(int32_t));
+        // backward: the 2x2 kernel writes what the general scatter into zeros gives
+        float *dy = malloc(m * sizeof(float)), *d1 = malloc(n * sizeof(float)),
+              *d2 = malloc(n * sizeof(float));
+        for (size_t i = 0; i < m; i++) dy[i] = i % 7 == 3 ? -0.0f : (float)(i % 11) - 5.0f;
+        for (size_t i = 0; i < n; i++) d1[i] = 1e3f;  // overwritten, every element
+        maxpool2x2_backward(d1, dy, a1, N, 1, H, W);
+        maxpool2d_backward(d2, dy, a1, N, 1, H, W, OH, OW);
+        assert_memory_equal(d1, d2, n * sizeof(float));
+        free(dy), free(d1), free(d2);
         free(x), free(y1), free(y2), free(a1), free(a2);
     }
 }
