@@ -245,16 +245,20 @@ static int winograd_applies(int K, int S, int P, int C, int H, int W) {
     return K == 3 && S == 1 && P == 1 && C >= 4 && H >= 7 && W >= 7;
 }
 
-// Which Winograd tile a Winograd layer takes: 4 (F(4x4, 3x3), 2.25 products per output)
-// where its 4x4 tiles cover the image with no more padding than F(2x2)'s 2x2 tiles (H and W
-// = 0 or 3 mod 4: 7x7 and 28x28 pad to 8x8 and 28x28 either way), else 2 (F(2x2, 3x3), 4
-// per output). At 14x14 F(4x4) pads to 16x16 and measured slower (whole layer, forward +
-// both gradients, batch 128, loaded machine: 64 -> 64 33-35 ms against 31-34, 32 -> 64 21-24
-// against 19-23); at 7x7 64 -> 128 19-20 against 24-25, 128 -> 128 38-41 against 35-46, at
-// 28x28 32 -> 32 27-32 against 33-37. F(4x4)'s float32 error is about 15x F(2x2)'s (5e-6 of
-// the largest output against 3e-7; docs/performance.md), well inside what training notices.
+// Which Winograd tile a Winograd layer takes: 4 (F(4x4, 3x3), 36 products per 4x4 tile)
+// where its GEMMs multiply at most 0.6 times as much as F(2x2)'s (16 per 2x2 tile), tiles
+// hanging over the edges counted, else 2. cnn6_mlp4's and rescnn's 28x28 and 7x7 layers
+// take F(4x4) (0.56), the 14x14 ones, which F(4x4) pads to 16x16 (0.73), F(2x2). Measured
+// per layer, forward + both gradients, batch 128, one core, loaded machine, F(4x4) against
+// F(2x2): 32 -> 32 at 28x28 25.4 ms against 32.2, 64 -> 128 at 7x7 12.3 / 18.4, 128 -> 128
+// at 7x7 21.5 / 34.0; at 14x14 F(4x4) was faster too (32 -> 64 17.0 / 18.1, 64 -> 64 27.0 /
+// 30.5), but not by enough for its rounding: F(4x4)'s float32 error is about 15x F(2x2)'s
+// (5e-6 of the largest output against 3e-7; docs/performance.md), and with the 14x14 layers
+// on F(4x4) as well, one SGD step of cnn6_mlp4 on 1 and 2 ranks (summing in different
+// orders) left 1.9% of the parameters more than 1e-6 apart, over test_dist_train's 0.5%.
 static int winograd_tile(int H, int W) {
-    return (H % 4 == 0 || H % 4 == 3) && (W % 4 == 0 || W % 4 == 3) ? 4 : 2;
+    long p4 = 36L * ((H + 3) / 4) * ((W + 3) / 4), p2 = 16L * ((H + 1) / 2) * ((W + 1) / 2);
+    return 5 * p4 <= 3 * p2 ? 4 : 2;
 }
 
 // Samples per Winograd chunk: about WINO_CHUNK_TILES tiles (at least one sample), the width

@@ -328,6 +328,7 @@ static void test_layer_matches_direct(void **state) {
     check_layer(1, 8, 4, 28, 28, 0);
     check_layer(2, 5, 3, 11, 13, 1);
     check_layer(3, 6, 6, 7, 7, 0);
+    check_layer(2, 4, 5, 9, 10, 1);  // F(2x2): F(4x4) would multiply 0.81 times as much
     check_layer(2, 3, 4, 9, 9, 1);  // im2col route: 3 input channels
     check_layer(2, 4, 4, 6, 6, 1);  // im2col route: below 7x7
 }
