@@ -329,7 +329,7 @@ static void batch_sets(Point *p, const Config *c, int B, double lr_factor, int k
 // The bn study's lines: G at the sweep's batch (the config as it is, and with BatchNorm the
 // only regularizer), and the control's B sweeps. Indices are fixed: points refer to them.
 static const Cond bn_conds[] = {
-    {"g_sweep", "G sweep", "config's regularizers on"},
+    {"g_sweep", "G sweep", "all regularizers on"},
     {"b_fixed_epochs", "B sweep, fixed epochs", "fixed epochs"},
     {"b_fixed_steps", "B sweep, fixed steps", "fixed steps"},
     {"g_sweep_bn_only", "G sweep, BatchNorm only", "BatchNorm only"},
@@ -1141,7 +1141,7 @@ static void bn_figures(const Dist *d, const Study *s, FILE *md) {
     int B0 = p0 ? p0->B : s->cfg.batch, E0 = p0 ? p0->epochs : 0, G0 = p0 ? p0->G : 0;
     snprintf(t1, sizeof t1, "test accuracy at B = %d", B0);
     snprintf(t2, sizeof t2, "train − test gap at B = %d", B0);
-    snprintf(t3, sizeof t3, "test accuracy minus G = %d's, same seed", G0);
+    snprintf(t3, sizeof t3, "test accuracy difference to G = %d, same seed", G0);
     snprintf(t4, sizeof t4, "control: test accuracy at G = %d, LR ∝ B", Gc);
     snprintf(t5, sizeof t5, "control: train − test gap at G = %d", Gc);
     SvgPanel panels[5] = {

@@ -1,10 +1,12 @@
-// test_study.c: `regdist study bn` and `regdist study reg` end to end on a tiny CNN: the
+// test_study.c: `regdist study bn`, `study reg` and `study batch` end to end on a tiny CNN: the
 // points are the runs the study says (checked in each run's saved config), results.csv,
 // figure.svg and summary.md are written, a rerun trains nothing, a point whose run was cut
 // short resumes and gives the same numbers, and bad arguments exit 2 with one line. What the
 // files say: results.csv holds fractions, empty where a value is missing (null in a run's
 // summary.json); summary.md's headers carry units; figures say how many seeds and draw error
-// bars only from two; legends and plot labels are human, not point ids.
+// bars only from two (95% intervals); legends and plot labels are human, not point ids; the
+// summaries' cells carry mean ± sd [95% CI] computed as by hand from results.csv, and their
+// paired-difference tables name each comparison with its interval and verdict.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <math.h>
+
 #include <cmocka.h>
 
 #include "io/checkpoint.h"
@@ -21,7 +25,7 @@
 #include "runutil.h"
 #include "testutil.h"
 
-static char dir[1024], data[1100], config[1100];
+static char dir[1024], data[1100], data960[1100], config[1100];
 
 static int setup(void **state) {
     (void)state;
@@ -31,6 +35,11 @@ static int setup(void **state) {
     RunResult r;
     test_run_regdist(&r, (const char *[]){"data", "synth", "--out", data, "--shape", "1,12,12",
                                           "--train", "120", "--val", "30", "--test", "30", NULL});
+    if (r.status) fail_msg("data synth: %s", r.err);
+    // for study batch: 960 = 32 x the config's batch 30, Hoffer et al.'s ratio 4096 / 128
+    snprintf(data960, sizeof data960, "%s/t12x960.h5", dir);
+    test_run_regdist(&r, (const char *[]){"data", "synth", "--out", data960, "--shape", "1,12,12",
+                                          "--train", "960", "--val", "30", "--test", "60", NULL});
     if (r.status) fail_msg("data synth: %s", r.err);
     return 0;
 }
@@ -200,6 +209,180 @@ static void csv_cell(const char *csv, const char *id, const char *name, char *ou
     snprintf(out, n, "%.*s", (int)len, row);
 }
 
+// The t quantile for one degree of freedom (two seeds), as launch/stats.c tables it.
+#define T975_DF1 12.7062
+
+// A table cell as the summary should print it for two seeds' values a and b (percent):
+// mean ± sd [95% CI], worked by hand.
+static void cell_of_two(double a, double b, char *out, size_t n) {
+    double m = (a + b) / 2, sd = fabs(a - b) / sqrt(2), half = T975_DF1 * sd / sqrt(2);
+    snprintf(out, n, " | %.2f ± %.2f [%.2f, %.2f]", m, sd, m - half, m + half);
+}
+
+static double csv_num(const char *csv, const char *id, const char *name) {
+    char cell[256];
+    csv_cell(csv, id, name, cell, sizeof cell);
+    if (!*cell) fail_msg("%s of %s is empty", name, id);
+    return atof(cell);
+}
+
+// The full preset at --batch 60 (the config's is 30): the BatchNorm-only line at every G and
+// the config's line at the smallest, middle and largest G, the LR scaled by 2, the warmup kept
+// in samples, PreciseBN over the samples of 50 batches of 30; no B control. The summary's
+// cells and paired differences are the ones worked by hand from results.csv.
+static void test_bn_full_preset(void **state) {
+    (void)state;
+    RunResult r;
+    study(&r, "bn", "bnfull", "--preset full --batch 60 --groups 5,15,30,60 --epochs 1 --seeds 2");
+    if (r.status) fail_msg("exit %d: %s", r.status, r.err);
+    assert_int_equal(count(r.out, "trained in"), (4 + 3) * 2);
+    assert_int_equal(count(r.out, "finished before"), 0);
+    Config c;
+    point_config(&c, "bnfull", "bnonly-G5-B60-E1-s1");
+    assert_int_equal(c.batch, 60);
+    assert_int_equal(c.epochs, 1);
+    assert_int_equal(c.bn_ghost, 5);
+    assert_int_equal(c.bn_group, 1);
+    assert_float_equal(c.optim.lr, 2e-3f, 1e-9);
+    assert_int_equal(c.sched.warmup_steps, 3);  // 5 steps of 30 samples: 2.5 of 60, rounded
+    assert_int_equal(c.precise_bn, 25);         // 25 x 60 = 50 x 30 samples
+    assert_int_equal(c.dropout_on, 0);          // BatchNorm the only regularizer
+    assert_float_equal(c.optim.weight_decay, 0, 0);
+    assert_float_equal(c.label_smoothing, 0, 0);
+    assert_non_null(find(c.layers, c.nlayers, "bn1"));
+    config_free(&c);
+    point_config(&c, "bnfull", "G60-B60-E1-s2");  // the config's regularizers, whole batch
+    assert_int_equal(c.batch, 60);
+    assert_int_equal(c.bn_ghost, 0);
+    assert_int_equal(c.seed, 2);
+    assert_int_equal(c.dropout_on, 1);
+    assert_float_equal(c.optim.weight_decay, 0.01f, 1e-9);
+    assert_float_equal(c.label_smoothing, 0.1f, 1e-7);
+    assert_float_equal(c.optim.lr, 2e-3f, 1e-9);
+    assert_int_equal(c.precise_bn, 25);
+    config_free(&c);
+    char path[2400];
+    snprintf(path, sizeof path, "%s/bnfull/points/G30-B60-E1-s1/summary.json", dir);
+    assert_int_equal(access(path, F_OK), 0);  // the middle of 5,15,30,60
+    snprintf(path, sizeof path, "%s/bnfull/points/G15-B60-E1-s1", dir);
+    assert_int_equal(access(path, F_OK), -1);
+
+    size_t len;
+    snprintf(path, sizeof path, "%s/bnfull/results.csv", dir);
+    char *csv = test_read_file(path, &len);
+    assert_non_null(csv);
+    assert_int_equal(count(csv, "\n"), 1 + 14);
+    assert_null(strstr(csv, "B sweep"));
+    assert_non_null(strstr(csv, "\"BatchNorm only, G = 5 (ghost batches of 5), B = 60, 1 epoch, "
+                                "seed 2\""));
+    snprintf(path, sizeof path, "%s/bnfull/summary.md", dir);
+    char *md = test_read_file(path, &len);
+    assert_non_null(md);
+    // G = 15's test accuracy: mean ± sd [95% CI] of its two seeds
+    double a = 100 * csv_num(csv, "bnonly-G15-B60-E1-s1", "test_acc");
+    double b = 100 * csv_num(csv, "bnonly-G15-B60-E1-s2", "test_acc");
+    char want[256];
+    cell_of_two(a, b, want, sizeof want);
+    const char *row = strstr(md, "| G sweep, BatchNorm only | 15 | 60 | 1 |");
+    assert_non_null(row);
+    if (!strstr(row, want) || strstr(row, want) > strchr(row, '\n'))
+        fail_msg("'%s' not in the G = 15 row: %.*s", want, (int)strcspn(row, "\n"), row);
+    assert_non_null(strstr(md, "Cells: mean ± sd [95% confidence interval of the mean"));
+    // G = 15 - G = 5, seed by seed: the mean difference, its interval and the verdict
+    double d1 = a - 100 * csv_num(csv, "bnonly-G5-B60-E1-s1", "test_acc");
+    double d2 = b - 100 * csv_num(csv, "bnonly-G5-B60-E1-s2", "test_acc");
+    double m = (d1 + d2) / 2, half = T975_DF1 * fabs(d1 - d2) / 2;
+    snprintf(want, sizeof want, "| G = 15 − G = 5 | test acc (points) | %+.2f | [%+.2f, %+.2f] "
+             "| 2 | %s |", m, m - half, m + half,
+             m - half > 0 || m + half < 0 ? "an effect" : "no effect at this power");
+    if (!strstr(md, want)) fail_msg("'%s' not in summary.md:\n%s", want, md);
+    assert_non_null(strstr(md, "**Paired differences, G sweep, BatchNorm only: each G against "
+                               "G = 5**"));
+    assert_non_null(strstr(md, "**Paired differences, G sweep: each G against G = 5**"));
+    assert_non_null(strstr(md, "| G = 60 − G = 5 | PreciseBN test acc (points) | "));
+    assert_non_null(strstr(md, "| regularizers on − BatchNorm only, G = 30 | test acc (points) | "));
+    // every paired row has two seeds and a verdict: 3 metrics x (3 + 2 + 3 comparisons)
+    assert_int_equal(count(md, "| 2 | an effect |") + count(md, "| 2 | no effect at this power |"),
+                     3 * 8);
+    assert_non_null(strstr(md, "Train accuracy reached 99% at "));
+    snprintf(path, sizeof path, "%s/bnfull/figure.svg", dir);
+    char *svg = test_read_file(path, &len);
+    assert_non_null(svg);
+    assert_non_null(strstr(svg, "BatchNorm group size study (mean and 95% CI over 2 seeds): "
+                                "tiny_cnn.cfg, 1 epoch per run"));
+    assert_non_null(strstr(svg, ">BatchNorm only, PreciseBN</text>"));
+    assert_non_null(strstr(svg, ">all regularizers on, running statistics</text>"));
+    assert_non_null(strstr(svg, "test accuracy difference to G = 5, same seed"));
+    assert_non_null(strstr(svg, "<path fill=\"none\""));  // error bars
+    free(csv), free(md), free(svg);
+}
+
+// Hoffer et al.'s experiment at the tiny CNN's batch b = 30 and B = 960 (their 4096 / 128):
+// the small batch, then at B the LR x sqrt(32) with full-batch statistics, with ghost batches
+// of 30, and with ghost batches for 32 x the epochs (the warmup kept in steps). Their MNIST
+// numbers stand beside ours.
+static void test_batch_study(void **state) {
+    (void)state;
+    RunResult r;
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' study batch --config '%s' --data '%s' --out '%s/batch' "
+             "--epochs 1 --seeds 2 --batches 960", test_regdist_bin(), config, data960, dir);
+    test_run_shell(&r, cmd);
+    if (r.status) fail_msg("exit %d: %s", r.status, r.err);
+    assert_int_equal(count(r.out, "trained in"), 4 * 2);
+    Config c;
+    point_config(&c, "batch", "small-B30-G30-E1-s1");
+    assert_int_equal(c.batch, 30);
+    assert_int_equal(c.bn_ghost, 0);
+    assert_float_equal(c.optim.lr, 1e-3f, 1e-9);
+    assert_int_equal(c.sched.warmup_steps, 5);
+    config_free(&c);
+    point_config(&c, "batch", "large-B960-G960-E1-s1");
+    assert_int_equal(c.batch, 960);
+    assert_int_equal(c.bn_ghost, 0);
+    assert_float_equal(c.optim.lr, 1e-3f * sqrtf(32), 1e-8);
+    assert_int_equal(c.sched.warmup_steps, 0);  // 5 x 30 samples is under one step of 960
+    assert_int_equal(c.epochs, 1);
+    config_free(&c);
+    point_config(&c, "batch", "ghost-B960-G30-E1-s2");
+    assert_int_equal(c.bn_ghost, 30);
+    assert_int_equal(c.seed, 2);
+    assert_float_equal(c.optim.lr, 1e-3f * sqrtf(32), 1e-8);
+    config_free(&c);
+    point_config(&c, "batch", "adapted-B960-G30-E32-s1");
+    assert_int_equal(c.epochs, 32);
+    assert_int_equal(c.bn_ghost, 30);
+    assert_int_equal(c.sched.warmup_steps, 5);
+    config_free(&c);
+    char path[2400];
+    size_t len;
+    snprintf(path, sizeof path, "%s/batch/summary.md", dir);
+    char *md = test_read_file(path, &len);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "| Hoffer et al., MNIST test acc (%) |"));
+    assert_non_null(strstr(md, "| B = 30 | 30 | 30 (whole batch) | 0.001 | 1 | 32 |"));
+    assert_non_null(strstr(md, " | 98.27 |\n"));
+    assert_non_null(strstr(md, " | 97.05 (LR not scaled) |\n"));
+    assert_non_null(strstr(md, " | 98.53 |\n"));
+    assert_non_null(strstr(md, "| B = 960, ghost batches | 960 | 30 (ghost batches of 30) | "
+                               "0.00566 | 1 | 1 |"));
+    assert_non_null(strstr(md, "**Paired differences, each condition against B = 30**"));
+    assert_non_null(strstr(md, "| B = 960, ghost batches, adapted schedule − B = 30 | test acc "
+                               "(points) | "));
+    assert_int_equal(count(md, "| 2 | an effect |") + count(md, "| 2 | no effect at this power |"),
+                     3 * 3);
+    snprintf(path, sizeof path, "%s/batch/results.csv", dir);
+    char *csv = test_read_file(path, &len);
+    assert_int_equal(count(csv, "\n"), 1 + 8);
+    assert_non_null(strstr(csv, "\"B = 960, ghost batches, adapted schedule, G = 30 (ghost "
+                                "batches of 30), 32 epochs, seed 1\""));
+    snprintf(path, sizeof path, "%s/batch/figure.svg", dir);
+    char *svg = test_read_file(path, &len);
+    assert_non_null(strstr(svg, "Large-batch training and its recovery (mean and 95% CI over 2 "
+                                "seeds)"));
+    free(md), free(csv), free(svg);
+}
+
 // Every regularizer of the tiny CNN alone, from nothing: the saved configs say so.
 static void test_reg_study(void **state) {
     (void)state;
@@ -264,6 +447,13 @@ static void test_reg_study(void **state) {
     assert_non_null(strstr(md, "| + DropBlock |"));
     assert_non_null(strstr(md, "| test acc (%) | train − test gap (points) | test ECE (%) |"));
     assert_non_null(strstr(md, "test loss (cross-entropy)"));
+    // the paired differences to none, and all on against BatchNorm only; one seed: no interval
+    assert_non_null(strstr(md, "**Paired differences, each condition against none**"));
+    assert_non_null(strstr(md, "| + BatchNorm − none | test acc (points) | "));
+    assert_non_null(strstr(md, "| all on − none | test ECE (points) | "));
+    assert_non_null(strstr(md, "| all on − + BatchNorm | test acc (points) | "));
+    assert_non_null(strstr(md, "| 1 | one seed: no interval |"));
+    assert_null(strstr(md, "| an effect |"));
     snprintf(path, sizeof path, "%s/reg/results.csv", dir);
     char *csv = test_read_file(path, &len);
     assert_non_null(csv);
@@ -353,6 +543,13 @@ static void test_help(void **state) {
     assert_null(strstr(reg.out, "--groups"));
     assert_non_null(strstr(reg.out, "25 minutes"));
     assert_non_null(strstr(all.out, "bn|reg"));
+    RunResult batch;
+    test_run_regdist(&batch, (const char *[]){"study", "batch", "--help", NULL});
+    test_expect_ok(&batch);
+    assert_non_null(strstr(batch.out, "usage: regdist study batch"));
+    assert_non_null(strstr(batch.out, "Hoffer"));
+    assert_non_null(strstr(batch.out, "sqrt(B/b)"));
+    assert_non_null(strstr(all.out, "batch"));
     assert_null(strstr(bn.out, "about 10 minutes"));
 }
 
@@ -410,12 +607,20 @@ static void test_bad_arguments(void **state) {
     expect_usage("bn", "--groups 7 --batches 30", "no point of the sweep can be made");
     expect_usage("reg", "--set train.bacth=3", "did you mean train.batch");
     expect_usage("reg", "--groups 4,16", "--groups and --batches are for study bn");
+    expect_usage("reg", "--batch 64", "--batch is for study bn");
+    expect_usage("batch", "--batch 64", "--batch is for study bn");
+    expect_usage("batch", "--groups 4,8", "study batch takes one ghost batch size");
+    expect_usage("batch", "--batches 16", "a large batch must exceed the config's batch 30");
+    expect_usage("batch", "--groups 60 --batches 120", "the ghost batch must not exceed");
+    expect_usage("frobnicate", "", "say which study: batch, bn or reg");
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bn_study),
         cmocka_unit_test(test_reg_study),
+        cmocka_unit_test(test_bn_full_preset),
+        cmocka_unit_test(test_batch_study),
         cmocka_unit_test(test_failed_point_continues),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_help),
