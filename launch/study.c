@@ -82,6 +82,8 @@ typedef struct {
     int images;         // the training samples are images (C,H,W): augmentation applies
     int G[MAX_LIST], nG, Bs[MAX_LIST], nB;
     Config cfg;         // the base config, inspected to build the points
+    char command[2048]; // the command line that ran it, for summary.md
+    double t0;          // when this invocation started
     Point *p;
     int n;
 } Study;
@@ -1462,6 +1464,13 @@ static void batch_summary(const Dist *d, const Study *s, FILE *md) {
     }
 }
 
+// "2.4 h", "35 min" or "12 s".
+static void duration_text(double sec, char *buf, size_t n) {
+    if (sec >= 3600) snprintf(buf, n, "%.1f h", sec / 3600);
+    else if (sec >= 60) snprintf(buf, n, "%.0f min", sec / 60);
+    else snprintf(buf, n, "%.0f s", sec);
+}
+
 static void write_summary(const Dist *d, Study *s) {
     char path[1200], seeds[64];
     snprintf(path, sizeof path, "%s/summary.md", s->out);
@@ -1479,6 +1488,17 @@ static void write_summary(const Dist *d, Study *s) {
     if (!strcmp(s->kind, "bn")) bn_summary(d, s, md);
     else if (!strcmp(s->kind, "reg")) reg_summary(d, s, md);
     else batch_summary(d, s, md);
+    // what it cost: the runs' training time (seconds per epoch x epochs, over every
+    // invocation of a resumed sweep) and this invocation's wall time
+    double train_s = 0;
+    for (int i = 0; i < s->n; i++)
+        if (isfinite(s->p[i].sec_epoch)) train_s += s->p[i].sec_epoch * s->p[i].epochs;
+    char train_t[32], wall_t[32];
+    duration_text(train_s, train_t, sizeof train_t);
+    duration_text(now_seconds() - s->t0, wall_t, sizeof wall_t);
+    fprintf(md, "\nCommand: `%s`. Training time of its runs: %s (seconds per epoch × epochs, "
+                "summed over every invocation of a resumed sweep); this invocation: %s of wall "
+                "time.\n", s->command, train_t, wall_t);
     fprintf(md, "\nEvery run: `%s/points/<id>/` (metrics.csv, train.log, checkpoints). "
                 "All numbers, as fractions: results.csv.\n", s->out);
     fclose(md);
@@ -1498,10 +1518,24 @@ static const char *quick_val_size(const char *data) {
     return n > 1000 ? "data.val_size=1000" : "data.val_size=0";
 }
 
+// The command as a person retypes it: "mpirun -n 2 regdist study bn ...", arguments with
+// spaces or quotes in single quotes.
+static void command_of(char *buf, size_t n, int world, int argc, char **argv) {
+    size_t k = 0;
+    if (world > 1) k += (size_t)snprintf(buf, n, "mpirun -n %d ", world);
+    k += (size_t)snprintf(buf + (k < n ? k : n), k < n ? n - k : 0, "regdist");
+    for (int i = 0; i < argc && k < n; i++) {
+        int plain = argv[i][strcspn(argv[i], " \t'\"$*?;&|<>()")] == 0 && *argv[i];
+        k += (size_t)snprintf(buf + k, n - k, plain ? " %s" : " '%s'", argv[i]);
+    }
+}
+
 int cmd_study(Dist *d, int argc, char **argv) {
     Study s;
     memset(&s, 0, sizeof s);
+    s.t0 = now_seconds();
     parse_args(d, &s, argc, argv);
+    command_of(s.command, sizeof s.command, d->world, argc, argv);
     Err e = {0};
     // a small validation set (curves and best.h5 only: the test set stays whole) and, quick,
     // a short warmup; the user's --set still win

@@ -305,6 +305,10 @@ static void test_bn_full_preset(void **state) {
     assert_int_equal(count(md, "| 2 | an effect |") + count(md, "| 2 | no effect at this power |"),
                      3 * 8);
     assert_non_null(strstr(md, "Train accuracy reached 99% at "));
+    // the command that made it, and what it cost
+    assert_non_null(strstr(md, "Command: `regdist study bn --config "));
+    assert_non_null(strstr(md, " --preset full --batch 60 --groups 5,15,30,60 --epochs 1 --seeds 2`"));
+    assert_non_null(strstr(md, "Training time of its runs: "));
     snprintf(path, sizeof path, "%s/bnfull/figure.svg", dir);
     char *svg = test_read_file(path, &len);
     assert_non_null(svg);
