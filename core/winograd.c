@@ -171,11 +171,17 @@ static void winograd_input_avx512(float *V, size_t ld, const float *inp, int nb,
         for (int c = 0; c < C; c++) {
             const float *x = inp + ((size_t)b * C + c) * H * W;
             for (int ty = 0; ty < TH; ty++) {
-                // the tile row's 4 input lines, padded: buf[i][k] is column k - 1
+                // the tile row's 4 input lines, padded: buf[i][k] is column k - 1; only the
+                // padding is zeroed, not the columns the copy writes
                 for (int i = 0; i < 4; i++) {
                     int iy = 2 * ty - 1 + i;
-                    memset(buf[i], 0, (size_t)L * sizeof(float));
-                    if (iy >= 0 && iy < H) memcpy(buf[i] + 1, x + (size_t)iy * W, W * sizeof(float));
+                    if (iy < 0 || iy >= H) {
+                        memset(buf[i], 0, (size_t)L * sizeof(float));
+                        continue;
+                    }
+                    buf[i][0] = 0.0f;
+                    memcpy(buf[i] + 1, x + (size_t)iy * W, W * sizeof(float));
+                    memset(buf[i] + W + 1, 0, (size_t)(L - W - 1) * sizeof(float));
                 }
                 float *v = V + (size_t)c * ld + ((size_t)b * TH + ty) * TW;
                 for (int t0 = 0; t0 < TW; t0 += 16) {
