@@ -141,8 +141,9 @@ enum {
     LAYER_RUNNING_STATS = 1 << 1,  // keeps running statistics of its batches, reduced over the
                                    // BN group (batchnorm): what model.batchnorm=off leaves out
     LAYER_STOCHASTIC = 1 << 2,     // always draws random masks in training (the dropout layers)
-    LAYER_RELU = 1 << 3,           // is max(x, 0) elementwise, without parameters: a following
-                                   // layer with forward_relu runs both in one sweep (seq.c)
+    LAYER_RELU = 1 << 3,           // is max(x, 0) elementwise, without parameters: seq.c fuses
+                                   // it with a mask layer after it (relu_mask) and a layer
+                                   // before it (forward_relu_mask)
 };
 
 typedef struct {
