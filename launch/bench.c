@@ -2,6 +2,7 @@
 // single-precision GEMM rate, so the figure says how close to the hardware a step runs.
 // A benchmark, not a test: it prints numbers; run it on a quiet machine.
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,30 +72,19 @@ typedef struct {
     Profile prof;         // rank 0's counters over the timed steps, divided by their number
 } BenchResult;
 
-// Times `steps` training steps (after `warmup`) of cfg on d's ranks. Collective over d.
-static void bench_once(const Dist *d, const Config *cfg, int classes, int steps, int warmup,
-                       BenchResult *res) {
-    Err e = {0};
+// One global batch of random inputs in [-1, 1) (Philox, from the seed) with labels b %
+// classes, held by every rank and stepped over again and again; idx is 0..batch-1.
+static void random_batch(const Dist *d, const Config *cfg, Shape in_shape, int classes,
+                         Dataset *ds, int64_t **idx) {
     int batch = cfg->batch;
-    Model m;
-    if (model_build(&m, cfg->layers, cfg->nlayers, cfg->input, classes, &e) ||
-        model_plan(&m, stepper_max_local(d, cfg), &e))
-        cli_fail(d, &e);
-    model_init(&m, cfg->seed);
-    Optim opt;
-    if (optim_init(&opt, &cfg->optim, m.table.n_trainable)) {
-        err_set(&e, ERR_RUNTIME, "out of memory");
-        cli_fail(d, &e);
-    }
-    // one global batch of random inputs, held by every rank, stepped over again and again
-    size_t in = shape_numel(m.in);
-    Dataset ds = {.n = batch, .nloaded = batch, .shape = m.in, .num_classes = classes,
-                  .nchan = 1, .mean = {0}, .std = {1}};
-    ds.x_f32 = malloc((size_t)batch * in * sizeof(float));
-    ds.y = malloc((size_t)batch * sizeof(int32_t));
-    int64_t *idx = malloc((size_t)batch * sizeof(int64_t));
-    double *times = malloc((size_t)steps * sizeof(double));
-    if (!ds.x_f32 || !ds.y || !idx || !times) {
+    size_t in = shape_numel(in_shape);
+    *ds = (Dataset){.n = batch, .nloaded = batch, .shape = in_shape, .num_classes = classes,
+                    .nchan = 1, .mean = {0}, .std = {1}};
+    ds->x_f32 = malloc((size_t)batch * in * sizeof(float));
+    ds->y = malloc((size_t)batch * sizeof(int32_t));
+    *idx = malloc((size_t)batch * sizeof(int64_t));
+    if (!ds->x_f32 || !ds->y || !*idx) {
+        Err e;
         err_set(&e, ERR_RUNTIME, "out of memory");
         cli_fail(d, &e);
     }
@@ -102,51 +92,86 @@ static void bench_once(const Dist *d, const Config *cfg, int classes, int steps,
     for (size_t i = 0; i < (size_t)batch * in; i += 4) {
         philox_ctr r = philox4x32_10((philox_ctr){{(uint32_t)(i / 4), 0, 0, 0}}, key);
         for (size_t j = 0; j < 4 && i + j < (size_t)batch * in; j++)
-            ds.x_f32[i + j] = 2.0f * philox_unit(r.v[j]) - 1.0f;
+            ds->x_f32[i + j] = 2.0f * philox_unit(r.v[j]) - 1.0f;
     }
-    for (int b = 0; b < batch; b++) ds.y[b] = b % classes, idx[b] = b;
-    Stepper st;
-    if (stepper_init(&st, d, cfg, &m, &opt, &ds, &e)) cli_fail(d, &e);
+    for (int b = 0; b < batch; b++) ds->y[b] = b % classes, (*idx)[b] = b;
+}
+
+// Runs warmup then `steps` timed steps into times[]; the stepper's clocks and the profile
+// count the timed steps only. Returns rank 0's profile per step.
+static Profile timed_steps(const Dist *d, Stepper *st, const int64_t *idx, int batch, int steps,
+                           int warmup, double *times) {
     int64_t correct = 0, seen = 0;
     prof_enable(1);
     for (int s = -warmup; s < steps; s++) {
-        if (s == 0) {  // measure the timed steps only
-            st.t_data = st.t_forward = st.t_backward = st.t_optim = 0;
-            st.gs.wait_seconds = st.gs.comm_seconds = 0;
+        if (s == 0) {
+            st->t_data = st->t_forward = st->t_backward = st->t_optim = 0;
+            st->gs.wait_seconds = st->gs.comm_seconds = 0;
             prof_reset();
         }
         dist_barrier(d);
         double t0 = now_seconds();
         int finite;
-        stepper_step(&st, idx, batch, &correct, &seen, &finite);
+        stepper_step(st, idx, batch, &correct, &seen, &finite);
         if (s >= 0) times[s] = now_seconds() - t0;
     }
     Profile pr = prof;
     prof_enable(0);
     for (int k = 0; k < PROF_KINDS; k++) pr.seconds[k] /= steps;
     pr.gemm_flops /= steps, pr.elementwise_bytes /= steps;
+    return pr;
+}
+
+// The largest peak resident memory of any rank, MiB (collective).
+static double max_rss_mib(const Dist *d) {
+    double *rss = calloc((size_t)d->world, sizeof(double)), mx = 0;
+    if (!rss) return NAN;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    rss[d->rank] = (double)ru.ru_maxrss / 1024.0;
+    dist_sum_f64(d, rss, d->world);
+    for (int r = 0; r < d->world; r++) mx = rss[r] > mx ? rss[r] : mx;
+    free(rss);
+    return mx;
+}
+
+// Times `steps` training steps (after `warmup`) of cfg on d's ranks. Collective over d.
+static void bench_once(const Dist *d, const Config *cfg, int classes, int steps, int warmup,
+                       BenchResult *res) {
+    Err e = {0};
+    int batch = cfg->batch;
+    Model m;
+    Optim opt;
+    if (model_build(&m, cfg->layers, cfg->nlayers, cfg->input, classes, &e) ||
+        model_plan(&m, stepper_max_local(d, cfg), &e))
+        cli_fail(d, &e);
+    model_init(&m, cfg->seed);
+    double *times = malloc((size_t)steps * sizeof(double));
+    if (optim_init(&opt, &cfg->optim, m.table.n_trainable) || !times) {
+        err_set(&e, ERR_RUNTIME, "out of memory");
+        cli_fail(d, &e);
+    }
+    Dataset ds;
+    int64_t *idx;
+    random_batch(d, cfg, m.in, classes, &ds, &idx);
+    Stepper st;
+    if (stepper_init(&st, d, cfg, &m, &opt, &ds, &e)) cli_fail(d, &e);
+    Profile pr = timed_steps(d, &st, idx, batch, steps, warmup, times);
     double mean = 0;
     for (int s = 0; s < steps; s++) mean += times[s] / steps;
     double med = median(times, steps);
-    double ips = batch / med, gf = step_flops(&m, batch) / med / 1e9;
-    double peak = sgemm_gflops(1024, 10);  // every rank at once: they share the machine
     // per-step time split on rank 0, and each rank's peak memory
     double split[5] = {st.t_data / steps, st.t_forward / steps, st.t_backward / steps,
                        st.gs.wait_seconds / steps, st.t_optim / steps};
     double hidden = st.gs.comm_seconds > 0 ? 1.0 - st.gs.wait_seconds / st.gs.comm_seconds : 0;
-    double *rss = calloc((size_t)d->world, sizeof(double));
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    rss[d->rank] = (double)ru.ru_maxrss / 1024.0;  // MiB
-    dist_sum_f64(d, rss, d->world);
-    double rss_max = 0;
-    for (int r = 0; r < d->world; r++) rss_max = rss[r] > rss_max ? rss[r] : rss_max;
-    *res = (BenchResult){.med = med, .ips = ips, .gf = gf, .peak = peak, .hidden = hidden,
-                         .rss_max = rss_max, .mean = mean, .direct_flops = step_flops(&m, batch),
-                         .prof = pr};
+    double peak = sgemm_gflops(1024, 10);  // every rank at once: they share the machine
+    double rss_max = max_rss_mib(d);       // after it, as the step's buffers were
+    *res = (BenchResult){.med = med, .ips = batch / med, .gf = step_flops(&m, batch) / med / 1e9,
+                         .peak = peak, .hidden = hidden, .rss_max = rss_max, .mean = mean,
+                         .direct_flops = step_flops(&m, batch), .prof = pr};
     memcpy(res->split, split, sizeof split);
     stepper_free(&st);
-    free(ds.x_f32), free(ds.y), free(idx), free(times), free(rss);
+    free(ds.x_f32), free(ds.y), free(idx), free(times);
     optim_free(&opt);
     model_free(&m);
 }
