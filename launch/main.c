@@ -35,7 +35,7 @@ static const char *usage =
     "          summarise one: info\n"
     "  bench   measure training-step throughput\n"
     "  study   sweeps with results, figure and summary: bn (BatchNorm group size), reg\n"
-    "          (regularizer ablation)\n"
+    "          (regularizer ablation), batch (Hoffer et al.'s large-batch experiment)\n"
     "  plot    draw runs' learning curves from their metrics.csv as an SVG figure\n"
     "\n"
     "regdist help <command>, regdist <command> --help or -h: that command's options.\n"

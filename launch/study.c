@@ -1263,8 +1263,8 @@ static void md_paired(FILE *md, const Study *s, const char *cmp, const Cond *ca,
 
 // The bn study's summary: the figure, a table row per (line, x), the paired differences of
 // each G to the smallest G of its line (and of the lines to each other), and what they show.
-static void bn_summary(const Dist *d, const Study *s, FILE *md) {
-    bn_figures(d, s, md);
+// The bn study's table: a row per (line, x), mean ± sd [95% interval] over seeds.
+static void bn_table(const Study *s, FILE *md) {
     const Cond *conds[4] = {&bn_conds[3], &bn_conds[0], &bn_conds[1], &bn_conds[2]};
     fprintf(md, "| condition | G | B | epochs | steps | train acc (%%) | test acc (%%) | "
                 "train − test gap (points) | PreciseBN test acc (%%) | PreciseBN train − "
@@ -1284,7 +1284,11 @@ static void bn_summary(const Dist *d, const Study *s, FILE *md) {
             fprintf(md, " |\n");
         }
     }
-    cells_note(s, md);
+}
+
+// Each G line's G against its smallest, seed by seed; with both lines, the regularizers'
+// effect at each G both have.
+static void bn_paired(const Study *s, FILE *md) {
     static const MetricName ms[] = {{"test acc (points)", m_test, 2},
                                     {"PreciseBN test acc (points)", m_ptest, 2},
                                     {"train − test gap (points)", m_gap, 2}};
@@ -1313,7 +1317,12 @@ static void bn_summary(const Dist *d, const Study *s, FILE *md) {
             md_paired(md, s, cmp, G_SWEEP, xs[k], G_BN_ONLY, xs[k], ms, 3);
         }
     }
-    // what each G line shows, in words, from the numbers above
+}
+
+// What each G line shows, in words, from the numbers of the tables.
+static void bn_words(const Study *s, FILE *md) {
+    const Cond *lines[2];
+    int nl = g_lines(s, lines);
     for (int l = 0; l < nl; l++) {
         double xs[2 * MAX_LIST], acc[2 * MAX_LIST], gap[2 * MAX_LIST], train[2 * MAX_LIST];
         int n = xs_of(s, lines[l], xs), best = 0, worst = 0;
@@ -1341,6 +1350,14 @@ static void bn_summary(const Dist *d, const Study *s, FILE *md) {
                 gap[n - 1], xs[n - 1], fit, n, p->epochs, p->epochs == 1 ? "" : "s", xs[0],
                 effects, n - 1, effects == n - 1 ? "all do" : "the rest show no effect at this power");
     }
+}
+
+static void bn_summary(const Dist *d, const Study *s, FILE *md) {
+    bn_figures(d, s, md);
+    bn_table(s, md);
+    cells_note(s, md);
+    bn_paired(s, md);
+    bn_words(s, md);
 }
 
 // The rows of a reg or batch study: each (condition, x) in the order the points have them.
