@@ -228,6 +228,8 @@ static void test_second_ctrl_c_exits_at_once(void **state) {
 }
 
 // SIGTERM then SIGUSR1 at once: the second ends the process without waiting for the step.
+// Two different signals pending together are delivered lowest number first (SIGUSR1, then
+// SIGTERM), so on a busy machine either can be the second: the exit status names that one.
 static void test_second_signal_exits_at_once(void **state) {
     (void)state;
     pid_t pid = train_async(0, "twice", "");
@@ -236,8 +238,9 @@ static void test_second_signal_exits_at_once(void **state) {
     kill(pid, SIGUSR1);
     int code = wait_exit(pid);
     char *log = run_log("twice");
-    if (code != 128 + SIGUSR1 || !strstr(log, "second signal"))
-        fail_msg("exit %d, want %d with 'second signal':\n%s", code, 128 + SIGUSR1, log);
+    if ((code != 128 + SIGUSR1 && code != 128 + SIGTERM) || !strstr(log, "second signal"))
+        fail_msg("exit %d, want %d or %d with 'second signal':\n%s", code, 128 + SIGUSR1,
+                 128 + SIGTERM, log);
     free(log);
 }
 
