@@ -15,9 +15,10 @@ bin=${REGDIST:-$here/build/regdist}
 out="" seeds="1,2,3" np=1
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out) out=$2; shift 2 ;;
-    --seeds) seeds=$2; shift 2 ;;
-    --np) np=$2; shift 2 ;;
+    --out|--seeds|--np)
+      [ $# -ge 2 ] || { echo "seeds.sh: $1 needs a value (--help)" >&2; exit 2; }
+      case "$1" in --out) out=$2 ;; --seeds) seeds=$2 ;; --np) np=$2 ;; esac
+      shift 2 ;;
     --) shift; break ;;
     -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "seeds.sh: unknown option $1 (--help)" >&2; exit 2 ;;
@@ -26,6 +27,7 @@ done
 [ -n "$out" ] || { echo "seeds.sh: --out DIR is required" >&2; exit 2; }
 [ $# -ge 2 ] && [ $(($# % 2)) -eq 0 ] || { echo "seeds.sh: give NAME \"OPTIONS\" pairs after --" >&2; exit 2; }
 [[ "$seeds" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "seeds.sh: --seeds $seeds: give seeds as 1,2,3" >&2; exit 2; }
+[[ "$np" =~ ^[1-9][0-9]{0,3}$ ]] || { echo "seeds.sh: --np $np: give a number of ranks from 1 to 9999" >&2; exit 2; }
 [ -x "$bin" ] || { echo "seeds.sh: no binary $bin (build first, or set REGDIST)" >&2; exit 2; }
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}

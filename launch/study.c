@@ -806,8 +806,12 @@ static void train_point(const Dist *d, const Study *s, const Point *p, const cha
     for (int k = 0; k < p->nsets; k++) sets[n++] = p->sets[k];
     Err e = {0};
     FILE *log = NULL;
-    if (rundir_make(d, dir, &e) == 0 && d->rank == 0) log = open_point_log(dir, resume, &e);
-    if (dist_agree(d, &e)) cli_fail(d, &e);  // the study's own directory: nothing can go on
+    // the study's own directory: when it cannot be written, no point can go on
+    if (rundir_make(d, dir, &e) == 0) {  // agreed already; the log is rank 0's alone
+        if (d->rank == 0) log = open_point_log(dir, resume, &e);
+        dist_agree(d, &e);
+    }
+    if (e.code) dist_exit_agreed((Dist *)d, &e);
     TrainArgs a = {.config = s->config, .data = s->data, .out = dir, .sets = sets, .nsets = n,
                    .resume = resume ? ckpt : NULL, .overwrite = !resume, .log = log};
     TrainResult r;

@@ -19,8 +19,8 @@ typedef struct {
 } TrainArgs;
 
 typedef struct {
-    int reported;        // the run reached its end and r.summary holds its final report
-    int finished_before; // it had ended before this call (--resume of a finished run)
+    int reported;        // the run reached its end (now or before a --resume of it) and
+                         // summary holds its final report
     int signal;          // the signal that stopped it mid-run (0: none): resume to go on
     RunSummary summary;
 } TrainResult;

@@ -319,7 +319,7 @@ int train_run(const Dist *d, const TrainArgs *a, TrainResult *r, Err *e) {
     const char *finished = a->resume ? train_finished_message(&t, a->resume) : NULL;
     if (finished) {  // its report again (a run killed while writing it gets it now); no training
         train_report_final(&t, finished, &r->summary);
-        r->reported = r->finished_before = 1;
+        r->reported = 1;
         free_trainer(&t);
         return ERR_OK;
     }
