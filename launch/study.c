@@ -1101,6 +1101,15 @@ static const char *config_name(const Study *s) {
     return slash ? slash + 1 : s->config;
 }
 
+// "8,200 training images" (data.train_size), or "all training images": for figure titles.
+static void data_phrase(const Study *s, char *buf, size_t n) {
+    long long k = (long long)s->cfg.train_size;
+    if (k <= 0) snprintf(buf, n, "all training images");
+    else if (k < 1000) snprintf(buf, n, "%lld training images", k);
+    else if (k < 1000000) snprintf(buf, n, "%lld,%03lld training images", k / 1000, k % 1000);
+    else snprintf(buf, n, "%lld training images", k);
+}
+
 // The G lines a bn study has, BatchNorm only first; their count.
 static int g_lines(const Study *s, const Cond **lines) {
     int n = 0;
@@ -1141,7 +1150,7 @@ static void bn_figures(const Dist *d, const Study *s, FILE *md) {
                           series_of(s, fs, fs->person, m_test, &b[1])};
     SvgSeries b_gap[2] = {series_of(s, fe, fe->person, m_gap, &b[2]),
                           series_of(s, fs, fs->person, m_gap, &b[3])};
-    char t1[128], t2[128], t3[128], t4[128], t5[128], title[200], seeds[64];
+    char t1[128], t2[128], t3[128], t4[128], t5[128], title[300], seeds[64];
     const Point *p0 = NULL;
     int Gc = 0;
     for (int i = 0; i < s->n; i++) {
@@ -1165,8 +1174,10 @@ static void bn_figures(const Dist *d, const Study *s, FILE *md) {
     const SvgPanel *pp = nl ? panels : panels + 3;  // no G line: the control alone
     int np = nl ? (control ? 5 : 3) : 2;
     seeds_phrase(s, seeds, sizeof seeds);
-    snprintf(title, sizeof title, "BatchNorm group size study (%s): %s, %d epoch%s per run",
-             seeds, config_name(s), E0, E0 == 1 ? "" : "s");
+    char data[64];
+    data_phrase(s, data, sizeof data);
+    snprintf(title, sizeof title, "BatchNorm group size study (%s): %s, %s, B = %d, %d epoch%s "
+             "per run", seeds, config_name(s), data, B0, E0, E0 == 1 ? "" : "s");
     char path[1200];
     snprintf(path, sizeof path, "%s/figure.svg", s->out);
     Err e = {0};
@@ -1200,11 +1211,13 @@ static void dot_figures(const Dist *d, const Study *s, FILE *md, const char *wha
         {"test accuracy", "test accuracy (%)", nr, names, 1, NULL, val[0], err[0], 1},
         {"train − test gap", "train − test gap (points)", nr, names, 1, NULL, val[1], err[1], 0},
         {"calibration", "test ECE (%)", nr, names, 1, NULL, val[2], err[2], 0}};
-    char path[1200], title[200], seeds[64];
+    char path[1200], title[300], seeds[64];
     seeds_phrase(s, seeds, sizeof seeds);
     int E = s->n ? s->p[0].epochs : 0;
-    snprintf(title, sizeof title, "%s (%s): %s, %d epoch%s per run%s", what, seeds,
-             config_name(s), E, E == 1 ? "" : "s",
+    char data[64];
+    data_phrase(s, data, sizeof data);
+    snprintf(title, sizeof title, "%s (%s): %s, %s, %d epoch%s per run%s", what, seeds,
+             config_name(s), data, E, E == 1 ? "" : "s",
              strcmp(s->kind, "batch") ? "" : " but the adapted schedule");
     snprintf(path, sizeof path, "%s/figure.svg", s->out);
     Err e = {0};

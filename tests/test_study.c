@@ -313,7 +313,7 @@ static void test_bn_full_preset(void **state) {
     char *svg = test_read_file(path, &len);
     assert_non_null(svg);
     assert_non_null(strstr(svg, "BatchNorm group size study (mean and 95% CI over 2 seeds): "
-                                "tiny_cnn.cfg, 1 epoch per run"));
+                                "tiny_cnn.cfg, all training images, B = 60, 1 epoch per run"));
     assert_non_null(strstr(svg, ">BatchNorm only, PreciseBN</text>"));
     assert_non_null(strstr(svg, ">all regularizers on, running statistics</text>"));
     assert_non_null(strstr(svg, "test accuracy difference to G = 5, same seed"));
