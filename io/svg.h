@@ -31,6 +31,7 @@ typedef struct {
     int logx;            // 1: log2 x axis (for batch or group sizes 2,4,8,...), ticks at the data's x values
     const SvgSeries *series;
     int nseries;
+    int zero_line;       // 1: a grey line at y = 0, in range (a panel of differences)
 } SvgPanel;
 
 // Writes a figure of npanels line panels in a grid of at most 3 columns (4 panels make 2x2),

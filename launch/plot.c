@@ -183,10 +183,10 @@ static Run *runs_load(char **arg, int n, const char **label, int nlabels, Err *e
 static int panels_make(SvgPanel p[3], SvgSeries *s[3], const Run *runs, int n, Err *e) {
     // train: metrics.csv's running average over the epoch in train mode; val: eval mode
     p[0] = (SvgPanel){"loss: running train (solid), val (dashed)", "epoch", "cross-entropy", 0,
-                      NULL, 0};
+                      NULL, 0, 0};
     p[1] = (SvgPanel){"accuracy: running train (solid), val (dashed)", "epoch", "accuracy (%)", 0,
-                      NULL, 0};
-    p[2] = (SvgPanel){"learning rate", "epoch", "learning rate", 0, NULL, 0};
+                      NULL, 0, 0};
+    p[2] = (SvgPanel){"learning rate", "epoch", "learning rate", 0, NULL, 0, 0};
     s[0] = series(runs, n, TRAIN_LOSS, VAL_LOSS, &p[0].nseries);
     s[1] = series(runs, n, TRAIN_ACC, VAL_ACC, &p[1].nseries);
     s[2] = series(runs, n, LR, -1, &p[2].nseries);

@@ -1164,12 +1164,11 @@ static void bn_figures(const Dist *d, const Study *s, FILE *md) {
     snprintf(t4, sizeof t4, "control: test accuracy at G = %d, LR ∝ B", Gc);
     snprintf(t5, sizeof t5, "control: train − test gap at G = %d", Gc);
     SvgPanel panels[5] = {
-        {t1, "samples per BN statistic, G", "test accuracy (%)", 1, g_acc, 2 * nl},
-        {t2, "samples per BN statistic, G", "train − test gap (points)", 1, g_gap, 2 * nl},
-        {t3, "samples per BN statistic, G", "Δ test accuracy (points)", 1, g_diff,
-         nl},
-        {t4, "global batch B", "test accuracy (%)", 1, b_acc, 2},
-        {t5, "global batch B", "train − test gap (points)", 1, b_gap, 2}};
+        {t1, "samples per BN statistic, G", "test accuracy (%)", 1, g_acc, 2 * nl, 0},
+        {t2, "samples per BN statistic, G", "train − test gap (points)", 1, g_gap, 2 * nl, 0},
+        {t3, "samples per BN statistic, G", "Δ test accuracy (points)", 1, g_diff, nl, 1},
+        {t4, "global batch B", "test accuracy (%)", 1, b_acc, 2, 0},
+        {t5, "global batch B", "train − test gap (points)", 1, b_gap, 2, 0}};
     int control = b_acc[0].n + b_acc[1].n > 0;
     const SvgPanel *pp = nl ? panels : panels + 3;  // no G line: the control alone
     int np = nl ? (control ? 5 : 3) : 2;

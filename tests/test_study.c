@@ -318,6 +318,7 @@ static void test_bn_full_preset(void **state) {
     assert_non_null(strstr(svg, ">all regularizers on, running statistics</text>"));
     assert_non_null(strstr(svg, "test accuracy difference to G = 5, same seed"));
     assert_non_null(strstr(svg, "<path fill=\"none\""));  // error bars
+    assert_non_null(strstr(svg, "<line class=\"zero\""));  // under the differences
     free(csv), free(md), free(svg);
 }
 

@@ -101,9 +101,9 @@ static void test_line_figure(void **state) {
                            {"never drawn", 6, ep, none, NULL, 0}};
     SvgSeries sizes[3] = {{"plain", 8, bs, acc[0], err, 0}, {"+ dropout", 8, bs, acc[1], err, 0},
                           {"+ weight decay", 8, bs, acc[2], NULL, 0}};
-    SvgPanel panels[2] = {{"loss " NASTY, "epoch", "loss", 0, curves, 3},
+    SvgPanel panels[2] = {{"loss " NASTY, "epoch", "loss", 0, curves, 3, 0},
                           {"test accuracy vs batch size", "global batch size", "accuracy (%)", 1,
-                           sizes, 3}};
+                           sizes, 3, 0}};
     const char *path = test_path(dir, "line.svg");
     Err e = {0};
     assert_int_equal(svg_line_figure(path, "figure <title>", panels, 2, &e), ERR_OK);
@@ -172,7 +172,7 @@ static void test_axes_fit_the_data(void **state) {
         double x[4] = {1, 2, 3, 4}, y[4] = {0.68, 0.74, 0.81, 0.85}, err[4] = {0.01, 0.01, 0.02, 0.01};
         for (int i = 0; i < 4; i++) y[i] *= scale, err[i] *= scale;
         SvgSeries s = {"acc", 4, x, y, err, 0};
-        SvgPanel p = {"accuracy", "epoch", "accuracy", 0, &s, 1};
+        SvgPanel p = {"accuracy", "epoch", "accuracy", 0, &s, 1, 0};
         const char *path = test_path(dir, "fit.svg");
         Err e = {0};
         assert_int_equal(svg_line_figure(path, "t", &p, 1, &e), ERR_OK);
@@ -191,6 +191,31 @@ static void test_axes_fit_the_data(void **state) {
             fail_msg("x axis %g..%g for data 0.67..0.86 (x %d)", lo, hi, scale);
         free(svg);
     }
+}
+
+// A panel of differences asks for a line at zero: drawn once, and the axis stretched to
+// include 0 when every value is above it.
+static void test_zero_line(void **state) {
+    (void)state;
+    double x[3] = {16, 32, 64}, y[3] = {0.3, 0.5, 0.4}, err[3] = {0.1, 0.1, 0.1};
+    SvgSeries s = {"difference", 3, x, y, err, 0};
+    SvgPanel p = {"difference to G = 8", "G", "points", 1, &s, 1, 1};
+    const char *path = test_path(dir, "zero.svg");
+    Err e = {0};
+    assert_int_equal(svg_line_figure(path, "t", &p, 1, &e), ERR_OK);
+    char *svg = read_svg(path);
+    assert_int_equal(count(svg, "<line class=\"zero\""), 1);
+    double lo, hi;
+    tick_range(svg, "end", &lo, &hi);
+    if (!(lo <= 0 && hi >= 0.6)) fail_msg("y axis %g..%g for data 0.2..0.6 and the zero line", lo, hi);
+    free(svg);
+    p.zero_line = 0;  // without it: no line, and the axis fits the data alone
+    assert_int_equal(svg_line_figure(path, "t", &p, 1, &e), ERR_OK);
+    svg = read_svg(path);
+    assert_int_equal(count(svg, "class=\"zero\""), 0);
+    tick_range(svg, "end", &lo, &hi);
+    if (!(lo > 0)) fail_msg("y axis from %g for data from 0.2 without a zero line", lo);
+    free(svg);
 }
 
 // One run at chance (10%) among runs at 67-85% does not squash them where the panel allows
@@ -246,8 +271,8 @@ static void test_legend_per_row(void **state) {
     double x[3] = {4, 16, 128}, y[3] = {75.2, 74.9, 75.1}, err[3] = {0.1, 0.5, 0.2};
     SvgSeries top[2] = {{"running statistics", 3, x, y, err, 0}, {"PreciseBN", 3, x, y, NULL, 0}},
               bottom[2] = {{"fixed epochs", 3, x, y, err, 0}, {"fixed steps", 3, x, y, NULL, 0}};
-    SvgPanel p[4] = {{"a", "G", "acc", 1, top, 2}, {"b", "G", "gap", 1, top, 2},
-                     {"c", "B", "acc", 1, bottom, 2}, {"d", "B", "gap", 1, bottom, 2}};
+    SvgPanel p[4] = {{"a", "G", "acc", 1, top, 2, 0}, {"b", "G", "gap", 1, top, 2, 0},
+                     {"c", "B", "acc", 1, bottom, 2, 0}, {"d", "B", "gap", 1, bottom, 2, 0}};
     const char *path = test_path(dir, "legends.svg");
     Err e = {0};
     assert_int_equal(svg_line_figure(path, "t", p, 4, &e), ERR_OK);
@@ -275,7 +300,7 @@ static void test_bad_arguments(void **state) {
     (void)state;
     Err e = {0};
     const char *path = test_path(dir, "bad.svg");
-    SvgPanel p = {"t", "x", "y", 0, NULL, 1};
+    SvgPanel p = {"t", "x", "y", 0, NULL, 1, 0};
     assert_int_equal(svg_line_figure(path, "t", &p, 0, &e), ERR_INPUT);
     assert_non_null(strstr(e.msg, "at least one panel"));
     assert_int_equal(svg_line_figure(path, "t", NULL, 1, &e), ERR_INPUT);
@@ -306,7 +331,7 @@ static void test_unwritable(void **state) {
     (void)state;
     double x[2] = {1, 2};
     SvgSeries s = {"s", 2, x, x, NULL, 0};
-    SvgPanel p = {"t", "x", "y", 0, &s, 1};
+    SvgPanel p = {"t", "x", "y", 0, &s, 1, 0};
     Err e = {0};
     const char *path = test_path(dir, "no/such/dir/f.svg");
     assert_int_equal(svg_line_figure(path, "t", &p, 1, &e), ERR_RUNTIME);
@@ -336,6 +361,7 @@ int main(void) {
         cmocka_unit_test(test_nice_ticks),    cmocka_unit_test(test_line_figure),
         cmocka_unit_test(test_dot_figure),    cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_unwritable),   cmocka_unit_test(test_axes_fit_the_data),
+        cmocka_unit_test(test_zero_line),
         cmocka_unit_test(test_dot_axis_break), cmocka_unit_test(test_legend_per_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
