@@ -25,6 +25,7 @@
 
 #include "cli.h"
 #include "io/dataset.h"
+#include "io/metrics.h"
 #include "io/svg.h"
 #include "options.h"
 #include "rundir.h"
@@ -71,6 +72,7 @@ typedef struct {
     // results, from summary.json (NaN until read, and where the run did not give them)
     double train_acc, val_acc, test_acc, test_loss, test_ece, steps, sec_epoch;
     double p_train_acc, p_test_acc;  // with PreciseBN
+    double fit_epoch;  // the first epoch whose train-mode accuracy (metrics.csv) reached 99%
 } Point;
 
 typedef struct {
@@ -275,7 +277,7 @@ static Point *add_point(const Dist *d, Study *s, const Cond *cond, double x, uin
     Point *p = &s->p[s->n++];
     memset(p, 0, sizeof *p);
     p->train_acc = p->val_acc = p->test_acc = p->test_loss = p->test_ece = NAN;
-    p->steps = p->sec_epoch = p->p_train_acc = p->p_test_acc = NAN;
+    p->steps = p->sec_epoch = p->p_train_acc = p->p_test_acc = p->fit_epoch = NAN;
     p->cond = cond;
     p->x = x;
     p->seed = seed;
@@ -752,6 +754,14 @@ static void read_summary(Point *p, const char *dir) {
     p->sec_epoch = r.seconds_per_epoch;
     p->p_train_acc = r.precise ? r.pr[SPLIT_TRAIN].accuracy : NAN;
     p->p_test_acc = r.precise && r.has[SPLIT_TEST] ? r.pr[SPLIT_TEST].accuracy : NAN;
+    // when training fitted: the first epoch at 99% train-mode accuracy, if any
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    MetricsRow *rows = NULL;
+    int n = 0;
+    if (metrics_read(path, &rows, &n, &e) == ERR_OK)
+        for (int i = 0; i < n && isnan(p->fit_epoch); i++)
+            if (rows[i].train_acc >= 0.99) p->fit_epoch = (double)rows[i].epoch;
+    free(rows);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -1335,6 +1345,35 @@ static void bn_paired(const Study *s, FILE *md) {
     }
 }
 
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// When a line's runs fitted the training set: the first epoch whose train-mode accuracy
+// (dropout on, averaged over the epoch's batches, metrics.csv) reached 99%, over its runs.
+static void fit_words(const Study *s, const Cond *line, FILE *md) {
+    double e[MAX_POINTS];
+    int n = 0, runs = 0;
+    for (int i = 0; i < s->n; i++) {
+        const Point *p = &s->p[i];
+        if (p->cond != line || isnan(p->train_acc)) continue;
+        runs++;
+        if (isfinite(p->fit_epoch)) e[n++] = p->fit_epoch;
+    }
+    if (!runs) return;
+    if (!n) {
+        fprintf(md, "Train-mode accuracy (averaged over each epoch's batches as it trained) "
+                    "reached 99%% in none of its %d runs.\n", runs);
+        return;
+    }
+    qsort(e, (size_t)n, sizeof *e, cmp_dbl);
+    double med = n % 2 ? e[n / 2] : (e[n / 2 - 1] + e[n / 2]) / 2;
+    fprintf(md, "Train-mode accuracy (averaged over each epoch's batches as it trained) first "
+                "reached 99%% in %d of its %d runs, in epoch %.0f to %.0f (median %.1f).\n",
+            n, runs, e[0], e[n - 1], med);
+}
+
 // What each G line shows, in words, from the numbers of the tables.
 static void bn_words(const Study *s, FILE *md) {
     const Cond *lines[2];
@@ -1365,6 +1404,7 @@ static void bn_words(const Study *s, FILE *md) {
                 lines[l]->label, p->B, xs[best], acc[best], xs[worst], acc[worst], gap[0], xs[0],
                 gap[n - 1], xs[n - 1], fit, n, p->epochs, p->epochs == 1 ? "" : "s", xs[0],
                 effects, n - 1, effects == n - 1 ? "all do" : "the rest show no effect at this power");
+        fit_words(s, lines[l], md);
     }
 }
 

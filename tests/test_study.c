@@ -305,6 +305,9 @@ static void test_bn_full_preset(void **state) {
     assert_int_equal(count(md, "| 2 | an effect |") + count(md, "| 2 | no effect at this power |"),
                      3 * 8);
     assert_non_null(strstr(md, "Train accuracy reached 99% at "));
+    // and when training fitted, per line, from the runs' metrics.csv
+    assert_int_equal(count(md, "Train-mode accuracy (averaged over each epoch's batches as it "
+                               "trained) "), 2);
     // the command that made it, and what it cost
     assert_non_null(strstr(md, "Command: `regdist study bn --config "));
     assert_non_null(strstr(md, " --preset full --batch 60 --groups 5,15,30,60 --epochs 1 --seeds 2`"));
