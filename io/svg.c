@@ -18,7 +18,7 @@ enum { NCOLOURS = 7, NMARKERS = 4, MAX_TICKS = 64 };
 
 // Panel geometry (pixels): a cell is margins around a plot area; the figure title is on top.
 enum { TOP = 44, MT = 34, MB = 54, MR = 24, LINE_ML = 72, LINE_PW = 300, PH = 200, DOT_PW = 260,
-       DOT_ML = 12, LEGEND_ROW = 20 };
+       DOT_ML = 12, LEGEND_ROW = 20, DODGE_PX = 3 };
 
 static double text_w(const char *s, double font) {
     int n = 0;
@@ -268,19 +268,27 @@ static void line_panel(Fig *g, const SvgPanel *p, double cx, double cy) {
         fprintf(f, "<line class=\"zero\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" "
                    "stroke=\"#555\" stroke-width=\"1\"/>\n",
                 x0, x0 + LINE_PW, to_px(&ys, 0), to_px(&ys, 0));
+    // with error bars, series sharing x values are dodged a few pixels apart, so that bars
+    // of equal x do not hide each other
+    int bars = 0, ndrawn = 0, slot = 0;
+    for (int j = 0; j < p->nseries; j++)
+        if (series_drawn(p, &p->series[j])) bars |= p->series[j].err != NULL, ndrawn++;
     for (int j = 0; j < p->nseries; j++) {
         const SvgSeries *s = &p->series[j];
         if (!series_drawn(p, s)) continue;
+        double dx = bars ? DODGE_PX * (slot++ - (ndrawn - 1) / 2.0) : 0;
         int k = label_index(g, s->label), nvalid = 0;
         series_begin(f, k, s->dashed);
         fprintf(f, "<polyline fill=\"none\" stroke-width=\"2\"%s points=\"",
                 s->dashed ? " stroke-dasharray=\"7 4\"" : "");
         for (int i = 0; i < s->n; i++)
-            if (valid(p, s, i)) fprintf(f, "%s%.1f,%.1f", nvalid++ ? " " : "", to_px(&xs, s->x[i]), to_px(&ys, s->y[i]));
+            if (valid(p, s, i))
+                fprintf(f, "%s%.1f,%.1f", nvalid++ ? " " : "", to_px(&xs, s->x[i]) + dx,
+                        to_px(&ys, s->y[i]));
         fputs("\"/>\n", f);
         for (int i = 0; s->err && i < s->n; i++) {
             if (!valid(p, s, i) || !isfinite(s->err[i])) continue;
-            double x = to_px(&xs, s->x[i]), a = to_px(&ys, s->y[i] - fabs(s->err[i])),
+            double x = to_px(&xs, s->x[i]) + dx, a = to_px(&ys, s->y[i] - fabs(s->err[i])),
                    b = to_px(&ys, s->y[i] + fabs(s->err[i]));
             fprintf(f, "<path fill=\"none\" d=\"M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f\"/>\n",
                     x, a, b, x - 4, a, x + 4, x - 4, b, x + 4);
@@ -288,7 +296,7 @@ static void line_panel(Fig *g, const SvgPanel *p, double cx, double cy) {
         // about a dozen markers a series: enough to tell series apart, not so many they blot
         for (int i = 0, seen = 0, every = (nvalid + 11) / 12; i < s->n; i++)
             if (valid(p, s, i) && seen++ % every == 0)
-                marker(f, marker_kind(k), to_px(&xs, s->x[i]), to_px(&ys, s->y[i]));
+                marker(f, marker_kind(k), to_px(&xs, s->x[i]) + dx, to_px(&ys, s->y[i]));
         fputs("</g>\n", f);
     }
 }

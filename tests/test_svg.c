@@ -218,6 +218,34 @@ static void test_zero_line(void **state) {
     free(svg);
 }
 
+// Series with error bars at the same x are drawn a few pixels apart (their bars would hide
+// each other); without error bars they share the x.
+static void test_error_bars_dodged(void **state) {
+    (void)state;
+    double x[2] = {8, 64}, y1[2] = {89.5, 89.7}, y2[2] = {89.6, 89.8}, err[2] = {0.2, 0.2};
+    for (int with_bars = 0; with_bars < 2; with_bars++) {
+        SvgSeries s[2] = {{"running", 2, x, y1, with_bars ? err : NULL, 0},
+                          {"PreciseBN", 2, x, y2, with_bars ? err : NULL, 0}};
+        SvgPanel p = {"acc", "G", "%", 1, s, 2, 0};
+        const char *path = test_path(dir, "dodge.svg");
+        Err e = {0};
+        assert_int_equal(svg_line_figure(path, "t", &p, 1, &e), ERR_OK);
+        char *svg = read_svg(path);
+        double px[2];
+        const char *at = svg;
+        for (int k = 0; k < 2; k++) {
+            at = strstr(at, "points=\"");
+            assert_non_null(at);
+            at += strlen("points=\"");
+            px[k] = atof(at);
+        }
+        if (with_bars ? !(fabs(px[1] - px[0]) >= 2) : px[1] != px[0])
+            fail_msg("%s error bars: the series start at x = %g and %g px", with_bars ? "with" : "without",
+                     px[0], px[1]);
+        free(svg);
+    }
+}
+
 // One run at chance (10%) among runs at 67-85% does not squash them where the panel allows
 // it (not by default): the axis breaks, with a
 // segment around 10 and one around 67-85 (ticks every 10 or finer, none in between). Without
@@ -362,6 +390,7 @@ int main(void) {
         cmocka_unit_test(test_dot_figure),    cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_unwritable),   cmocka_unit_test(test_axes_fit_the_data),
         cmocka_unit_test(test_zero_line),
+        cmocka_unit_test(test_error_bars_dodged),
         cmocka_unit_test(test_dot_axis_break), cmocka_unit_test(test_legend_per_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
