@@ -254,7 +254,8 @@ static void line_panel(Fig *g, const SvgPanel *p, double cx, double cy) {
     } else {
         nx = linear_axis(&xs, xlo, xhi, 7, whole, xt);
     }
-    if (p->zero_line && ylo <= yhi) ylo = fmin(ylo, 0), yhi = fmax(yhi, 0);
+    int zero = p->zero_line && ylo <= yhi;  // (no valid point: no axis range, no line)
+    if (zero) ylo = fmin(ylo, 0), yhi = fmax(yhi, 0);
     int ny = linear_axis(&ys, ylo, yhi, 6, 0, yt);
     ticks_draw(f, &xs, xt, nx, 1, y0, y0 + PH);
     ticks_draw(f, &ys, yt, ny, 0, x0, x0 + LINE_PW);
@@ -264,7 +265,7 @@ static void line_panel(Fig *g, const SvgPanel *p, double cx, double cy) {
         text(f, 0, 0, 12, PH, "middle", NULL, p->ylabel);
         fputs("</g>\n", f);
     }
-    if (p->zero_line && ylo <= yhi)
+    if (zero)
         fprintf(f, "<line class=\"zero\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" "
                    "stroke=\"#555\" stroke-width=\"1\"/>\n",
                 x0, x0 + LINE_PW, to_px(&ys, 0), to_px(&ys, 0));

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "options.h"
+#include "stats.h"
 #include "step.h"
 #include "core/optim.h"
 #include "core/philox.h"
@@ -32,16 +33,6 @@ static const char *usage =
     "With --scaling, under mpirun -n W, it measures the first 1, 2, 4, ... and W ranks in turn\n"
     "(the rest idle) and prints each size's scaling efficiency against the 1-rank rate.\n";
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // FLOPs of one training step's matrix products on a batch of B: each kind counts its own
 // (linear, conv2d; residual blocks their branch's), the model's first layer without the
 // input gradient nobody needs.
@@ -59,7 +50,7 @@ static double sgemm_gflops(int n, int reps) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
         t[r] = now_seconds() - t0;
     }
-    double g = 2.0 * n * n * (double)n / median(t, reps) / 1e9;
+    double g = 2.0 * n * n * (double)n / median_sort(t, reps) / 1e9;
     free(a), free(b), free(c), free(t);
     return g;
 }
@@ -159,7 +150,7 @@ static void bench_once(const Dist *d, const Config *cfg, int classes, int steps,
     Profile pr = timed_steps(d, &st, idx, batch, steps, warmup, times);
     double mean = 0;
     for (int s = 0; s < steps; s++) mean += times[s] / steps;
-    double med = median(times, steps);
+    double med = median_sort(times, steps);
     // per-step time split on rank 0, and each rank's peak memory
     double split[5] = {st.t_data / steps, st.t_forward / steps, st.t_backward / steps,
                        st.gs.wait_seconds / steps, st.t_optim / steps};

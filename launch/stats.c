@@ -2,6 +2,7 @@
 #include "stats.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 // t_{0.975}(df) for df = 1..30 (df = 0 unused), to 4 decimals.
 static const double t975[31] = {
@@ -41,4 +42,14 @@ MeanCI mean_ci(const double *x, int n) {
 int ci_excludes_zero(const MeanCI *c) {
     if (!isfinite(c->lo) || !isfinite(c->hi)) return -1;
     return c->lo > 0 || c->hi < 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double median_sort(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }

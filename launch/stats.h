@@ -19,6 +19,9 @@ typedef struct {
 // The mean, sd and 95% interval of the finite values among x[0..n) (NaN and Inf skipped).
 MeanCI mean_ci(const double *x, int n);
 
+// The median of v[0..n) (n >= 1), which it sorts in place.
+double median_sort(double *v, int n);
+
 // What an interval says of a difference: 1 when it excludes zero (an effect), 0 when it
 // includes zero (none at this power), -1 when there is no interval (fewer than 2 values).
 int ci_excludes_zero(const MeanCI *c);

@@ -124,8 +124,8 @@ static const char *usage_bn =
     "                        kept in samples), two lines: G = 8,16,...,512 with BatchNorm the\n"
     "                        only regularizer, and the smallest, middle and largest G with the\n"
     "                        config's regularizers on; " BN_FULL_EPOCHS_S " epochs, 5 seeds, no control:\n"
-    "                        50 runs, about 1.6 hours with cnn6_mlp4 under mpirun -n 2 on 2\n"
-    "                        quiet cores, 6.4 on shared ones (docs/studies.md)\n"
+    "                        50 runs, measured at 2.0 hours with cnn6_mlp4 under mpirun -n 2\n"
+    "                        on 2 cores, part of it shared (docs/studies.md)\n"
     "  --batch B             the G sweep's global batch (quick: the config's; full 512)\n"
     "  --seeds N             seeds per point (quick 2, full 5)\n"
     "  --epochs E            epochs per run at the sweep's batch (quick 3, full " BN_FULL_EPOCHS_S ")\n"
@@ -1345,13 +1345,8 @@ static void bn_paired(const Study *s, FILE *md) {
     }
 }
 
-static int cmp_dbl(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 // When a line's runs fitted the training set: the first epoch whose train-mode accuracy
-// (dropout on, averaged over the epoch's batches, metrics.csv) reached 99%, over its runs.
+// (averaged over the epoch's batches as it trained, metrics.csv) reached 99%, over its runs.
 static void fit_words(const Study *s, const Cond *line, FILE *md) {
     double e[MAX_POINTS];
     int n = 0, runs = 0;
@@ -1367,8 +1362,7 @@ static void fit_words(const Study *s, const Cond *line, FILE *md) {
                     "reached 99%% in none of its %d runs.\n", runs);
         return;
     }
-    qsort(e, (size_t)n, sizeof *e, cmp_dbl);
-    double med = n % 2 ? e[n / 2] : (e[n / 2 - 1] + e[n / 2]) / 2;
+    double med = median_sort(e, n);  // e sorted: e[0] and e[n - 1] are the range
     fprintf(md, "Train-mode accuracy (averaged over each epoch's batches as it trained) first "
                 "reached 99%% in %d of its %d runs, in epoch %.0f to %.0f (median %.1f).\n",
             n, runs, e[0], e[n - 1], med);

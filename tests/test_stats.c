@@ -73,11 +73,23 @@ static void test_mean_ci_missing(void **state) {
     assert_true(c.sd == 0 && c.lo == 0.5 && c.hi == 0.5);
 }
 
+// The median sorts its values in place: the middle one, or the mean of the middle two.
+static void test_median(void **state) {
+    (void)state;
+    double odd[5] = {14, 12, 15, 14, 13}, even[4] = {3, 1, 4, 2}, one[1] = {7};
+    assert_float_equal(median_sort(odd, 5), 14, 0);
+    assert_float_equal(odd[0], 12, 0);
+    assert_float_equal(odd[4], 15, 0);
+    assert_float_equal(median_sort(even, 4), 2.5, 0);
+    assert_float_equal(median_sort(one, 1), 7, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_t_quantiles),
         cmocka_unit_test(test_mean_ci_by_hand),
         cmocka_unit_test(test_mean_ci_missing),
+        cmocka_unit_test(test_median),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
