@@ -147,6 +147,62 @@ void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, i
     }
 }
 
+#ifndef __AVX512F__
+// One plane of maxpool2x2_backward (below): dx (H,W) from dy and a (H/2,W/2); an odd
+// height's last row is left to the caller.
+static void maxpool2x2_backward_plane(float *dx, const float *dy, const int32_t *a, int H,
+                                      int W) {
+    int OH = H / 2, OW = W / 2;
+    for (int oh = 0; oh < OH; oh++) {
+        float *r0 = dx + 2 * oh * W, *r1 = r0 + W;
+        for (int ow = 0; ow < OW; ow++) {
+            int32_t i = 2 * oh * W + 2 * ow, at = a[oh * OW + ow];
+            float g = 0.0f + dy[oh * OW + ow];
+            r0[2 * ow] = at == i ? g : 0.0f;
+            r0[2 * ow + 1] = at == i + 1 ? g : 0.0f;
+            r1[2 * ow] = at == i + W ? g : 0.0f;
+            r1[2 * ow + 1] = at == i + W + 1 ? g : 0.0f;
+        }
+        if (W % 2) r0[W - 1] = r1[W - 1] = 0.0f;
+    }
+}
+
+#else
+// maxpool2x2_backward_plane with 16 windows of a row a vector: each lane's gradient (0 + dy)
+// goes to the one of its four positions its argmax names, zeros to the rest, and the even and
+// odd columns are interleaved into the two rows: the same values bit for bit (the scalar
+// plane was 5.7% of a cnn6_mlp4 step).
+static void maxpool2x2_backward_plane(float *dx, const float *dy, const int32_t *a, int H,
+                                      int W) {
+    int OH = H / 2, OW = W / 2;
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int oh = 0; oh < OH; oh++) {
+        float *r[2] = {dx + 2 * oh * W, dx + (2 * oh + 1) * W};
+        for (int ow = 0; ow < OW; ow += 16) {
+            int k = OW - ow < 16 ? OW - ow : 16;
+            __mmask16 m = (__mmask16)((1u << k) - 1);
+            __mmask16 mlo = (__mmask16)((1u << (2 * k < 16 ? 2 * k : 16)) - 1);
+            __mmask16 mhi = (__mmask16)((1u << (2 * k > 16 ? 2 * k - 16 : 0)) - 1);
+            __m512 g = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(m, dy + oh * OW + ow));
+            __m512i at = _mm512_maskz_loadu_epi32(m, a + oh * OW + ow);
+            __m512i i0 = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * ow), lane2);
+            for (int y = 0; y < 2; y++) {  // row 2*oh + y: even columns e, odd columns o
+                __m512i iy = _mm512_add_epi32(i0, _mm512_set1_epi32(y * W));
+                __m512 e = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, iy), g);
+                __m512 o = _mm512_maskz_mov_ps(
+                    _mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(iy, _mm512_set1_epi32(1))), g);
+                _mm512_mask_storeu_ps(r[y] + 2 * ow, mlo, _mm512_permutex2var_ps(e, lo, o));
+                _mm512_mask_storeu_ps(r[y] + 2 * ow + 16, mhi, _mm512_permutex2var_ps(e, hi, o));
+            }
+        }
+        if (W % 2) r[0][W - 1] = r[1][W - 1] = 0.0f;
+    }
+}
+#endif
+
 // maxpool2d_backward for 2x2 stride-2 windows (argmax from maxpool2d_forward with K = S = 2,
 // P = 0): the windows tile the input, so each window's four gradients are written outright,
 // 0 + dy at the argmax (as the accumulation into zeros gives it, -0 included) and 0 elsewhere,
@@ -158,20 +214,7 @@ void maxpool2x2_backward(float *dinp, const float *dout, const int32_t *argmax, 
     prof_bytes((double)B * C * (H * W + 2 * OH * OW));
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         float *dx = dinp + bc * H * W;
-        const float *dy = dout + bc * OH * OW;
-        const int32_t *a = argmax + bc * OH * OW;
-        for (int oh = 0; oh < OH; oh++) {
-            float *r0 = dx + 2 * oh * W, *r1 = r0 + W;
-            for (int ow = 0; ow < OW; ow++) {
-                int32_t i = 2 * oh * W + 2 * ow, at = a[oh * OW + ow];
-                float g = 0.0f + dy[oh * OW + ow];
-                r0[2 * ow] = at == i ? g : 0.0f;
-                r0[2 * ow + 1] = at == i + 1 ? g : 0.0f;
-                r1[2 * ow] = at == i + W ? g : 0.0f;
-                r1[2 * ow + 1] = at == i + W + 1 ? g : 0.0f;
-            }
-            if (W % 2) r0[W - 1] = r1[W - 1] = 0.0f;
-        }
+        maxpool2x2_backward_plane(dx, dout + bc * OH * OW, argmax + bc * OH * OW, H, W);
         if (H % 2) memset(dx + (size_t)(H - 1) * W, 0, (size_t)W * sizeof(float));
     }
 }
