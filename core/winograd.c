@@ -162,49 +162,68 @@ static void deinterleave(__m512 *ev, __m512 *od, const float *p, __mmask16 mlo, 
     *od = _mm512_permutex2var_ps(lo, io, hi);
 }
 
+// B^T d B of the 16 lanes' tiles, d[i][j] = line i, column offset j of each tile, to V's 16
+// planes at v (plane stride fs), lanes m.
+static void input_tiles_avx512(float *v, size_t fs, __mmask16 m, __m512 d[4][4]) {
+    __m512 r[4][4];  // B^T d: r[i][j] over the lines i, for column offset j
+    for (int j = 0; j < 4; j++) {
+        r[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+        r[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+        r[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+        r[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+    }
+    for (int i = 0; i < 4; i++) {  // then (.) B along the columns
+        float *vi = v + (size_t)(4 * i) * fs;
+        _mm512_mask_storeu_ps(vi, m, _mm512_sub_ps(r[i][0], r[i][2]));
+        _mm512_mask_storeu_ps(vi + fs, m, _mm512_add_ps(r[i][1], r[i][2]));
+        _mm512_mask_storeu_ps(vi + 2 * fs, m, _mm512_sub_ps(r[i][2], r[i][1]));
+        _mm512_mask_storeu_ps(vi + 3 * fs, m, _mm512_sub_ps(r[i][1], r[i][3]));
+    }
+}
+
+// Input line iy of the plane x (H, W) into buf as columns -1 .. W - 1 (buf[0] stays the
+// zero padding); a line outside the plane is zeros. Only buf[1 .. W] is written.
+static void input_line(float *buf, const float *x, int iy, int H, int W) {
+    if (iy < 0 || iy >= H) memset(buf + 1, 0, (size_t)W * sizeof(float));
+    else memcpy(buf + 1, x + (size_t)iy * W, W * sizeof(float));
+}
+
+// Narrow planes (a tile row of at most 8 tiles: 14x14 has 7) take two tile rows a vector,
+// lanes 0 .. TW - 1 from the first and TW .. 2 TW - 1 from the second (whose tiles follow in
+// V), so that 14 lanes of 16 work instead of 7. Wider planes take 16 tiles of a tile row a
+// vector. The line buffers are zeroed once; each line then writes only its W columns.
 static void winograd_input_avx512(float *V, size_t ld, const float *inp, int nb, int C, int H,
                                   int W) {
     int TH = (H + 1) / 2, TW = (W + 1) / 2, L = 2 * ((TW + 15) / 16) * 16 + 34;
+    int pair = TW <= 8;
     size_t fs = (size_t)C * ld;
-    float buf[4][L];
+    float buf[6][L];
+    memset(buf, 0, sizeof buf);
+    int idx[16];  // the pair's lanes: column 2t of the first line, then of the second
+    for (int l = 0; l < 16; l++) idx[l] = l < TW ? 2 * l : l < 2 * TW ? 16 + 2 * (l - TW) : 0;
+    __m512i pidx = _mm512_loadu_si512(idx);
     for (int b = 0; b < nb; b++)
         for (int c = 0; c < C; c++) {
             const float *x = inp + ((size_t)b * C + c) * H * W;
-            for (int ty = 0; ty < TH; ty++) {
-                // the tile row's 4 input lines, padded: buf[i][k] is column k - 1; only the
-                // padding is zeroed, not the columns the copy writes
-                for (int i = 0; i < 4; i++) {
-                    int iy = 2 * ty - 1 + i;
-                    if (iy < 0 || iy >= H) {
-                        memset(buf[i], 0, (size_t)L * sizeof(float));
-                        continue;
-                    }
-                    buf[i][0] = 0.0f;
-                    memcpy(buf[i] + 1, x + (size_t)iy * W, W * sizeof(float));
-                    memset(buf[i] + W + 1, 0, (size_t)(L - W - 1) * sizeof(float));
-                }
+            for (int ty = 0; ty < TH; ty += pair ? 2 : 1) {
+                int rows = pair && ty + 1 < TH ? 2 : 1;  // tile rows in this vector
+                for (int i = 0; i < 2 + 2 * rows; i++) input_line(buf[i], x, 2 * ty - 1 + i, H, W);
                 float *v = V + (size_t)c * ld + ((size_t)b * TH + ty) * TW;
+                __m512 d[4][4];
+                if (pair) {
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++)
+                            d[i][j] = _mm512_permutex2var_ps(_mm512_loadu_ps(buf[i] + j), pidx,
+                                                             _mm512_loadu_ps(buf[i + 2] + j));
+                    input_tiles_avx512(v, fs, lanes(rows * TW), d);
+                    continue;
+                }
                 for (int t0 = 0; t0 < TW; t0 += 16) {
-                    __mmask16 m = lanes(TW - t0);
-                    __m512 r[4][4];  // B^T d: r[i][j] over the lines i, for column offset j
-                    __m512 d[4][4];
                     for (int i = 0; i < 4; i++) {
                         deinterleave(&d[i][0], &d[i][1], buf[i] + 2 * t0, 0xFFFF, 0xFFFF);
                         deinterleave(&d[i][2], &d[i][3], buf[i] + 2 * t0 + 2, 0xFFFF, 0xFFFF);
                     }
-                    for (int j = 0; j < 4; j++) {
-                        r[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-                        r[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-                        r[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-                        r[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
-                    }
-                    for (int i = 0; i < 4; i++) {  // then (.) B along the columns
-                        float *vi = v + (size_t)(4 * i) * fs + t0;
-                        _mm512_mask_storeu_ps(vi, m, _mm512_sub_ps(r[i][0], r[i][2]));
-                        _mm512_mask_storeu_ps(vi + fs, m, _mm512_add_ps(r[i][1], r[i][2]));
-                        _mm512_mask_storeu_ps(vi + 2 * fs, m, _mm512_sub_ps(r[i][2], r[i][1]));
-                        _mm512_mask_storeu_ps(vi + 3 * fs, m, _mm512_sub_ps(r[i][1], r[i][3]));
-                    }
+                    input_tiles_avx512(v + t0, fs, lanes(TW - t0), d);
                 }
             }
         }
