@@ -229,21 +229,26 @@ static void winograd_input_avx512(float *V, size_t ld, const float *inp, int nb,
         }
 }
 
+// Narrow planes (at most 8 tiles a row) take two tile rows a vector here too: their products
+// are adjacent in M, and the second tile row's outputs are interleaved from lanes TW ...
 static void winograd_output_avx512(float *out, const float *M, size_t ld, const float *bias,
                                    int nb, int OC, int H, int W) {
-    int TH = (H + 1) / 2, TW = (W + 1) / 2;
+    int TH = (H + 1) / 2, TW = (W + 1) / 2, pair = TW <= 8;
     size_t fs = (size_t)OC * ld;
     const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
                                          15, 31);
+    // a pair's second tile row: il shifted to lanes TW ...
+    const __m512i i2 = _mm512_add_epi32(il, _mm512_set1_epi32(pair ? TW : 0));
     for (int b = 0; b < nb; b++)
         for (int o = 0; o < OC; o++) {
             __m512 bo = _mm512_set1_ps(bias ? bias[o] : 0.0f);
             float *dst = out + ((size_t)b * OC + o) * H * W;
-            for (int ty = 0; ty < TH; ty++) {
+            for (int ty = 0; ty < TH; ty += pair ? 2 : 1) {
+                int rows = pair && ty + 1 < TH ? 2 : 1;
                 const float *mrow = M + (size_t)o * ld + ((size_t)b * TH + ty) * TW;
                 for (int t0 = 0; t0 < TW; t0 += 16) {
-                    __mmask16 m = lanes(TW - t0);
+                    __mmask16 m = lanes(pair ? rows * TW : TW - t0);
                     __m512 s[2][4];
                     for (int k = 0; k < 4; k++) {  // A^T m along the lines
                         const float *p = mrow + t0 + k * fs;
@@ -263,34 +268,52 @@ static void winograd_output_avx512(float *out, const float *M, size_t ld, const 
                                                   _mm512_sub_ps(s[i][3], bo));
                         float *q = dst + (size_t)(2 * ty + i) * W + 2 * t0;
                         _mm512_mask_storeu_ps(q, mlo, _mm512_permutex2var_ps(y0, il, y1));
-                        _mm512_mask_storeu_ps(q + 16, mhi, _mm512_permutex2var_ps(y0, ih, y1));
+                        if (!pair) {
+                            _mm512_mask_storeu_ps(q + 16, mhi, _mm512_permutex2var_ps(y0, ih, y1));
+                        } else if (rows == 2 && 2 * ty + 2 + i < H) {
+                            _mm512_mask_storeu_ps(q + 2 * W, mlo, _mm512_permutex2var_ps(y0, i2, y1));
+                        }
                     }
                 }
             }
         }
 }
 
+// Narrow planes take two tile rows a vector (lines 2ty, 2ty + 1 in lanes 0 .. TW - 1, lines
+// 2ty + 2, 2ty + 3 in lanes TW ...), as the input transform does.
 static void winograd_dout_avx512(float *D, size_t ld, const float *dout, int nb, int OC, int H,
                                  int W) {
-    int TH = (H + 1) / 2, TW = (W + 1) / 2;
+    int TH = (H + 1) / 2, TW = (W + 1) / 2, pair = TW <= 8;
     size_t fs = (size_t)OC * ld;
     __m512 zero = _mm512_setzero_ps();
+    int idx[16];  // a pair's lanes: column 2t of the first line, then of the second
+    for (int l = 0; l < 16; l++) idx[l] = l < TW ? 2 * l : l < 2 * TW ? 16 + 2 * (l - TW) : 0;
+    const __m512i pe = _mm512_loadu_si512(idx), po = _mm512_add_epi32(pe, _mm512_set1_epi32(1));
     for (int b = 0; b < nb; b++)
         for (int o = 0; o < OC; o++) {
             const float *g = dout + ((size_t)b * OC + o) * H * W;
-            for (int ty = 0; ty < TH; ty++) {
+            for (int ty = 0; ty < TH; ty += pair ? 2 : 1) {
+                int rows = pair && ty + 1 < TH ? 2 : 1;
                 float *v = D + (size_t)o * ld + ((size_t)b * TH + ty) * TW;
                 for (int t0 = 0; t0 < TW; t0 += 16) {
-                    __mmask16 m = lanes(TW - t0);
+                    __mmask16 m = lanes(pair ? rows * TW : TW - t0);
                     int n = W - 2 * t0;
                     __mmask16 mlo = lanes(n), mhi = lanes(n - 16 > 0 ? n - 16 : 0);
                     __m512 e[2], od[2];
                     for (int i = 0; i < 2; i++) {
-                        if (2 * ty + i < H)
-                            deinterleave(&e[i], &od[i], g + (size_t)(2 * ty + i) * W + 2 * t0,
-                                         mlo, mhi);
-                        else
+                        int y = 2 * ty + i;
+                        if (pair) {
+                            __m512 l0 = y < H ? _mm512_maskz_loadu_ps(mlo, g + (size_t)y * W) : zero;
+                            __m512 l1 = rows == 2 && y + 2 < H
+                                            ? _mm512_maskz_loadu_ps(mlo, g + (size_t)(y + 2) * W)
+                                            : zero;
+                            e[i] = _mm512_permutex2var_ps(l0, pe, l1);
+                            od[i] = _mm512_permutex2var_ps(l0, po, l1);
+                        } else if (y < H) {
+                            deinterleave(&e[i], &od[i], g + (size_t)y * W + 2 * t0, mlo, mhi);
+                        } else {
                             e[i] = od[i] = zero;
+                        }
                     }
                     __m512 r[4][2];  // A dY along the lines
                     for (int j = 0; j < 2; j++) {
