@@ -25,6 +25,8 @@ images/s = batch / median.
 Usage (Debian's python3 has torch):
     /usr/bin/python3 launch/bench/torch_ddp.py [--model mlp|cnn6_mlp4] [--procs 2] [--threads 1]
                                                [--batch 128] [--steps 20] [--warmup 5] [--json]
+                                               [--default-malloc]
+Like torch_peer.py it runs with glibc malloc keeping freed memory (--default-malloc: not).
 --json prints one object: {"framework": "pytorch-ddp-gloo", "model", "procs", "threads",
 "batch", "steps", "median_step_ms", "images_per_s"}.
 """
@@ -44,7 +46,8 @@ import torch.multiprocessing as mp  # noqa: E402
 import torch.nn as nn  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
-from torch_peer import MODELS, param_groups, positive  # noqa: E402
+from torch_peer import (MODELS, add_malloc_arg, keep_heap, malloc_words, param_groups,  # noqa: E402
+                        positive)
 
 
 def free_port():
@@ -98,6 +101,7 @@ def worker(rank, args, port, result_q):
 
 
 def main():
+    keep_heap()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=sorted(MODELS), default="cnn6_mlp4",
                     help="reference model (cnn6_mlp4)")
@@ -112,6 +116,7 @@ def main():
     ap.add_argument("--foreach", action="store_true",
                     help="AdamW's multi-tensor path (torch 1.13 defaults to the per-tensor one)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    add_malloc_arg(ap)
     args = ap.parse_args()
     if args.warmup < 0:
         ap.error("--warmup must be >= 0")
@@ -136,10 +141,10 @@ def main():
                           "images_per_s": round(ips, 1)}))
     else:
         print("pytorch %s DDP gloo %s: %d process%s x %d thread%s, global batch %d (%d/proc), "
-              "%d steps\n  median step %.3f ms  ->  %.0f images/s"
+              "%d steps, %s\n  median step %.3f ms  ->  %.0f images/s"
               % (torch.__version__, args.model, args.procs, "es" if args.procs > 1 else "",
                  args.threads, "s" if args.threads > 1 else "", args.batch,
-                 args.batch // args.procs, args.steps, 1e3 * med, ips))
+                 args.batch // args.procs, args.steps, malloc_words(args), 1e3 * med, ips))
     return 0
 
 
