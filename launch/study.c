@@ -1565,9 +1565,11 @@ static void write_summary(const Dist *d, Study *s) {
     char train_t[32], wall_t[32];
     duration_text(train_s, train_t, sizeof train_t);
     duration_text(now_seconds() - s->t0, wall_t, sizeof wall_t);
-    fprintf(md, "\nCommand: `%s`. Training time of its runs: %s (seconds per epoch × epochs, "
-                "summed over every invocation of a resumed sweep); this invocation: %s of wall "
-                "time.\n", s->command, train_t, wall_t);
+    fprintf(md, "\nCommand: `%s`%s. Training time of its runs: %s (seconds per epoch × "
+                "epochs, summed over every invocation of a resumed sweep); this invocation: %s of "
+                "wall time.\n", s->command,
+            s->resume ? " (this summary: the same command continued with `--resume`)" : "",
+            train_t, wall_t);
     fprintf(md, "\nEvery run: `%s/points/<id>/` (metrics.csv, train.log, checkpoints). "
                 "All numbers, as fractions: results.csv.\n", s->out);
     fclose(md);
@@ -1587,13 +1589,15 @@ static const char *quick_val_size(const char *data) {
     return n > 1000 ? "data.val_size=1000" : "data.val_size=0";
 }
 
-// The command as a person retypes it: "mpirun -n 2 regdist study bn ...", arguments with
-// spaces or quotes in single quotes.
+// The command that makes the sweep, as a person retypes it: "mpirun -n 2 regdist study bn
+// ...", arguments with spaces or quotes in single quotes, without --resume and --overwrite
+// (which say how this invocation treated the directory, not what the sweep is).
 static void command_of(char *buf, size_t n, int world, int argc, char **argv) {
     size_t k = 0;
     if (world > 1) k += (size_t)snprintf(buf, n, "mpirun -n %d ", world);
     k += (size_t)snprintf(buf + (k < n ? k : n), k < n ? n - k : 0, "regdist");
     for (int i = 0; i < argc && k < n; i++) {
+        if (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--overwrite")) continue;
         int plain = argv[i][strcspn(argv[i], " \t'\"$*?;&|<>()")] == 0 && *argv[i];
         k += (size_t)snprintf(buf + k, n - k, plain ? " %s" : " '%s'", argv[i]);
     }

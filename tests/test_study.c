@@ -158,6 +158,15 @@ static void test_bn_study(void **state) {
     assert_int_equal(count(r.out, "finished before"), 6);
     char *again = read_point_file("bn", "G5-B30-E1-s1", "metrics.csv");
     assert_string_equal(metrics, again);
+    // its summary gives the command that makes the sweep, and says it was continued
+    snprintf(path, sizeof path, "%s/bn/summary.md", dir);
+    char *md_resumed = test_read_file(path, &len);
+    char *cmd = strstr(md_resumed, "Command: `"), *cmd_end = cmd ? strchr(cmd + 10, '`') : NULL;
+    assert_non_null(cmd_end);
+    assert_non_null(strstr(cmd_end, "` (this summary: the same command continued with `--resume`)."));
+    *cmd_end = '\0';
+    assert_null(strstr(cmd, "--resume"));
+    free(md_resumed);
     // a point killed before its summary resumes from its checkpoint, to the same results
     snprintf(path, sizeof path, "%s/bn/points/G5-B30-E1-s1/summary.json", dir);
     char *summary = test_read_file(path, &len);
@@ -310,7 +319,7 @@ static void test_bn_full_preset(void **state) {
                                "trained) "), 2);
     // the command that made it, and what it cost
     assert_non_null(strstr(md, "Command: `regdist study bn --config "));
-    assert_non_null(strstr(md, " --preset full --batch 60 --groups 5,15,30,60 --epochs 1 --seeds 2`"));
+    assert_non_null(strstr(md, " --preset full --batch 60 --groups 5,15,30,60 --epochs 1 --seeds 2`. "));
     assert_non_null(strstr(md, "Training time of its runs: "));
     snprintf(path, sizeof path, "%s/bnfull/figure.svg", dir);
     char *svg = test_read_file(path, &len);
