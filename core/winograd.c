@@ -162,6 +162,14 @@ static void deinterleave(__m512 *ev, __m512 *od, const float *p, __mmask16 mlo, 
     *od = _mm512_permutex2var_ps(lo, io, hi);
 }
 
+// The lanes of a pair of tile rows (TW <= 8 tiles each) as permutex2var indices into two
+// lines: lane t < TW takes column 2t of the first line, lane TW + t column 2t of the second.
+static __m512i pair_lanes(int TW) {
+    int idx[16];
+    for (int l = 0; l < 16; l++) idx[l] = l < TW ? 2 * l : l < 2 * TW ? 16 + 2 * (l - TW) : 0;
+    return _mm512_loadu_si512(idx);
+}
+
 // B^T d B of the 16 lanes' tiles, d[i][j] = line i, column offset j of each tile, to V's 16
 // planes at v (plane stride fs), lanes m.
 static void input_tiles_avx512(float *v, size_t fs, __mmask16 m, __m512 d[4][4]) {
@@ -199,9 +207,7 @@ static void winograd_input_avx512(float *V, size_t ld, const float *inp, int nb,
     size_t fs = (size_t)C * ld;
     float buf[6][L];
     memset(buf, 0, sizeof buf);
-    int idx[16];  // the pair's lanes: column 2t of the first line, then of the second
-    for (int l = 0; l < 16; l++) idx[l] = l < TW ? 2 * l : l < 2 * TW ? 16 + 2 * (l - TW) : 0;
-    __m512i pidx = _mm512_loadu_si512(idx);
+    __m512i pidx = pair_lanes(TW);
     for (int b = 0; b < nb; b++)
         for (int c = 0; c < C; c++) {
             const float *x = inp + ((size_t)b * C + c) * H * W;
@@ -286,9 +292,7 @@ static void winograd_dout_avx512(float *D, size_t ld, const float *dout, int nb,
     int TH = (H + 1) / 2, TW = (W + 1) / 2, pair = TW <= 8;
     size_t fs = (size_t)OC * ld;
     __m512 zero = _mm512_setzero_ps();
-    int idx[16];  // a pair's lanes: column 2t of the first line, then of the second
-    for (int l = 0; l < 16; l++) idx[l] = l < TW ? 2 * l : l < 2 * TW ? 16 + 2 * (l - TW) : 0;
-    const __m512i pe = _mm512_loadu_si512(idx), po = _mm512_add_epi32(pe, _mm512_set1_epi32(1));
+    const __m512i pe = pair_lanes(TW), po = _mm512_add_epi32(pe, _mm512_set1_epi32(1));
     for (int b = 0; b < nb; b++)
         for (int o = 0; o < OC; o++) {
             const float *g = dout + ((size_t)b * OC + o) * H * W;

@@ -101,7 +101,6 @@ def worker(rank, args, port, result_q):
 
 
 def main():
-    keep_heap()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=sorted(MODELS), default="cnn6_mlp4",
                     help="reference model (cnn6_mlp4)")
@@ -118,6 +117,7 @@ def main():
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     add_malloc_arg(ap)
     args = ap.parse_args()
+    keep_heap(args)
     if args.warmup < 0:
         ap.error("--warmup must be >= 0")
     if args.batch % args.procs:

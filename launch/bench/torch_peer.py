@@ -81,7 +81,7 @@ KEEP_HEAP = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "17
              "MALLOC_TOP_PAD_": "536870912"}
 
 
-def keep_heap():
+def keep_heap(args):
     """Run this script again with KEEP_HEAP in its environment (unless --default-malloc).
 
     PyTorch frees and reallocates its activations every step; with glibc's defaults large
@@ -89,7 +89,7 @@ def keep_heap():
     cnn6_mlp4 rate vary from 404 to 626 images/s between runs; with KEEP_HEAP it held 628 to
     641 (docs/performance.md). regdist allocates once, so the peer is measured at its best.
     """
-    if "--default-malloc" in sys.argv or all(os.environ.get(k) == v for k, v in KEEP_HEAP.items()):
+    if args.default_malloc or all(os.environ.get(k) == v for k, v in KEEP_HEAP.items()):
         return
     os.execve(sys.executable, [sys.executable] + sys.argv, dict(os.environ, **KEEP_HEAP))
 
@@ -104,7 +104,6 @@ def add_malloc_arg(ap):
 
 
 def main():
-    keep_heap()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=sorted(MODELS), default="mlp",
                     help="reference model (mlp)")
@@ -118,6 +117,7 @@ def main():
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     add_malloc_arg(ap)
     args = ap.parse_args()
+    keep_heap(args)
     if args.warmup < 0:
         ap.error("--warmup must be >= 0")
 
