@@ -122,14 +122,29 @@ void winograd4_filter_grad(float *dweight, const float *dU, int OC, int C) {
 #define SUB(a, b) ((a) - (b))
 #define MUL(a, k) ((a) * (k))
 
-// pad (nb, Hp, Wp) gets channel c of inp (nb, C, H, W) at (1, 1); the rest must be zero
+// dst[0 .. n) = src[0 .. n). The padded copies move lines of 28 floats or fewer, too short for
+// a memcpy call to pay (the call was 3.5% of a cnn6_mlp4 step).
+static inline void copy_line(float *dst, const float *src, int n) {
+#ifdef __AVX512F__
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
+    }
+#else
+    memcpy(dst, src, (size_t)n * sizeof(float));
+#endif
+}
+
+// pad (nb, Hp, Wp) gets channel c of inp (nb, C, H, W) at (oy, ox); the rest must be zero
 // already (only the interior is written).
 static void pad_channel(float *pad, const float *inp, int nb, int C, int c, int H, int W, int Hp,
                         int Wp, int oy, int ox) {
     for (int b = 0; b < nb; b++) {
         const float *x = inp + ((size_t)b * C + c) * H * W;
         float *p = pad + (size_t)b * Hp * Wp + (size_t)oy * Wp + ox;
-        for (int y = 0; y < H; y++) memcpy(p + (size_t)y * Wp, x + (size_t)y * W, W * sizeof(float));
+        for (int y = 0; y < H; y++) copy_line(p + (size_t)y * Wp, x + (size_t)y * W, W);
     }
 }
 
