@@ -83,6 +83,7 @@ typedef struct {
     int nextra;
     int seeds, epochs;  // -1 = the preset's
     int batch;          // bn: the G sweep's global batch (-1 = the preset's)
+    int lines;          // bn: LINE_BN_ONLY | LINE_CONFIG, the G lines to run (0 = the preset's)
     int images;         // the training samples are images (C,H,W): augmentation applies
     int G[MAX_LIST], nG, Bs[MAX_LIST], nB;
     Config cfg;         // the base config, inspected to build the points
@@ -132,6 +133,9 @@ static const char *usage_bn =
     "  --groups 4,16,...     the G values (quick 4,16,128; full 8,16,...,B)\n"
     "  --batches 64,256      the control's B values besides the sweep's (quick 64,256; full:\n"
     "                        none unless given)\n"
+    "  --lines L             the G lines: bn-only (BatchNorm the only regularizer), config\n"
+    "                        (the config's regularizers) or bn-only,config (quick: config;\n"
+    "                        full: both)\n"
     "  --set key=value       applied to every run\n"
     "\n"
     "Both presets validate on 1,000 samples (the test set is whole). Writes DIR/results.csv (a\n"
@@ -213,6 +217,23 @@ static int parse_list(const char *s, int *out) {
     return n;
 }
 
+// The bn study's G lines, for --lines.
+enum { LINE_BN_ONLY = 1, LINE_CONFIG = 2 };
+
+// "bn-only", "config" or both, comma-separated, as a LINE_ mask; 0 if anything else.
+static int parse_lines(const char *s) {
+    int mask = 0;
+    for (const char *p = s; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == 7 && !strncmp(p, "bn-only", n)) mask |= LINE_BN_ONLY;
+        else if (n == 6 && !strncmp(p, "config", n)) mask |= LINE_CONFIG;
+        else return 0;
+        p += n;
+        if (*p && !*++p) return 0;  // a trailing comma
+    }
+    return mask;
+}
+
 static const char *kind_usage(const char *kind) {
     return !strcmp(kind, "bn") ? usage_bn : !strcmp(kind, "reg") ? usage_reg : usage_batch;
 }
@@ -229,7 +250,7 @@ static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
     s->kind = argv[1];
     s->preset = "quick";
     s->seeds = s->epochs = s->batch = -1;
-    const char *groups = NULL, *batches = NULL;
+    const char *groups = NULL, *batches = NULL, *lines = NULL;
     OptList extra = {s->extra, 0, MAX_SETS - MAX_POINT_SETS - 2};
     // the help is the sweep's own usage, which says what each option means to it
     const Opt opts[] = {OPT_S("config", &s->config, "C", NULL, 1),
@@ -241,6 +262,7 @@ static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
                         OPT_I("batch", &s->batch, "B", NULL, 1, 1 << 20),
                         OPT_S("groups", &groups, "4,16,...", NULL, 0),
                         OPT_S("batches", &batches, "64,256", NULL, 0),
+                        OPT_S("lines", &lines, "bn-only,config", NULL, 0),
                         OPT_L("set", &extra, "key=value", NULL),
                         OPT_F("resume", &s->resume, NULL),
                         OPT_F("overwrite", &s->overwrite, NULL),
@@ -255,6 +277,11 @@ static void parse_args(const Dist *d, Study *s, int argc, char **argv) {
         cli_usage_fail(d, "study", "--groups takes positive integers: 4,16,64");
     if (batches && (s->nB = parse_list(batches, s->Bs)) < 0)
         cli_usage_fail(d, "study", "--batches takes positive integers: 64,256");
+    if (lines && strcmp(s->kind, "bn"))
+        cli_usage_fail(d, "study", "--lines is for study bn, not study %s", s->kind);
+    if (lines && (s->lines = parse_lines(lines)) == 0)
+        cli_usage_fail(d, "study", "--lines takes bn-only, config or both (bn-only,config), "
+                       "not '%s'", lines);
     if (!strcmp(s->kind, "reg") && (s->nG || s->nB))
         cli_usage_fail(d, "study", "--groups and --batches are for study bn and study batch, "
                        "not study reg");
@@ -421,7 +448,8 @@ static void add_b_point(const Dist *d, Study *s, int B, int regime, int Gc, int 
 }
 
 // Quick: the config's line at every G, and the control. Full: at B0 = 512 the BatchNorm-only
-// line at every G and the config's line at the smallest, middle and largest G (the budget's
+// line at every G and the config's line at the smallest, middle and largest G; --lines keeps
+// one of the two (or adds the BatchNorm-only line to the quick preset) (the budget's
 // choice: the regularizers' line is the second question), seed-major so that a partial
 // sweep is already paired. PreciseBN averages 50 batches of the config's batch (6,400
 // samples for 128) at every B in the full preset; the quick one keeps 50 batches.
@@ -431,14 +459,16 @@ static void build_bn(const Dist *d, Study *s) {
     int B0 = s->batch > 0 ? s->batch : full ? 512 : c->batch;
     int E = s->epochs > 0 ? s->epochs : full ? BN_FULL_EPOCHS : 3;
     int seeds = s->seeds > 0 ? s->seeds : full ? 5 : 2;
+    int lines = s->lines ? s->lines : full ? LINE_BN_ONLY | LINE_CONFIG : LINE_CONFIG;
     bn_lists(s, full, B0);
     // the control's G: 32 (Goyal et al.) when the sweep has it, else the G nearest it
     int Gc = s->G[0];
     for (int i = 0; i < s->nG; i++)
         if (abs(s->G[i] - 32) < abs(Gc - 32)) Gc = s->G[i];
     for (uint32_t seed = 1; seed <= (uint32_t)seeds; seed++) {
-        for (int i = 0; full && i < s->nG; i++) add_g_point(d, s, G_BN_ONLY, s->G[i], B0, E, seed);
-        for (int i = 0; i < s->nG; i++)
+        for (int i = 0; (lines & LINE_BN_ONLY) && i < s->nG; i++)
+            add_g_point(d, s, G_BN_ONLY, s->G[i], B0, E, seed);
+        for (int i = 0; (lines & LINE_CONFIG) && i < s->nG; i++)
             if (!full || i == 0 || i == s->nG / 2 || i == s->nG - 1)
                 add_g_point(d, s, G_SWEEP, s->G[i], B0, E, seed);
         for (int regime = 0; regime < 2; regime++)

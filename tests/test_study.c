@@ -332,6 +332,24 @@ static void test_bn_full_preset(void **state) {
     assert_non_null(strstr(svg, "<path fill=\"none\""));  // error bars
     assert_non_null(strstr(svg, "<line class=\"zero\""));  // under the differences
     free(csv), free(md), free(svg);
+
+    // --lines bn-only: the BatchNorm-only line alone, under the same ids
+    study(&r, "bn", "bnonly", "--preset full --batch 60 --groups 30,60 --lines bn-only --epochs 1 "
+          "--seeds 1");
+    if (r.status) fail_msg("--lines bn-only: exit %d: %s", r.status, r.err);
+    assert_int_equal(count(r.out, "trained in"), 2);
+    point_config(&c, "bnonly", "bnonly-G30-B60-E1-s1");
+    assert_int_equal(c.bn_ghost, 30);
+    assert_int_equal(c.dropout_on, 0);
+    config_free(&c);
+    snprintf(path, sizeof path, "%s/bnonly/points/G60-B60-E1-s1", dir);
+    assert_int_equal(access(path, F_OK), -1);
+    snprintf(path, sizeof path, "%s/bnonly/summary.md", dir);
+    md = test_read_file(path, &len);
+    assert_non_null(md);
+    assert_non_null(strstr(md, " --lines bn-only --epochs 1 --seeds 1`. "));
+    assert_null(strstr(md, "**Paired differences, G sweep: each G"));
+    free(md);
 }
 
 // Hoffer et al.'s experiment at the tiny CNN's batch b = 30 and B = 960 (their 4096 / 128):
@@ -624,6 +642,9 @@ static void test_bad_arguments(void **state) {
     expect_usage("bn", "--groups 7 --batches 30", "no point of the sweep can be made");
     expect_usage("reg", "--set train.bacth=3", "did you mean train.batch");
     expect_usage("reg", "--groups 4,16", "--groups and --batches are for study bn");
+    expect_usage("bn", "--lines both", "--lines takes bn-only, config or both");
+    expect_usage("bn", "--lines config,", "--lines takes bn-only, config or both");
+    expect_usage("reg", "--lines config", "--lines is for study bn");
     expect_usage("reg", "--batch 64", "--batch is for study bn");
     expect_usage("batch", "--batch 64", "--batch is for study bn");
     expect_usage("batch", "--groups 4,8", "study batch takes one ghost batch size");
