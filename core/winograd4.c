@@ -291,6 +291,73 @@ static void input4_avx512(float *V, size_t ld, float *pad, const float *inp, int
     }
 }
 
+// Planes of 4 to 7 tiles a row (13 to 28 wide; 28x28 has 7): the transform is separable and
+// neighbouring tiles share two columns, so B^T runs down the six lines under a tile row once
+// for the whole row, from contiguous loads straight from the tensor (zeros outside it, no
+// padded copy), and (.) B then picks each tile's six columns with permutes. Two tile rows a
+// vector: lanes 0 .. TW-1 from the first, TW .. 2TW-1 from the second, whose tiles follow in
+// V (the next sample's first row after a sample's last). The same sums as input4_avx512 on
+// the same values, so the same bits.
+static void input4_rows_avx512(float *V, size_t ld, const float *inp, int nb, int C, int H,
+                               int W) {
+    int TH = (H + 3) / 4, TW = (W + 3) / 4, R = nb * TH;  // R tile rows in the chunk
+    size_t fs = (size_t)C * ld;
+    // a line of the padded plane, columns -1 .. 30, as two vectors: columns -1 .. 14 and 15 .. 30
+    __mmask16 m0 = (__mmask16)(((1u << (W + 1 < 16 ? W + 1 : 16)) - 1) & ~1u);
+    __mmask16 m1 = (__mmask16)((1u << (W > 15 ? W - 15 : 0)) - 1);
+    __mmask16 lo = (__mmask16)((1u << TW) - 1), both = (__mmask16)((1u << (2 * TW)) - 1);
+    __mmask16 hi = both & (__mmask16)~lo;
+    __m512i idx[6];  // lane l takes column 4 tx + j of its line (tx = l or l - TW)
+    for (int j = 0; j < 6; j++) {
+        int id[16];
+        for (int l = 0; l < 16; l++) id[l] = l < 2 * TW ? 4 * (l < TW ? l : l - TW) + j : 0;
+        idx[j] = _mm512_loadu_si512(id);
+    }
+    float line[2][6][32];  // B^T down the columns of each of the vector's two tile rows
+    memset(line, 0, sizeof line);  // a last single row leaves the second one's lanes unused
+    for (int c = 0; c < C; c++) {
+        float *v = V + (size_t)c * ld;
+        // the next channel's planes towards L2 while this one works: its lines are read as
+        // tile rows, not streamed, and would wait on memory
+        for (int b = 0; c + 1 < C && b < nb; b++)
+            for (int k = 0; k < H * W; k += 16)
+                _mm_prefetch((const char *)(inp + ((size_t)b * C + c + 1) * H * W + k), _MM_HINT_T1);
+        for (int r = 0; r < R; r += 2) {
+            int rows = r + 1 < R ? 2 : 1;
+            for (int q = 0; q < rows; q++) {
+                int b = (r + q) / TH, ty = (r + q) % TH;
+                const float *x = inp + ((size_t)b * C + c) * H * W;
+                __m512 d0[6], d1[6], s0[6], s1[6];
+                for (int i = 0; i < 6; i++) {
+                    int y = 4 * ty - 1 + i;
+                    int in = y >= 0 && y < H;  // masked lanes are never read
+                    const float *xl = x + (in ? (ptrdiff_t)y * W : 1);
+                    d0[i] = _mm512_maskz_loadu_ps(in ? m0 : 0, xl - 1);
+                    d1[i] = _mm512_maskz_loadu_ps(in ? m1 : 0, xl + 15);
+                }
+                BT6(s0, d0);
+                BT6(s1, d1);
+                for (int i = 0; i < 6; i++) {
+                    _mm512_storeu_ps(line[q][i], s0[i]);
+                    _mm512_storeu_ps(line[q][i] + 16, s1[i]);
+                }
+            }
+            __mmask16 m = rows == 2 ? both : lo;
+            float *vt = v + (size_t)r * TW;
+            for (int i = 0; i < 6; i++) {
+                __m512 a0 = _mm512_loadu_ps(line[0][i]), a1 = _mm512_loadu_ps(line[0][i] + 16);
+                __m512 b0 = _mm512_loadu_ps(line[1][i]), b1 = _mm512_loadu_ps(line[1][i] + 16);
+                __m512 e[6], o[6];
+                for (int j = 0; j < 6; j++)
+                    e[j] = _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(a0, idx[j], a1),
+                                                _mm512_permutex2var_ps(b0, idx[j], b1));
+                BT6(o, e);
+                for (int j = 0; j < 6; j++) _mm512_mask_storeu_ps(vt + (6 * i + j) * fs, m, o[j]);
+            }
+        }
+    }
+}
+
 static void dout4_avx512(float *D, size_t ld, float *pad, const float *dout, int nb, int OC,
                          int H, int W) {
     int TH = (H + 3) / 4, TW = (W + 3) / 4, Hp = 4 * TH, Wp = 4 * TW;
@@ -371,7 +438,9 @@ void winograd4_input(float *V, size_t ld, float *pad, const float *inp, int nb, 
                      int W, int portable) {
 #ifdef __AVX512F__
     if (!portable) {
-        input4_avx512(V, ld, pad, inp, nb, C, H, W);
+        int TW = (W + 3) / 4;
+        if (TW >= 4 && TW <= 7) input4_rows_avx512(V, ld, inp, nb, C, H, W);
+        else input4_avx512(V, ld, pad, inp, nb, C, H, W);
         return;
     }
 #endif
