@@ -291,55 +291,60 @@ static void input4_avx512(float *V, size_t ld, float *pad, const float *inp, int
     }
 }
 
-// Planes of 4 to 7 tiles a row (13 to 28 wide; 28x28 has 7): the transform is separable and
-// neighbouring tiles share two columns, so B^T runs down the six lines under a tile row once
-// for the whole row, from contiguous loads straight from the tensor (zeros outside it, no
-// padded copy), and (.) B then picks each tile's six columns with permutes. Two tile rows a
-// vector: lanes 0 .. TW-1 from the first, TW .. 2TW-1 from the second, whose tiles follow in
-// V (the next sample's first row after a sample's last). The same sums as input4_avx512 on
-// the same values, so the same bits.
-static void input4_rows_avx512(float *V, size_t ld, const float *inp, int nb, int C, int H,
-                               int W) {
+// Planes of 4 to 7 tiles a row (13 to 28 wide; 28x28 has 7) take the input and dout
+// transforms by lines. Both are separable, so the column pass (B^T over a tile's six input
+// lines, or A over its four dout lines) runs along whole lines of a tile row, from contiguous
+// loads straight from the tensor (zeros outside it, no padded copy); the row pass then picks
+// each tile's columns with permutes. For the input, neighbouring tiles share two columns, so
+// the column pass does 30 columns where tile by tile it did 42. Two tile rows a vector: lanes
+// 0 .. TW-1 from the first, TW .. 2TW-1 from the second, whose tiles follow in V (the next
+// sample's first row after a sample's last); the next channel's planes are prefetched to L2
+// (a tile row's lines are not a stream the hardware follows). The same sums as the gathering
+// kernels on the same values, so the same bits. dout selects A (4 lines a tile row, columns
+// from 0) over B^T (6 lines, columns from -1); the two callers pass a constant.
+static inline __attribute__((always_inline)) void rows4_avx512(float *V, size_t ld,
+                                                               const float *x0, int nb, int C,
+                                                               int H, int W, int dout) {
     int TH = (H + 3) / 4, TW = (W + 3) / 4, R = nb * TH;  // R tile rows in the chunk
+    int n = dout ? 4 : 6, c0 = dout ? 0 : -1;  // lines a tile row, its first column
     size_t fs = (size_t)C * ld;
-    // a line of the padded plane, columns -1 .. 30, as two vectors: columns -1 .. 14 and 15 .. 30
-    __mmask16 m0 = (__mmask16)(((1u << (W + 1 < 16 ? W + 1 : 16)) - 1) & ~1u);
-    __mmask16 m1 = (__mmask16)((1u << (W > 15 ? W - 15 : 0)) - 1);
+    __mmask16 mv[2];  // a line's columns c0 .. c0 + 31 as two vectors; lanes inside the plane
+    for (int k = 0; k < 2; k++) {
+        unsigned m = 0;
+        for (int l = 0; l < 16; l++) m |= (unsigned)(16 * k + c0 + l >= 0 && 16 * k + c0 + l < W) << l;
+        mv[k] = (__mmask16)m;
+    }
     __mmask16 lo = (__mmask16)((1u << TW) - 1), both = (__mmask16)((1u << (2 * TW)) - 1);
     __mmask16 hi = both & (__mmask16)~lo;
     __m512i idx[6];  // lane l takes column 4 tx + j of its line (tx = l or l - TW)
-    for (int j = 0; j < 6; j++) {
+    for (int j = 0; j < n; j++) {
         int id[16];
         for (int l = 0; l < 16; l++) id[l] = l < 2 * TW ? 4 * (l < TW ? l : l - TW) + j : 0;
         idx[j] = _mm512_loadu_si512(id);
     }
-    float line[2][6][32];  // B^T down the columns of each of the vector's two tile rows
+    float line[2][6][32];  // the column pass of each of the vector's two tile rows
     memset(line, 0, sizeof line);  // a last single row leaves the second one's lanes unused
     for (int c = 0; c < C; c++) {
         float *v = V + (size_t)c * ld;
-        // the next channel's planes towards L2 while this one works: its lines are read as
-        // tile rows, not streamed, and would wait on memory
         for (int b = 0; c + 1 < C && b < nb; b++)
             for (int k = 0; k < H * W; k += 16)
-                _mm_prefetch((const char *)(inp + ((size_t)b * C + c + 1) * H * W + k), _MM_HINT_T1);
+                _mm_prefetch((const char *)(x0 + ((size_t)b * C + c + 1) * H * W + k), _MM_HINT_T1);
         for (int r = 0; r < R; r += 2) {
             int rows = r + 1 < R ? 2 : 1;
             for (int q = 0; q < rows; q++) {
                 int b = (r + q) / TH, ty = (r + q) % TH;
-                const float *x = inp + ((size_t)b * C + c) * H * W;
-                __m512 d0[6], d1[6], s0[6], s1[6];
-                for (int i = 0; i < 6; i++) {
-                    int y = 4 * ty - 1 + i;
-                    int in = y >= 0 && y < H;  // masked lanes are never read
-                    const float *xl = x + (in ? (ptrdiff_t)y * W : 1);
-                    d0[i] = _mm512_maskz_loadu_ps(in ? m0 : 0, xl - 1);
-                    d1[i] = _mm512_maskz_loadu_ps(in ? m1 : 0, xl + 15);
+                const float *x = x0 + ((size_t)b * C + c) * H * W;
+                __m512 d[2][6], s[2][6];
+                for (int i = 0; i < n; i++) {
+                    int y = 4 * ty + (dout ? 0 : -1) + i, in = y >= 0 && y < H;
+                    const float *xl = x + (in ? (ptrdiff_t)y * W : 0);  // masked lanes: unread
+                    for (int k = 0; k < 2; k++)
+                        d[k][i] = _mm512_maskz_loadu_ps(in ? mv[k] : 0, xl + 16 * k + c0);
                 }
-                BT6(s0, d0);
-                BT6(s1, d1);
-                for (int i = 0; i < 6; i++) {
-                    _mm512_storeu_ps(line[q][i], s0[i]);
-                    _mm512_storeu_ps(line[q][i] + 16, s1[i]);
+                for (int k = 0; k < 2; k++) {
+                    if (dout) A6(s[k], d[k]);
+                    else BT6(s[k], d[k]);
+                    for (int i = 0; i < 6; i++) _mm512_storeu_ps(line[q][i] + 16 * k, s[k][i]);
                 }
             }
             __mmask16 m = rows == 2 ? both : lo;
@@ -348,14 +353,25 @@ static void input4_rows_avx512(float *V, size_t ld, const float *inp, int nb, in
                 __m512 a0 = _mm512_loadu_ps(line[0][i]), a1 = _mm512_loadu_ps(line[0][i] + 16);
                 __m512 b0 = _mm512_loadu_ps(line[1][i]), b1 = _mm512_loadu_ps(line[1][i] + 16);
                 __m512 e[6], o[6];
-                for (int j = 0; j < 6; j++)
+                for (int j = 0; j < n; j++)
                     e[j] = _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(a0, idx[j], a1),
                                                 _mm512_permutex2var_ps(b0, idx[j], b1));
-                BT6(o, e);
+                if (dout) A6(o, e);
+                else BT6(o, e);
                 for (int j = 0; j < 6; j++) _mm512_mask_storeu_ps(vt + (6 * i + j) * fs, m, o[j]);
             }
         }
     }
+}
+
+static void input4_rows_avx512(float *V, size_t ld, const float *inp, int nb, int C, int H,
+                               int W) {
+    rows4_avx512(V, ld, inp, nb, C, H, W, 0);
+}
+
+static void dout4_rows_avx512(float *D, size_t ld, const float *dout, int nb, int OC, int H,
+                              int W) {
+    rows4_avx512(D, ld, dout, nb, OC, H, W, 1);
 }
 
 static void dout4_avx512(float *D, size_t ld, float *pad, const float *dout, int nb, int OC,
@@ -452,7 +468,9 @@ void winograd4_dout(float *D, size_t ld, float *pad, const float *dout, int nb, 
                     int W, int portable) {
 #ifdef __AVX512F__
     if (!portable) {
-        dout4_avx512(D, ld, pad, dout, nb, OC, H, W);
+        int TW = (W + 3) / 4;
+        if (TW >= 4 && TW <= 7) dout4_rows_avx512(D, ld, dout, nb, OC, H, W);
+        else dout4_avx512(D, ld, pad, dout, nb, OC, H, W);
         return;
     }
 #endif
