@@ -407,6 +407,69 @@ static void dout4_avx512(float *D, size_t ld, float *pad, const float *dout, int
     }
 }
 
+// The output transform of planes 4 to 7 tiles wide, two tile rows a vector as in
+// rows4_avx512: A^T m A in lanes, then each output line of a tile row is woven from its
+// tiles' four columns with permutes (two to pair columns 0,1 and 2,3 of each tile, one per 16
+// columns to interleave the pairs) and stored whole, where the buffered kernel below writes
+// element by element. The same sums, so the same bits.
+static void output4_rows_avx512(float *out, const float *M, size_t ld, const float *bias,
+                                int nb, int OC, int H, int W) {
+    int TH = (H + 3) / 4, TW = (W + 3) / 4, R = nb * TH;
+    size_t fs = (size_t)OC * ld;
+    __mmask16 lo = (__mmask16)((1u << TW) - 1), both = (__mmask16)((1u << (2 * TW)) - 1);
+    __mmask16 mw[2];  // a line's columns 0 .. 15 and 16 .. 31: those inside the plane
+    for (int h = 0; h < 2; h++)
+        mw[h] = (__mmask16)(W - 16 * h >= 16 ? 0xFFFF : W > 16 * h ? (1u << (W - 16 * h)) - 1 : 0);
+    __m512i pair[2], weave[2];
+    {
+        int id[16];
+        for (int q = 0; q < 2; q++) {  // lane 2k + e: tile k of tile row q, from a (e = 0) or b
+            for (int l = 0; l < 16; l++) id[l] = (q * TW + l / 2 < 16 ? q * TW + l / 2 : 0) + 16 * (l & 1);
+            pair[q] = _mm512_loadu_si512(id);
+        }
+        for (int h = 0; h < 2; h++) {  // lane 4m + f: column f of tile 4h + m
+            for (int l = 0; l < 16; l++) {
+                int k = 4 * h + l / 4, f = l % 4;
+                id[l] = 2 * k + (f & 1) + (f < 2 ? 0 : 16);
+            }
+            weave[h] = _mm512_loadu_si512(id);
+        }
+    }
+    for (int o = 0; o < OC; o++) {
+        __m512 bo = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+        const float *mo = M + (size_t)o * ld;
+        for (int r = 0; r < R; r += 2) {
+            int rows = r + 1 < R ? 2 : 1;
+            __mmask16 m = rows == 2 ? both : lo;
+            const float *mt = mo + (size_t)r * TW;
+            __m512 c4[4][6], y[4][4];
+            for (int j = 0; j < 6; j++) {
+                __m512 x[6], s[4];
+                for (int i = 0; i < 6; i++) x[i] = _mm512_maskz_loadu_ps(m, mt + (6 * i + j) * fs);
+                AT6(s, x);
+                for (int i = 0; i < 4; i++) c4[i][j] = s[i];
+            }
+            for (int i = 0; i < 4; i++) {
+                __m512 s[4];
+                AT6(s, c4[i]);
+                for (int j = 0; j < 4; j++) y[i][j] = _mm512_add_ps(s[j], bo);
+            }
+            for (int q = 0; q < rows; q++) {
+                int b = (r + q) / TH, ty = (r + q) % TH;
+                float *dst = out + ((size_t)b * OC + o) * H * W + (size_t)(4 * ty) * W;
+                for (int i = 0; i < 4 && 4 * ty + i < H; i++) {
+                    __m512 p01 = _mm512_permutex2var_ps(y[i][0], pair[q], y[i][1]);
+                    __m512 p23 = _mm512_permutex2var_ps(y[i][2], pair[q], y[i][3]);
+                    for (int h = 0; h < 2; h++)
+                        if (mw[h])
+                            _mm512_mask_storeu_ps(dst + (size_t)i * W + 16 * h, mw[h],
+                                                  _mm512_permutex2var_ps(p01, weave[h], p23));
+                }
+            }
+        }
+    }
+}
+
 // The output transform: 16 tiles a vector; the 16 outputs of each tile go through a small
 // lane-major buffer to the image (scattered stores measured no better on this CPU class and
 // need an edge mask per pixel).
@@ -482,7 +545,9 @@ void winograd4_output(float *out, const float *M, size_t ld, const float *bias, 
                       int H, int W, int portable) {
 #ifdef __AVX512F__
     if (!portable) {
-        output4_avx512(out, M, ld, bias, nb, OC, H, W);
+        int TW = (W + 3) / 4;
+        if (TW >= 4 && TW <= 7) output4_rows_avx512(out, M, ld, bias, nb, OC, H, W);
+        else output4_avx512(out, M, ld, bias, nb, OC, H, W);
         return;
     }
 #endif
