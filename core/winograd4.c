@@ -148,6 +148,16 @@ static void pad_channel(float *pad, const float *inp, int nb, int C, int c, int 
     }
 }
 
+#ifdef __AVX512F__
+// Channel c of the nb samples of x (nb, C, H, W) towards L2: the planes a channel loop reads
+// next lie C*H*W apart, a stride the hardware prefetcher does not follow.
+static void prefetch_channel(const float *x, int nb, int C, int c, int HW) {
+    for (int b = 0; c < C && b < nb; b++)
+        for (int k = 0; k < HW; k += 16)
+            _mm_prefetch((const char *)(x + ((size_t)b * C + c) * HW + k), _MM_HINT_T1);
+}
+#endif
+
 // The offset of each tile's top-left pixel in the padded copy.
 static void tile_offsets(int *off, int nb, int TH, int TW, int Hp, int Wp) {
     int t = 0;
@@ -326,9 +336,7 @@ static inline __attribute__((always_inline)) void rows4_avx512(float *V, size_t 
     memset(line, 0, sizeof line);  // a last single row leaves the second one's lanes unused
     for (int c = 0; c < C; c++) {
         float *v = V + (size_t)c * ld;
-        for (int b = 0; c + 1 < C && b < nb; b++)
-            for (int k = 0; k < H * W; k += 16)
-                _mm_prefetch((const char *)(x0 + ((size_t)b * C + c + 1) * H * W + k), _MM_HINT_T1);
+        prefetch_channel(x0, nb, C, c + 1, H * W);
         for (int r = 0; r < R; r += 2) {
             int rows = r + 1 < R ? 2 : 1;
             for (int q = 0; q < rows; q++) {
