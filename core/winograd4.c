@@ -149,12 +149,13 @@ static void pad_channel(float *pad, const float *inp, int nb, int C, int c, int 
 }
 
 #ifdef __AVX512F__
-// Channel c of the nb samples of x (nb, C, H, W) towards L2: the planes a channel loop reads
-// next lie C*H*W apart, a stride the hardware prefetcher does not follow.
-static void prefetch_channel(const float *x, int nb, int C, int c, int HW) {
+// Channel c of the nb samples of x (nb, C, H, W) into cache (T0 measured better than T1): the planes a channel loop reads
+// next lie C*H*W apart, a stride the hardware prefetcher does not follow. Always inlined: as
+// a function of its own, GCC finds it free of side effects and drops its calls.
+static inline __attribute__((always_inline)) void prefetch_channel(const float *x, int nb, int C, int c, int HW) {
     for (int b = 0; c < C && b < nb; b++)
         for (int k = 0; k < HW; k += 16)
-            _mm_prefetch((const char *)(x + ((size_t)b * C + c) * HW + k), _MM_HINT_T1);
+            _mm_prefetch((const char *)(x + ((size_t)b * C + c) * HW + k), _MM_HINT_T0);
 }
 #endif
 
