@@ -159,6 +159,13 @@ static inline __attribute__((always_inline)) void prefetch_channel(const float *
         for (int k = 0; k < HW; k += 16)
             _mm_prefetch((const char *)(x + ((size_t)b * C + c) * HW + k), _MM_HINT_T0);
 }
+
+// The same for planes about to be written (prefetchw: the lines arrive owned).
+static inline __attribute__((always_inline)) void prefetchw_channel(float *x, int nb, int C,
+                                                                    int c, int HW) {
+    for (int b = 0; c < C && b < nb; b++)
+        for (int k = 0; k < HW; k += 16) __builtin_prefetch(x + ((size_t)b * C + c) * HW + k, 1, 3);
+}
 #endif
 
 // The offset of each tile's top-left pixel in the padded copy.
@@ -451,6 +458,7 @@ static void output4_rows_avx512(float *out, const float *M, size_t ld, const flo
     for (int o = 0; o < OC; o++) {
         __m512 bo = _mm512_set1_ps(bias ? bias[o] : 0.0f);
         const float *mo = M + (size_t)o * ld;
+        prefetchw_channel(out, nb, OC, o + 1, H * W);
         for (int r = 0; r < R; r += 2) {
             int rows = r + 1 < R ? 2 : 1;
             __mmask16 m = rows == 2 ? both : lo;
@@ -494,6 +502,7 @@ static void output4_avx512(float *out, const float *M, size_t ld, const float *b
     for (int o = 0; o < OC; o++) {
         __m512 bo = _mm512_set1_ps(bias ? bias[o] : 0.0f);
         const float *mo = M + (size_t)o * ld;
+        prefetchw_channel(out, nb, OC, o + 1, H * W);
         for (int t0 = 0; t0 < nt; t0 += 16) {
             __mmask16 m = nt - t0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nt - t0)) - 1);
             __m512 r[4][6];
