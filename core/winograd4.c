@@ -10,9 +10,11 @@
 // dU = (A dY A^T) . (B^T d B) summed over tiles (36 GEMMs), dW = G^T dU G.
 // Transformed tensors are (36, channels, tiles), tile t = sample * TH*TW + ty * TW + tx with
 // TH = ceil(H/4), TW = ceil(W/4); tiles hanging over an edge see zeros in and write nothing
-// out. The transforms read and write through zero-padded copies of one channel of the chunk
-// (every tile a fixed offset into it, no edge cases); with AVX-512 they take 16 tiles of the
-// chunk's flattened tile grid per vector, gathering their pixels from that copy.
+// out. The portable transforms read and write through zero-padded copies of one channel of
+// the chunk (every tile a fixed offset into it, no edge cases). With AVX-512, planes 4 to 7
+// tiles wide (28x28) go by lines, two tile rows a vector, straight from the tensor
+// (rows4_avx512, output4_rows_avx512); the others take 16 tiles of the chunk's flattened tile
+// grid a vector, gathering their pixels from the padded copy.
 #include <cblas.h>
 #include <string.h>
 
