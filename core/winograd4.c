@@ -321,7 +321,7 @@ static void input4_avx512(float *V, size_t ld, float *pad, const float *inp, int
 // each tile's columns with permutes. For the input, neighbouring tiles share two columns, so
 // the column pass does 30 columns where tile by tile it did 42. Two tile rows a vector: lanes
 // 0 .. TW-1 from the first, TW .. 2TW-1 from the second, whose tiles follow in V (the next
-// sample's first row after a sample's last); the next channel's planes are prefetched to L2
+// sample's first row after a sample's last); the next channel's planes are prefetched
 // (a tile row's lines are not a stream the hardware follows). The same sums as the gathering
 // kernels on the same values, so the same bits. dout selects A (4 lines a tile row, columns
 // from 0) over B^T (6 lines, columns from -1); the two callers pass a constant.
@@ -537,12 +537,20 @@ static void output4_avx512(float *out, const float *M, size_t ld, const float *b
 #undef MUL
 #endif
 
+#ifdef __AVX512F__
+// Whether planes W wide take the line kernels (rows4_avx512, output4_rows_avx512): 4 to 7
+// tiles a row, so that a tile row's columns fit two vectors and two tile rows one.
+static int by_lines(int W) {
+    int TW = (W + 3) / 4;
+    return TW >= 4 && TW <= 7;
+}
+#endif
+
 void winograd4_input(float *V, size_t ld, float *pad, const float *inp, int nb, int C, int H,
                      int W, int portable) {
 #ifdef __AVX512F__
     if (!portable) {
-        int TW = (W + 3) / 4;
-        if (TW >= 4 && TW <= 7) input4_rows_avx512(V, ld, inp, nb, C, H, W);
+        if (by_lines(W)) input4_rows_avx512(V, ld, inp, nb, C, H, W);
         else input4_avx512(V, ld, pad, inp, nb, C, H, W);
         return;
     }
@@ -555,8 +563,7 @@ void winograd4_dout(float *D, size_t ld, float *pad, const float *dout, int nb, 
                     int W, int portable) {
 #ifdef __AVX512F__
     if (!portable) {
-        int TW = (W + 3) / 4;
-        if (TW >= 4 && TW <= 7) dout4_rows_avx512(D, ld, dout, nb, OC, H, W);
+        if (by_lines(W)) dout4_rows_avx512(D, ld, dout, nb, OC, H, W);
         else dout4_avx512(D, ld, pad, dout, nb, OC, H, W);
         return;
     }
@@ -569,8 +576,7 @@ void winograd4_output(float *out, const float *M, size_t ld, const float *bias, 
                       int H, int W, int portable) {
 #ifdef __AVX512F__
     if (!portable) {
-        int TW = (W + 3) / 4;
-        if (TW >= 4 && TW <= 7) output4_rows_avx512(out, M, ld, bias, nb, OC, H, W);
+        if (by_lines(W)) output4_rows_avx512(out, M, ld, bias, nb, OC, H, W);
         else output4_avx512(out, M, ld, bias, nb, OC, H, W);
         return;
     }

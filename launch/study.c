@@ -448,8 +448,8 @@ static void add_b_point(const Dist *d, Study *s, int B, int regime, int Gc, int 
 }
 
 // Quick: the config's line at every G, and the control. Full: at B0 = 512 the BatchNorm-only
-// line at every G and the config's line at the smallest, middle and largest G; --lines keeps
-// one of the two (or adds the BatchNorm-only line to the quick preset) (the budget's
+// line at every G and the config's line at the smallest, middle and largest G (--lines keeps
+// one of the two, or adds the BatchNorm-only line to the quick preset) (the budget's
 // choice: the regularizers' line is the second question), seed-major so that a partial
 // sweep is already paired. PreciseBN averages 50 batches of the config's batch (6,400
 // samples for 128) at every B in the full preset; the quick one keeps 50 batches.
