@@ -35,9 +35,14 @@
 // only running_mean moves (the unbiased variance needs n >= 2; PyTorch refuses such batches).
 //
 // The save area holds, for each chunk, the mean, rstd and group count per channel in double
-// (see save_chunk); backward recomputes xhat from inp, so nothing per element is kept.
+// (see save_chunk); backward recomputes xhat from inp. Per element it keeps one bit, and only
+// in the fused pass (BatchNorm + ReLU + mask): where the output was positive (save_pos), all
+// the fused backward needs of that output.
 #include <math.h>
 #include <string.h>
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "init.h"
 #include "kernels.h"
@@ -69,15 +74,87 @@ static double plane_sqdev(const float *x, double m, int n) {
     return s;
 }
 
-// sum dy (x - m), dy and x planes of n
-static double plane_dot_centred(const float *dy, const float *x, float m, int n) {
-    double a[8] = {0};
+// The fused group's output sign as bits: pos (words(HW) 16-bit words a plane) has bit i % 16
+// of word i / 16 set where out[i] > 0, i.e. where the ReLU passed and the mask kept. Backward
+// needs nothing else of out, so it reads 1 bit an element instead of 32.
+static inline int words(int HW) { return (HW + 15) / 16; }
+
+// pos (words(n)) = the sign bits of y (n)
+static void pack_positive(uint16_t *pos, const float *y, int n) {
+    int i = 0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16)
+        pos[i / 16] = _mm512_cmp_ps_mask(_mm512_loadu_ps(y + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+#elif defined(__AVX2__)
+    for (; i + 16 <= n; i += 16) {
+        __m256 z = _mm256_setzero_ps();
+        int lo = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(y + i), z, _CMP_GT_OQ));
+        int hi = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(y + i + 8), z, _CMP_GT_OQ));
+        pos[i / 16] = (uint16_t)(lo | hi << 8);
+    }
+#endif
+    for (; i < n; i += 16) {
+        unsigned m = 0;
+        for (int k = 0; k < 16 && i + k < n; k++) m |= (unsigned)(y[i + k] > 0.0f) << k;
+        pos[i / 16] = (uint16_t)m;
+    }
+}
+
+// One element of the gradient at BatchNorm's output: dy itself, or (pos not NULL: the fused
+// ReLU and mask after it) dy scaled where the output was positive, else 0, as their
+// backwards apart give it.
+static inline float grad_at(const float *dy, const uint16_t *pos, float scale, int i) {
+    if (!pos) return dy[i];
+    float v = dy[i] * scale;
+    return pos[i / 16] >> (i % 16) & 1 ? v : 0.0f;
+}
+
+// The same for elements i .. i+3 (i % 4 == 0), as a vector. The product is formed whatever
+// the bit says (same value), so the select is a bitwise and.
+typedef float f4 __attribute__((vector_size(16)));
+typedef int i4 __attribute__((vector_size(16)));
+typedef double d4 __attribute__((vector_size(32)));
+
+static inline f4 load4(const float *p) {
+    f4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline f4 grad4(const float *dy, const uint16_t *pos, float scale, int i) {
+    if (!pos) return load4(dy + i);
+    int w = pos[i / 16] >> (i % 16);
+    i4 keep = -((i4){w, w >> 1, w >> 2, w >> 3} & 1);  // all ones where the bit is set
+    return (f4)((i4)(load4(dy + i) * scale) & keep);
+}
+
+static inline double fold2(const d4 a[2]) {
+    d4 t = a[0] + a[1];  // plane_sum's order: t[k] = a[k] + a[k + 4]
+    return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
+// sum[0] = sum g, sum[1] = sum g (x - m) over a plane of n, g = grad_at(dy, pos, scale): one
+// sweep, the gradient rebuilt in registers, with plane_sum's accumulators and order (element
+// i + k of a block of 8 into a[k]) held as two vectors of four, as GCC leaves the scalar form
+// of this two-sum loop unvectorized. Inlined with pos NULL and not, a loop for each.
+static inline __attribute__((always_inline)) void
+plane_grad_sums(double sum[2], const float *dy, const uint16_t *pos, float scale,
+                const float *x, float m, int n) {
+    d4 a[2] = {{0}}, q[2] = {{0}};
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) a[k] += (double)dy[i + k] * (x[i + k] - m);
-    double s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-    for (; i < n; i++) s += (double)dy[i] * (x[i] - m);
-    return s;
+        for (int j = 0; j < 2; j++) {
+            d4 g = __builtin_convertvector(grad4(dy, pos, scale, i + 4 * j), d4);
+            a[j] += g;
+            q[j] += g * __builtin_convertvector(load4(x + i + 4 * j) - m, d4);
+        }
+    double s = fold2(a), t = fold2(q);
+    for (; i < n; i++) {
+        float g = grad_at(dy, pos, scale, i);
+        s += g;
+        t += (double)g * (x[i] - m);
+    }
+    sum[0] = s, sum[1] = t;
 }
 
 // stats (3*C) = [count | mean | M2] of each channel of inp (B,C,HW), in double. Each (b,c)
@@ -131,20 +208,23 @@ void batchnorm_forward(float *out, const float *inp, const double *mean, const d
 
 // out (B,C,HW) = mask(relu(weight (inp - mean) rstd + bias)): batchnorm_forward, relu_forward
 // and a dropout's mask (keep per element, or per channel if per_channel; NULL = none) in one
-// sweep, with the same roundings as the three apart.
-void batchnorm_forward_relu_mask(float *out, const float *inp, const double *mean,
-                                 const double *rstd, const float *weight, const float *bias,
-                                 const uint8_t *keep, int per_channel, float scale, int B, int C,
-                                 int HW) {
-    prof_bytes(2.0 * B * C * HW);
+// sweep, with the same roundings as the three apart; pos (B,C,words(HW)) = out's sign bits
+// (pack_positive), which the fused backward reads instead of out.
+void batchnorm_forward_relu_mask(float *out, uint16_t *pos, const float *inp,
+                                 const double *mean, const double *rstd, const float *weight,
+                                 const float *bias, const uint8_t *keep, int per_channel,
+                                 float scale, int B, int C, int HW) {
+    prof_bytes((2.0 + 1.0 / 32) * B * C * HW);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)b * C + c) * HW;
             const float *x = inp + o;
             float *y = out + o;
+            uint16_t *p = pos + ((size_t)b * C + c) * words(HW);
             float m = (float)mean[c], a = (float)(weight[c] * rstd[c]), sh = bias[c];
             if (keep && per_channel && !keep[(size_t)b * C + c]) {
                 memset(y, 0, (size_t)HW * sizeof(float));
+                memset(p, 0, (size_t)words(HW) * sizeof *p);
                 continue;
             }
             const uint8_t *k = keep && !per_channel ? keep + o : NULL;
@@ -154,35 +234,33 @@ void batchnorm_forward_relu_mask(float *out, const float *inp, const double *mea
                 v = v > 0.0f ? v : 0.0f;
                 y[i] = k && !k[i] ? 0.0f : keep ? v * s : v;
             }
+            pack_positive(p, y, HW);  // the plane is in L1
         }
-}
-
-// g (HW) = the gradient at BatchNorm's output of the plane dout, out (HW) of
-// batchnorm_forward_relu_mask: dout scaled where out > 0 (kept and positive), else 0, as
-// the mask's and the ReLU's backward apart give it.
-static void relu_mask_grad(float *g, const float *dout, const float *out, float scale, int HW) {
-    for (int i = 0; i < HW; i++) g[i] = out[i] > 0.0f ? dout[i] * scale : 0.0f;
 }
 
 // sums (2*C) = [sum dout | sum dout xhat] per channel, xhat = (inp - mean) rstd, in double.
 // dout, inp (B,C,HW); mean, rstd (C).
-// With out (B,C,HW) not NULL, dout is the gradient of batchnorm_forward_relu_mask's out and
-// each plane's gradient at the BatchNorm output is rebuilt in cache first (relu_mask_grad).
-static void backward_sums(double *sums, const float *dout, const float *out, float scale,
+// With pos (B,C,words(HW)) not NULL, dout is the gradient of batchnorm_forward_relu_mask's
+// out, pos its sign bits, and the gradient at the BatchNorm output is rebuilt element by
+// element (grad_at).
+static void backward_sums(double *sums, const float *dout, const uint16_t *pos, float scale,
                           const float *inp, const double *mean, const double *rstd, int B,
                           int C, int HW) {
     double *sdy = sums, *sdyx = sums + C;
-    float g[out ? HW : 1];
-    prof_bytes((out ? 3.0 : 2.0) * B * C * HW);
+    prof_bytes((pos ? 2.0 + 1.0 / 32 : 2.0) * B * C * HW);
     for (int c = 0; c < C; c++) sdy[c] = sdyx[c] = 0.0;
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)b * C + c) * HW;
-            const float *x = inp + o, *dy = dout + o;
-            if (out) relu_mask_grad(g, dy, out + o, scale, HW), dy = g;
             float m = (float)mean[c];
-            sdy[c] += plane_sum(dy, HW);
-            sdyx[c] += plane_dot_centred(dy, x, m, HW) * rstd[c];
+            double p[2];
+            if (pos)
+                plane_grad_sums(p, dout + o, pos + ((size_t)b * C + c) * words(HW), scale,
+                                inp + o, m, HW);
+            else
+                plane_grad_sums(p, dout + o, NULL, 1.0f, inp + o, m, HW);
+            sdy[c] += p[0];
+            sdyx[c] += p[1] * rstd[c];
         }
 }
 
@@ -191,25 +269,38 @@ void batchnorm_backward_sums(double *sums, const float *dout, const float *inp,
     backward_sums(sums, dout, NULL, 1.0f, inp, mean, rstd, B, C, HW);
 }
 
+// dx (n) = k1 (g - k2 - (x - m) k3) over a plane, g = grad_at(dy, pos, scale): four at a
+// time as vectors (the same operations in the same order per element), the rest one by one.
+static inline __attribute__((always_inline)) void
+plane_input_grad(float *dx, const float *dy, const uint16_t *pos, float scale, const float *x,
+                 float m, float k1, float k2, float k3, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        f4 v = k1 * (grad4(dy, pos, scale, i) - k2 - (load4(x + i) - m) * k3);
+        memcpy(dx + i, &v, sizeof v);
+    }
+    for (; i < n; i++) dx[i] = k1 * (grad_at(dy, pos, scale, i) - k2 - (x[i] - m) * k3);
+}
+
 // dinp (B,C,HW) overwritten: the input gradient of training-mode normalization, from the
 // group's sums (2*C, as batchnorm_backward_sums) and count (C). dout, inp (B,C,HW); mean, rstd,
-// weight (C).
-static void backward_input(float *dinp, const float *dout, const float *out, float scale,
+// weight (C); pos as backward_sums.
+static void backward_input(float *dinp, const float *dout, const uint16_t *pos, float scale,
                            const float *inp, const double *mean, const double *rstd,
                            const double *sums, const double *count, const float *weight, int B,
                            int C, int HW) {
-    float g[out ? HW : 1];
-    prof_bytes((out ? 4.0 : 3.0) * B * C * HW);
+    prof_bytes((pos ? 3.0 + 1.0 / 32 : 3.0) * B * C * HW);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)b * C + c) * HW;
-            const float *x = inp + o, *dy = dout + o;
-            if (out) relu_mask_grad(g, dy, out + o, scale, HW), dy = g;
-            float *dx = dinp + o;
             double n = count[c] > 0.0 ? count[c] : 1.0;
             float m = (float)mean[c], k1 = (float)(weight[c] * rstd[c]);
             float k2 = (float)(sums[c] / n), k3 = (float)(sums[C + c] / n * rstd[c]);
-            for (int i = 0; i < HW; i++) dx[i] = k1 * (dy[i] - k2 - (x[i] - m) * k3);
+            if (pos)
+                plane_input_grad(dinp + o, dout + o, pos + ((size_t)b * C + c) * words(HW),
+                                 scale, inp + o, m, k1, k2, k3, HW);
+            else
+                plane_input_grad(dinp + o, dout + o, NULL, 1.0f, inp + o, m, k1, k2, k3, HW);
         }
 }
 
@@ -220,17 +311,15 @@ void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,
 }
 
 // dinp (B,C,HW) overwritten = dout weight rstd: eval mode, where mean and rstd are constants.
-static void backward_affine(float *dinp, const float *dout, const float *out, float scale,
+static void backward_affine(float *dinp, const float *dout, const uint16_t *pos, float scale,
                             const double *rstd, const float *weight, int B, int C, int HW) {
-    float g[out ? HW : 1];
-    prof_bytes((out ? 3.0 : 2.0) * B * C * HW);
+    prof_bytes((pos ? 2.0 + 1.0 / 32 : 2.0) * B * C * HW);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t o = ((size_t)b * C + c) * HW;
-            const float *dy = dout + o;
-            if (out) relu_mask_grad(g, dy, out + o, scale, HW), dy = g;
+            const uint16_t *p = pos ? pos + ((size_t)b * C + c) * words(HW) : NULL;
             float k = (float)(weight[c] * rstd[c]);
-            for (int i = 0; i < HW; i++) dinp[o + i] = dy[i] * k;
+            for (int i = 0; i < HW; i++) dinp[o + i] = grad_at(dout + o, p, scale, i) * k;
         }
 }
 
@@ -280,6 +369,10 @@ static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
     // see save_sums and save_chunk: chunk 0 and the sums are fixed, ghost chunks per sample
     l->save_bytes_fixed = 5 * (size_t)in.d[0] * sizeof(double);
     l->save_bytes_per_sample = s->ghost > 0 ? 3 * (size_t)in.d[0] * sizeof(double) : 0;
+    // and the fused output's sign bits (see save_pos), in whole doubles a sample
+    int HW = in.ndim == 3 ? in.d[1] * in.d[2] : 1;
+    size_t pos_bytes = (size_t)in.d[0] * words(HW) * sizeof(uint16_t);
+    l->save_bytes_per_sample += (pos_bytes + 7) / 8 * 8;
     return ERR_OK;
 }
 
@@ -296,9 +389,14 @@ static void init(const Layer *l, float *params, float *bufs, uint32_t seed) {
 // The save area (save_bytes_fixed + max_batch * save_bytes_per_sample bytes, laid out as this
 // file likes): the backward sums (2*C doubles), then one slot of 3*C doubles per chunk. Chunk 0
 // always exists (an empty shard still reduces); a ghost batch has at most one chunk per sample.
+// After the slots a batch of B can use, the sign bits of a fused pass's output,
+// (B, C, words(HW)) 16-bit words.
 static double *save_sums(const Layer *l) { return l->save; }
 static double *save_chunk(const Layer *l, int k) {
     return (double *)l->save + 2 * (size_t)l->in.d[0] + 3 * (size_t)l->in.d[0] * k;
+}
+static uint16_t *save_pos(const Layer *l, int B) {
+    return (uint16_t *)save_chunk(l, l->spec.ghost > 0 ? B : 1);
 }
 
 // Chunks of the local batch normalized separately: 1 (the whole batch) unless ghost batching.
@@ -308,18 +406,19 @@ static int nchunks(const Layer *l, const StepCtx *c, int B) {
     return (B + g - 1) / g;
 }
 
-// The output of samples [b0, b0 + nb): plain, or through the ReLU and mask rm (NULL: plain).
-static void apply(float *out, const float *inp, const double *mean, const double *rstd,
-                  const float *w, const float *bias, const ReluMask *rm, int b0, int nb, int C,
-                  int HW) {
+// The output of samples [b0, b0 + nb): plain, or through the ReLU and mask rm (NULL: plain),
+// its sign bits into pos (B, C, words(HW)).
+static void apply(float *out, uint16_t *pos, const float *inp, const double *mean,
+                  const double *rstd, const float *w, const float *bias, const ReluMask *rm,
+                  int b0, int nb, int C, int HW) {
     size_t off = (size_t)b0 * C * HW;
     if (!rm) {
         batchnorm_forward(out + off, inp + off, mean, rstd, w, bias, nb, C, HW);
         return;
     }
     const uint8_t *keep = !rm->keep ? NULL : rm->keep + (rm->per_channel ? (size_t)b0 * C : off);
-    batchnorm_forward_relu_mask(out + off, inp + off, mean, rstd, w, bias, keep, rm->per_channel,
-                                rm->scale, nb, C, HW);
+    batchnorm_forward_relu_mask(out + off, pos + (size_t)b0 * C * words(HW), inp + off, mean,
+                                rstd, w, bias, keep, rm->per_channel, rm->scale, nb, C, HW);
 }
 
 static void forward_rm(Layer *l, float *out, const float *inp, const float *params, float *bufs,
@@ -334,7 +433,7 @@ static void forward_rm(Layer *l, float *out, const float *inp, const float *para
             mean[ch] = rmean[ch];
             rstd[ch] = 1.0 / sqrt((double)rvar[ch] + l->spec.eps);
         }
-        apply(out, inp, mean, rstd, w, bias, rm, 0, B, C, HW);
+        apply(out, save_pos(l, B), inp, mean, rstd, w, bias, rm, 0, B, C, HW);
         return;
     }
     int g = l->spec.ghost > 0 ? l->spec.ghost : B, K = nchunks(l, c, B);
@@ -355,7 +454,7 @@ static void forward_rm(Layer *l, float *out, const float *inp, const float *para
             stats[C + ch] = 1.0 / sqrt(var + l->spec.eps);
             stats[2 * C + ch] = n;
         }
-        apply(out, inp, stats, stats + C, w, bias, rm, b0, nb, C, HW);
+        apply(out, save_pos(l, B), inp, stats, stats + C, w, bias, rm, b0, nb, C, HW);
     }
     bufs[l->poff[4]] += (float)K;
 }
@@ -370,36 +469,37 @@ static void forward_relu_mask(Layer *l, float *out, const float *inp, const floa
     forward_rm(l, out, inp, params, bufs, c, B, rm);
 }
 
-// dout is the gradient of out: this layer's output (fout NULL), or that of the ReLU and mask
-// after it, fout their output with the mask's scale (the fused pass).
+// dout is the gradient of out: this layer's output (fused 0), or that of the ReLU and mask
+// after it (fused 1: the mask's scale, and the output's sign bits forward saved).
 static void backward_rm(Layer *l, float *dinp, float *dparams, const float *dout,
-                        const float *inp, const float *fout, float scale, const float *params,
+                        const float *inp, int fused, float scale, const float *params,
                         const StepCtx *c, int B) {
     int C, HW;
     channels(l, &C, &HW);
     const float *w = params + l->poff[0];
     float *dw = dparams + l->poff[0], *db = dparams + l->poff[1];
     double *sums = save_sums(l);
+    const uint16_t *pos = fused ? save_pos(l, B) : NULL;
     int g = c->train && l->spec.ghost > 0 ? l->spec.ghost : B, K = nchunks(l, c, B);
     for (int k = 0; k < K; k++) {
         int b0 = k * g, nb = B - b0 < g ? B - b0 : g;
         size_t off = (size_t)b0 * C * HW;
         const double *mean = save_chunk(l, k), *rstd = mean + C, *count = mean + 2 * C;
-        const float *fo = fout ? fout + off : NULL;
-        backward_sums(sums, dout + off, fo, scale, inp + off, mean, rstd, nb, C, HW);
+        const uint16_t *p = pos ? pos + (size_t)b0 * C * words(HW) : NULL;
+        backward_sums(sums, dout + off, p, scale, inp + off, mean, rstd, nb, C, HW);
         for (int ch = 0; ch < C; ch++) {
             db[ch] += (float)sums[ch];
             dw[ch] += (float)sums[C + ch];
         }
         if (!c->train) {
-            if (dinp) backward_affine(dinp, dout, fout, scale, rstd, w, B, C, HW);
+            if (dinp) backward_affine(dinp, dout, pos, scale, rstd, w, B, C, HW);
             continue;
         }
         // even without dinp (a first layer), so every rank makes the same collective calls
         if (l->spec.ghost <= 0 && c->reduce_stats)
             c->reduce_stats(c->reduce_ctx, l->id, STATS_BN_BACKWARD, sums, C);
         if (dinp)
-            backward_input(dinp + off, dout + off, fo, scale, inp + off, mean, rstd, sums, count,
+            backward_input(dinp + off, dout + off, p, scale, inp + off, mean, rstd, sums, count,
                            w, nb, C, HW);
     }
 }
@@ -407,13 +507,16 @@ static void backward_rm(Layer *l, float *dinp, float *dparams, const float *dout
 static void backward(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
                      const float *out, const float *params, const StepCtx *c, int B) {
     (void)out;
-    backward_rm(l, dinp, dparams, dout, inp, NULL, 1.0f, params, c, B);
+    backward_rm(l, dinp, dparams, dout, inp, 0, 1.0f, params, c, B);
 }
 
+// out (the fused output) is not read: its sign bits, saved by forward_relu_mask, say all
+// backward needs of it.
 static void backward_relu_mask(Layer *l, float *dinp, float *dparams, const float *dout,
                                const float *inp, const float *out, const float *params,
                                const StepCtx *c, int B, const ReluMask *rm) {
-    backward_rm(l, dinp, dparams, dout, inp, out, rm->scale, params, c, B);
+    (void)out;
+    backward_rm(l, dinp, dparams, dout, inp, 1, rm->scale, params, c, B);
 }
 
 static const LayerKeyDesc keys[] = {

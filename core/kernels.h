@@ -114,10 +114,11 @@ void batchnorm_stats(double *stats, const float *inp, int B, int C, int HW);
 void bn_stats_combine(double *dst, const double *src, int C);
 void batchnorm_forward(float *out, const float *inp, const double *mean, const double *rstd,
                        const float *weight, const float *bias, int B, int C, int HW);
-void batchnorm_forward_relu_mask(float *out, const float *inp, const double *mean,
-                                 const double *rstd, const float *weight, const float *bias,
-                                 const uint8_t *keep, int per_channel, float scale, int B, int C,
-                                 int HW);
+// pos (B, C, (HW + 15) / 16): out's sign bits, bit i % 16 of word i / 16 of each plane
+void batchnorm_forward_relu_mask(float *out, uint16_t *pos, const float *inp,
+                                 const double *mean, const double *rstd, const float *weight,
+                                 const float *bias, const uint8_t *keep, int per_channel,
+                                 float scale, int B, int C, int HW);
 void batchnorm_backward_sums(double *sums, const float *dout, const float *inp,
                              const double *mean, const double *rstd, int B, int C, int HW);
 void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,

@@ -217,7 +217,11 @@ static void test_batchnorm_groups(void **state) {
                           spec("relu", "", 0), spec("dropout", "", 0.4f), bn, spec("relu", "", 0)};
     const char *names[8] = {"bn1", "r1", "d1", "bn2", "r2", "d2", "bn3", "r3"};
     for (int k = 0; k < 8; k++) snprintf(specs[k].name, sizeof specs[k].name, "%s", names[k]);
+    // planes of 35, 24 and 49: whole 16-element words of sign bits and a partial one, the
+    // blocks of 16 and of 8 of the plane sums, and the element-by-element tails
     check_seq_against_layers(specs, 8, (Shape){3, {3, 5, 7}}, 6);
+    check_seq_against_layers(specs, 8, (Shape){3, {2, 4, 6}}, 5);
+    check_seq_against_layers(specs, 8, (Shape){3, {2, 7, 7}}, 4);
     for (int k = 0; k < 8; k += 3) specs[k].ghost = 4;  // ghost batches of 4, 2
     check_seq_against_layers(specs, 8, (Shape){3, {3, 5, 7}}, 6);
     specs[2] = spec("dropout", "d1", 0.3f);  // BatchNorm1d: no channel dropout on (D)
