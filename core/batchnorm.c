@@ -206,59 +206,90 @@ void batchnorm_forward(float *out, const float *inp, const double *mean, const d
         }
 }
 
-// out (B,C,HW) = mask(relu(weight (inp - mean) rstd + bias)): batchnorm_forward, relu_forward
-// and a dropout's mask (keep per element, or per channel if per_channel; NULL = none) in one
-// sweep, with the same roundings as the three apart; pos (B,C,words(HW)) = out's sign bits
-// (pack_positive), which the fused backward reads instead of out.
-void batchnorm_forward_relu_mask(float *out, uint16_t *pos, const float *inp,
+// out = mask(relu(weight (inp - mean) rstd + bias)): batchnorm_forward, relu_forward and a
+// dropout's mask (keep per element, or per channel if per_channel; NULL = none) in one sweep,
+// with the same roundings as the three apart; pos (B,C,words(H W)) = the sign bits of that
+// output (pack_positive), which the fused backward reads instead of it. inp (B,C,H,W).
+// argmax NULL: out is (B,C,H,W). Else a 2x2 stride-2 max-pool follows in the same sweep, each
+// plane pooled while in L1 (maxpool2x2_forward_planes): out is (B,C,H/2,W/2) and argmax
+// (B,C,H/2,W/2) the pool's, and the unpooled output is never written to memory.
+void batchnorm_forward_relu_mask(float *out, int32_t *argmax, uint16_t *pos, const float *inp,
                                  const double *mean, const double *rstd, const float *weight,
                                  const float *bias, const uint8_t *keep, int per_channel,
-                                 float scale, int B, int C, int HW) {
-    prof_bytes((2.0 + 1.0 / 32) * B * C * HW);
+                                 float scale, int B, int C, int H, int W) {
+    int HW = H * W, OHW = (H / 2) * (W / 2);
+    float plane[argmax ? HW : 1];
+    prof_bytes((argmax ? 1.0 + 2.0 * OHW / HW : 2.0) * B * C * HW + B * C * words(HW) / 2.0);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
-            size_t o = ((size_t)b * C + c) * HW;
+            size_t bc = (size_t)b * C + c, o = bc * HW;
             const float *x = inp + o;
-            float *y = out + o;
-            uint16_t *p = pos + ((size_t)b * C + c) * words(HW);
+            float *y = argmax ? plane : out + o;
+            uint16_t *p = pos + bc * words(HW);
             float m = (float)mean[c], a = (float)(weight[c] * rstd[c]), sh = bias[c];
-            if (keep && per_channel && !keep[(size_t)b * C + c]) {
+            if (keep && per_channel && !keep[bc]) {
                 memset(y, 0, (size_t)HW * sizeof(float));
                 memset(p, 0, (size_t)words(HW) * sizeof *p);
-                continue;
+            } else {
+                const uint8_t *k = keep && !per_channel ? keep + o : NULL;
+                float s = keep ? scale : 1.0f;
+                for (int i = 0; i < HW; i++) {
+                    float v = (x[i] - m) * a + sh;
+                    v = v > 0.0f ? v : 0.0f;
+                    y[i] = k && !k[i] ? 0.0f : keep ? v * s : v;
+                }
+                pack_positive(p, y, HW);  // the plane is in L1
             }
-            const uint8_t *k = keep && !per_channel ? keep + o : NULL;
-            float s = keep ? scale : 1.0f;
-            for (int i = 0; i < HW; i++) {
-                float v = (x[i] - m) * a + sh;
-                v = v > 0.0f ? v : 0.0f;
-                y[i] = k && !k[i] ? 0.0f : keep ? v * s : v;
-            }
-            pack_positive(p, y, HW);  // the plane is in L1
+            if (argmax) maxpool2x2_forward_planes(out + bc * OHW, argmax + bc * OHW, y, 1, H, W);
         }
 }
 
+// Where a backward pass's dout comes from: (B,C,HW) itself, or, with argmax not NULL, the
+// gradient (B,C,H/2,W/2) of the 2x2 max-pool that ended the fused pass, spread over each
+// plane (H,W) in cache (maxpool2x2_backward_planes) as the pool's own backward would.
+typedef struct {
+    const float *dout;
+    const int32_t *argmax;
+    int H, W;
+} Dout;
+
+// dout's plane bc (H W floats): in place, or rebuilt into scratch
+static const float *dout_plane(const Dout *d, size_t bc, float *scratch) {
+    int HW = d->H * d->W;
+    if (!d->argmax) return d->dout + bc * HW;
+    size_t q = bc * (d->H / 2) * (d->W / 2);
+    maxpool2x2_backward_planes(scratch, d->dout + q, d->argmax + q, 1, d->H, d->W);
+    return scratch;
+}
+
+// The floats a pass moves per element of dout as dout_plane reads it
+static double dout_floats(const Dout *d) {
+    return d->argmax ? 2.0 * (d->H / 2) * (d->W / 2) / (d->H * d->W) : 1.0;
+}
+
 // sums (2*C) = [sum dout | sum dout xhat] per channel, xhat = (inp - mean) rstd, in double.
-// dout, inp (B,C,HW); mean, rstd (C).
+// dout as d says, inp (B,C,HW); mean, rstd (C).
 // With pos (B,C,words(HW)) not NULL, dout is the gradient of batchnorm_forward_relu_mask's
 // out, pos its sign bits, and the gradient at the BatchNorm output is rebuilt element by
 // element (grad_at).
-static void backward_sums(double *sums, const float *dout, const uint16_t *pos, float scale,
+static void backward_sums(double *sums, const Dout *d, const uint16_t *pos, float scale,
                           const float *inp, const double *mean, const double *rstd, int B,
-                          int C, int HW) {
+                          int C) {
     double *sdy = sums, *sdyx = sums + C;
-    prof_bytes((pos ? 2.0 + 1.0 / 32 : 2.0) * B * C * HW);
+    int HW = d->H * d->W;
+    float scratch[d->argmax ? HW : 1];
+    prof_bytes((1.0 + dout_floats(d)) * B * C * HW + (pos ? B * C * words(HW) / 2.0 : 0));
     for (int c = 0; c < C; c++) sdy[c] = sdyx[c] = 0.0;
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
-            size_t o = ((size_t)b * C + c) * HW;
+            size_t bc = (size_t)b * C + c, o = bc * HW;
+            const float *dy = dout_plane(d, bc, scratch);
             float m = (float)mean[c];
             double p[2];
             if (pos)
-                plane_grad_sums(p, dout + o, pos + ((size_t)b * C + c) * words(HW), scale,
-                                inp + o, m, HW);
+                plane_grad_sums(p, dy, pos + bc * words(HW), scale, inp + o, m, HW);
             else
-                plane_grad_sums(p, dout + o, NULL, 1.0f, inp + o, m, HW);
+                plane_grad_sums(p, dy, NULL, 1.0f, inp + o, m, HW);
             sdy[c] += p[0];
             sdyx[c] += p[1] * rstd[c];
         }
@@ -266,7 +297,8 @@ static void backward_sums(double *sums, const float *dout, const uint16_t *pos, 
 
 void batchnorm_backward_sums(double *sums, const float *dout, const float *inp,
                              const double *mean, const double *rstd, int B, int C, int HW) {
-    backward_sums(sums, dout, NULL, 1.0f, inp, mean, rstd, B, C, HW);
+    Dout d = {dout, NULL, HW, 1};
+    backward_sums(sums, &d, NULL, 1.0f, inp, mean, rstd, B, C);
 }
 
 // dx (n) = k1 (g - k2 - (x - m) k3) over a plane, g = grad_at(dy, pos, scale): four at a
@@ -283,49 +315,57 @@ plane_input_grad(float *dx, const float *dy, const uint16_t *pos, float scale, c
 }
 
 // dinp (B,C,HW) overwritten: the input gradient of training-mode normalization, from the
-// group's sums (2*C, as batchnorm_backward_sums) and count (C). dout, inp (B,C,HW); mean, rstd,
-// weight (C); pos as backward_sums.
-static void backward_input(float *dinp, const float *dout, const uint16_t *pos, float scale,
+// group's sums (2*C, as batchnorm_backward_sums) and count (C). dout as d says, inp (B,C,HW);
+// mean, rstd, weight (C); pos as backward_sums.
+static void backward_input(float *dinp, const Dout *d, const uint16_t *pos, float scale,
                            const float *inp, const double *mean, const double *rstd,
                            const double *sums, const double *count, const float *weight, int B,
-                           int C, int HW) {
-    prof_bytes((pos ? 3.0 + 1.0 / 32 : 3.0) * B * C * HW);
+                           int C) {
+    int HW = d->H * d->W;
+    float scratch[d->argmax ? HW : 1];
+    prof_bytes((2.0 + dout_floats(d)) * B * C * HW + (pos ? B * C * words(HW) / 2.0 : 0));
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
-            size_t o = ((size_t)b * C + c) * HW;
+            size_t bc = (size_t)b * C + c, o = bc * HW;
+            const float *dy = dout_plane(d, bc, scratch);
             double n = count[c] > 0.0 ? count[c] : 1.0;
             float m = (float)mean[c], k1 = (float)(weight[c] * rstd[c]);
             float k2 = (float)(sums[c] / n), k3 = (float)(sums[C + c] / n * rstd[c]);
             if (pos)
-                plane_input_grad(dinp + o, dout + o, pos + ((size_t)b * C + c) * words(HW),
-                                 scale, inp + o, m, k1, k2, k3, HW);
+                plane_input_grad(dinp + o, dy, pos + bc * words(HW), scale, inp + o, m, k1, k2,
+                                 k3, HW);
             else
-                plane_input_grad(dinp + o, dout + o, NULL, 1.0f, inp + o, m, k1, k2, k3, HW);
+                plane_input_grad(dinp + o, dy, NULL, 1.0f, inp + o, m, k1, k2, k3, HW);
         }
 }
 
 void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,
                               const double *mean, const double *rstd, const double *sums,
                               const double *count, const float *weight, int B, int C, int HW) {
-    backward_input(dinp, dout, NULL, 1.0f, inp, mean, rstd, sums, count, weight, B, C, HW);
+    Dout d = {dout, NULL, HW, 1};
+    backward_input(dinp, &d, NULL, 1.0f, inp, mean, rstd, sums, count, weight, B, C);
 }
 
 // dinp (B,C,HW) overwritten = dout weight rstd: eval mode, where mean and rstd are constants.
-static void backward_affine(float *dinp, const float *dout, const uint16_t *pos, float scale,
-                            const double *rstd, const float *weight, int B, int C, int HW) {
-    prof_bytes((pos ? 2.0 + 1.0 / 32 : 2.0) * B * C * HW);
+static void backward_affine(float *dinp, const Dout *d, const uint16_t *pos, float scale,
+                            const double *rstd, const float *weight, int B, int C) {
+    int HW = d->H * d->W;
+    float scratch[d->argmax ? HW : 1];
+    prof_bytes((1.0 + dout_floats(d)) * B * C * HW + (pos ? B * C * words(HW) / 2.0 : 0));
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
-            size_t o = ((size_t)b * C + c) * HW;
-            const uint16_t *p = pos ? pos + ((size_t)b * C + c) * words(HW) : NULL;
+            size_t bc = (size_t)b * C + c, o = bc * HW;
+            const float *dy = dout_plane(d, bc, scratch);
+            const uint16_t *p = pos ? pos + bc * words(HW) : NULL;
             float k = (float)(weight[c] * rstd[c]);
-            for (int i = 0; i < HW; i++) dinp[o + i] = grad_at(dout + o, p, scale, i) * k;
+            for (int i = 0; i < HW; i++) dinp[o + i] = grad_at(dy, p, scale, i) * k;
         }
 }
 
 void batchnorm_backward_affine(float *dinp, const float *dout, const double *rstd,
                                const float *weight, int B, int C, int HW) {
-    backward_affine(dinp, dout, NULL, 1.0f, rstd, weight, B, C, HW);
+    Dout d = {dout, NULL, HW, 1};
+    backward_affine(dinp, &d, NULL, 1.0f, rstd, weight, B, C);
 }
 
 // running_mean, running_var (C) move towards the group statistics stats (3*C); see the top.
@@ -406,19 +446,31 @@ static int nchunks(const Layer *l, const StepCtx *c, int B) {
     return (B + g - 1) / g;
 }
 
-// The output of samples [b0, b0 + nb): plain, or through the ReLU and mask rm (NULL: plain),
-// its sign bits into pos (B, C, words(HW)).
-static void apply(float *out, uint16_t *pos, const float *inp, const double *mean,
-                  const double *rstd, const float *w, const float *bias, const ReluMask *rm,
-                  int b0, int nb, int C, int HW) {
-    size_t off = (size_t)b0 * C * HW;
+// Planes of the layer's input: (C, H, W), or C planes of 1 x 1 for a (D) input.
+static void planes(const Layer *l, int *C, int *H, int *W) {
+    *C = l->in.d[0];
+    *H = l->in.ndim == 3 ? l->in.d[1] : 1;
+    *W = l->in.ndim == 3 ? l->in.d[2] : 1;
+}
+
+// The output of samples [b0, b0 + nb): plain, or through the ReLU, mask and pool of rm (NULL:
+// plain), its sign bits into pos (B, C, words(HW)).
+static void apply(const Layer *l, float *out, uint16_t *pos, const float *inp,
+                  const double *mean, const double *rstd, const float *w, const float *bias,
+                  const ReluMask *rm, int b0, int nb) {
+    int C, H, W;
+    planes(l, &C, &H, &W);
+    size_t off = (size_t)b0 * C * H * W;
     if (!rm) {
-        batchnorm_forward(out + off, inp + off, mean, rstd, w, bias, nb, C, HW);
+        batchnorm_forward(out + off, inp + off, mean, rstd, w, bias, nb, C, H * W);
         return;
     }
     const uint8_t *keep = !rm->keep ? NULL : rm->keep + (rm->per_channel ? (size_t)b0 * C : off);
-    batchnorm_forward_relu_mask(out + off, pos + (size_t)b0 * C * words(HW), inp + off, mean,
-                                rstd, w, bias, keep, rm->per_channel, rm->scale, nb, C, HW);
+    size_t pooled = (size_t)b0 * C * (H / 2) * (W / 2);
+    batchnorm_forward_relu_mask(rm->argmax ? out + pooled : out + off,
+                                rm->argmax ? rm->argmax + pooled : NULL,
+                                pos + (size_t)b0 * C * words(H * W), inp + off, mean, rstd, w,
+                                bias, keep, rm->per_channel, rm->scale, nb, C, H, W);
 }
 
 static void forward_rm(Layer *l, float *out, const float *inp, const float *params, float *bufs,
@@ -433,7 +485,7 @@ static void forward_rm(Layer *l, float *out, const float *inp, const float *para
             mean[ch] = rmean[ch];
             rstd[ch] = 1.0 / sqrt((double)rvar[ch] + l->spec.eps);
         }
-        apply(out, save_pos(l, B), inp, mean, rstd, w, bias, rm, 0, B, C, HW);
+        apply(l, out, save_pos(l, B), inp, mean, rstd, w, bias, rm, 0, B);
         return;
     }
     int g = l->spec.ghost > 0 ? l->spec.ghost : B, K = nchunks(l, c, B);
@@ -454,7 +506,7 @@ static void forward_rm(Layer *l, float *out, const float *inp, const float *para
             stats[C + ch] = 1.0 / sqrt(var + l->spec.eps);
             stats[2 * C + ch] = n;
         }
-        apply(out, save_pos(l, B), inp, stats, stats + C, w, bias, rm, b0, nb, C, HW);
+        apply(l, out, save_pos(l, B), inp, stats, stats + C, w, bias, rm, b0, nb);
     }
     bufs[l->poff[4]] += (float)K;
 }
@@ -469,45 +521,48 @@ static void forward_relu_mask(Layer *l, float *out, const float *inp, const floa
     forward_rm(l, out, inp, params, bufs, c, B, rm);
 }
 
-// dout is the gradient of out: this layer's output (fused 0), or that of the ReLU and mask
-// after it (fused 1: the mask's scale, and the output's sign bits forward saved).
+// dout is the gradient of out: this layer's output (rm NULL), or that of the ReLU, mask and
+// pool after it (rm: the mask's scale, the pool's argmax; the output's sign bits forward saved).
 static void backward_rm(Layer *l, float *dinp, float *dparams, const float *dout,
-                        const float *inp, int fused, float scale, const float *params,
+                        const float *inp, const ReluMask *rm, const float *params,
                         const StepCtx *c, int B) {
-    int C, HW;
-    channels(l, &C, &HW);
+    int C, H, W;
+    planes(l, &C, &H, &W);
+    int HW = H * W, OHW = (H / 2) * (W / 2);
     const float *w = params + l->poff[0];
     float *dw = dparams + l->poff[0], *db = dparams + l->poff[1];
     double *sums = save_sums(l);
-    const uint16_t *pos = fused ? save_pos(l, B) : NULL;
+    const uint16_t *pos = rm ? save_pos(l, B) : NULL;
+    const int32_t *argmax = rm ? rm->argmax : NULL;
+    float scale = rm ? rm->scale : 1.0f;
     int g = c->train && l->spec.ghost > 0 ? l->spec.ghost : B, K = nchunks(l, c, B);
     for (int k = 0; k < K; k++) {
         int b0 = k * g, nb = B - b0 < g ? B - b0 : g;
-        size_t off = (size_t)b0 * C * HW;
+        size_t off = (size_t)b0 * C * HW, pooled = (size_t)b0 * C * OHW;
         const double *mean = save_chunk(l, k), *rstd = mean + C, *count = mean + 2 * C;
         const uint16_t *p = pos ? pos + (size_t)b0 * C * words(HW) : NULL;
-        backward_sums(sums, dout + off, p, scale, inp + off, mean, rstd, nb, C, HW);
+        Dout d = argmax ? (Dout){dout + pooled, argmax + pooled, H, W} : (Dout){dout + off, NULL, HW, 1};
+        backward_sums(sums, &d, p, scale, inp + off, mean, rstd, nb, C);
         for (int ch = 0; ch < C; ch++) {
             db[ch] += (float)sums[ch];
             dw[ch] += (float)sums[C + ch];
         }
         if (!c->train) {
-            if (dinp) backward_affine(dinp, dout, pos, scale, rstd, w, B, C, HW);
+            if (dinp) backward_affine(dinp, &d, pos, scale, rstd, w, B, C);
             continue;
         }
         // even without dinp (a first layer), so every rank makes the same collective calls
         if (l->spec.ghost <= 0 && c->reduce_stats)
             c->reduce_stats(c->reduce_ctx, l->id, STATS_BN_BACKWARD, sums, C);
         if (dinp)
-            backward_input(dinp + off, dout + off, p, scale, inp + off, mean, rstd, sums, count,
-                           w, nb, C, HW);
+            backward_input(dinp + off, &d, p, scale, inp + off, mean, rstd, sums, count, w, nb, C);
     }
 }
 
 static void backward(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
                      const float *out, const float *params, const StepCtx *c, int B) {
     (void)out;
-    backward_rm(l, dinp, dparams, dout, inp, 0, 1.0f, params, c, B);
+    backward_rm(l, dinp, dparams, dout, inp, NULL, params, c, B);
 }
 
 // out (the fused output) is not read: its sign bits, saved by forward_relu_mask, say all
@@ -516,7 +571,7 @@ static void backward_relu_mask(Layer *l, float *dinp, float *dparams, const floa
                                const float *inp, const float *out, const float *params,
                                const StepCtx *c, int B, const ReluMask *rm) {
     (void)out;
-    backward_rm(l, dinp, dparams, dout, inp, 1, rm->scale, params, c, B);
+    backward_rm(l, dinp, dparams, dout, inp, rm, params, c, B);
 }
 
 static const LayerKeyDesc keys[] = {

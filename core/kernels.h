@@ -104,6 +104,12 @@ void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, i
                         int W, int OH, int OW);
 void maxpool2x2_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C,
                          int H, int W);
+// The 2x2 stride-2 kernels on N planes of (H,W), out and dout (N,H/2,W/2), not counted in
+// the profile's bytes: for fused passes that pool a plane still in cache.
+void maxpool2x2_forward_planes(float *out, int32_t *argmax, const float *inp, int N, int H,
+                               int W);
+void maxpool2x2_backward_planes(float *dinp, const float *dout, const int32_t *argmax, int N,
+                                int H, int W);
 void avgpool2d_forward(float *out, const float *inp, int B, int C, int H, int W, int K, int S,
                        int P);
 void avgpool2d_backward(float *dinp, const float *dout, int B, int C, int H, int W, int K, int S,
@@ -114,11 +120,12 @@ void batchnorm_stats(double *stats, const float *inp, int B, int C, int HW);
 void bn_stats_combine(double *dst, const double *src, int C);
 void batchnorm_forward(float *out, const float *inp, const double *mean, const double *rstd,
                        const float *weight, const float *bias, int B, int C, int HW);
-// pos (B, C, (HW + 15) / 16): out's sign bits, bit i % 16 of word i / 16 of each plane
-void batchnorm_forward_relu_mask(float *out, uint16_t *pos, const float *inp,
+// pos (B, C, (H W + 15) / 16): the output's sign bits, bit i % 16 of word i / 16 of each
+// plane; argmax not NULL: a 2x2 stride-2 max-pool follows, out and argmax (B, C, H/2, W/2)
+void batchnorm_forward_relu_mask(float *out, int32_t *argmax, uint16_t *pos, const float *inp,
                                  const double *mean, const double *rstd, const float *weight,
                                  const float *bias, const uint8_t *keep, int per_channel,
-                                 float scale, int B, int C, int HW);
+                                 float scale, int B, int C, int H, int W);
 void batchnorm_backward_sums(double *sums, const float *dout, const float *inp,
                              const double *mean, const double *rstd, int B, int C, int HW);
 void batchnorm_backward_input(float *dinp, const float *dout, const float *inp,

@@ -82,11 +82,14 @@ static inline int step_dropout_active(const StepCtx *c) {
 typedef struct Layer Layer;
 
 // A mask applied after a ReLU, as a fused pass takes it (see LayerKind.relu_mask): kept values
-// are multiplied by scale, dropped ones are 0.
+// are multiplied by scale, dropped ones are 0. With argmax not NULL, a 2x2 stride-2 max-pool
+// follows in the same pass (LayerKind.max2x2_argmax): the pass's out and dout are the pool's,
+// (B, C, H/2, W/2), and argmax, the pool's save area, takes forward's argmax for backward.
 typedef struct {
     const uint8_t *keep;  // NULL: no mask (and scale 1)
     int per_channel;      // keep is (B, C), one byte a channel (Dropout2d); else (B, numel)
     float scale;
+    int32_t *argmax;      // NULL: no pool in the pass
 } ReluMask;
 
 // One config key of a layer kind (an entry of model.layers): launch/config.c reads, checks,
@@ -180,6 +183,10 @@ typedef struct {
     void (*backward_relu_mask)(Layer *l, float *dinp, float *dparams, const float *dout,
                                const float *inp, const float *out, const float *params,
                                const StepCtx *c, int B, const ReluMask *rm);
+    // Optional, fusion: a max-pool whose windows are 2x2, stride 2, unpadded returns its
+    // argmax save area, NULL otherwise; it may then end a forward_relu_mask pass (ReluMask's
+    // argmax), which runs it on each plane while the plane is in cache.
+    int32_t *(*max2x2_argmax)(Layer *l);
     // Optional: layers that own more than their save area (a residual block's branch) plan
     // and release it here; model_plan and model_free call them.
     int (*plan)(Layer *l, int max_batch, Err *e);

@@ -96,16 +96,23 @@ static void maxpool2x2_forward_avx512(float *out, int32_t *argmax, const float *
 }
 #endif
 
+// maxpool2d_forward's 2x2 stride-2 case on N planes, without the byte count (fused passes
+// call it on a plane in cache).
+void maxpool2x2_forward_planes(float *out, int32_t *argmax, const float *inp, int N, int H,
+                               int W) {
+#ifdef __AVX512F__
+    maxpool2x2_forward_avx512(out, argmax, inp, N, H, W);
+#else
+    maxpool2x2_forward(out, argmax, inp, N, H, W);
+#endif
+}
+
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
                        int K, int S, int P) {
     int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
     prof_bytes((double)B * C * (H * W + 2 * OH * OW));  // input; output and argmax
     if (K == 2 && S == 2 && P == 0) {
-#ifdef __AVX512F__
-        maxpool2x2_forward_avx512(out, argmax, inp, B * C, H, W);
-#else
-        maxpool2x2_forward(out, argmax, inp, B * C, H, W);
-#endif
+        maxpool2x2_forward_planes(out, argmax, inp, B * C, H, W);
         return;
     }
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
@@ -210,11 +217,18 @@ static void maxpool2x2_backward_plane(float *dx, const float *dy, const int32_t 
 // memset of the whole input gradient first (1.9% of a cnn6_mlp4 step).
 void maxpool2x2_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C,
                          int H, int W) {
+    prof_bytes((double)B * C * (H * W + 2 * (H / 2) * (W / 2)));
+    maxpool2x2_backward_planes(dinp, dout, argmax, B * C, H, W);
+}
+
+// maxpool2x2_backward on N planes, without the byte count (fused passes call it on a plane
+// in cache).
+void maxpool2x2_backward_planes(float *dinp, const float *dout, const int32_t *argmax, int N,
+                                int H, int W) {
     int OH = H / 2, OW = W / 2;
-    prof_bytes((double)B * C * (H * W + 2 * OH * OW));
-    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
-        float *dx = dinp + bc * H * W;
-        maxpool2x2_backward_plane(dx, dout + bc * OH * OW, argmax + bc * OH * OW, H, W);
+    for (size_t n = 0; n < (size_t)N; n++) {
+        float *dx = dinp + n * H * W;
+        maxpool2x2_backward_plane(dx, dout + n * OH * OW, argmax + n * OH * OW, H, W);
         if (H % 2) memset(dx + (size_t)(H - 1) * W, 0, (size_t)W * sizeof(float));
     }
 }
@@ -337,6 +351,13 @@ static void backward_max(Layer *l, float *dinp, float *dparams, const float *dou
                            l->out.d[1], l->out.d[2]);
 }
 
+// Fusion (seq.c): a 2x2 stride-2 unpadded max-pool can end a BatchNorm + ReLU (+ mask) pass,
+// which then writes this layer's output and argmax (the save area) and reads its gradient.
+static int32_t *max2x2_argmax(Layer *l) {
+    int fits = l->spec.kernel == 2 && stride_of(l) == 2 && l->spec.padding == 0;
+    return fits ? l->save : NULL;
+}
+
 static void forward_avg(Layer *l, float *out, const float *inp, const float *params, float *bufs,
                         const StepCtx *c, int B) {
     (void)params, (void)bufs, (void)c;
@@ -383,7 +404,8 @@ static const LayerKeyDesc window_keys[] = {
 };
 
 const LayerKind layer_maxpool2d = {.type = "maxpool2d", LAYER_KEYS(window_keys), .setup = setup_max,
-                                   .forward = forward_max, .backward = backward_max};
+                                   .forward = forward_max, .backward = backward_max,
+                                   .max2x2_argmax = max2x2_argmax};
 const LayerKind layer_avgpool2d = {.type = "avgpool2d", LAYER_KEYS(window_keys),
                                    .setup = setup_window, .forward = forward_avg,
                                    .backward = backward_avg};

@@ -84,24 +84,37 @@ static int is_relu(const Seq *s, int i) {
 }
 static int is_mask(const Seq *s, int i) { return i < s->n && s->layers[i].kind->relu_mask; }
 
-// How many layers from i on run as one fused pass (layer.h's fusion hooks): 3 for a layer
-// with forward_relu_mask (BatchNorm), a ReLU and a mask layer (dropout, Dropout2d); 2 for
-// that layer and a ReLU, or a ReLU and a mask layer; else 1. Fused, the activations take one
-// sweep each way instead of one per layer, and the inner layers' output and gradient buffers
-// are never written (nor, untouched, resident).
-static int group_len(const Seq *s, int i) {
+static int is_max2x2(Seq *s, int i) {
+    return i < s->n && s->layers[i].kind->max2x2_argmax &&
+           s->layers[i].kind->max2x2_argmax(&s->layers[i]);
+}
+
+// How many layers from i on run as one fused pass (layer.h's fusion hooks): for a layer with
+// forward_relu_mask (BatchNorm), it, a ReLU, a mask layer (dropout, Dropout2d) if one follows
+// and a 2x2 stride-2 max-pool if one follows that (2 to 4); 2 for a ReLU and a mask layer;
+// else 1. Fused, the activations take one sweep each way instead of one per layer, and the
+// inner layers' output and gradient buffers are never written (nor, untouched, resident).
+static int group_len(Seq *s, int i) {
     const LayerKind *k = s->layers[i].kind;
-    if (k->forward_relu_mask && k->backward_relu_mask && is_relu(s, i + 1))
-        return is_mask(s, i + 2) ? 3 : 2;
+    if (k->forward_relu_mask && k->backward_relu_mask && is_relu(s, i + 1)) {
+        int g = is_mask(s, i + 2) ? 3 : 2;
+        return is_max2x2(s, i + g) ? g + 1 : g;
+    }
     if (is_relu(s, i) && is_mask(s, i + 1)) return 2;
     return 1;
 }
 
-// The mask of group [i, i+g): its last layer's, or none (keep NULL, scale 1).
+// The mask of group [i, i+g): its mask layer's, or none (keep NULL, scale 1); and the argmax
+// of the max-pool that ends it, if one does.
 static ReluMask group_mask(Seq *s, int i, int g, const StepCtx *c, int B, int draw) {
-    ReluMask rm = {NULL, 0, 1.0f};
-    Layer *m = &s->layers[i + g - 1];
-    if (is_mask(s, i + g - 1)) m->kind->relu_mask(m, c, B, draw, &rm);
+    ReluMask rm = {NULL, 0, 1.0f, NULL};
+    int last = i + g - 1;
+    if (g > 2 && is_max2x2(s, last)) {
+        Layer *p = &s->layers[last--];
+        rm.argmax = p->kind->max2x2_argmax(p);
+    }
+    Layer *m = &s->layers[last];
+    if (is_mask(s, last)) m->kind->relu_mask(m, c, B, draw, &rm);
     return rm;
 }
 

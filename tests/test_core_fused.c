@@ -151,7 +151,10 @@ static void test_seq_fuses_like_layers(void **state) {
 // The Seq of specs run fused (seq_forward, seq_backward) and its layers run one at a time
 // through their own forward and backward, from the same parameters: the same output, input
 // gradient, parameter gradients and running statistics, to the bit.
-static void check_seq_against_layers(const LayerSpec *specs, int n, Shape in, int B) {
+// unwritten >= 0: that layer's output buffer in the fused Seq must stay untouched (its pass
+// fused it away).
+static void check_seq_against_layers(const LayerSpec *specs, int n, Shape in, int B,
+                                     int unwritten) {
     Seq s, r;
     ParamTable t, t2;
     memset(&t, 0, sizeof t), memset(&t2, 0, sizeof t2);
@@ -177,10 +180,13 @@ static void check_seq_against_layers(const LayerSpec *specs, int n, Shape in, in
         acts[k] = malloc((size_t)B * shape_numel(r.layers[k].out) * 4);
         dacts[k] = malloc((size_t)B * shape_numel(r.layers[k].out) * 4);
     }
+    size_t nu = unwritten >= 0 ? B * shape_numel(s.layers[unwritten].out) * 4 : 0;
+    if (nu) memset(s.acts[unwritten], 0x7f, nu);
     for (int train = 1; train >= 0; train--)
         for (int first = 0; first < 2; first++) {
             StepCtx c = {.train = train, .dropout_on = 1, .seed = 9, .step = 2, .sample_ids = ids};
             const float *y = seq_forward(&s, x, params, bufs, &c, B);
+            for (size_t k = 0; k < nu; k++) assert_int_equal(((uint8_t *)s.acts[unwritten])[k], 0x7f);
             const float *in_k = x;
             for (int k = 0; k < n; k++) {
                 Layer *l = &r.layers[k];
@@ -219,13 +225,33 @@ static void test_batchnorm_groups(void **state) {
     for (int k = 0; k < 8; k++) snprintf(specs[k].name, sizeof specs[k].name, "%s", names[k]);
     // planes of 35, 24 and 49: whole 16-element words of sign bits and a partial one, the
     // blocks of 16 and of 8 of the plane sums, and the element-by-element tails
-    check_seq_against_layers(specs, 8, (Shape){3, {3, 5, 7}}, 6);
-    check_seq_against_layers(specs, 8, (Shape){3, {2, 4, 6}}, 5);
-    check_seq_against_layers(specs, 8, (Shape){3, {2, 7, 7}}, 4);
+    check_seq_against_layers(specs, 8, (Shape){3, {3, 5, 7}}, 6, 1);
+    check_seq_against_layers(specs, 8, (Shape){3, {2, 4, 6}}, 5, 1);
+    check_seq_against_layers(specs, 8, (Shape){3, {2, 7, 7}}, 4, 1);
     for (int k = 0; k < 8; k += 3) specs[k].ghost = 4;  // ghost batches of 4, 2
-    check_seq_against_layers(specs, 8, (Shape){3, {3, 5, 7}}, 6);
+    check_seq_against_layers(specs, 8, (Shape){3, {3, 5, 7}}, 6, 1);
     specs[2] = spec("dropout", "d1", 0.3f);  // BatchNorm1d: no channel dropout on (D)
-    check_seq_against_layers(specs, 8, (Shape){1, {12}}, 6);
+    check_seq_against_layers(specs, 8, (Shape){1, {12}}, 6, 1);
+}
+
+// BatchNorm + ReLU (+ mask) + a 2x2 stride-2 max-pool in one pass: the unpooled output is
+// never written, and everything matches the layers one by one (odd sizes: the pool drops the
+// last row or column; a plane of 1 x 1 after two pools). A 3x3 max-pool is not fused.
+static void test_batchnorm_pool_groups(void **state) {
+    (void)state;
+    LayerSpec bn = spec("batchnorm", "", 0), pool = spec("maxpool2d", "", 0);
+    bn.eps = 1e-5f, bn.momentum = 0.1f;
+    pool.kernel = 2;
+    LayerSpec specs[9] = {bn, spec("relu", "", 0), spec("dropout2d", "", 0.3f), pool, bn,
+                          spec("relu", "", 0), pool, bn, spec("relu", "", 0)};
+    const char *names[9] = {"bn1", "r1", "d1", "p1", "bn2", "r2", "p2", "bn3", "r3"};
+    for (int k = 0; k < 9; k++) snprintf(specs[k].name, sizeof specs[k].name, "%s", names[k]);
+    check_seq_against_layers(specs, 9, (Shape){3, {3, 7, 6}}, 5, 2);  // d1's output unwritten
+    check_seq_against_layers(specs, 9, (Shape){3, {2, 8, 9}}, 4, 5);  // r2's likewise
+    for (int k = 0; k < 9; k += 4) specs[k].ghost = 3;
+    check_seq_against_layers(specs, 9, (Shape){3, {3, 7, 6}}, 5, 2);
+    specs[3].kernel = 3;  // not 2x2: BatchNorm + ReLU + Dropout2d fused, the pool apart
+    check_seq_against_layers(specs, 9, (Shape){3, {3, 7, 6}}, 5, 1);
 }
 
 int main(void) {
@@ -234,6 +260,7 @@ int main(void) {
         cmocka_unit_test(test_relu_dropout_kernels),
         cmocka_unit_test(test_seq_fuses_like_layers),
         cmocka_unit_test(test_batchnorm_groups),
+        cmocka_unit_test(test_batchnorm_pool_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
