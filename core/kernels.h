@@ -98,13 +98,6 @@ void conv2d_winograd4_forward(float *out, float *work, int nb, const float *U, c
                               const float *bias, int B, int C, int H, int W, int OC);
 void conv2d_winograd4_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
                               const float *inp, int B, int C, int H, int W, int OC);
-// The 3x3, stride-1, padding-1 convolution computed directly (core/conv3x3.c), for C < 4:
-// out (B,OC,H,W) from inp (B,C,H,W), weight (OC,C,3,3), bias (OC) or NULL; dweight
-// (OC,C,3,3) += the weight gradient of dout (B,OC,H,W).
-void conv3x3_forward(float *out, const float *inp, const float *weight, const float *bias,
-                     int B, int C, int H, int W, int OC);
-void conv3x3_dweight(float *dweight, const float *dout, const float *inp, int B, int C, int H,
-                     int W, int OC);
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
                        int K, int S, int P);
 void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C, int H,

@@ -2,8 +2,7 @@
 // direct convolution in double: forward, input gradient and weight gradient, on odd and even
 // sizes (tiles hanging over the edge), one input channel, one and three samples, chunks that
 // do and do not divide the batch; its AVX-512 transforms against the portable ones; and the
-// conv2d layer on shapes that route through it, through im2col, or through the direct 3x3
-// kernels for few channels (core/conv3x3.c).
+// conv2d layer on shapes that route through it.
 // Tolerance: F(2,3) in float32 adds a few roundings per transform, so we demand agreement to
 // 1e-5 of the reference's largest entry (observed errors stay under 1e-6 of it).
 #include <math.h>
@@ -331,15 +330,8 @@ static void test_layer_matches_direct(void **state) {
     check_layer(2, 5, 3, 11, 13, 1);
     check_layer(3, 6, 6, 7, 7, 0);
     check_layer(2, 4, 5, 9, 10, 1);  // F(2x2): F(4x4) would multiply 0.81 times as much
+    check_layer(2, 3, 4, 9, 9, 1);  // im2col route: 3 input channels
     check_layer(2, 4, 4, 6, 6, 1);  // im2col route: below 7x7
-    // the direct route (core/conv3x3.c: under 4 input channels): forward, and the weight
-    // gradient when no input gradient is asked (the second backward above); rows of one
-    // vector and a tail, of exactly one, of three; 8 output channels a sweep and a tail
-    check_layer(2, 3, 4, 9, 9, 1);
-    check_layer(2, 1, 32, 28, 28, 0);
-    check_layer(3, 2, 9, 5, 33, 1);
-    check_layer(1, 3, 17, 16, 16, 0);
-    check_layer(2, 1, 3, 1, 1, 1);
 }
 
 int main(void) {
