@@ -128,14 +128,13 @@ static inline f4 grad4(const float *dy, const uint16_t *pos, float scale, int i)
     return (f4)((i4)(load4(dy + i) * scale) & keep);
 }
 
-// (double) of four floats: one vcvtps2pd where AVX has it (GCC splits the generic form)
-static inline d4 widen(f4 v) {
+// (double) of four floats: one vcvtps2pd where AVX has it (GCC splits the generic form). A
+// macro, as a function returning a 32-byte vector is an ABI warning without AVX.
 #ifdef __AVX__
-    return (d4)_mm256_cvtps_pd((__m128)v);
+#define widen(v) ((d4)_mm256_cvtps_pd((__m128)(v)))
 #else
-    return __builtin_convertvector(v, d4);
+#define widen(v) __builtin_convertvector((v), d4)
 #endif
-}
 
 static inline double fold2(const d4 a[2]) {
     d4 t = a[0] + a[1];  // plane_sum's order: t[k] = a[k] + a[k + 4]
