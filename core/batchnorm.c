@@ -49,31 +49,6 @@
 #include "prof.h"
 #include "layer.h"
 
-// Plane reductions in double with 8 independent accumulators: the same sums in a fixed order,
-// but no serial dependence, so they vectorize without -ffast-math.
-static double plane_sum(const float *x, int n) {
-    double a[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) a[k] += x[i + k];
-    double s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-    for (; i < n; i++) s += x[i];
-    return s;
-}
-
-static double plane_sqdev(const float *x, double m, int n) {
-    double a[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) {
-            double d = x[i + k] - m;
-            a[k] += d * d;
-        }
-    double s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-    for (; i < n; i++) s += (x[i] - m) * (x[i] - m);
-    return s;
-}
-
 // The fused group's output sign as bits: pos (words(HW) 16-bit words a plane) has bit i % 16
 // of word i / 16 set where out[i] > 0, i.e. where the ReLU passed and the mask kept. Backward
 // needs nothing else of out, so it reads 1 bit an element instead of 32.
@@ -136,15 +111,19 @@ static inline f4 grad4(const float *dy, const uint16_t *pos, float scale, int i)
 #define widen(v) __builtin_convertvector((v), d4)
 #endif
 
+// The plane sums' order, in double: element i + k of each block of 8 into accumulator k (the
+// 8 as two vectors of four, a[0] = 0..3, a[1] = 4..7), folded as ((a0 + a4) + (a1 + a5)) +
+// ((a2 + a6) + (a3 + a7)), then the last n % 8 elements one by one. A fixed order on every
+// machine, with no serial dependence inside a block, and no -ffast-math needed.
 static inline double fold2(const d4 a[2]) {
-    d4 t = a[0] + a[1];  // plane_sum's order: t[k] = a[k] + a[k + 4]
+    d4 t = a[0] + a[1];  // t[k] = a[k] + a[k + 4]
     return (t[0] + t[1]) + (t[2] + t[3]);
 }
 
 // sum[0] = sum g, sum[1] = sum g (x - m) over a plane of n, g = grad_at(dy, pos, scale): one
-// sweep, the gradient rebuilt in registers, with plane_sum's accumulators and order (element
-// i + k of a block of 8 into a[k]) held as two vectors of four, as GCC leaves the scalar form
-// of this two-sum loop unvectorized. Inlined with pos NULL and not, a loop for each.
+// sweep, the gradient rebuilt in registers, in fold2's order (written as vectors: GCC leaves
+// the scalar form of this two-sum loop unvectorized). Inlined with pos NULL and not, a loop
+// for each.
 static inline __attribute__((always_inline)) void
 plane_grad_sums(double sum[2], const float *dy, const uint16_t *pos, float scale,
                 const float *x, float m, int n) {
@@ -165,29 +144,31 @@ plane_grad_sums(double sum[2], const float *dy, const uint16_t *pos, float scale
     sum[0] = s, sum[1] = t;
 }
 
-// m[j] = plane_sum(x[j], n) / n and q[j] = plane_sqdev(x[j], m[j], n) for four planes at once:
-// per plane the same operations in the same order (so the same bits), the four planes'
-// accumulator chains interleaved. One plane's chains are serial, so alone it runs at the
-// adder's latency, about a third of the speed memory allows.
-static void plane_moments4(double m[4], double q[4], const float *const x[4], int n) {
+// m[j] = the mean of plane x[j] (n floats) and q[j] its sum of squared deviations from m[j],
+// for np <= 4 planes at once, each in fold2's order (so a plane's result does not depend on
+// its company), the planes' accumulator chains interleaved: one plane's chains are serial, so
+// alone it runs at the adder's latency, about a third of the speed memory allows. Inlined,
+// so np = 4 unrolls.
+static inline __attribute__((always_inline)) void
+plane_moments(double *m, double *q, const float *const *x, int np, int n) {
     d4 a[4][2] = {{{0}}}, b[4][2] = {{{0}}};
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < np; j++)
             for (int h = 0; h < 2; h++)
                 a[j][h] += widen(load4(x[j] + i + 4 * h));
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < np; j++) {
         double s = fold2(a[j]);
         for (int t = i; t < n; t++) s += x[j][t];
         m[j] = s / n;
     }
     for (i = 0; i + 8 <= n; i += 8)
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < np; j++)
             for (int h = 0; h < 2; h++) {
                 d4 d = widen(load4(x[j] + i + 4 * h)) - m[j];
                 b[j][h] += d * d;
             }
-    for (int j = 0; j < 4; j++) {
+    for (int j = 0; j < np; j++) {
         double s = fold2(b[j]);
         for (int t = i; t < n; t++) s += (x[j][t] - m[j]) * (x[j][t] - m[j]);
         q[j] = s;
@@ -197,7 +178,7 @@ static void plane_moments4(double m[4], double q[4], const float *const x[4], in
 // stats (3*C) = [count | mean | M2] of each channel of inp (B,C,HW), in double. Each (b,c)
 // plane is reduced in two passes (it is in cache) and folded into its channel with Chan's
 // update, so a channel far from zero mean loses nothing to cancellation. Four channels' planes
-// are reduced together (plane_moments4); each channel still takes its planes in sample order.
+// are reduced together (plane_moments); each channel still takes its planes in sample order.
 void batchnorm_stats(double *stats, const float *inp, int B, int C, int HW) {
     double *count = stats, *mean = stats + C, *m2 = stats + 2 * C;
     prof_bytes((double)B * C * HW);  // the second pass over a plane reads it from cache
@@ -205,16 +186,13 @@ void batchnorm_stats(double *stats, const float *inp, int B, int C, int HW) {
     for (int b = 0; b < B; b++)
         for (int c0 = 0; c0 < C; c0 += 4) {
             int nc = C - c0 < 4 ? C - c0 : 4;
-            const float *x[4];
+            const float *x[4] = {NULL};
             double pm[4], pq[4];
             for (int j = 0; j < nc; j++) x[j] = inp + ((size_t)b * C + c0 + j) * HW;
-            if (nc == 4)
-                plane_moments4(pm, pq, x, HW);
+            if (nc == 4)  // a constant count, so the inlined loops unroll
+                plane_moments(pm, pq, x, 4, HW);
             else
-                for (int j = 0; j < nc; j++) {
-                    pm[j] = plane_sum(x[j], HW) / HW;
-                    pq[j] = plane_sqdev(x[j], pm[j], HW);
-                }
+                plane_moments(pm, pq, x, nc, HW);
             for (int j = 0; j < nc; j++) {
                 int c = c0 + j;
                 double na = count[c], n = na + HW, delta = pm[j] - mean[c];
