@@ -4,6 +4,7 @@
 // checkpoint never waits on a read.
 #include "prefetch.h"
 
+#include <hdf5.h>
 #include <string.h>
 #include <time.h>
 
@@ -37,6 +38,9 @@ static void *prefetch_main(void *arg) {
         pthread_mutex_unlock(&p->mu);
         if (rc) break;
     }
+    // A failed HDF5 call leaves its messages on this thread's error stack, which HDF5 frees
+    // only at the thread's next call: clear it, or the thread's exit leaks them.
+    H5Eclear2(H5E_DEFAULT);
     return NULL;
 }
 
