@@ -53,11 +53,17 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, cons
                      const float *inp, const float *weight, int B, int C, int H, int W, int OC,
                      int K, int S, int P);
 // Winograd F(2x2, 3x3) for 3x3, stride-1, padding-1 convolutions (winograd.c). Transformed
-// tensors are (16, channels, tiles), tiles = nb * ceil(H/2) * ceil(W/2) with row stride ld.
+// tensors are (16, channels, tiles), tiles = nb * ceil(H/2) * ceil(W/2) with row stride ld,
+// their 16 planes (channels, ld) winograd_plane(channels, ld) floats apart.
 // U is (16, OC, C) from weight (OC, C, 3, 3), or with rotate = 1 (16, C, OC) from the weights
 // rotated by 180 degrees with the channels swapped: the filter whose convolution of dout
 // is dinp.
 void winograd_filter(float *U, const float *weight, int OC, int C, int rotate);
+// The stride between the planes of a transformed tensor: channels * ld rounded up to an odd
+// number of cache lines. A transform writes (or reads) all 16 or 36 planes at once; planes a
+// multiple of 4 KiB apart (128 channels of 32 tiles) share one set of the 8-way L1 and evict
+// each other, while an odd line stride spreads them over every set.
+size_t winograd_plane(int channels, size_t ld);
 void winograd_input(float *V, size_t ld, const float *inp, int nb, int C, int H, int W);
 void winograd_output(float *out, const float *M, size_t ld, const float *bias, int nb, int OC,
                      int H, int W);
@@ -80,7 +86,8 @@ void conv2d_winograd_forward(float *out, float *work, int nb, const float *U, co
 void conv2d_winograd_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
                              const float *inp, int B, int C, int H, int W, int OC);
 // Winograd F(4x4, 3x3) (winograd4.c), the same contract with 36 frequencies: transformed
-// tensors are (36, channels, tiles), tiles = nb * ceil(H/4) * ceil(W/4); U is (36, OC, C)
+// tensors are (36, channels, tiles), tiles = nb * ceil(H/4) * ceil(W/4), planes
+// winograd_plane(channels, ld) apart; U is (36, OC, C)
 // or, rotated, (36, C, OC). pad is scratch of a zero-padded channel (inside the work area in
 // the two convolutions below); portable = 1 takes the scalar loops even where AVX-512 is
 // built, so that tests compare the two.

@@ -22,8 +22,15 @@ static size_t tiles_of(int nb, int H, int W) {
     return (size_t)nb * ((H + 1) / 2) * ((W + 1) / 2);
 }
 
+size_t winograd_plane(int C, size_t ld) {
+    size_t lines = ((size_t)C * ld + 15) / 16;  // of 64 bytes
+    return 16 * (lines | 1);
+}
+
+// Each plane's rounding is bounded (under 32 floats), so that nb samples' scratch never
+// exceeds nb times one sample's: layers reserve it per sample.
 size_t winograd_work_floats(int C, int OC, int H, int W, int nb) {
-    return (size_t)16 * (C + OC) * tiles_of(nb, H, W);
+    return (size_t)16 * ((C + OC) * tiles_of(nb, H, W) + 64);
 }
 
 // One 3x3 filter g to its 4x4 transform u = G g G^T (row-major, stride us between entries),
@@ -56,7 +63,7 @@ void winograd_filter(float *U, const float *weight, int OC, int C, int rotate) {
 
 void winograd_input_generic(float *V, size_t ld, const float *inp, int nb, int C, int H, int W) {
     int TH = (H + 1) / 2, TW = (W + 1) / 2, Wp = 2 * TW + 2;
-    size_t fs = (size_t)C * ld;  // stride between frequencies
+    size_t fs = winograd_plane(C, ld);  // stride between frequencies
     float d[4][Wp], r[4][Wp];
     for (int b = 0; b < nb; b++)
         for (int c = 0; c < C; c++) {
@@ -89,7 +96,7 @@ void winograd_input_generic(float *V, size_t ld, const float *inp, int nb, int C
 void winograd_output_generic(float *out, const float *M, size_t ld, const float *bias, int nb, int OC,
                      int H, int W) {
     int TH = (H + 1) / 2, TW = (W + 1) / 2;
-    size_t fs = (size_t)OC * ld;
+    size_t fs = winograd_plane(OC, ld);
     float s[2][4][TW], y[2][2 * TW];
     for (int b = 0; b < nb; b++)
         for (int o = 0; o < OC; o++) {
@@ -118,7 +125,7 @@ void winograd_output_generic(float *out, const float *M, size_t ld, const float 
 
 void winograd_dout_generic(float *D, size_t ld, const float *dout, int nb, int OC, int H, int W) {
     int TH = (H + 1) / 2, TW = (W + 1) / 2;
-    size_t fs = (size_t)OC * ld;
+    size_t fs = winograd_plane(OC, ld);
     float y[2][2 * TW], r[4][2 * TW];
     for (int b = 0; b < nb; b++)
         for (int o = 0; o < OC; o++) {
@@ -204,7 +211,7 @@ static void winograd_input_avx512(float *V, size_t ld, const float *inp, int nb,
                                   int W) {
     int TH = (H + 1) / 2, TW = (W + 1) / 2, L = 2 * ((TW + 15) / 16) * 16 + 34;
     int pair = TW <= 8;
-    size_t fs = (size_t)C * ld;
+    size_t fs = winograd_plane(C, ld);
     float buf[6][L];
     memset(buf, 0, sizeof buf);
     __m512i pidx = pair_lanes(TW);
@@ -240,7 +247,7 @@ static void winograd_input_avx512(float *V, size_t ld, const float *inp, int nb,
 static void winograd_output_avx512(float *out, const float *M, size_t ld, const float *bias,
                                    int nb, int OC, int H, int W) {
     int TH = (H + 1) / 2, TW = (W + 1) / 2, pair = TW <= 8;
-    size_t fs = (size_t)OC * ld;
+    size_t fs = winograd_plane(OC, ld);
     const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
                                          15, 31);
@@ -290,7 +297,7 @@ static void winograd_output_avx512(float *out, const float *M, size_t ld, const 
 static void winograd_dout_avx512(float *D, size_t ld, const float *dout, int nb, int OC, int H,
                                  int W) {
     int TH = (H + 1) / 2, TW = (W + 1) / 2, pair = TW <= 8;
-    size_t fs = (size_t)OC * ld;
+    size_t fs = winograd_plane(OC, ld);
     __m512 zero = _mm512_setzero_ps();
     const __m512i pe = pair_lanes(TW), po = _mm512_add_epi32(pe, _mm512_set1_epi32(1));
     for (int b = 0; b < nb; b++)
@@ -374,7 +381,7 @@ static void tile_blocks(TileBlock *blk, int H, int W, int off, int n) {
 static void winograd_input_flat(float *V, size_t ld, const float *inp, int nb, int C, int H,
                                 int W) {
     int TT = ((H + 1) / 2) * ((W + 1) / 2), nblk = (TT + 15) / 16;
-    size_t fs = (size_t)C * ld;
+    size_t fs = winograd_plane(C, ld);
     TileBlock blk[nblk];
     tile_blocks(blk, H, W, -1, 4);
     __m512 zero = _mm512_setzero_ps();
@@ -410,7 +417,7 @@ static void winograd_input_flat(float *V, size_t ld, const float *inp, int nb, i
 static void winograd_output_flat(float *out, const float *M, size_t ld, const float *bias,
                                  int nb, int OC, int H, int W) {
     int TT = ((H + 1) / 2) * ((W + 1) / 2), nblk = (TT + 15) / 16;
-    size_t fs = (size_t)OC * ld;
+    size_t fs = winograd_plane(OC, ld);
     TileBlock blk[nblk];
     tile_blocks(blk, H, W, 0, 2);
     for (int b = 0; b < nb; b++)
@@ -446,7 +453,7 @@ static void winograd_output_flat(float *out, const float *M, size_t ld, const fl
 static void winograd_dout_flat(float *D, size_t ld, const float *dout, int nb, int OC, int H,
                                int W) {
     int TT = ((H + 1) / 2) * ((W + 1) / 2), nblk = (TT + 15) / 16;
-    size_t fs = (size_t)OC * ld;
+    size_t fs = winograd_plane(OC, ld);
     TileBlock blk[nblk];
     tile_blocks(blk, H, W, 0, 2);
     __m512 zero = _mm512_setzero_ps();
@@ -539,12 +546,13 @@ void conv2d_winograd_forward(float *out, float *work, int nb, const float *U, co
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
         size_t ld = tiles_of(n, H, W);
-        float *V = work, *M = work + (size_t)16 * C * ld;
+        size_t fv = winograd_plane(C, ld), fm = winograd_plane(OC, ld);
+        float *V = work, *M = work + 16 * fv;
         winograd_input(V, ld, inp + (size_t)b0 * C * H * W, n, C, H, W);
         for (int f = 0; f < 16; f++)
             prof_sgemm(CblasNoTrans, CblasNoTrans, OC, (int)ld, C, 1.0f,
-                        U + (size_t)f * OC * C, C, V + (size_t)f * C * ld, (int)ld, 0.0f,
-                        M + (size_t)f * OC * ld, (int)ld);
+                        U + (size_t)f * OC * C, C, V + f * fv, (int)ld, 0.0f, M + f * fm,
+                        (int)ld);
         winograd_output(out + (size_t)b0 * OC * H * W, M, ld, bias, n, OC, H, W);
     }
 }
@@ -555,13 +563,14 @@ void conv2d_winograd_dweight(float *dweight, float *dU, float *work, int nb, con
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
         size_t ld = tiles_of(n, H, W);
-        float *V = work, *D = work + (size_t)16 * C * ld;
+        size_t fv = winograd_plane(C, ld), fd = winograd_plane(OC, ld);
+        float *V = work, *D = work + 16 * fv;
         winograd_input(V, ld, inp + (size_t)b0 * C * H * W, n, C, H, W);
         winograd_dout(D, ld, dout + (size_t)b0 * OC * H * W, n, OC, H, W);
         for (int f = 0; f < 16; f++)
             prof_sgemm(CblasNoTrans, CblasTrans, OC, C, (int)ld, 1.0f,
-                        D + (size_t)f * OC * ld, (int)ld, V + (size_t)f * C * ld, (int)ld,
-                        b0 ? 1.0f : 0.0f, dU + (size_t)f * OC * C, C);
+                        D + f * fd, (int)ld, V + f * fv, (int)ld, b0 ? 1.0f : 0.0f,
+                        dU + (size_t)f * OC * C, C);
     }
     winograd_filter_grad(dweight, dU, OC, C);
 }

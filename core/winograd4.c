@@ -8,9 +8,9 @@
 // small-integer sums and the inexact thirds and sixths sit in the filter transform, whose
 // matrix is computed in double and rounded once. The weight gradient reads the identity backwards:
 // dU = (A dY A^T) . (B^T d B) summed over tiles (36 GEMMs), dW = G^T dU G.
-// Transformed tensors are (36, channels, tiles), tile t = sample * TH*TW + ty * TW + tx with
-// TH = ceil(H/4), TW = ceil(W/4); tiles hanging over an edge see zeros in and write nothing
-// out. The portable transforms read and write through zero-padded copies of one channel of
+// Transformed tensors are (36, channels, tiles), planes winograd_plane(channels, ld) apart,
+// tile t = sample * TH*TW + ty * TW + tx (but see by_lanes) with TH = ceil(H/4),
+// TW = ceil(W/4); tiles hanging over an edge see zeros in and write nothing out. The portable transforms read and write through zero-padded copies of one channel of
 // the chunk (every tile a fixed offset into it, no edge cases). With AVX-512, planes 4 to 7
 // tiles wide (28x28) go by lines, two tile rows a vector, straight from the tensor
 // (rows4_avx512, output4_rows_avx512); the others take 16 tiles of the chunk's flattened tile
@@ -35,7 +35,8 @@ static size_t pad_floats(int nb, int H, int W) {
 }
 
 size_t winograd4_work_floats(int C, int OC, int H, int W, int nb) {
-    return (size_t)36 * (C + OC) * tiles4_of(nb, H, W) + pad_floats(nb, H, W);
+    // as winograd_work_floats: the planes' rounding bounded, 32 floats each
+    return (size_t)36 * ((C + OC) * tiles4_of(nb, H, W) + 64) + pad_floats(nb, H, W);
 }
 
 // G, scaled to match B^T (see the top): G = [1 0 0; 1/6 1/6 1/6; 1/6 -1/6 1/6;
@@ -183,7 +184,7 @@ static void input4_generic(float *V, size_t ld, float *pad, const float *inp, in
                            int H, int W) {
     int TH = (H + 3) / 4, TW = (W + 3) / 4, Hp = 4 * TH + 2, Wp = 4 * TW + 2;
     int nt = nb * TH * TW, off[nt];
-    size_t fs = (size_t)C * ld;
+    size_t fs = winograd_plane(C, ld);
     tile_offsets(off, nb, TH, TW, Hp, Wp);
     memset(pad, 0, pad_floats(nb, H, W) * sizeof(float));
     for (int c = 0; c < C; c++) {
@@ -211,7 +212,7 @@ static void dout4_generic(float *D, size_t ld, float *pad, const float *dout, in
                           int H, int W) {
     int TH = (H + 3) / 4, TW = (W + 3) / 4, Hp = 4 * TH, Wp = 4 * TW;
     int nt = nb * TH * TW, off[nt];
-    size_t fs = (size_t)OC * ld;
+    size_t fs = winograd_plane(OC, ld);
     tile_offsets(off, nb, TH, TW, Hp, Wp);
     memset(pad, 0, (size_t)nb * Hp * Wp * sizeof(float));
     for (int o = 0; o < OC; o++) {
@@ -239,7 +240,7 @@ static void dout4_generic(float *D, size_t ld, float *pad, const float *dout, in
 static void output4_generic(float *out, const float *M, size_t ld, const float *bias, int nb,
                             int OC, int H, int W) {
     int TH = (H + 3) / 4, TW = (W + 3) / 4;
-    size_t fs = (size_t)OC * ld;
+    size_t fs = winograd_plane(OC, ld);
     for (int o = 0; o < OC; o++) {
         float bo = bias ? bias[o] : 0.0f;
         const float *m = M + (size_t)o * ld;
@@ -284,7 +285,7 @@ static void input4_avx512(float *V, size_t ld, float *pad, const float *inp, int
                           int H, int W) {
     int TH = (H + 3) / 4, TW = (W + 3) / 4, Hp = 4 * TH + 2, Wp = 4 * TW + 2;
     int nt = nb * TH * TW, nv = (nt + 15) / 16, off[16 * nv];
-    size_t fs = (size_t)C * ld;
+    size_t fs = winograd_plane(C, ld);
     tile_offsets(off, nb, TH, TW, Hp, Wp);
     for (int t = nt; t < 16 * nv; t++) off[t] = 0;
     memset(pad, 0, pad_floats(nb, H, W) * sizeof(float));
@@ -330,7 +331,7 @@ static inline __attribute__((always_inline)) void rows4_avx512(float *V, size_t 
                                                                int H, int W, int dout) {
     int TH = (H + 3) / 4, TW = (W + 3) / 4, R = nb * TH;  // R tile rows in the chunk
     int n = dout ? 4 : 6, c0 = dout ? 0 : -1;  // lines a tile row, its first column
-    size_t fs = (size_t)C * ld;
+    size_t fs = winograd_plane(C, ld);
     __mmask16 mv[2];  // a line's columns c0 .. c0 + 31 as two vectors; lanes inside the plane
     for (int k = 0; k < 2; k++) {
         unsigned m = 0;
@@ -399,7 +400,7 @@ static void dout4_avx512(float *D, size_t ld, float *pad, const float *dout, int
                          int H, int W) {
     int TH = (H + 3) / 4, TW = (W + 3) / 4, Hp = 4 * TH, Wp = 4 * TW;
     int nt = nb * TH * TW, nv = (nt + 15) / 16, off[16 * nv];
-    size_t fs = (size_t)OC * ld;
+    size_t fs = winograd_plane(OC, ld);
     tile_offsets(off, nb, TH, TW, Hp, Wp);
     for (int t = nt; t < 16 * nv; t++) off[t] = 0;
     memset(pad, 0, (size_t)nb * Hp * Wp * sizeof(float));
@@ -437,7 +438,7 @@ static void dout4_avx512(float *D, size_t ld, float *pad, const float *dout, int
 static void output4_rows_avx512(float *out, const float *M, size_t ld, const float *bias,
                                 int nb, int OC, int H, int W) {
     int TH = (H + 3) / 4, TW = (W + 3) / 4, R = nb * TH;
-    size_t fs = (size_t)OC * ld;
+    size_t fs = winograd_plane(OC, ld);
     __mmask16 lo = (__mmask16)((1u << TW) - 1), both = (__mmask16)((1u << (2 * TW)) - 1);
     __mmask16 mw[2];  // a line's columns 0 .. 15 and 16 .. 31: those inside the plane
     for (int h = 0; h < 2; h++)
@@ -499,7 +500,7 @@ static void output4_rows_avx512(float *out, const float *M, size_t ld, const flo
 static void output4_avx512(float *out, const float *M, size_t ld, const float *bias, int nb,
                            int OC, int H, int W) {
     int TH = (H + 3) / 4, TW = (W + 3) / 4, TT = TH * TW, nt = nb * TT;
-    size_t fs = (size_t)OC * ld;
+    size_t fs = winograd_plane(OC, ld);
     float buf[16][16];  // buf[4i + j][lane]
     for (int o = 0; o < OC; o++) {
         __m512 bo = _mm512_set1_ps(bias ? bias[o] : 0.0f);
@@ -529,6 +530,109 @@ static void output4_avx512(float *out, const float *M, size_t ld, const float *b
             }
         }
     }
+}
+
+// Planes two tiles wide (5 to 8; cnn6_mlp4's 7x7), in chunks of whole groups of 8 samples,
+// take forward's transforms with samples in lanes: a vector holds one tile row (its two tiles)
+// of 8 samples, so within V and M the chunk's tiles run (group, tile, sample) instead of
+// (sample, tile). Forward's products sum over channels, not tiles, so each output is the same
+// sum (OpenBLAS's Cooperlake kernels round it to the same bits; its Haswell kernels round a
+// column by its position, so there the bits move); the weight gradient, which sums over
+// tiles, keeps the tile order. The input's pixels
+// are gathered once per 8 samples into a padded copy with samples innermost, from which each
+// tile pixel is a contiguous load (the tile-order kernel gathers a tile's 36 pixels from its
+// padded copy: 2.25 gathered floats a pixel, against 1 here).
+static int by_lanes(int W, int nb) { return (W + 3) / 4 == 2 && nb % 8 == 0; }
+
+// A vector of two 8-sample halves: p[0 .. 8) in lanes 0-7, p[32 .. 40) (4 columns on) in 8-15.
+static inline __m512 load_halves(const float *p) {
+    __m256d lo = _mm256_castps_pd(_mm256_loadu_ps(p)), hi = _mm256_castps_pd(_mm256_loadu_ps(p + 32));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(lo), hi, 1));
+}
+
+// V (36, C, ld) in lane order: the input tiles of inp (nb, C, H, W); T holds (4 TH + 2) * 10 * 8
+// floats: the padded copy (rows 4 TH + 2, columns 10, 8 samples), the image at (1, 1).
+static void input4_lanes_avx512(float *V, size_t ld, float *T, const float *inp, int nb, int C,
+                                int H, int W) {
+    int TH = (H + 3) / 4, TT = 2 * TH, HW = H * W;
+    size_t fs = winograd_plane(C, ld);
+    __m256i sample = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                        _mm256_set1_epi32(C * HW));
+    memset(T, 0, (size_t)(4 * TH + 2) * 10 * 8 * sizeof(float));
+    for (int g = 0; g < nb / 8; g++)
+        for (int c = 0; c < C; c++) {
+            const float *x = inp + ((size_t)8 * g * C + c) * HW;
+            for (int y = 0; y < H; y++)
+                for (int i = 0; i < W; i++)
+                    _mm256_storeu_ps(T + ((y + 1) * 10 + i + 1) * 8,
+                                     _mm256_i32gather_ps(x + y * W + i, sample, 4));
+            prefetch_channel(inp + (size_t)8 * g * C * HW, 8, C, c + 1, HW);
+            float *v = V + (size_t)c * ld + (size_t)g * 8 * TT;
+            for (int ty = 0; ty < TH; ty++) {
+                __m512 r[6][6];
+                for (int j = 0; j < 6; j++) {
+                    __m512 d[6], s[6];
+                    for (int i = 0; i < 6; i++) d[i] = load_halves(T + ((4 * ty + i) * 10 + j) * 8);
+                    BT6(s, d);
+                    for (int i = 0; i < 6; i++) r[i][j] = s[i];
+                }
+                for (int i = 0; i < 6; i++) {
+                    __m512 s[6];
+                    BT6(s, r[i]);
+                    for (int j = 0; j < 6; j++) _mm512_storeu_ps(v + (6 * i + j) * fs + 16 * ty, s[j]);
+                }
+            }
+        }
+}
+
+// out (nb, OC, H, W) = A^T m A of the product tiles M (36, OC, ld) in lane order, plus bias
+// unless NULL; T holds 4 TH * 8 * 8 floats: one channel's outputs of 8 samples, samples
+// innermost, which are then gathered into the samples' planes a line of 16 pixels at a time.
+static void output4_lanes_avx512(float *out, const float *M, size_t ld, const float *bias,
+                                 int nb, int OC, int H, int W, float *T) {
+    int TH = (H + 3) / 4, TT = 2 * TH, HW = H * W, nv = (HW + 15) / 16;
+    size_t fs = winograd_plane(OC, ld);
+    __m512i at[nv];  // lane l of at[k]: where pixel 16 k + l of a plane sits in T
+    for (int k = 0; k < nv; k++) {
+        int id[16];
+        for (int l = 0; l < 16; l++) {
+            int p = 16 * k + l < HW ? 16 * k + l : 0;
+            id[l] = (p / W * 8 + p % W) * 8;
+        }
+        at[k] = _mm512_loadu_si512(id);
+    }
+    __mmask16 tail = (__mmask16)((1u << (HW - 16 * (nv - 1))) - 1);
+    for (int g = 0; g < nb / 8; g++)
+        for (int o = 0; o < OC; o++) {
+            __m512 bo = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+            const float *mo = M + (size_t)o * ld + (size_t)g * 8 * TT;
+            prefetchw_channel(out + (size_t)8 * g * OC * HW, 8, OC, o + 1, HW);
+            for (int ty = 0; ty < TH; ty++) {
+                __m512 r[4][6];
+                for (int j = 0; j < 6; j++) {
+                    __m512 x[6], s[4];
+                    for (int i = 0; i < 6; i++) x[i] = _mm512_loadu_ps(mo + (6 * i + j) * fs + 16 * ty);
+                    AT6(s, x);
+                    for (int i = 0; i < 4; i++) r[i][j] = s[i];
+                }
+                for (int i = 0; i < 4; i++) {
+                    __m512 s[4];
+                    AT6(s, r[i]);
+                    for (int j = 0; j < 4; j++) {
+                        __m512 y = _mm512_add_ps(s[j], bo);
+                        float *t = T + ((4 * ty + i) * 8 + j) * 8;
+                        _mm256_storeu_ps(t, _mm512_castps512_ps256(y));
+                        _mm256_storeu_ps(t + 32, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(y), 1)));
+                    }
+                }
+            }
+            for (int s = 0; s < 8; s++) {
+                float *dst = out + ((size_t)(8 * g + s) * OC + o) * HW;
+                for (int k = 0; k < nv; k++)
+                    _mm512_mask_storeu_ps(dst + 16 * k, k + 1 < nv ? (__mmask16)0xFFFF : tail,
+                                          _mm512_i32gather_ps(at[k], T + s, 4));
+            }
+        }
 }
 
 #undef float_t_
@@ -590,13 +694,26 @@ void conv2d_winograd4_forward(float *out, float *work, int nb, const float *U, c
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
         size_t ld = tiles4_of(n, H, W), ldmax = tiles4_of(nb, H, W);
-        float *V = work, *M = work + (size_t)36 * C * ldmax, *pad = M + (size_t)36 * OC * ldmax;
-        winograd4_input(V, ld, pad, inp + (size_t)b0 * C * H * W, n, C, H, W, 0);
+        size_t fv = winograd_plane(C, ld), fm = winograd_plane(OC, ld);
+        float *V = work, *M = work + 36 * winograd_plane(C, ldmax);
+        float *pad = M + 36 * winograd_plane(OC, ldmax);
+        const float *x = inp + (size_t)b0 * C * H * W;
+        float *y = out + (size_t)b0 * OC * H * W;
+#ifdef __AVX512F__
+        int lanes = by_lanes(W, n);
+        if (lanes) input4_lanes_avx512(V, ld, pad, x, n, C, H, W);
+        else
+#endif
+            winograd4_input(V, ld, pad, x, n, C, H, W, 0);
         for (int f = 0; f < 36; f++)
             prof_sgemm(CblasNoTrans, CblasNoTrans, OC, (int)ld, C, 1.0f,
-                        U + (size_t)f * OC * C, C, V + (size_t)f * C * ld, (int)ld, 0.0f,
-                        M + (size_t)f * OC * ld, (int)ld);
-        winograd4_output(out + (size_t)b0 * OC * H * W, M, ld, bias, n, OC, H, W, 0);
+                        U + (size_t)f * OC * C, C, V + f * fv, (int)ld, 0.0f, M + f * fm,
+                        (int)ld);
+#ifdef __AVX512F__
+        if (lanes) output4_lanes_avx512(y, M, ld, bias, n, OC, H, W, pad);
+        else
+#endif
+            winograd4_output(y, M, ld, bias, n, OC, H, W, 0);
     }
 }
 
@@ -606,13 +723,15 @@ void conv2d_winograd4_dweight(float *dweight, float *dU, float *work, int nb, co
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
         size_t ld = tiles4_of(n, H, W), ldmax = tiles4_of(nb, H, W);
-        float *V = work, *D = work + (size_t)36 * C * ldmax, *pad = D + (size_t)36 * OC * ldmax;
+        size_t fv = winograd_plane(C, ld), fd = winograd_plane(OC, ld);
+        float *V = work, *D = work + 36 * winograd_plane(C, ldmax);
+        float *pad = D + 36 * winograd_plane(OC, ldmax);
         winograd4_input(V, ld, pad, inp + (size_t)b0 * C * H * W, n, C, H, W, 0);
         winograd4_dout(D, ld, pad, dout + (size_t)b0 * OC * H * W, n, OC, H, W, 0);
         for (int f = 0; f < 36; f++)
             prof_sgemm(CblasNoTrans, CblasTrans, OC, C, (int)ld, 1.0f,
-                        D + (size_t)f * OC * ld, (int)ld, V + (size_t)f * C * ld, (int)ld,
-                        b0 ? 1.0f : 0.0f, dU + (size_t)f * OC * C, C);
+                        D + f * fd, (int)ld, V + f * fv, (int)ld, b0 ? 1.0f : 0.0f,
+                        dU + (size_t)f * OC * C, C);
     }
     winograd4_filter_grad(dweight, dU, OC, C);
 }

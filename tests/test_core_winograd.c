@@ -151,6 +151,9 @@ static void test_kernels_match_direct(void **state) {
         {1, 3, 2, 28, 28}, {3, 2, 3, 28, 28}, {3, 4, 2, 5, 3},   {1, 1, 1, 5, 3},
         {2, 3, 2, 1, 1},   {2, 2, 3, 2, 9},   {1, 2, 2, 40, 37},  // > 16 tiles in a row
         {2, 2, 3, 8, 8},   {3, 3, 2, 6, 10},  // F(4x4): tiles that do and do not fit exactly
+        // F(4x4) two tiles wide in chunks of 8 and 16 samples: samples in lanes (with 12, a
+        // last chunk of 4 in tile order); 5 rows: a second tile row half outside
+        {16, 3, 5, 7, 7},  {12, 2, 3, 8, 8},  {16, 2, 3, 5, 6},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int *d = shapes[s];
@@ -172,10 +175,10 @@ static void test_transforms_match_portable(void **state) {
     static const int shapes[][4] = {{2, 3, 7, 7}, {1, 2, 28, 28}, {2, 1, 5, 3}, {1, 2, 40, 35}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], C = shapes[s][1], H = shapes[s][2], W = shapes[s][3];
-        size_t ld = (size_t)B * ((H + 1) / 2) * ((W + 1) / 2), nt = 16 * (size_t)C * ld;
+        size_t ld = (size_t)B * ((H + 1) / 2) * ((W + 1) / 2), nt = 16 * winograd_plane(C, ld);
         size_t nx = (size_t)B * C * H * W;
         float *x = random_floats(nx, 5), *m = random_floats(nt, 6), *b = random_floats(C, 7);
-        float *v1 = malloc(nt * sizeof(float)), *v2 = malloc(nt * sizeof(float));
+        float *v1 = calloc(nt, sizeof(float)), *v2 = calloc(nt, sizeof(float));  // gaps: 0
         float *y1 = malloc(nx * sizeof(float)), *y2 = malloc(nx * sizeof(float));
         winograd_input(v1, ld, x, B, C, H, W);
         winograd_input_generic(v2, ld, x, B, C, H, W);
@@ -198,10 +201,10 @@ static void test_transforms4_match_portable(void **state) {
                                     {1, 3, 16, 13}, {1, 1, 4, 32}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], C = shapes[s][1], H = shapes[s][2], W = shapes[s][3];
-        size_t ld = (size_t)B * ((H + 3) / 4) * ((W + 3) / 4), nt = 36 * (size_t)C * ld;
+        size_t ld = (size_t)B * ((H + 3) / 4) * ((W + 3) / 4), nt = 36 * winograd_plane(C, ld);
         size_t nx = (size_t)B * C * H * W;
         float *x = random_floats(nx, 5), *m = random_floats(nt, 6), *b = random_floats(C, 7);
-        float *v1 = malloc(nt * sizeof(float)), *v2 = malloc(nt * sizeof(float));
+        float *v1 = calloc(nt, sizeof(float)), *v2 = calloc(nt, sizeof(float));  // gaps: 0
         float *y1 = malloc(nx * sizeof(float)), *y2 = malloc(nx * sizeof(float));
         float *pad = malloc(winograd4_work_floats(C, C, H, W, B) * sizeof(float));
         winograd4_input(v1, ld, pad, x, B, C, H, W, 0);
