@@ -205,8 +205,10 @@ static void input_line(float *buf, const float *x, int iy, int H, int W) {
 
 // Narrow planes (a tile row of at most 8 tiles: 14x14 has 7) take two tile rows a vector,
 // lanes 0 .. TW - 1 from the first and TW .. 2 TW - 1 from the second (whose tiles follow in
-// V), so that 14 lanes of 16 work instead of 7. Wider planes take 16 tiles of a tile row a
-// vector. The line buffers are zeroed once; each line then writes only its W columns.
+// V), so that 14 lanes of 16 work instead of 7; their lines are masked loads straight from
+// the plane (columns -1 .. W - 1 at offset 0, zeros outside), where copies into line buffers
+// took a memcpy call a line. Wider planes take 16 tiles of a tile row a vector, through line
+// buffers zeroed once, each line then writing only its W columns.
 static void winograd_input_avx512(float *V, size_t ld, const float *inp, int nb, int C, int H,
                                   int W) {
     int TH = (H + 1) / 2, TW = (W + 1) / 2, L = 2 * ((TW + 15) / 16) * 16 + 34;
@@ -215,22 +217,34 @@ static void winograd_input_avx512(float *V, size_t ld, const float *inp, int nb,
     float buf[6][L];
     memset(buf, 0, sizeof buf);
     __m512i pidx = pair_lanes(TW);
+    __mmask16 mj[4];  // lane l of a line at column offset j is column l + j - 1: inside?
+    for (int j = 0; j < 4; j++) {
+        unsigned m = 0;
+        for (int l = 0; l < 16; l++) m |= (unsigned)(l + j - 1 >= 0 && l + j - 1 < W) << l;
+        mj[j] = (__mmask16)m;
+    }
     for (int b = 0; b < nb; b++)
         for (int c = 0; c < C; c++) {
             const float *x = inp + ((size_t)b * C + c) * H * W;
             for (int ty = 0; ty < TH; ty += pair ? 2 : 1) {
                 int rows = pair && ty + 1 < TH ? 2 : 1;  // tile rows in this vector
-                for (int i = 0; i < 2 + 2 * rows; i++) input_line(buf[i], x, 2 * ty - 1 + i, H, W);
                 float *v = V + (size_t)c * ld + ((size_t)b * TH + ty) * TW;
                 __m512 d[4][4];
                 if (pair) {
-                    for (int i = 0; i < 4; i++)
-                        for (int j = 0; j < 4; j++)
-                            d[i][j] = _mm512_permutex2var_ps(_mm512_loadu_ps(buf[i] + j), pidx,
-                                                             _mm512_loadu_ps(buf[i + 2] + j));
+                    for (int i = 0; i < 4; i++) {
+                        int y0 = 2 * ty - 1 + i, y1 = y0 + 2;  // line i of each tile row
+                        int in0 = y0 >= 0 && y0 < H, in1 = rows == 2 && y1 < H;
+                        const float *l0 = x + (in0 ? (ptrdiff_t)y0 * W : 0) - 1;
+                        const float *l1 = x + (in1 ? (ptrdiff_t)y1 * W : 0) - 1;
+                        for (int j = 0; j < 4; j++)  // masked lanes: unread
+                            d[i][j] = _mm512_permutex2var_ps(
+                                _mm512_maskz_loadu_ps(in0 ? mj[j] : 0, l0 + j), pidx,
+                                _mm512_maskz_loadu_ps(in1 ? mj[j] : 0, l1 + j));
+                    }
                     input_tiles_avx512(v, fs, lanes(rows * TW), d);
                     continue;
                 }
+                for (int i = 0; i < 4; i++) input_line(buf[i], x, 2 * ty - 1 + i, H, W);
                 for (int t0 = 0; t0 < TW; t0 += 16) {
                     for (int i = 0; i < 4; i++) {
                         deinterleave(&d[i][0], &d[i][1], buf[i] + 2 * t0, 0xFFFF, 0xFFFF);
