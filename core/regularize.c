@@ -54,8 +54,14 @@ double grad_clip_global_norm(float *grads, size_t n, float max_norm) {
 }
 
 int grads_finite(const float *grads, size_t n) {
-    // x * 0 is 0 for every finite x and NaN for Inf and NaN: one vectorizable pass
-    float z = 0.0f;
-    for (size_t i = 0; i < n; i++) z += grads[i] * 0.0f;
-    return z == 0.0f;
+    // x * 0 is 0 for every finite x and NaN for Inf and NaN: one pass, in sixteen partial sums
+    // so that it vectorizes (a single sum is a chain of adds at the adder's latency: 0.25 ms of
+    // a cnn6_mlp4 step)
+    float z[16] = {0}, s = 0.0f;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) z[k] += grads[i + k] * 0.0f;
+    for (; i < n; i++) s += grads[i] * 0.0f;
+    for (int k = 0; k < 16; k++) s += z[k];
+    return s == 0.0f;
 }

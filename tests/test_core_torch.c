@@ -228,6 +228,25 @@ static void test_clip(void **state) {
     check_close("clip small grads", g, clip_small_out, CLIP_N, 0.0, 0.0);  // untouched
 }
 
+// grads_finite: 1 for finite gradients (the largest floats and -0 included), 0 for one NaN,
+// +Inf or -Inf anywhere: in the vector body's every lane and in the tail.
+static void test_grads_finite(void **state) {
+    (void)state;
+    enum { N = 45 };  // two blocks of 16 and a tail of 13
+    float g[N];
+    for (int i = 0; i < N; i++) g[i] = i % 3 ? 3.4e38f : -0.0f;
+    assert_int_equal(grads_finite(g, N), 1);
+    assert_int_equal(grads_finite(g, 0), 1);
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < N; i++) {
+            float keep = g[i];
+            g[i] = bad[k];
+            if (grads_finite(g, N)) fail_msg("grads_finite missed %g at %d of %d", (double)bad[k], i, N);
+            g[i] = keep;
+        }
+}
+
 // (g) cosine with linear warmup, steps 0..total. Past total the rate stays at min_lr: that
 // clamp is regdist's contract (schedule.h), not torch's (CosineAnnealingLR would rise again).
 static void test_cosine_schedule(void **state) {
@@ -307,6 +326,7 @@ int main(void) {
         cmocka_unit_test(test_sgd_nesterov),
         cmocka_unit_test(test_sgd_dampening),
         cmocka_unit_test(test_clip),
+        cmocka_unit_test(test_grads_finite),
         cmocka_unit_test(test_cosine_schedule),
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_pool),
