@@ -585,22 +585,51 @@ static inline __m512 load_halves(const float *p) {
     return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(lo), hi, 1));
 }
 
+// The 36 frequencies of two tile rows of 8 samples (buf[f][16 ty + 8 tx + s]) to V in
+// the tile order (plane stride fs): four samples' 4 tiles a vector, lane p of vector h being
+// sample 4h + p/4, tile row (p%4)/2, column p%2. The same values, in the order the weight
+// gradient sums them.
+static void store_tile_order(float *v, size_t fs, float buf[36][32]) {
+    __m512i to[2];
+    for (int h = 0; h < 2; h++) {
+        int id[16];
+        for (int p = 0; p < 16; p++) id[p] = (p % 4) / 2 * 16 + p % 2 * 8 + 4 * h + p / 4;
+        to[h] = _mm512_loadu_si512(id);
+    }
+    for (int f = 0; f < 36; f++) {
+        __m512 a = _mm512_loadu_ps(buf[f]), b = _mm512_loadu_ps(buf[f] + 16);
+        for (int h = 0; h < 2; h++)
+            _mm512_storeu_ps(v + f * fs + 16 * h, _mm512_permutex2var_ps(a, to[h], b));
+    }
+}
+
+// Channel c of 8 samples x (8, C, H, W) into T (rows, Wt, 8) at (oy, ox), samples innermost:
+// one gather a pixel; T's other entries are left as they are (zero).
+static void gather_samples(float *T, const float *x, int C, int c, int H, int W, int Wt, int oy,
+                           int ox) {
+    __m256i sample = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                        _mm256_set1_epi32(C * H * W));
+    const float *xc = x + (size_t)c * H * W;
+    for (int y = 0; y < H; y++)
+        for (int i = 0; i < W; i++)
+            _mm256_storeu_ps(T + ((y + oy) * Wt + i + ox) * 8,
+                             _mm256_i32gather_ps(xc + y * W + i, sample, 4));
+}
+
 // V (36, C, ld) in lane order: the input tiles of inp (nb, C, H, W); T holds (4 TH + 2) * 10 * 8
 // floats: the padded copy (rows 4 TH + 2, columns 10, 8 samples), the image at (1, 1).
+// With tiles (planes of two tile rows only: 5 to 8 high), V comes out in the tile order
+// instead: the two tile rows' vectors (8 samples each) are permuted into four samples' 4
+// tiles a vector, the same values in the order the weight gradient sums them.
 static void input4_lanes_avx512(float *V, size_t ld, float *T, const float *inp, int nb, int C,
-                                int H, int W) {
+                                int H, int W, int tiles) {
     int TH = (H + 3) / 4, TT = 2 * TH, HW = H * W;
     size_t fs = winograd_plane(C, ld);
-    __m256i sample = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                        _mm256_set1_epi32(C * HW));
+    float buf[36][32];  // with tiles: frequency f of tile row ty in buf[f][16 ty ..]
     memset(T, 0, (size_t)(4 * TH + 2) * 10 * 8 * sizeof(float));
     for (int g = 0; g < nb / 8; g++)
         for (int c = 0; c < C; c++) {
-            const float *x = inp + ((size_t)8 * g * C + c) * HW;
-            for (int y = 0; y < H; y++)
-                for (int i = 0; i < W; i++)
-                    _mm256_storeu_ps(T + ((y + 1) * 10 + i + 1) * 8,
-                                     _mm256_i32gather_ps(x + y * W + i, sample, 4));
+            gather_samples(T, inp + (size_t)8 * g * C * HW, C, c, H, W, 10, 1, 1);
             prefetch_channel(inp + (size_t)8 * g * C * HW, 8, C, c + 1, HW);
             float *v = V + (size_t)c * ld + (size_t)g * 8 * TT;
             for (int ty = 0; ty < TH; ty++) {
@@ -614,9 +643,13 @@ static void input4_lanes_avx512(float *V, size_t ld, float *T, const float *inp,
                 for (int i = 0; i < 6; i++) {
                     __m512 s[6];
                     BT6(s, r[i]);
-                    for (int j = 0; j < 6; j++) _mm512_storeu_ps(v + (6 * i + j) * fs + 16 * ty, s[j]);
+                    for (int j = 0; j < 6; j++) {
+                        if (tiles) _mm512_storeu_ps(buf[6 * i + j] + 16 * ty, s[j]);
+                        else _mm512_storeu_ps(v + (6 * i + j) * fs + 16 * ty, s[j]);
+                    }
                 }
             }
+            if (tiles) store_tile_order(v, fs, buf);
         }
 }
 
@@ -690,6 +723,7 @@ void winograd4_input(float *V, size_t ld, float *pad, const float *inp, int nb, 
 #ifdef __AVX512F__
     if (!portable) {
         if (by_lines(W)) input4_rows_avx512(V, ld, inp, nb, C, H, W);
+        else if (by_lanes(W, nb) && (H + 3) / 4 == 2) input4_lanes_avx512(V, ld, pad, inp, nb, C, H, W, 1);
         else input4_avx512(V, ld, pad, inp, nb, C, H, W);
         return;
     }
@@ -736,7 +770,7 @@ void conv2d_winograd4_forward(float *out, float *work, int nb, const float *U, c
         float *y = out + (size_t)b0 * OC * H * W;
 #ifdef __AVX512F__
         int lanes = by_lanes(W, n);
-        if (lanes) input4_lanes_avx512(V, ld, pad, x, n, C, H, W);
+        if (lanes) input4_lanes_avx512(V, ld, pad, x, n, C, H, W, 0);
         else
 #endif
             winograd4_input(V, ld, pad, x, n, C, H, W, 0);

@@ -198,7 +198,8 @@ static void test_transforms4_match_portable(void **state) {
     (void)state;
     static const int shapes[][4] = {{2, 3, 7, 7},   {1, 2, 28, 28}, {3, 1, 5, 3},
                                     {1, 2, 40, 35}, {5, 2, 14, 14}, {2, 2, 9, 25},
-                                    {1, 3, 16, 13}, {1, 1, 4, 32}};
+                                    {1, 3, 16, 13}, {1, 1, 4, 32},  {8, 2, 7, 7},
+                                    {16, 2, 6, 5}};  // 8 samples in lanes, permuted to tiles
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], C = shapes[s][1], H = shapes[s][2], W = shapes[s][3];
         size_t ld = (size_t)B * ((H + 3) / 4) * ((W + 3) / 4), nt = 36 * winograd_plane(C, ld);
