@@ -573,10 +573,10 @@ static void output4_avx512(float *out, const float *M, size_t ld, const float *b
 // (sample, tile). Forward's products sum over channels, not tiles, so each output is the same
 // sum (OpenBLAS's Cooperlake kernels round it to the same bits; its Haswell kernels round a
 // column by its position, so there the bits move); the weight gradient, which sums over
-// tiles, keeps the tile order. The input's pixels
-// are gathered once per 8 samples into a padded copy with samples innermost, from which each
-// tile pixel is a contiguous load (the tile-order kernel gathers a tile's 36 pixels from its
-// padded copy: 2.25 gathered floats a pixel, against 1 here).
+// tiles, keeps the tile order. The input's pixels are gathered once per 8 samples into a
+// padded copy with samples innermost, from which each tile pixel is a contiguous load (the
+// tile-order kernel gathers a tile's 36 pixels from its padded copy: 2.25 gathered floats a
+// pixel, against 1 here).
 static int by_lanes(int W, int nb) { return (W + 3) / 4 == 2 && nb % 8 == 0; }
 
 // A vector of two 8-sample halves: p[0 .. 8) in lanes 0-7, p[32 .. 40) (4 columns on) in 8-15.
@@ -603,16 +603,15 @@ static void store_tile_order(float *v, size_t fs, float buf[36][32]) {
     }
 }
 
-// Channel c of 8 samples x (8, C, H, W) into T (rows, Wt, 8) at (oy, ox), samples innermost:
-// one gather a pixel; T's other entries are left as they are (zero).
-static void gather_samples(float *T, const float *x, int C, int c, int H, int W, int Wt, int oy,
-                           int ox) {
+// Channel c of 8 samples x (8, C, H, W) into the padded copy T (rows, 10, 8) at (1, 1),
+// samples innermost: one gather a pixel; T's border is left as it is (zero).
+static void gather_samples(float *T, const float *x, int C, int c, int H, int W) {
     __m256i sample = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                         _mm256_set1_epi32(C * H * W));
     const float *xc = x + (size_t)c * H * W;
     for (int y = 0; y < H; y++)
         for (int i = 0; i < W; i++)
-            _mm256_storeu_ps(T + ((y + oy) * Wt + i + ox) * 8,
+            _mm256_storeu_ps(T + ((y + 1) * 10 + i + 1) * 8,
                              _mm256_i32gather_ps(xc + y * W + i, sample, 4));
 }
 
@@ -629,7 +628,7 @@ static void input4_lanes_avx512(float *V, size_t ld, float *T, const float *inp,
     memset(T, 0, (size_t)(4 * TH + 2) * 10 * 8 * sizeof(float));
     for (int g = 0; g < nb / 8; g++)
         for (int c = 0; c < C; c++) {
-            gather_samples(T, inp + (size_t)8 * g * C * HW, C, c, H, W, 10, 1, 1);
+            gather_samples(T, inp + (size_t)8 * g * C * HW, C, c, H, W);
             prefetch_channel(inp + (size_t)8 * g * C * HW, 8, C, c + 1, HW);
             float *v = V + (size_t)c * ld + (size_t)g * 8 * TT;
             for (int ty = 0; ty < TH; ty++) {
