@@ -105,6 +105,18 @@ void conv2d_winograd4_forward(float *out, float *work, int nb, const float *U, c
                               const float *bias, int B, int C, int H, int W, int OC);
 void conv2d_winograd4_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
                               const float *inp, int B, int C, int H, int W, int OC);
+// Either variant's entry points as one table, for code that runs F(2x2) and F(4x4) alike
+// (tests, launch/bench/conv_bench.c); freqs: the transformed planes, 16 or 36.
+typedef struct {
+    int freqs;
+    void (*filter)(float *U, const float *weight, int OC, int C, int rotate);
+    size_t (*work_floats)(int C, int OC, int H, int W, int nb);
+    void (*forward)(float *out, float *work, int nb, const float *U, const float *inp,
+                    const float *bias, int B, int C, int H, int W, int OC);
+    void (*dweight)(float *dweight, float *dU, float *work, int nb, const float *dout,
+                    const float *inp, int B, int C, int H, int W, int OC);
+} WinogradKernels;
+extern const WinogradKernels winograd2_kernels, winograd4_kernels;
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
                        int K, int S, int P);
 void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C, int H,

@@ -223,7 +223,7 @@ static void winograd_input_avx512(float *V, size_t ld, const float *inp, int nb,
     int TH = (H + 1) / 2, TW = (W + 1) / 2, L = 2 * ((TW + 15) / 16) * 16 + 34;
     int pair = TW <= 8;
     size_t fs = winograd_plane(C, ld);
-    float buf[6][L];
+    float buf[4][L];  // wider planes' lines
     memset(buf, 0, sizeof buf);
     __m512i pidx = pair_lanes(TW);
     __mmask16 mj[4];  // lane l of a line at column offset j is column l + j - 1: inside?
@@ -597,3 +597,6 @@ void conv2d_winograd_dweight(float *dweight, float *dU, float *work, int nb, con
     }
     winograd_filter_grad(dweight, dU, OC, C);
 }
+
+const WinogradKernels winograd2_kernels = {16, winograd_filter, winograd_work_floats,
+                                           conv2d_winograd_forward, conv2d_winograd_dweight};

@@ -10,8 +10,9 @@
 // dU = (A dY A^T) . (B^T d B) summed over tiles (36 GEMMs), dW = G^T dU G.
 // Transformed tensors are (36, channels, tiles), planes winograd_plane(channels, ld) apart,
 // tile t = sample * TH*TW + ty * TW + tx (but see by_lanes) with TH = ceil(H/4),
-// TW = ceil(W/4); tiles hanging over an edge see zeros in and write nothing out. The portable transforms read and write through zero-padded copies of one channel of
-// the chunk (every tile a fixed offset into it, no edge cases). With AVX-512, planes 4 to 7
+// TW = ceil(W/4); tiles hanging over an edge see zeros in and write nothing out. The portable
+// transforms read and write through zero-padded copies of one channel of the chunk (every
+// tile a fixed offset into it, no edge cases). With AVX-512, planes 4 to 7
 // tiles wide (28x28) go by lines, two tile rows a vector, straight from the tensor
 // (rows4_avx512, output4_rows_avx512); the others take 16 tiles of the chunk's flattened tile
 // grid a vector, gathering their pixels from the padded copy.
@@ -62,10 +63,11 @@ static void filter_matrix(float gg[36][9], int rotate) {
 // The filter transform is a (36 x 9) @ (9 x OC*C) product: one GEMM (per input channel when
 // rotated, whose output order (c, o) strides the weights by C*9), instead of 36 scattered
 // scalar sums per filter (those took 5% of a cnn6_mlp4 step). With AVX-512, the product's
-// own kernel: 16 filters a vector, their taps gathered, each of the 36 entries the chain of
-// fused multiply-adds over the 9 taps in order that OpenBLAS's kernels compute (so the same
-// bits), stored straight into U; the GEMM first zeroed U (beta = 0) in a pass of its own,
-// over a 2.4 MB U at 128 x 128 channels (0.23 ms a transform, 0.08 with this kernel).
+// own kernel: blocks of 256 filters, their taps gathered once (tap-major), 16 filters a
+// vector, each of the 36 entries the chain of fused multiply-adds over the 9 taps in order
+// that OpenBLAS's kernels compute (so the same bits), stored straight into U; the GEMM first
+// zeroed U (beta = 0) in a pass of its own, over a 2.4 MB U at 128 x 128 channels (0.23 ms a
+// transform, 0.14 with this kernel).
 void winograd4_filter(float *U, const float *weight, int OC, int C, int rotate) {
     float gg[36][9];
     filter_matrix(gg, rotate);
@@ -73,7 +75,7 @@ void winograd4_filter(float *U, const float *weight, int OC, int C, int rotate) 
 #ifdef __AVX512F__
     double t1 = prof_start();  // a product like the GEMMs: counted and timed as one
     enum { BLK = 256 };        // filters a block: each plane then gets 1 KiB in a row
-    float g[9][BLK];     // the block's taps, tap-major
+    float g[9][BLK];           // the block's taps, tap-major
     for (int t0 = 0; t0 < n; t0 += BLK) {
         int nt = n - t0 < BLK ? n - t0 : BLK;
         for (int v = 0; v < nt; v += 16) {
@@ -84,9 +86,10 @@ void winograd4_filter(float *U, const float *weight, int OC, int C, int rotate) 
                 src[l] = (rotate ? (t % OC) * C + t / OC : t) * 9;
             }
             __m512i at = _mm512_loadu_si512(src);
-            for (int k = 0; k < 9; k++)
-                _mm512_storeu_ps(g[k] + v, _mm512_i32gather_ps(
-                                               _mm512_add_epi32(at, _mm512_set1_epi32(k)), weight, 4));
+            for (int k = 0; k < 9; k++) {
+                __m512i tap = _mm512_add_epi32(at, _mm512_set1_epi32(k));
+                _mm512_storeu_ps(g[k] + v, _mm512_i32gather_ps(tap, weight, 4));
+            }
         }
         for (int f = 0; f < 36; f++)
             for (int v = 0; v < nt; v += 16) {
@@ -581,7 +584,8 @@ static int by_lanes(int W, int nb) { return (W + 3) / 4 == 2 && nb % 8 == 0; }
 
 // A vector of two 8-sample halves: p[0 .. 8) in lanes 0-7, p[32 .. 40) (4 columns on) in 8-15.
 static inline __m512 load_halves(const float *p) {
-    __m256d lo = _mm256_castps_pd(_mm256_loadu_ps(p)), hi = _mm256_castps_pd(_mm256_loadu_ps(p + 32));
+    __m256d lo = _mm256_castps_pd(_mm256_loadu_ps(p));
+    __m256d hi = _mm256_castps_pd(_mm256_loadu_ps(p + 32));
     return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(lo), hi, 1));
 }
 
@@ -678,7 +682,8 @@ static void output4_lanes_avx512(float *out, const float *M, size_t ld, const fl
                 __m512 r[4][6];
                 for (int j = 0; j < 6; j++) {
                     __m512 x[6], s[4];
-                    for (int i = 0; i < 6; i++) x[i] = _mm512_loadu_ps(mo + (6 * i + j) * fs + 16 * ty);
+                    for (int i = 0; i < 6; i++)
+                        x[i] = _mm512_loadu_ps(mo + (6 * i + j) * fs + 16 * ty);
                     AT6(s, x);
                     for (int i = 0; i < 4; i++) r[i][j] = s[i];
                 }
@@ -688,8 +693,9 @@ static void output4_lanes_avx512(float *out, const float *M, size_t ld, const fl
                     for (int j = 0; j < 4; j++) {
                         __m512 y = _mm512_add_ps(s[j], bo);
                         float *t = T + ((4 * ty + i) * 8 + j) * 8;
+                        __m256d hi = _mm512_extractf64x4_pd(_mm512_castps_pd(y), 1);
                         _mm256_storeu_ps(t, _mm512_castps512_ps256(y));
-                        _mm256_storeu_ps(t + 32, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(y), 1)));
+                        _mm256_storeu_ps(t + 32, _mm256_castpd_ps(hi));
                     }
                 }
             }
@@ -722,7 +728,8 @@ void winograd4_input(float *V, size_t ld, float *pad, const float *inp, int nb, 
 #ifdef __AVX512F__
     if (!portable) {
         if (by_lines(W)) input4_rows_avx512(V, ld, inp, nb, C, H, W);
-        else if (by_lanes(W, nb) && (H + 3) / 4 == 2) input4_lanes_avx512(V, ld, pad, inp, nb, C, H, W, 1);
+        else if (by_lanes(W, nb) && (H + 3) / 4 == 2)  // two tile rows: permuted to tiles
+            input4_lanes_avx512(V, ld, pad, inp, nb, C, H, W, 1);
         else input4_avx512(V, ld, pad, inp, nb, C, H, W);
         return;
     }
@@ -803,3 +810,6 @@ void conv2d_winograd4_dweight(float *dweight, float *dU, float *work, int nb, co
     }
     winograd4_filter_grad(dweight, dU, OC, C);
 }
+
+const WinogradKernels winograd4_kernels = {36, winograd4_filter, winograd4_work_floats,
+                                           conv2d_winograd4_forward, conv2d_winograd4_dweight};

@@ -242,7 +242,8 @@ static void test_grads_finite(void **state) {
         for (int i = 0; i < N; i++) {
             float keep = g[i];
             g[i] = bad[k];
-            if (grads_finite(g, N)) fail_msg("grads_finite missed %g at %d of %d", (double)bad[k], i, N);
+            if (grads_finite(g, N))
+                fail_msg("grads_finite missed %g at %d of %d", (double)bad[k], i, N);
             g[i] = keep;
         }
 }

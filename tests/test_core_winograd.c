@@ -86,22 +86,14 @@ static void check_close(const char *what, const float *got, const double *want, 
     check_close_tol(what, got, want, n, B, C, OC, H, W, RTOL);
 }
 
-// One Winograd variant's entry points: F(2x2, 3x3) (16 frequencies) or F(4x4, 3x3) (36).
+// One Winograd variant (core/kernels.h's table) and the tolerance it is held to.
 typedef struct {
-    int freqs;
-    void (*filter)(float *U, const float *weight, int OC, int C, int rotate);
-    size_t (*work_floats)(int C, int OC, int H, int W, int nb);
-    void (*forward)(float *out, float *work, int nb, const float *U, const float *inp,
-                    const float *bias, int B, int C, int H, int W, int OC);
-    void (*dweight)(float *dweight, float *dU, float *work, int nb, const float *dout,
-                    const float *inp, int B, int C, int H, int W, int OC);
+    const WinogradKernels *k;
     double rtol;
 } Variant;
 
-static const Variant F2 = {16, winograd_filter, winograd_work_floats, conv2d_winograd_forward,
-                           conv2d_winograd_dweight, RTOL};
-static const Variant F4 = {36, winograd4_filter, winograd4_work_floats, conv2d_winograd4_forward,
-                           conv2d_winograd4_dweight, RTOL4};
+static const Variant F2 = {&winograd2_kernels, RTOL};
+static const Variant F4 = {&winograd4_kernels, RTOL4};
 
 // The kernels of a variant against the direct convolution, nb samples per chunk.
 static void check_kernels_of(const Variant *v, int B, int C, int OC, int H, int W, int nb) {
@@ -113,24 +105,24 @@ static void check_kernels_of(const Variant *v, int B, int C, int OC, int H, int 
     direct(ry, rdx, rdw, x, w, b, dy, B, C, OC, H, W);
 
     int R = C > OC ? C : OC;
-    float *U = malloc((size_t)v->freqs * R * R * sizeof(float)),
-          *dU = malloc((size_t)v->freqs * OC * C * sizeof(float)),
-          *work = malloc(v->work_floats(C, OC, H, W, nb) * sizeof(float));
+    float *U = malloc((size_t)v->k->freqs * R * R * sizeof(float)),
+          *dU = malloc((size_t)v->k->freqs * OC * C * sizeof(float)),
+          *work = malloc(v->k->work_floats(C, OC, H, W, nb) * sizeof(float));
     float *y = malloc(ny * sizeof(float)), *dx = malloc(nx * sizeof(float)),
           *dw = malloc(nw * sizeof(float));
-    v->filter(U, w, OC, C, 0);
-    v->forward(y, work, nb, U, x, b, B, C, H, W, OC);
+    v->k->filter(U, w, OC, C, 0);
+    v->k->forward(y, work, nb, U, x, b, B, C, H, W, OC);
     check_close_tol("forward", y, ry, ny, B, C, OC, H, W, v->rtol);
 
     // the input gradient is the forward convolution of dy by the rotated, swapped weights
-    v->filter(U, w, OC, C, 1);
+    v->k->filter(U, w, OC, C, 1);
     for (size_t i = 0; i < nx; i++) dx[i] = 1e3f;  // overwritten
-    v->forward(dx, work, nb, U, dy, NULL, B, OC, H, W, C);
+    v->k->forward(dx, work, nb, U, dy, NULL, B, OC, H, W, C);
     check_close_tol("dinp", dx, rdx, nx, B, C, OC, H, W, v->rtol);
 
     // the weight gradient accumulates: start from 1, take 1 off after
     for (size_t i = 0; i < nw; i++) dw[i] = 1.0f;
-    v->dweight(dw, dU, work, nb, dy, x, B, C, H, W, OC);
+    v->k->dweight(dw, dU, work, nb, dy, x, B, C, H, W, OC);
     for (size_t i = 0; i < nw; i++) dw[i] -= 1.0f;
     check_close_tol("dweight", dw, rdw, nw, B, C, OC, H, W, v->rtol);
 
@@ -236,18 +228,18 @@ static void measure(const Variant *v, int B, int C, int OC, int H, int W, int po
            *rdw = malloc(nw * sizeof(double));
     direct(ry, rdx, rdw, x, w, NULL, dy, B, C, OC, H, W);
     int R = C > OC ? C : OC;
-    float *U = malloc((size_t)v->freqs * R * R * sizeof(float)),
-          *dU = malloc((size_t)v->freqs * OC * C * sizeof(float)),
-          *work = malloc(v->work_floats(C, OC, H, W, B) * sizeof(float));
+    float *U = malloc((size_t)v->k->freqs * R * R * sizeof(float)),
+          *dU = malloc((size_t)v->k->freqs * OC * C * sizeof(float)),
+          *work = malloc(v->k->work_floats(C, OC, H, W, B) * sizeof(float));
     float *y = malloc(ny * sizeof(float)), *dx = malloc(nx * sizeof(float)),
           *dw = calloc(nw, sizeof(float));
-    v->filter(U, w, OC, C, 0);
-    v->forward(y, work, B, U, x, NULL, B, C, H, W, OC);
+    v->k->filter(U, w, OC, C, 0);
+    v->k->forward(y, work, B, U, x, NULL, B, C, H, W, OC);
     err[0] = rel_err(y, ry, ny);
-    v->filter(U, w, OC, C, 1);
-    v->forward(dx, work, B, U, dy, NULL, B, OC, H, W, C);
+    v->k->filter(U, w, OC, C, 1);
+    v->k->forward(dx, work, B, U, dy, NULL, B, OC, H, W, C);
     err[1] = rel_err(dx, rdx, nx);
-    v->dweight(dw, dU, work, B, dy, x, B, C, H, W, OC);
+    v->k->dweight(dw, dU, work, B, dy, x, B, C, H, W, OC);
     err[2] = rel_err(dw, rdw, nw);
     free(x), free(w), free(dy), free(ry), free(rdx), free(rdw);
     free(U), free(dU), free(work), free(y), free(dx), free(dw);

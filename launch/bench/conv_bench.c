@@ -61,32 +61,21 @@ int main(void) {
            RUNS);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const Shape *p = &shapes[s];
-        int C = p->C, OC = p->OC, H = p->H, R = C > OC ? C : OC, F = p->four ? 36 : 16;
+        const WinogradKernels *v = p->four ? &winograd4_kernels : &winograd2_kernels;
+        int C = p->C, OC = p->OC, H = p->H, R = C > OC ? C : OC, F = v->freqs;
         size_t nx = (size_t)B * C * H * H, ny = (size_t)B * OC * H * H;
         float *x = filled(nx, 1), *dy = filled(ny, 2), *w = filled((size_t)OC * C * 9, 3);
         float *y = filled(ny, 4), *dx = filled(nx, 5), *dw = filled((size_t)OC * C * 9, 6);
         float *U = filled((size_t)F * R * R, 7);
-        size_t nwork = p->four ? winograd4_work_floats(R, R, H, H, p->nb)
-                               : winograd_work_floats(R, R, H, H, p->nb);
-        float *work = filled(nwork, 8);
+        float *work = filled(v->work_floats(R, R, H, H, p->nb), 8);
         double tf, tfw, tdx, tdw;
-        if (p->four) {
-            BEST(tf, winograd4_filter(U, w, OC, C, 0));
-            BEST(tfw, conv2d_winograd4_forward(y, work, p->nb, U, x, NULL, B, C, H, H, OC));
-            winograd4_filter(U, w, OC, C, 1);
-            BEST(tdx, conv2d_winograd4_forward(dx, work, p->nb, U, dy, NULL, B, OC, H, H, C));
-            BEST(tdw, conv2d_winograd4_dweight(dw, U, work, p->nb, dy, x, B, C, H, H, OC));
-            winograd4_filter(U, w, OC, C, 0);
-            conv2d_winograd4_forward(y, work, p->nb, U, x, NULL, B, C, H, H, OC);
-        } else {
-            BEST(tf, winograd_filter(U, w, OC, C, 0));
-            BEST(tfw, conv2d_winograd_forward(y, work, p->nb, U, x, NULL, B, C, H, H, OC));
-            winograd_filter(U, w, OC, C, 1);
-            BEST(tdx, conv2d_winograd_forward(dx, work, p->nb, U, dy, NULL, B, OC, H, H, C));
-            BEST(tdw, conv2d_winograd_dweight(dw, U, work, p->nb, dy, x, B, C, H, H, OC));
-            winograd_filter(U, w, OC, C, 0);
-            conv2d_winograd_forward(y, work, p->nb, U, x, NULL, B, C, H, H, OC);
-        }
+        BEST(tf, v->filter(U, w, OC, C, 0));
+        BEST(tfw, v->forward(y, work, p->nb, U, x, NULL, B, C, H, H, OC));
+        v->filter(U, w, OC, C, 1);
+        BEST(tdx, v->forward(dx, work, p->nb, U, dy, NULL, B, OC, H, H, C));
+        BEST(tdw, v->dweight(dw, U, work, p->nb, dy, x, B, C, H, H, OC));
+        v->filter(U, w, OC, C, 0);  // forward once more for the checksum
+        v->forward(y, work, p->nb, U, x, NULL, B, C, H, H, OC);
         double sum = 0;
         for (size_t i = 0; i < ny; i++) sum += y[i] * (double)(i % 7 + 1);
         printf("%-7s F(%dx%d) %3d->%-3d %2dx%-2d %6.3f %8.3f %7.3f %8.3f  %.9g\n", p->name,
