@@ -174,6 +174,9 @@ static int read_tensor(hid_t g, const char *file, const char *group, const char 
         h5u_err(e, file, "/%s/%s has shape %s but the model expects %s", group, name, have, want);
         goto done;
     }
+    char what[160];
+    snprintf(what, sizeof what, "/%s/%s", group, name);
+    if (h5u_require_stored(ds, &info, file, what, e)) goto done;
     int counter = is_counter(p);
     if (!(info.cls == H5T_FLOAT || (counter && info.cls == H5T_INTEGER))) {
         h5u_err(e, file, "/%s/%s has type %s; expected %s", group, name, h5u_type_name(&info),

@@ -243,14 +243,27 @@ static int check_y(const Dataset *d, const H5uInfo *yi, const H5uInfo *xi, Err *
     return ERR_OK;
 }
 
+// Checks that the file holds every element of /split/name (h5u_stored): a file whose writer
+// never finished would otherwise train on fill values, and a damaged header that claims
+// gigabytes would be allocated before HDF5 found the bytes missing.
+static int check_stored(hid_t ds, const H5uInfo *info, const Dataset *d, const char *name,
+                        Err *e) {
+    char what[64];
+    snprintf(what, sizeof what, "/%s/%s", d->split, name);
+    return h5u_require_stored(ds, info, d->file, what, e);
+}
+
 // Opens and checks the split's members: x, and y when labelled (need_y, or present), the
 // optional paths, and the file's normalization and preprocessing, which describe d.
 static int open_split(hid_t *x, H5uInfo *xi, hid_t *y, H5uInfo *yi, Dataset *d, hid_t f,
                       hid_t g, int need_y, Err *e) {
     int has_norm = 0;
-    if ((*x = open_member(g, d, "x", xi, e)) < 0 || check_x(d, xi, e)) return ERR_INPUT;
+    if ((*x = open_member(g, d, "x", xi, e)) < 0 || check_x(d, xi, e) ||
+        check_stored(*x, xi, d, "x", e))
+        return ERR_INPUT;
     d->labelled = need_y || h5u_exists(g, "y");
-    if (d->labelled && ((*y = open_member(g, d, "y", yi, e)) < 0 || check_y(d, yi, xi, e)))
+    if (d->labelled && ((*y = open_member(g, d, "y", yi, e)) < 0 || check_y(d, yi, xi, e) ||
+                        check_stored(*y, yi, d, "y", e)))
         return ERR_INPUT;
     if (xi->dims[0] == 0)
         return h5u_err(e, d->file, "/%s is empty: /%s/x has 0 samples", d->split, d->split);

@@ -222,6 +222,67 @@ int h5u_dataset_info(hid_t dset, H5uInfo *info) {
     return rc;
 }
 
+// a * b, or HSIZE_UNDEF when it overflows.
+static hsize_t mul_sat(hsize_t a, hsize_t b) {
+    return a && b > HSIZE_UNDEF / a ? HSIZE_UNDEF : a * b;
+}
+
+// Bytes of a contiguous or compact dataset that lie inside the file: its storage size,
+// clipped at the end of the file (a damaged header can claim storage past it).
+static hsize_t bytes_in_file(hid_t dset) {
+    hsize_t have = H5Dget_storage_size(dset);
+    haddr_t at = H5Dget_offset(dset);  // HADDR_UNDEF when compact or never written
+    hid_t f = H5Iget_file_id(dset);
+    hsize_t size = 0;
+    if (at != HADDR_UNDEF && f >= 0 && H5Fget_filesize(f, &size) >= 0)
+        have = at >= size ? 0 : have < size - at ? have : size - at;
+    h5u_close(&f);
+    return have;
+}
+
+int h5u_stored(hid_t dset, const H5uInfo *info, hsize_t *have, hsize_t *need, int *chunks) {
+    hid_t dcpl = H5Dget_create_plist(dset), space = H5I_INVALID_HID;
+    if (dcpl < 0) return H5U_FAIL;
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    int rc = H5U_OK, ext = H5Pget_external_count(dcpl);
+    *chunks = layout == H5D_CHUNKED;
+    *have = *need = 0;
+    if (layout == H5D_CHUNKED) {
+        hsize_t cdims[H5U_MAX_RANK];
+        *need = 1;
+        if (H5Pget_chunk(dcpl, info->rank, cdims) != info->rank) rc = H5U_FAIL;
+        for (int i = 0; !rc && i < info->rank; i++) {
+            if (!cdims[i]) rc = H5U_FAIL;
+            else *need = mul_sat(*need, info->dims[i] / cdims[i] + !!(info->dims[i] % cdims[i]));
+        }
+        if (!rc && ((space = H5Dget_space(dset)) < 0 || H5Dget_num_chunks(dset, space, have) < 0))
+            rc = H5U_FAIL;
+    } else if ((layout == H5D_CONTIGUOUS && ext == 0) || layout == H5D_COMPACT) {
+        *need = info->size;
+        for (int i = 0; i < info->rank; i++) *need = mul_sat(*need, info->dims[i]);
+        *have = bytes_in_file(dset);
+    } else if (layout != H5D_VIRTUAL && layout != H5D_CONTIGUOUS) {
+        rc = H5U_FAIL;
+    }
+    h5u_close(&space);
+    h5u_close(&dcpl);
+    return rc ? rc : *have < *need ? H5U_MISSING : H5U_OK;
+}
+
+int h5u_require_stored(hid_t dset, const H5uInfo *info, const char *file, const char *what,
+                       Err *e) {
+    hsize_t have, need;
+    int chunks, rc = h5u_stored(dset, info, &have, &need, &chunks);
+    if (rc == H5U_FAIL)
+        return h5u_err(e, file, "%s: cannot tell how much of it is stored (damaged file?)", what);
+    if (rc == H5U_MISSING)
+        return h5u_err(e, file, "%s is not all in the file: %llu of its %llu %s are stored (a "
+                       "write that never finished, or a damaged file)", what,
+                       (unsigned long long)have, (unsigned long long)need,
+                       chunks ? "chunks" : "bytes");
+    return ERR_OK;
+}
+
 static int attr_describe(hid_t attr, H5uInfo *info) {
     hid_t space = H5Aget_space(attr), type = H5Aget_type(attr);
     int rc = space >= 0 && type >= 0 ? describe(space, type, info) : H5U_FAIL;

@@ -318,6 +318,19 @@ static void test_refuses_damaged_files(void **state) {
     assert_int_equal(ckpt_save(path, &n, NULL, NULL, &e), ERR_OK);
     expect_load_refused(path, &a, NULL, "/model/ln.weight holds nan at element 3");
 
+    // a parameter created but never written (HDF5 would read zeros)
+    path = test_path(dir, "unwritten.h5");
+    assert_int_equal(ckpt_save(path, &a, NULL, NULL, &e), ERR_OK);
+    hid_t uf = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(H5Ldelete(uf, "/model/ln.weight", H5P_DEFAULT) >= 0);
+    hsize_t un = (hsize_t)a.table.p[2].numel;
+    hid_t us = H5Screate_simple(1, &un, NULL);
+    hid_t ud = H5Dcreate2(uf, "/model/ln.weight", H5T_NATIVE_FLOAT, us, H5P_DEFAULT, H5P_DEFAULT,
+                          H5P_DEFAULT);
+    assert_true(ud >= 0);
+    H5Dclose(ud), H5Sclose(us), H5Fclose(uf);
+    expect_load_refused(path, &a, NULL, "/model/ln.weight is not all in the file: 0 of its");
+
     // a wrong format_version
     path = test_path(dir, "v2.h5");
     assert_int_equal(ckpt_save(path, &a, NULL, NULL, &e), ERR_OK);

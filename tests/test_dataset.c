@@ -398,6 +398,40 @@ static void test_bad_x(void **state) {
     r.x.data = (double[12]){0};
     expect_refused(raw_file("x_f64.h5", r), "train", "/train/x has type float64", NULL);
 
+    // created but never written: HDF5 would read zeros for it
+    r = good();
+    r.x.data = NULL;
+    expect_refused(raw_file("x_unwritten.h5", r), "train",
+                   "/train/x is not all in the file: 0 of its 12 bytes are stored", NULL);
+    r = good();
+    r.y.data = NULL;
+    expect_refused(raw_file("y_unwritten.h5", r), "train",
+                   "/train/y is not all in the file: 0 of its 16 bytes", NULL);
+    // chunked, compressed, a writer that stopped after 2 of 4 samples; then all 4 load
+    r = good();
+    r.x.type = 0;
+    const char *path = raw_file("x_half.h5", r);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), g = H5Gopen2(f, "train", H5P_DEFAULT);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), s = H5Screate_simple(2, r.x.dims, NULL);
+    assert_true(H5Pset_chunk(dcpl, 2, (hsize_t[]){1, 3}) >= 0 && H5Pset_deflate(dcpl, 4) >= 0);
+    hid_t x = H5Dcreate2(g, "x", H5T_NATIVE_UCHAR, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(H5Sselect_hyperslab(s, H5S_SELECT_SET, (hsize_t[]){0, 0}, NULL,
+                                    (hsize_t[]){2, 3}, NULL) >= 0);
+    hid_t m = H5Screate_simple(2, (hsize_t[]){2, 3}, NULL);
+    assert_true(H5Dwrite(x, H5T_NATIVE_UCHAR, m, s, H5P_DEFAULT, good_x) >= 0);
+    H5Dclose(x), H5Sclose(m), H5Sclose(s), H5Pclose(dcpl), H5Gclose(g), H5Fclose(f);
+    expect_refused(path, "train", "/train/x is not all in the file: 2 of its 4 chunks", NULL);
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    x = H5Dopen2(f, "train/x", H5P_DEFAULT);
+    assert_true(H5Dwrite(x, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, good_x) >= 0);
+    H5Dclose(x), H5Fclose(f);
+    Dataset d;
+    Err e = {0};
+    assert_int_equal(dataset_load(&d, path, "train", 0, &e), ERR_OK);
+    assert_memory_equal(d.x_u8, good_x, 12);
+    dataset_free(&d);
+    assert_no_open_hdf5();
+
     float xs[12] = {0};
     const float specials[2] = {NAN, -INFINITY};
     const char *names[2] = {"nan", "-inf"};
