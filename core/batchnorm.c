@@ -175,31 +175,64 @@ plane_moments(double *m, double *q, const float *const *x, int np, int n) {
     }
 }
 
-// stats (3*C) = [count | mean | M2] of each channel of inp (B,C,HW), in double. Each (b,c)
-// plane is reduced in two passes (it is in cache) and folded into its channel with Chan's
-// update, so a channel far from zero mean loses nothing to cancellation. Four channels' planes
-// are reduced together (plane_moments); each channel still takes its planes in sample order.
-void batchnorm_stats(double *stats, const float *inp, int B, int C, int HW) {
+// plane_moments of np <= 4 planes, the loops unrolled for the usual 4.
+static void moments(double *m, double *q, const float *const *x, int np, int n) {
+    if (np == 4)  // a constant count, so the inlined loops unroll
+        plane_moments(m, q, x, 4, n);
+    else
+        plane_moments(m, q, x, np, n);
+}
+
+// Channel c of stats (3*C) takes in one plane of n values with mean pm and M2 pq (Chan's
+// update), so a channel far from zero mean loses nothing to cancellation.
+static inline void fold_plane(double *stats, int C, int c, double pm, double pq, int n) {
     double *count = stats, *mean = stats + C, *m2 = stats + 2 * C;
+    double na = count[c], nn = na + n, delta = pm - mean[c];
+    mean[c] += delta * n / nn;
+    m2[c] += pq + delta * delta * na * n / nn;
+    count[c] = nn;
+}
+
+// stats (3*C) = [count | mean | M2] of each channel of inp (B,C,HW), in double. Each (b,c)
+// plane is reduced in two passes (it is in cache) and folded into its channel. Four
+// channels' planes are reduced together (plane_moments); each channel still takes its planes
+// in sample order.
+void batchnorm_stats(double *stats, const float *inp, int B, int C, int HW) {
     prof_bytes((double)B * C * HW);  // the second pass over a plane reads it from cache
-    for (int c = 0; c < C; c++) count[c] = mean[c] = m2[c] = 0.0;
+    for (int c = 0; c < 3 * C; c++) stats[c] = 0.0;
     for (int b = 0; b < B; b++)
         for (int c0 = 0; c0 < C; c0 += 4) {
             int nc = C - c0 < 4 ? C - c0 : 4;
             const float *x[4] = {NULL};
             double pm[4], pq[4];
             for (int j = 0; j < nc; j++) x[j] = inp + ((size_t)b * C + c0 + j) * HW;
-            if (nc == 4)  // a constant count, so the inlined loops unroll
-                plane_moments(pm, pq, x, 4, HW);
-            else
-                plane_moments(pm, pq, x, nc, HW);
-            for (int j = 0; j < nc; j++) {
-                int c = c0 + j;
-                double na = count[c], n = na + HW, delta = pm[j] - mean[c];
-                mean[c] += delta * HW / n;
-                m2[c] += pq[j] + delta * delta * na * HW / n;
-                count[c] = n;
-            }
+            moments(pm, pq, x, nc, HW);
+            for (int j = 0; j < nc; j++) fold_plane(stats, C, c0 + j, pm[j], pq[j], HW);
+        }
+}
+
+// pm (N, 2) = [mean, M2] of each plane of inp (N, HW), as batchnorm_stats reduces a plane (a
+// plane's result does not depend on the planes beside it). Not counted in the profile's
+// bytes: a convolution calls it on its output while the output is in cache.
+void batchnorm_plane_moments(double *pm, const float *inp, int N, int HW) {
+    for (int p0 = 0; p0 < N; p0 += 4) {
+        int np = N - p0 < 4 ? N - p0 : 4;
+        const float *x[4] = {NULL};
+        double m[4], q[4];
+        for (int j = 0; j < np; j++) x[j] = inp + (size_t)(p0 + j) * HW;
+        moments(m, q, x, np, HW);
+        for (int j = 0; j < np; j++) pm[2 * (p0 + j)] = m[j], pm[2 * (p0 + j) + 1] = q[j];
+    }
+}
+
+// stats (3*C) as batchnorm_stats gives them, from the planes' moments pm (B, C, 2)
+// (batchnorm_plane_moments): the same values folded in the same order, so the same bits.
+void batchnorm_stats_from_moments(double *stats, const double *pm, int B, int C, int HW) {
+    for (int c = 0; c < 3 * C; c++) stats[c] = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const double *p = pm + 2 * ((size_t)b * C + c);
+            fold_plane(stats, C, c, p[0], p[1], HW);
         }
 }
 
@@ -437,7 +470,9 @@ static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
     // see save_sums and save_chunk: chunk 0 and the sums are fixed, ghost chunks per sample
     l->save_bytes_fixed = 5 * (size_t)in.d[0] * sizeof(double);
     l->save_bytes_per_sample = s->ghost > 0 ? 3 * (size_t)in.d[0] * sizeof(double) : 0;
-    // and the fused output's sign bits (see save_pos), in whole doubles a sample
+    // the planes' moments (see save_moments), and the fused output's sign bits (save_pos),
+    // in whole doubles a sample
+    if (in.ndim == 3) l->save_bytes_per_sample += 2 * (size_t)in.d[0] * sizeof(double);
     int HW = in.ndim == 3 ? in.d[1] * in.d[2] : 1;
     size_t pos_bytes = (size_t)in.d[0] * words(HW) * sizeof(uint16_t);
     l->save_bytes_per_sample += (pos_bytes + 7) / 8 * 8;
@@ -457,14 +492,22 @@ static void init(const Layer *l, float *params, float *bufs, uint32_t seed) {
 // The save area (save_bytes_fixed + max_batch * save_bytes_per_sample bytes, laid out as this
 // file likes): the backward sums (2*C doubles), then one slot of 3*C doubles per chunk. Chunk 0
 // always exists (an empty shard still reduces); a ghost batch has at most one chunk per sample.
-// After the slots a batch of B can use, the sign bits of a fused pass's output,
-// (B, C, words(HW)) 16-bit words.
+// After the slots a batch of B can use:
 static double *save_sums(const Layer *l) { return l->save; }
 static double *save_chunk(const Layer *l, int k) {
     return (double *)l->save + 2 * (size_t)l->in.d[0] + 3 * (size_t)l->in.d[0] * k;
 }
+// Then, for a (C,H,W) input, the moments (B, C, 2) of its planes that a training forward
+// takes from the layer before it (moments_wanted), and last the sign bits.
+static double *save_moments(const Layer *l, int B) {
+    return save_chunk(l, l->spec.ghost > 0 ? B : 1);
+}
 static uint16_t *save_pos(const Layer *l, int B) {
-    return (uint16_t *)save_chunk(l, l->spec.ghost > 0 ? B : 1);
+    return (uint16_t *)(save_moments(l, B) + (l->in.ndim == 3 ? 2 * (size_t)l->in.d[0] * B : 0));
+}
+
+static double *moments_wanted(Layer *l, const StepCtx *c, int B) {
+    return c->train && l->in.ndim == 3 ? save_moments(l, B) : NULL;
 }
 
 // Chunks of the local batch normalized separately: 1 (the whole batch) unless ghost batching.
@@ -521,7 +564,10 @@ static void forward_rm(Layer *l, float *out, const float *inp, const float *para
         int b0 = k * g, nb = B - b0 < g ? B - b0 : g;
         size_t off = (size_t)b0 * C * HW;
         double *stats = save_chunk(l, k);  // [count | mean | M2], then [mean | rstd | count]
-        batchnorm_stats(stats, inp + off, nb, C, HW);
+        if (l->in_moments)  // the convolution before gathered them (seq_forward)
+            batchnorm_stats_from_moments(stats, l->in_moments + 2 * (size_t)b0 * C, nb, C, HW);
+        else
+            batchnorm_stats(stats, inp + off, nb, C, HW);
         if (l->spec.ghost <= 0 && c->reduce_stats)
             c->reduce_stats(c->reduce_ctx, l->id, STATS_BN_FORWARD, stats, C);
         // PreciseBN: momentum 1/(k+1) at the (k+1)-th batch keeps the plain average of all
@@ -612,4 +658,5 @@ const LayerKind layer_batchnorm = {.type = "batchnorm", LAYER_KEYS(keys),
                                    .flags = LAYER_NORMALIZES | LAYER_RUNNING_STATS,
                                    .setup = setup, .init = init, .forward = forward,
                                    .backward = backward, .forward_relu_mask = forward_relu_mask,
-                                   .backward_relu_mask = backward_relu_mask};
+                                   .backward_relu_mask = backward_relu_mask,
+                                   .moments_wanted = moments_wanted};

@@ -452,29 +452,48 @@ static void init(const Layer *l, float *params, float *bufs, uint32_t seed) {
     if (l->spec.bias) init_uniform(params + l->poff[1], (size_t)OC, bound, seed, l->id, 1);
 }
 
+// The forward paths, each of which takes the batch nb samples at a time.
+typedef enum { FWD_IM2COL, FWD_WINOGRAD2, FWD_WINOGRAD4 } FwdPath;
+
+// With l->out_moments set (seq_forward: a BatchNorm in training follows), the path runs one
+// of its chunks at a time, each a call of its own with the same chunk size (the same work,
+// so the same bits), and the chunk's output planes give their moments while they are still
+// in cache: BatchNorm then never reads the whole output back for its statistics.
 static void forward(Layer *l, float *out, const float *inp, const float *params, float *bufs,
                     const StepCtx *c, int B) {
     (void)bufs, (void)c;
     const LayerSpec *s = &l->spec;
     int K = s->kernel, CKK = l->in.d[0] * K * K, N = l->out.d[1] * l->out.d[2];
-    float *work = (float *)l->save + l->save_bytes_fixed / sizeof(float);
     int C = l->in.d[0], H = l->in.d[1], W = l->in.d[2], OC = l->out.d[0];
-    if (winograd_applies(K, s->stride ? s->stride : 1, s->padding, C, H, W)) {
-        float *U = l->save;
-        const float *bias = s->bias ? params + l->poff[1] : NULL;
-        if (winograd_tile(H, W) == 4) {
-            winograd4_filter(U, params + l->poff[0], OC, C, 0);
-            conv2d_winograd4_forward(out, work, wino4_chunk(C, OC, H, W, B), U, inp, bias, B, C,
-                                     H, W, OC);
-            return;
+    int S = s->stride ? s->stride : 1;
+    float *work = (float *)l->save + l->save_bytes_fixed / sizeof(float), *U = l->save;
+    const float *weight = params + l->poff[0], *bias = s->bias ? params + l->poff[1] : NULL;
+    FwdPath path = FWD_IM2COL;
+    int nb = forward_chunk(CKK, N, B);
+    if (winograd_applies(K, S, s->padding, C, H, W)) {
+        path = winograd_tile(H, W) == 4 ? FWD_WINOGRAD4 : FWD_WINOGRAD2;
+        if (path == FWD_WINOGRAD4) {
+            winograd4_filter(U, weight, OC, C, 0);
+            nb = wino4_chunk(C, OC, H, W, B);
+        } else {
+            winograd_filter(U, weight, OC, C, 0);
+            nb = wino_chunk(H, W, B);
         }
-        winograd_filter(U, params + l->poff[0], OC, C, 0);
-        conv2d_winograd_forward(out, work, wino_chunk(H, W, B), U, inp, bias, B, C, H, W, OC);
-        return;
     }
-    forward_chunked(out, work, forward_chunk(CKK, N, B), inp, params + l->poff[0],
-                    s->bias ? params + l->poff[1] : NULL, B, l->in.d[0], l->in.d[1], l->in.d[2],
-                    l->out.d[0], K, s->stride ? s->stride : 1, s->padding);
+    int step = l->out_moments ? nb : B;
+    for (int b0 = 0; b0 < B; b0 += step) {
+        int n = B - b0 < step ? B - b0 : step;
+        const float *x = inp + (size_t)b0 * C * H * W;
+        float *y = out + (size_t)b0 * OC * N;
+        if (path == FWD_WINOGRAD4)
+            conv2d_winograd4_forward(y, work, nb, U, x, bias, n, C, H, W, OC);
+        else if (path == FWD_WINOGRAD2)
+            conv2d_winograd_forward(y, work, nb, U, x, bias, n, C, H, W, OC);
+        else
+            forward_chunked(y, work, nb, x, weight, bias, n, C, H, W, OC, K, S, s->padding);
+        if (l->out_moments)
+            batchnorm_plane_moments(l->out_moments + 2 * (size_t)b0 * OC, y, n * OC, N);
+    }
 }
 
 static void backward(Layer *l, float *dinp, float *dparams, const float *dout, const float *inp,
@@ -533,5 +552,6 @@ static const LayerKeyDesc keys[] = {
     LAYER_KEY_DESC_BIAS,
 };
 
-const LayerKind layer_conv2d = {.type = "conv2d", LAYER_KEYS(keys), .setup = setup, .init = init,
+const LayerKind layer_conv2d = {.type = "conv2d", LAYER_KEYS(keys), .flags = LAYER_PLANE_MOMENTS,
+                                .setup = setup, .init = init,
                                 .forward = forward, .backward = backward, .flops = flops};

@@ -136,6 +136,11 @@ void avgpool2d_backward(float *dinp, const float *dout, int B, int C, int H, int
 void globalavgpool_forward(float *out, const float *inp, int B, int C, int HW);
 void globalavgpool_backward(float *dinp, const float *dout, int B, int C, int HW);
 void batchnorm_stats(double *stats, const float *inp, int B, int C, int HW);
+// The same statistics in two steps, the first where the input is still in cache (a
+// convolution's output, chunk by chunk): pm (N, 2) = [mean, M2] of each of N planes (HW), then
+// stats (3*C) from the moments pm (B, C, 2) of inp's planes, bit for bit batchnorm_stats(inp).
+void batchnorm_plane_moments(double *pm, const float *inp, int N, int HW);
+void batchnorm_stats_from_moments(double *stats, const double *pm, int B, int C, int HW);
 void bn_stats_combine(double *dst, const double *src, int C);
 void batchnorm_forward(float *out, const float *inp, const double *mean, const double *rstd,
                        const float *weight, const float *bias, int B, int C, int HW);

@@ -147,6 +147,9 @@ enum {
     LAYER_RELU = 1 << 3,           // is max(x, 0) elementwise, without parameters: seq.c fuses
                                    // it with a mask layer after it (relu_mask) and a layer
                                    // before it (forward_relu_mask)
+    LAYER_PLANE_MOMENTS = 1 << 4,  // writes [mean, M2] of each (sample, channel) plane of
+                                   // its output to l->out_moments when seq sets it
+                                   // (batchnorm_plane_moments), while the planes are in cache
 };
 
 typedef struct {
@@ -187,6 +190,12 @@ typedef struct {
     // argmax save area, NULL otherwise; it may then end a forward_relu_mask pass (ReluMask's
     // argmax), which runs it on each plane while the plane is in cache.
     int32_t *(*max2x2_argmax)(Layer *l);
+    // Optional, fusion: a layer whose statistics are per-plane moments of its input
+    // (BatchNorm in training) returns where it wants them for a forward of B samples, (B, C,
+    // 2) doubles, or NULL when it has no use for them this pass (eval mode). seq_forward then
+    // has the layer before it, if that kind is LAYER_PLANE_MOMENTS, write them (Layer's
+    // out_moments, in_moments).
+    double *(*moments_wanted)(Layer *l, const StepCtx *c, int B);
     // Optional: layers that own more than their save area (a residual block's branch) plan
     // and release it here; model_plan and model_free call them.
     int (*plan)(Layer *l, int max_batch, Err *e);
@@ -209,6 +218,10 @@ struct Layer {
     void *save;      // max_batch * save_bytes_per_sample bytes, then save_bytes_fixed more,
                      // owned by the model
     void *sub;       // kind-specific state the kind's plan/release own (residual: its branch)
+    // Set by seq_forward for one forward call, else NULL (LayerKind.moments_wanted): where
+    // this layer writes its output planes' moments, and where it finds its input planes'.
+    double *out_moments;
+    const double *in_moments;
 };
 
 // The registry (layer.c): every layer kind regdist knows, in a fixed order.

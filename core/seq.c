@@ -159,6 +159,16 @@ static void prof_layer(const Layer *l, double t0, double g0, double f0, double f
 
 static double prof_inner(void) { return prof.seconds[PROF_GEMM] + prof.seconds[PROF_TRANSFORM]; }
 
+// When layer i runs alone and can write its output planes' moments (LAYER_PLANE_MOMENTS), and
+// the next layer wants them of its input (moments_wanted), points both at them for this pass.
+static void link_moments(Seq *s, int i, int g, const StepCtx *c, int B) {
+    Layer *l = &s->layers[i];
+    if (g != 1 || !(l->kind->flags & LAYER_PLANE_MOMENTS) || i + 1 >= s->n) return;
+    Layer *next = &s->layers[i + 1];
+    if (next->kind->moments_wanted) l->out_moments = next->kind->moments_wanted(next, c, B);
+    next->in_moments = l->out_moments;
+}
+
 const float *seq_forward(Seq *s, const float *x, const float *params, float *bufs,
                          const StepCtx *c, int B) {
     const float *in = x;
@@ -166,6 +176,7 @@ const float *seq_forward(Seq *s, const float *x, const float *params, float *buf
         Layer *l = &s->layers[i];
         int g = group_len(s, i);
         float *out = s->acts[i + g - 1];
+        link_moments(s, i, g, c, B);
         double t0 = prof_start(), g0 = prof_inner(), f0 = prof.gemm_flops;
         if (g == 1)
             l->kind->forward(l, out, in, params, bufs, c, B);
@@ -178,6 +189,8 @@ const float *seq_forward(Seq *s, const float *x, const float *params, float *buf
         }
         // forward is a third of a training step's matrix-product FLOPs without dinp
         prof_layer(l, t0, g0, f0, l->kind->flops ? B * l->kind->flops(l, 0) / 2 : 0);
+        l->out_moments = NULL;  // written; the next layer reads them, then drops its pointer
+        l->in_moments = NULL;
         in = out;
         i += g;
     }

@@ -2,8 +2,9 @@
 // kernels, bit-identical, forward and backward: ReLU + dropout and ReLU + Dropout2d in one
 // sweep (core/dropout.c, core/dropout2d.c), with and without a mask, on values that include
 // zeros, -0, negatives and a NaN; and Seqs that fuse (core/seq.c: ReLU + mask, BatchNorm +
-// ReLU + Dropout2d or dropout, BatchNorm + ReLU) against their layers run one by one, in
-// training and eval, with ghost batches, with and without the first input gradient.
+// ReLU + Dropout2d or dropout, BatchNorm + ReLU, a convolution's output moments into the
+// BatchNorm after it) against their layers run one by one, in training and eval, with ghost
+// batches, with and without the first input gradient.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -254,6 +255,33 @@ static void test_batchnorm_pool_groups(void **state) {
     check_seq_against_layers(specs, 9, (Shape){3, {3, 7, 6}}, 5, 1);
 }
 
+// A convolution followed by BatchNorm in training hands it its output planes' moments,
+// gathered chunk by chunk (seq_forward's link_moments): the same statistics, output and
+// running statistics as BatchNorm reading the whole output, on each forward path, with a
+// short last chunk: F(2x2) at 14x14 (2 samples a chunk), F(4x4) at 7x7 (8), im2col one sample
+// a chunk (28x28, 1 channel) and several (5x5 kernel); and ghost batches that cut chunks.
+static void test_conv_batchnorm_moments(void **state) {
+    (void)state;
+    LayerSpec conv = spec("conv2d", "c1", 0), bn = spec("batchnorm", "bn1", 0);
+    bn.eps = 1e-5f, bn.momentum = 0.1f;
+    conv.kernel = 3, conv.padding = 1, conv.bias = 1;
+    LayerSpec specs[3] = {conv, bn, spec("relu", "r1", 0)};
+    specs[0].out = 6;
+    check_seq_against_layers(specs, 3, (Shape){3, {4, 14, 14}}, 5, -1);  // F(2x2)
+    specs[0].out = 128;
+    check_seq_against_layers(specs, 3, (Shape){3, {128, 7, 7}}, 10, -1);  // F(4x4)
+    specs[0].out = 4;
+    check_seq_against_layers(specs, 3, (Shape){3, {1, 28, 28}}, 3, -1);  // im2col, 1 a chunk
+    specs[0].kernel = 5, specs[0].padding = 2;
+    check_seq_against_layers(specs, 3, (Shape){3, {4, 9, 9}}, 3, -1);  // im2col, 3 a chunk
+    specs[0].kernel = 3, specs[0].padding = 1, specs[0].out = 6, specs[1].ghost = 3;
+    check_seq_against_layers(specs, 3, (Shape){3, {4, 14, 14}}, 5, -1);
+    // BatchNorm + ReLU + max-pool fused after the convolution
+    LayerSpec pooled[4] = {specs[0], specs[1], specs[2], spec("maxpool2d", "p1", 0)};
+    pooled[1].ghost = 0, pooled[3].kernel = 2;
+    check_seq_against_layers(pooled, 4, (Shape){3, {4, 14, 14}}, 5, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relu_dropout2d_kernels),
@@ -261,6 +289,7 @@ int main(void) {
         cmocka_unit_test(test_seq_fuses_like_layers),
         cmocka_unit_test(test_batchnorm_groups),
         cmocka_unit_test(test_batchnorm_pool_groups),
+        cmocka_unit_test(test_conv_batchnorm_moments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
