@@ -31,6 +31,37 @@ static void test_philox_known_answers(void **state) {
     }
 }
 
+// philox4x32_10_x16 against sixteen scalar calls, bit for bit, with the first counter word
+// wrapping past 2^32 in the middle of a vector and on the known-answer keys; and dropout_mask,
+// built on it, against the scalar definition (element i: word i % 4 of counter i / 4) for
+// lengths around its 64-element blocks.
+static void test_philox_x16_matches_scalar(void **state) {
+    (void)state;
+    const philox_ctr cs[3] = {{{0, 0, 0, 0}}, {{0xfffffff8u, 7, 9, 0x100}},
+                              {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}}};
+    const philox_key ks[3] = {{{0, 0}}, {{0xffffffff, 0xffffffff}}, {{0xa4093822, 0x299f31d0}}};
+    for (int i = 0; i < 3; i++) {
+        uint32_t w[4][16];
+        philox4x32_10_x16(w, cs[i], ks[i]);
+        for (uint32_t j = 0; j < 16; j++) {
+            philox_ctr r = philox4x32_10(
+                (philox_ctr){{cs[i].v[0] + j, cs[i].v[1], cs[i].v[2], cs[i].v[3]}}, ks[i]);
+            for (int k = 0; k < 4; k++) assert_int_equal(w[k][j], r.v[k]);
+        }
+    }
+    const size_t lens[] = {1, 3, 63, 64, 65, 130, 1000};
+    philox_key key = {{5, 6}};
+    uint32_t threshold = (uint32_t)(0.3 * 4294967296.0);
+    for (int t = 0; t < 7; t++) {
+        uint8_t keep[1000];
+        dropout_mask(keep, lens[t], 0.3f, key, 11, 12, 13);
+        for (size_t e = 0; e < lens[t]; e++) {
+            philox_ctr r = philox4x32_10((philox_ctr){{(uint32_t)(e / 4), 11, 12, 13}}, key);
+            assert_int_equal(keep[e], r.v[e % 4] >= threshold);
+        }
+    }
+}
+
 // Keep rate within 5 standard deviations of 1-p over 1e6 draws.
 static void test_dropout_keep_rate(void **state) {
     (void)state;
@@ -153,6 +184,7 @@ static void test_shuffle_is_a_seeded_permutation(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_philox_known_answers),
+        cmocka_unit_test(test_philox_x16_matches_scalar),
         cmocka_unit_test(test_dropout_keep_rate),
         cmocka_unit_test(test_dropout_scaling_and_identity),
         cmocka_unit_test(test_dropout_mask_follows_the_sample),
