@@ -88,7 +88,6 @@ static inline float grad_at(const float *dy, const uint16_t *pos, float scale, i
 // the bit says (same value), so the select is a bitwise and.
 typedef float f4 __attribute__((vector_size(16)));
 typedef int i4 __attribute__((vector_size(16)));
-typedef double d4 __attribute__((vector_size(32)));
 
 static inline f4 load4(const float *p) {
     f4 v;
@@ -103,73 +102,114 @@ static inline f4 grad4(const float *dy, const uint16_t *pos, float scale, int i)
     return (f4)((i4)(load4(dy + i) * scale) & keep);
 }
 
-// (double) of four floats: one vcvtps2pd where AVX has it (GCC splits the generic form). A
-// macro, as a function returning a 32-byte vector is an ABI warning without AVX.
-#ifdef __AVX__
-#define widen(v) ((d4)_mm256_cvtps_pd((__m128)(v)))
-#else
-#define widen(v) __builtin_convertvector((v), d4)
-#endif
+// Eight floats and eight doubles: the sums below take a plane 8 elements at a time, element i
+// + k into accumulator k (one 64-byte vector: a zmm register with AVX-512, two ymm halves
+// without), so the order is the same whatever the width the machine runs it at. The helpers
+// write through pointers: a function returning or taking such a vector by value changes the
+// ABI where the machine lacks AVX-512 (GCC and clang warn).
+typedef float f8 __attribute__((vector_size(32)));
+typedef double d8 __attribute__((vector_size(64)));
 
-// The plane sums' order, in double: element i + k of each block of 8 into accumulator k (the
-// 8 as two vectors of four, a[0] = 0..3, a[1] = 4..7), folded as ((a0 + a4) + (a1 + a5)) +
-// ((a2 + a6) + (a3 + a7)), then the last n % 8 elements one by one. A fixed order on every
-// machine, with no serial dependence inside a block, and no -ffast-math needed.
-static inline double fold2(const d4 a[2]) {
-    d4 t = a[0] + a[1];  // t[k] = a[k] + a[k + 4]
-    return (t[0] + t[1]) + (t[2] + t[3]);
+static inline void load8(f8 *v, const float *p) { memcpy(v, p, sizeof *v); }
+
+// r = (double) of eight floats: one vcvtps2pd (two with AVX; GCC splits the generic form).
+static inline void widen8(d8 *r, const f8 *v) {
+#if defined(__AVX512F__)
+    __m512d w = _mm512_cvtps_pd(_mm256_loadu_ps((const float *)v));
+    memcpy(r, &w, sizeof w);
+#elif defined(__AVX__)
+    __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps((const float *)v));
+    __m256d hi = _mm256_cvtps_pd(_mm_loadu_ps((const float *)v + 4));
+    memcpy(r, &lo, sizeof lo);
+    memcpy((char *)r + sizeof lo, &hi, sizeof hi);
+#else
+    *r = __builtin_convertvector(*v, d8);
+#endif
+}
+
+// g = grad4 of elements i .. i+7 (i % 8 == 0): with AVX-512 a masked move by the 8 sign bits.
+static inline void grad8(f8 *g, const float *dy, const uint16_t *pos, float scale, int i) {
+#ifdef __AVX512F__
+    if (!pos) {
+        load8(g, dy + i);
+        return;
+    }
+    __m256 v = _mm256_maskz_mov_ps((__mmask8)(pos[i / 16] >> (i % 16)),
+                                   _mm256_mul_ps(_mm256_loadu_ps(dy + i), _mm256_set1_ps(scale)));
+    memcpy(g, &v, sizeof v);
+#else
+    f4 lo = grad4(dy, pos, scale, i), hi = grad4(dy, pos, scale, i + 4);
+    memcpy(g, &lo, sizeof lo);
+    memcpy((char *)g + sizeof lo, &hi, sizeof hi);
+#endif
+}
+
+// The plane sums' order, in double: element i + k of each block of 8 into accumulator k,
+// folded as ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)), then the last n % 8 elements
+// one by one. A fixed order on every machine, with no serial dependence inside a block, and
+// no -ffast-math needed.
+static inline double fold8(const d8 *a) {
+    return (((*a)[0] + (*a)[4]) + ((*a)[1] + (*a)[5])) + (((*a)[2] + (*a)[6]) + ((*a)[3] + (*a)[7]));
 }
 
 // sum[0] = sum g, sum[1] = sum g (x - m) over a plane of n, g = grad_at(dy, pos, scale): one
-// sweep, the gradient rebuilt in registers, in fold2's order (written as vectors: GCC leaves
+// sweep, the gradient rebuilt in registers, in fold8's order (written as vectors: GCC leaves
 // the scalar form of this two-sum loop unvectorized). Inlined with pos NULL and not, a loop
 // for each.
 static inline __attribute__((always_inline)) void
 plane_grad_sums(double sum[2], const float *dy, const uint16_t *pos, float scale,
                 const float *x, float m, int n) {
-    d4 a[2] = {{0}}, q[2] = {{0}};
+    d8 a = {0}, q = {0}, g, w;
+    f8 gf, xf;
     int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 2; j++) {
-            d4 g = widen(grad4(dy, pos, scale, i + 4 * j));
-            a[j] += g;
-            q[j] += g * widen(load4(x + i + 4 * j) - m);
-        }
-    double s = fold2(a), t = fold2(q);
+    for (; i + 8 <= n; i += 8) {
+        grad8(&gf, dy, pos, scale, i);
+        widen8(&g, &gf);
+        load8(&xf, x + i);
+        xf -= m;
+        widen8(&w, &xf);
+        a += g;
+        q += g * w;
+    }
+    double s = fold8(&a), t = fold8(&q);
     for (; i < n; i++) {
-        float g = grad_at(dy, pos, scale, i);
-        s += g;
-        t += (double)g * (x[i] - m);
+        float gi = grad_at(dy, pos, scale, i);
+        s += gi;
+        t += (double)gi * (x[i] - m);
     }
     sum[0] = s, sum[1] = t;
 }
 
 // m[j] = the mean of plane x[j] (n floats) and q[j] its sum of squared deviations from m[j],
-// for np <= 4 planes at once, each in fold2's order (so a plane's result does not depend on
+// for np <= 4 planes at once, each in fold8's order (so a plane's result does not depend on
 // its company), the planes' accumulator chains interleaved: one plane's chains are serial, so
 // alone it runs at the adder's latency, about a third of the speed memory allows. Inlined,
 // so np = 4 unrolls.
 static inline __attribute__((always_inline)) void
 plane_moments(double *m, double *q, const float *const *x, int np, int n) {
-    d4 a[4][2] = {{{0}}}, b[4][2] = {{{0}}};
+    d8 a[4] = {{0}}, b[4] = {{0}}, d;
+    f8 v;
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < np; j++)
-            for (int h = 0; h < 2; h++)
-                a[j][h] += widen(load4(x[j] + i + 4 * h));
+        for (int j = 0; j < np; j++) {
+            load8(&v, x[j] + i);
+            widen8(&d, &v);
+            a[j] += d;
+        }
     for (int j = 0; j < np; j++) {
-        double s = fold2(a[j]);
+        double s = fold8(&a[j]);
         for (int t = i; t < n; t++) s += x[j][t];
         m[j] = s / n;
     }
     for (i = 0; i + 8 <= n; i += 8)
-        for (int j = 0; j < np; j++)
-            for (int h = 0; h < 2; h++) {
-                d4 d = widen(load4(x[j] + i + 4 * h)) - m[j];
-                b[j][h] += d * d;
-            }
+        for (int j = 0; j < np; j++) {
+            load8(&v, x[j] + i);
+            widen8(&d, &v);
+            d -= m[j];
+            b[j] += d * d;
+        }
     for (int j = 0; j < np; j++) {
-        double s = fold2(b[j]);
+        double s = fold8(&b[j]);
         for (int t = i; t < n; t++) s += (x[j][t] - m[j]) * (x[j][t] - m[j]);
         q[j] = s;
     }
@@ -368,6 +408,16 @@ static inline __attribute__((always_inline)) void
 plane_input_grad(float *dx, const float *dy, const uint16_t *pos, float scale, const float *x,
                  float m, float k1, float k2, float k3, int n) {
     int i = 0;
+#ifdef __AVX512F__
+    typedef float f16 __attribute__((vector_size(64)));
+    for (; i + 16 <= n; i += 16) {  // the same expression on 16 lanes; the bits by a mask
+        f16 d, xv;
+        memcpy(&d, dy + i, sizeof d), memcpy(&xv, x + i, sizeof xv);
+        f16 g = pos ? (f16)_mm512_maskz_mov_ps(pos[i / 16], (__m512)(d * scale)) : d;
+        f16 v = k1 * (g - k2 - (xv - m) * k3);
+        memcpy(dx + i, &v, sizeof v);
+    }
+#endif
     for (; i + 4 <= n; i += 4) {
         f4 v = k1 * (grad4(dy, pos, scale, i) - k2 - (load4(x + i) - m) * k3);
         memcpy(dx + i, &v, sizeof v);
