@@ -243,7 +243,7 @@ static int check_y(const Dataset *d, const H5uInfo *yi, const H5uInfo *xi, Err *
     return ERR_OK;
 }
 
-// Checks that the file holds every element of /split/name (h5u_stored): a file whose writer
+// Checks that the file holds every element of /split/name (h5u_require_stored): a file whose writer
 // never finished would otherwise train on fill values, and a damaged header that claims
 // gigabytes would be allocated before HDF5 found the bytes missing.
 static int check_stored(hid_t ds, const H5uInfo *info, const Dataset *d, const char *name,

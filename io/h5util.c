@@ -240,7 +240,9 @@ static hsize_t bytes_in_file(hid_t dset) {
     return have;
 }
 
-int h5u_stored(hid_t dset, const H5uInfo *info, hsize_t *have, hsize_t *need, int *chunks) {
+// *have of *need bytes (contiguous and compact layouts) or chunks (*chunks set) of the
+// dataset are stored: H5U_OK when all, H5U_MISSING when not, H5U_FAIL when HDF5 cannot say.
+static int stored(hid_t dset, const H5uInfo *info, hsize_t *have, hsize_t *need, int *chunks) {
     hid_t dcpl = H5Dget_create_plist(dset), space = H5I_INVALID_HID;
     if (dcpl < 0) return H5U_FAIL;
     H5D_layout_t layout = H5Pget_layout(dcpl);
@@ -272,7 +274,7 @@ int h5u_stored(hid_t dset, const H5uInfo *info, hsize_t *have, hsize_t *need, in
 int h5u_require_stored(hid_t dset, const H5uInfo *info, const char *file, const char *what,
                        Err *e) {
     hsize_t have, need;
-    int chunks, rc = h5u_stored(dset, info, &have, &need, &chunks);
+    int chunks, rc = stored(dset, info, &have, &need, &chunks);
     if (rc == H5U_FAIL)
         return h5u_err(e, file, "%s: cannot tell how much of it is stored (damaged file?)", what);
     if (rc == H5U_MISSING)

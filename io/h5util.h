@@ -57,14 +57,12 @@ typedef struct {
 } H5uInfo;
 int h5u_dataset_info(hid_t dset, H5uInfo *info);
 int h5u_attr_info(hid_t obj, const char *name, H5uInfo *info);  // H5U_MISSING if absent
-// How much of a dataset (described by info) the file holds: *have of *need bytes (contiguous
-// and compact layouts) or chunks (*chunks set: a chunked layout). H5U_OK when every element
-// is stored, H5U_MISSING when some are not (a write that never finished, a truncated file, a
-// header that claims more than the file holds: HDF5 would read fill values, or fail), H5U_FAIL
-// when HDF5 cannot say. Virtual and external datasets are taken as whole (H5U_OK).
-int h5u_stored(hid_t dset, const H5uInfo *info, hsize_t *have, hsize_t *need, int *chunks);
-// h5u_stored as an Err: ERR_OK, or ERR_INPUT "file: <what> is not all in the file: 2 of its 4
-// chunks are stored (...)"; what names the dataset ("/train/x").
+// Whether the file holds every element of a dataset (described by info): contiguous and
+// compact storage covering its bytes within the file, a chunked one with every chunk written.
+// Virtual and external datasets are taken as whole. ERR_OK, or ERR_INPUT "file: <what> is not
+// all in the file: 2 of its 4 chunks are stored (...)" (a write that never finished, a
+// truncated file, a header that claims more than the file holds: HDF5 would read fill values,
+// or fail); what names the dataset ("/train/x").
 int h5u_require_stored(hid_t dset, const H5uInfo *info, const char *file, const char *what,
                        Err *e);
 // "uint8", "float32", "int64", "string", ... for error messages (static).
