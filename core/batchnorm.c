@@ -34,8 +34,8 @@
 // Running statistics when the group saw too little: with n = 0 they are left alone, with n = 1
 // only running_mean moves (the unbiased variance needs n >= 2; PyTorch refuses such batches).
 //
-// The save area holds, for each chunk, the mean, rstd and group count per channel in double
-// (see save_chunk); backward recomputes xhat from inp. Per element it keeps one bit, and only
+// The save area holds, for each chunk, the mean, rstd and group count per channel in double,
+// and backward's group sums (see save_chunk); backward recomputes xhat from inp. Per element it keeps one bit, and only
 // in the fused pass (BatchNorm + ReLU + mask): where the output was positive (save_pos), all
 // the fused backward needs of that output.
 #include <math.h>
@@ -517,9 +517,9 @@ static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
     if (layer_add_param(l, t, "running_mean", PARAM_RUNNING_MEAN, 1, shape, e)) return e->code;
     if (layer_add_param(l, t, "running_var", PARAM_RUNNING_VAR, 1, shape, e)) return e->code;
     if (layer_add_param(l, t, "num_batches_tracked", PARAM_COUNTER, 0, NULL, e)) return e->code;
-    // see save_sums and save_chunk: chunk 0 and the sums are fixed, ghost chunks per sample
+    // see save_chunk: chunk 0 is fixed, ghost chunks per sample
     l->save_bytes_fixed = 5 * (size_t)in.d[0] * sizeof(double);
-    l->save_bytes_per_sample = s->ghost > 0 ? 3 * (size_t)in.d[0] * sizeof(double) : 0;
+    l->save_bytes_per_sample = s->ghost > 0 ? 5 * (size_t)in.d[0] * sizeof(double) : 0;
     // the planes' moments (see save_moments), and the fused output's sign bits (save_pos),
     // in whole doubles a sample
     if (in.ndim == 3) l->save_bytes_per_sample += 2 * (size_t)in.d[0] * sizeof(double);
@@ -540,12 +540,12 @@ static void init(const Layer *l, float *params, float *bufs, uint32_t seed) {
 }
 
 // The save area (save_bytes_fixed + max_batch * save_bytes_per_sample bytes, laid out as this
-// file likes): the backward sums (2*C doubles), then one slot of 3*C doubles per chunk. Chunk 0
-// always exists (an empty shard still reduces); a ghost batch has at most one chunk per sample.
-// After the slots a batch of B can use:
-static double *save_sums(const Layer *l) { return l->save; }
+// file likes): one slot of 5*C doubles per chunk, forward's [mean | rstd | count] and then
+// backward's sums [sum_dy | sum_dy_xhat], kept until the input gradient is written (which
+// dinp_range may do later). Chunk 0 always exists (an empty shard still reduces); a ghost batch
+// has at most one chunk per sample. After the slots a batch of B can use:
 static double *save_chunk(const Layer *l, int k) {
-    return (double *)l->save + 2 * (size_t)l->in.d[0] + 3 * (size_t)l->in.d[0] * k;
+    return (double *)l->save + 5 * (size_t)l->in.d[0] * k;
 }
 // Then, for a (C,H,W) input, the moments (B, C, 2) of its planes that a training forward
 // takes from the layer before it (moments_wanted), and last the sign bits.
@@ -645,41 +645,77 @@ static void forward_relu_mask(Layer *l, float *out, const float *inp, const floa
     forward_rm(l, out, inp, params, bufs, c, B, rm);
 }
 
-// dout is the gradient of out: this layer's output (rm NULL), or that of the ReLU, mask and
-// pool after it (rm: the mask's scale, the pool's argmax; the output's sign bits forward saved).
+// Where dout and the sign bits of samples [b0, ...) start: dout is the gradient of out, this
+// layer's output (rm NULL) or that of the ReLU, mask and pool after it (rm: the mask's scale,
+// the pool's argmax; the output's sign bits forward saved).
+static Dout dout_at(const Layer *l, const float *dout, const ReluMask *rm, int b0) {
+    int C, H, W;
+    planes(l, &C, &H, &W);
+    if (rm && rm->argmax) {
+        size_t pooled = (size_t)b0 * C * (H / 2) * (W / 2);
+        return (Dout){dout + pooled, rm->argmax + pooled, H, W};
+    }
+    return (Dout){dout + (size_t)b0 * C * H * W, NULL, H * W, 1};
+}
+static const uint16_t *pos_at(const Layer *l, const ReluMask *rm, int B, int b0) {
+    int C, H, W;
+    planes(l, &C, &H, &W);
+    return rm ? save_pos(l, B) + (size_t)b0 * C * words(H * W) : NULL;
+}
+
+// dinp (n, C, H, W) = the input gradient of samples [b0, b0 + n), each with its chunk's
+// statistics and sums (save_chunk), which backward_rm has gathered and reduced.
+static void input_grad(Layer *l, float *dinp, int b0, int n, const float *dout,
+                       const float *inp, const float *params, const StepCtx *c, int B,
+                       const ReluMask *rm) {
+    int C, H, W;
+    planes(l, &C, &H, &W);
+    size_t HW = (size_t)H * W;
+    const float *w = params + l->poff[0];
+    float scale = rm ? rm->scale : 1.0f;
+    int g = c->train && l->spec.ghost > 0 ? l->spec.ghost : B;
+    for (int b = b0; b < b0 + n;) {  // the part of [b0, b0 + n) in chunk b / g
+        int k = b / g, end = (k + 1) * g < b0 + n ? (k + 1) * g : b0 + n;
+        const double *mean = save_chunk(l, k), *rstd = mean + C, *count = mean + 2 * C;
+        Dout d = dout_at(l, dout, rm, b);
+        const uint16_t *p = pos_at(l, rm, B, b);
+        float *dx = dinp + (size_t)(b - b0) * C * HW;
+        if (c->train)
+            backward_input(dx, &d, p, scale, inp + (size_t)b * C * HW, mean, rstd, mean + 3 * C,
+                           count, w, end - b, C);
+        else
+            backward_affine(dx, &d, p, scale, rstd, w, end - b, C);
+        b = end;
+    }
+}
+
+// Backward of this layer (rm NULL) or of it and the ReLU, mask and pool after it (rm). With
+// dinp NULL the input gradient is not written (a first layer), or written later by samples
+// (dinp_range).
 static void backward_rm(Layer *l, float *dinp, float *dparams, const float *dout,
                         const float *inp, const ReluMask *rm, const float *params,
                         const StepCtx *c, int B) {
     int C, H, W;
     planes(l, &C, &H, &W);
-    int HW = H * W, OHW = (H / 2) * (W / 2);
-    const float *w = params + l->poff[0];
+    size_t HW = (size_t)H * W;
     float *dw = dparams + l->poff[0], *db = dparams + l->poff[1];
-    double *sums = save_sums(l);
-    const uint16_t *pos = rm ? save_pos(l, B) : NULL;
-    const int32_t *argmax = rm ? rm->argmax : NULL;
     float scale = rm ? rm->scale : 1.0f;
     int g = c->train && l->spec.ghost > 0 ? l->spec.ghost : B, K = nchunks(l, c, B);
     for (int k = 0; k < K; k++) {
         int b0 = k * g, nb = B - b0 < g ? B - b0 : g;
-        size_t off = (size_t)b0 * C * HW, pooled = (size_t)b0 * C * OHW;
-        const double *mean = save_chunk(l, k), *rstd = mean + C, *count = mean + 2 * C;
-        const uint16_t *p = pos ? pos + (size_t)b0 * C * words(HW) : NULL;
-        Dout d = argmax ? (Dout){dout + pooled, argmax + pooled, H, W} : (Dout){dout + off, NULL, HW, 1};
-        backward_sums(sums, &d, p, scale, inp + off, mean, rstd, nb, C);
+        double *mean = save_chunk(l, k), *rstd = mean + C, *sums = mean + 3 * C;
+        Dout d = dout_at(l, dout, rm, b0);
+        backward_sums(sums, &d, pos_at(l, rm, B, b0), scale, inp + (size_t)b0 * C * HW, mean,
+                      rstd, nb, C);
         for (int ch = 0; ch < C; ch++) {
             db[ch] += (float)sums[ch];
             dw[ch] += (float)sums[C + ch];
         }
-        if (!c->train) {
-            if (dinp) backward_affine(dinp, &d, pos, scale, rstd, w, B, C);
-            continue;
-        }
         // even without dinp (a first layer), so every rank makes the same collective calls
-        if (l->spec.ghost <= 0 && c->reduce_stats)
+        if (c->train && l->spec.ghost <= 0 && c->reduce_stats)
             c->reduce_stats(c->reduce_ctx, l->id, STATS_BN_BACKWARD, sums, C);
         if (dinp)
-            backward_input(dinp + off, &d, p, scale, inp + off, mean, rstd, sums, count, w, nb, C);
+            input_grad(l, dinp + (size_t)b0 * C * HW, b0, nb, dout, inp, params, c, B, rm);
     }
 }
 
@@ -709,4 +745,4 @@ const LayerKind layer_batchnorm = {.type = "batchnorm", LAYER_KEYS(keys),
                                    .setup = setup, .init = init, .forward = forward,
                                    .backward = backward, .forward_relu_mask = forward_relu_mask,
                                    .backward_relu_mask = backward_relu_mask,
-                                   .moments_wanted = moments_wanted};
+                                   .moments_wanted = moments_wanted, .dinp_range = input_grad};

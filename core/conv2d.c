@@ -181,20 +181,34 @@ static void bias_grad(float *dbias, const float *dout, int B, int OC, int N) {
         }
 }
 
+// The output gradient of samples [b0, b0 + n), (n, OC, N): in dout, or, where the layer after
+// hands it over by samples (src not NULL, dout NULL), written into buf (n OC N floats) now,
+// while the chunk that uses it is about to run. dbias (OC), unless NULL, += its sums.
+static const float *dout_chunk(float *dbias, const float *dout, const DoutRange *src, float *buf,
+                               int b0, int n, int OC, int N) {
+    const float *dy = dout ? dout + (size_t)b0 * OC * N : buf;
+    if (!dout) dout_range_fill(src, buf, b0, n);
+    if (dbias) bias_grad(dbias, dy, n, OC, N);  // chunk by chunk: the same sums in order
+    return dy;
+}
+
 // dinp (B,C,H,W) = col2im(W^T dout) (overwritten; skipped if NULL); dweight (OC,C,K,K) +=
-// dout col^T; dbias (OC) += sums of dout (skipped if NULL). dout is (B,OC,OH,OW), inp is
-// (B,C,H,W); work as forward_chunked's.
+// dout col^T; dbias (OC) += sums of dout (skipped if NULL). dout is (B,OC,OH,OW), or NULL and
+// handed over by src (dout_chunk); inp is (B,C,H,W); work as forward_chunked's, and with src
+// another nb OC OH OW floats before it.
 static void backward_chunked(float *dinp, float *dweight, float *dbias, float *work, int nb,
-                             const float *dout, const float *inp, const float *weight, int B,
-                             int C, int H, int W, int OC, int K, int S, int P) {
+                             const float *dout, const DoutRange *src, const float *inp,
+                             const float *weight, int B, int C, int H, int W, int OC, int K,
+                             int S, int P) {
     int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
     int CKK = C * K * K, N = OH * OW;
-    if (dbias) bias_grad(dbias, dout, B, OC, N);
+    float *buf = work;
+    if (!dout) work += (size_t)nb * OC * N;
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
         size_t ld = (size_t)n * N;
         float *col = work;
-        const float *dy = dout + (size_t)b0 * OC * N;
+        const float *dy = dout_chunk(dbias, dout, src, buf, b0, n, OC, N);
         if (nb > 1) {  // (n, OC, N) -> (OC, n, N)
             float *g = work + (size_t)CKK * nb * N;
             for (int b = 0; b < n; b++)
@@ -309,19 +323,20 @@ static size_t same_work_floats(int C, int OC, int KK, int N, int nb) {
 // backward_chunked for a same-size convolution: dinp is the GEMM of the rotated weights wr
 // (C, OC, K, K) with dout's columns, written once (beta = 0), with no col2im scatter.
 static void backward_same(float *dinp, float *dweight, float *dbias, float *work, int nb,
-                          const float *wr, const float *dout, const float *inp, int B, int C,
-                          int H, int W, int OC, int K, int P) {
+                          const float *wr, const float *dout, const DoutRange *src,
+                          const float *inp, int B, int C, int H, int W, int OC, int K, int P) {
     int CKK = C * K * K, OKK = OC * K * K, N = H * W, R = C > OC ? C : OC;
-    if (dbias) bias_grad(dbias, dout, B, OC, N);
+    float *buf = work;
+    if (!dout) work += (size_t)nb * OC * N;
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
         size_t ld = (size_t)n * N;
         float *col = work, *g = work + (size_t)R * K * K * nb * N;
-        const float *dy = dout + (size_t)b0 * OC * N;
+        const float *dn = dout_chunk(dbias, dout, src, buf, b0, n, OC, N), *dy = dn;
         if (nb > 1) {  // (n, OC, N) -> (OC, n, N)
             for (int b = 0; b < n; b++)
                 for (int o = 0; o < OC; o++)
-                    memcpy(g + (size_t)o * ld + (size_t)b * N, dy + ((size_t)b * OC + o) * N,
+                    memcpy(g + (size_t)o * ld + (size_t)b * N, dn + ((size_t)b * OC + o) * N,
                            (size_t)N * sizeof(float));
             dy = g;
         }
@@ -332,8 +347,7 @@ static void backward_same(float *dinp, float *dweight, float *dbias, float *work
                     col, (int)ld, 1.0f, dweight, CKK);
         if (!dinp) continue;
         for (int b = 0; b < n; b++)
-            im2col_ld(col + (size_t)b * N, ld, dout + (size_t)(b0 + b) * OC * N, OC, H, W, K, 1,
-                      P, H, W);
+            im2col_ld(col + (size_t)b * N, ld, dn + (size_t)b * OC * N, OC, H, W, K, 1, P, H, W);
         float *dx = nb > 1 ? g : dinp + (size_t)b0 * C * N;
         prof_sgemm(CblasNoTrans, CblasNoTrans, C, (int)ld, OKK, 1.0f, wr, OKK,
                     col, (int)ld, 0.0f, dx, (int)ld);
@@ -381,11 +395,12 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, cons
     if (rotated_backward(K, S, P, C, OC, dinp != NULL) &&
         nwr + same_work_floats(C, OC, K * K, N, nb) <= have) {
         rotate_weight(col, weight, C, OC, K);
-        backward_same(dinp, dweight, dbias, col + nwr, nb, col, dout, inp, B, C, H, W, OC, K, P);
+        backward_same(dinp, dweight, dbias, col + nwr, nb, col, dout, NULL, inp, B, C, H, W, OC,
+                      K, P);
     } else {
         nb = chunk_fitting(have, CKK, OC, N, B);
-        backward_chunked(dinp, dweight, dbias, col, nb, dout, inp, weight, B, C, H, W, OC, K, S,
-                         P);
+        backward_chunked(dinp, dweight, dbias, col, nb, dout, NULL, inp, weight, B, C, H, W, OC,
+                         K, S, P);
     }
     for (int b = 0; b < B; b++)
         conv2d_im2col(col + (size_t)b * CKK * N, inp + (size_t)b * C * H * W, C, H, W, K, S, P,
@@ -430,16 +445,18 @@ static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
         l->save_bytes_per_sample = (size_t)(R * K * K + R) * OH * OW * sizeof(float);
         l->save_bytes_fixed = (size_t)C * s->out * K * K * sizeof(float);
     }
-    // Winograd: the chunk's transformed tensors per sample; the transformed filters fixed
-    // (16 or 36 * OC*C floats), which backward uses first for the transformed weight gradient
-    // (forward's filters are dead by then) and then for the rotated filters.
+    // Winograd: the chunk's transformed tensors per sample; fixed, the transformed filters
+    // (16 or 36 * OC*C floats, forward's, then backward's transformed weight gradient) and
+    // the rotated ones (backward, which takes a chunk's weight and input gradients in turn).
     if (winograd_applies(K, S, P, C, H, W)) {
         int four = winograd_tile(H, W) == 4;
         size_t per = (four ? winograd4_work_floats(C, s->out, H, W, 1)
                            : winograd_work_floats(C, s->out, H, W, 1)) * sizeof(float);
         if (per > l->save_bytes_per_sample) l->save_bytes_per_sample = per;
-        l->save_bytes_fixed = (size_t)(four ? 36 : 16) * C * s->out * sizeof(float);
+        l->save_bytes_fixed = 2 * (size_t)(four ? 36 : 16) * C * s->out * sizeof(float);
     }
+    // and, where the gradient is handed over by samples (dout_chunk), a chunk's of it
+    l->save_bytes_per_sample += (size_t)s->out * OH * OW * sizeof(float);
     return ERR_OK;
 }
 
@@ -505,36 +522,37 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     float *dw = dparams + l->poff[0], *db = s->bias ? dparams + l->poff[1] : NULL;
     const float *w = params + l->poff[0];
     int H = l->in.d[1], W = l->in.d[2];
+    const DoutRange *src = l->dout_range;
     if (winograd_applies(K, S, s->padding, C, H, W)) {
-        float *work = (float *)l->save + l->save_bytes_fixed / sizeof(float);
-        if (db) bias_grad(db, dout, B, OC, N);
-        if (winograd_tile(H, W) == 4) {
-            float *U = l->save, *dU = U;  // forward's U is dead in backward
-            conv2d_winograd4_dweight(dw, dU, work, wino4_chunk(C, OC, H, W, B), dout, inp, B, C,
-                                     H, W, OC);
-            if (!dinp) return;
-            winograd4_filter(U, w, OC, C, 1);
-            conv2d_winograd4_forward(dinp, work, wino4_chunk(OC, C, H, W, B), U, dout, NULL, B,
-                                     OC, H, W, C);
-            return;
+        // a chunk at a time: its output gradient, its share of the weight gradient, its input
+        // gradient, while the chunk is in cache (the same work and sums as a pass each)
+        int four = winograd_tile(H, W) == 4;
+        const WinogradKernels *k = four ? &winograd4_kernels : &winograd2_kernels;
+        int nb = four ? wino4_chunk(C, OC, H, W, B) : wino_chunk(H, W, B);  // either way round
+        float *dU = l->save, *U = dU + (size_t)k->freqs * OC * C;
+        float *buf = U + (size_t)k->freqs * OC * C, *work = buf + (dout ? 0 : (size_t)nb * OC * N);
+        if (dinp) k->filter(U, w, OC, C, 1);
+        for (int b0 = 0; b0 < B; b0 += nb) {
+            int n = B - b0 < nb ? B - b0 : nb;
+            const float *dy = dout_chunk(db, dout, src, buf, b0, n, OC, N);
+            k->dweight_chunk(dU, work, nb, dy, inp + (size_t)b0 * C * N, n, C, H, W, OC,
+                             b0 ? 1.0f : 0.0f);
+            if (dinp)
+                k->forward_chunk(dinp + (size_t)b0 * C * N, work, nb, U, dy, NULL, n, OC, H, W,
+                                 C);
         }
-        int nb = wino_chunk(H, W, B);
-        float *U = l->save, *dU = U;
-        conv2d_winograd_dweight(dw, dU, work, nb, dout, inp, B, C, H, W, OC);
-        if (!dinp) return;
-        winograd_filter(U, w, OC, C, 1);
-        conv2d_winograd_forward(dinp, work, nb, U, dout, NULL, B, OC, H, W, C);
+        if (B > 0) k->filter_grad(dw, dU, OC, C);
         return;
     }
     if (rotated_backward(K, S, s->padding, C, OC, dinp != NULL)) {
         float *wr = l->save;  // the fixed area: rotated weights, then the chunk's scratch
         if (dinp) rotate_weight(wr, w, C, OC, K);
         backward_same(dinp, dw, db, wr + (size_t)C * OC * K * K,
-                      chunk_samples((C > OC ? C : OC) * K * K, N, B), wr, dout, inp, B, C,
+                      chunk_samples((C > OC ? C : OC) * K * K, N, B), wr, dout, src, inp, B, C,
                       l->in.d[1], l->in.d[2], OC, K, s->padding);
         return;
     }
-    backward_chunked(dinp, dw, db, l->save, chunk_samples(CKK, N, B), dout, inp, w, B, C,
+    backward_chunked(dinp, dw, db, l->save, chunk_samples(CKK, N, B), dout, src, inp, w, B, C,
                      l->in.d[1], l->in.d[2], OC, K, S, s->padding);
 }
 
@@ -552,6 +570,7 @@ static const LayerKeyDesc keys[] = {
     LAYER_KEY_DESC_BIAS,
 };
 
-const LayerKind layer_conv2d = {.type = "conv2d", LAYER_KEYS(keys), .flags = LAYER_PLANE_MOMENTS,
+const LayerKind layer_conv2d = {.type = "conv2d", LAYER_KEYS(keys),
+                                .flags = LAYER_PLANE_MOMENTS | LAYER_DOUT_BY_RANGE,
                                 .setup = setup, .init = init,
                                 .forward = forward, .backward = backward, .flops = flops};

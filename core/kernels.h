@@ -85,6 +85,14 @@ void conv2d_winograd_forward(float *out, float *work, int nb, const float *U, co
 // 16*OC*C floats of scratch.
 void conv2d_winograd_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
                              const float *inp, int B, int C, int H, int W, int OC);
+// One chunk of n <= nb samples of either function above (inp, dout, out at its first
+// sample; work laid out for nb): the forward's output, or dU (16, OC, C) = beta dU + the
+// chunk's transformed weight gradient (beta 0 on the first chunk; winograd_filter_grad then
+// adds the sum to dweight). The same work as the whole call, chunk by chunk.
+void winograd_forward_chunk(float *out, float *work, int nb, const float *U, const float *inp,
+                            const float *bias, int n, int C, int H, int W, int OC);
+void winograd_dweight_chunk(float *dU, float *work, int nb, const float *dout, const float *inp,
+                            int n, int C, int H, int W, int OC, float beta);
 // Winograd F(4x4, 3x3) (winograd4.c), the same contract with 36 frequencies: transformed
 // tensors are (36, channels, tiles), tiles = nb * ceil(H/4) * ceil(W/4), planes
 // winograd_plane(channels, ld) apart; U is (36, OC, C)
@@ -105,6 +113,10 @@ void conv2d_winograd4_forward(float *out, float *work, int nb, const float *U, c
                               const float *bias, int B, int C, int H, int W, int OC);
 void conv2d_winograd4_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
                               const float *inp, int B, int C, int H, int W, int OC);
+void winograd4_forward_chunk(float *out, float *work, int nb, const float *U, const float *inp,
+                             const float *bias, int n, int C, int H, int W, int OC);
+void winograd4_dweight_chunk(float *dU, float *work, int nb, const float *dout, const float *inp,
+                             int n, int C, int H, int W, int OC, float beta);
 // Either variant's entry points as one table, for code that runs F(2x2) and F(4x4) alike
 // (tests, launch/bench/conv_bench.c); freqs: the transformed planes, 16 or 36.
 typedef struct {
@@ -115,6 +127,11 @@ typedef struct {
                     const float *bias, int B, int C, int H, int W, int OC);
     void (*dweight)(float *dweight, float *dU, float *work, int nb, const float *dout,
                     const float *inp, int B, int C, int H, int W, int OC);
+    void (*filter_grad)(float *dweight, const float *dU, int OC, int C);
+    void (*forward_chunk)(float *out, float *work, int nb, const float *U, const float *inp,
+                          const float *bias, int n, int C, int H, int W, int OC);
+    void (*dweight_chunk)(float *dU, float *work, int nb, const float *dout, const float *inp,
+                          int n, int C, int H, int W, int OC, float beta);
 } WinogradKernels;
 extern const WinogradKernels winograd2_kernels, winograd4_kernels;
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "prof.h"
+
 // Every kind, in the order of error messages and train --help: a new kind is one more name
 // here (its file exports layer_<name>).
 #define LAYER_KINDS(X)                                                                    \
@@ -64,4 +66,10 @@ int layer_add_param(Layer *l, ParamTable *t, const char *name, ParamRole role, i
     if (l->nparam == 0) l->param0 = idx;
     l->poff[l->nparam++] = t->p[idx].offset;
     return ERR_OK;
+}
+
+void dout_range_fill(const DoutRange *d, float *dst, int b0, int n) {
+    double t = prof_start();
+    d->l->kind->dinp_range(d->l, dst, b0, n, d->dout, d->inp, d->params, d->c, d->B, &d->rm);
+    prof_add(PROF_ELEMENTWISE, t);
 }

@@ -150,6 +150,8 @@ enum {
     LAYER_PLANE_MOMENTS = 1 << 4,  // writes [mean, M2] of each (sample, channel) plane of
                                    // its output to l->out_moments when seq sets it
                                    // (batchnorm_plane_moments), while the planes are in cache
+    LAYER_DOUT_BY_RANGE = 1 << 5,  // its backward can take its output gradient a few samples
+                                   // at a time from l->dout_range (DoutRange) instead of dout
 };
 
 typedef struct {
@@ -196,6 +198,13 @@ typedef struct {
     // has the layer before it, if that kind is LAYER_PLANE_MOMENTS, write them (Layer's
     // out_moments, in_moments).
     double *(*moments_wanted)(Layer *l, const StepCtx *c, int B);
+    // Optional, fusion: after a backward_relu_mask call made with dinp NULL, writes dinp (n,
+    // the layer's input numel) = the input gradient of samples [b0, b0 + n), which that call
+    // would have written there. The other arguments are that call's. seq_backward then hands
+    // the gradient to a LAYER_DOUT_BY_RANGE layer before it by samples (DoutRange).
+    void (*dinp_range)(Layer *l, float *dinp, int b0, int n, const float *dout,
+                       const float *inp, const float *params, const StepCtx *c, int B,
+                       const ReluMask *rm);
     // Optional: layers that own more than their save area (a residual block's branch) plan
     // and release it here; model_plan and model_free call them.
     int (*plan)(Layer *l, int max_batch, Err *e);
@@ -222,7 +231,26 @@ struct Layer {
     // this layer writes its output planes' moments, and where it finds its input planes'.
     double *out_moments;
     const double *in_moments;
+    // Set by seq_backward for one backward call, else NULL: where a LAYER_DOUT_BY_RANGE layer
+    // takes its output gradient (its backward's dout is then NULL).
+    const struct DoutRange *dout_range;
 };
+
+// An output gradient handed over by samples (seq_backward): the fused group after a
+// LAYER_DOUT_BY_RANGE layer computes it (its first layer's dinp_range) for the samples that
+// layer works on next, which then are still in cache, instead of writing it whole to memory
+// for the layer to read back. The group's backward_relu_mask ran first, with dinp NULL.
+typedef struct DoutRange {
+    Layer *l;  // the group's first layer; the rest: the arguments of its backward call
+    const float *dout, *inp, *params;
+    const StepCtx *c;
+    ReluMask rm;
+    int B;
+} DoutRange;
+
+// dst (n, the layer's output numel) = the output gradient of samples [b0, b0 + n), timed as
+// an elementwise pass.
+void dout_range_fill(const DoutRange *d, float *dst, int b0, int n);
 
 // The registry (layer.c): every layer kind regdist knows, in a fixed order.
 int layer_kind_count(void);

@@ -137,16 +137,22 @@ static void relu_mask_backward(float *dx, const float *dout, const float *x, con
         relu_dropout_backward(dx, dout, x, rm->keep, rm->scale, (size_t)B * D);
 }
 
-// The profile's share of one layer call that began at t0 with the counters at g0 (GEMM
-// seconds + transform seconds) and f0 (GEMM FLOPs): what the call did not report itself goes
-// to its transforms if it timed GEMMs (conv2d: im2col, Winograd transforms, bias), to GEMM if
-// it is a matrix-product kind that timed none (linear: flops_done FLOPs), and to elementwise
-// work otherwise. A kind with a plan hook (a residual block) is not leaf: its branch's layers
+// The seconds a layer call's own counters take (a conv2d's GEMMs, the gradient handed to it by
+// samples), which prof_layer does not count again.
+static double prof_inner(void) {
+    return prof.seconds[PROF_GEMM] + prof.seconds[PROF_TRANSFORM] + prof.seconds[PROF_ELEMENTWISE];
+}
+
+// The profile's share of one layer call that began at t0 with the counters at g0
+// (prof_inner) and f0 (GEMM FLOPs): what the call did not report itself goes to its
+// transforms if it timed GEMMs (conv2d: im2col, Winograd transforms, bias), to GEMM if it is a
+// matrix-product kind that timed none (linear: flops_done FLOPs), and to elementwise work
+// otherwise. A kind with a plan hook (a residual block) is not leaf: its branch's layers
 // count themselves, and its own adds go uncounted.
 static void prof_layer(const Layer *l, double t0, double g0, double f0, double flops_done) {
     if (!prof.on || l->kind->plan) return;
     double t = prof_clock() - t0;
-    double inner = prof.seconds[PROF_GEMM] + prof.seconds[PROF_TRANSFORM] - g0;
+    double inner = prof_inner() - g0;
     double rest = t - inner > 0 ? t - inner : 0;
     if (prof.gemm_flops > f0)
         prof.seconds[PROF_TRANSFORM] += rest;
@@ -156,8 +162,6 @@ static void prof_layer(const Layer *l, double t0, double g0, double f0, double f
     } else
         prof.seconds[PROF_ELEMENTWISE] += rest;
 }
-
-static double prof_inner(void) { return prof.seconds[PROF_GEMM] + prof.seconds[PROF_TRANSFORM]; }
 
 // When layer i runs alone and can write its output planes' moments (LAYER_PLANE_MOMENTS), and
 // the next layer wants them of its input (moments_wanted), points both at them for this pass.
@@ -230,6 +234,8 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
         start[i + g - 1] = i;
         i += g;
     }
+    DoutRange later;  // a fused group's input gradient, handed to the layer before it
+    int handed = 0;
     for (int e = s->n - 1; e >= 0;) {
         int i = start[e], g = e - i + 1;
         Layer *l = &s->layers[i];
@@ -238,14 +244,21 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
         float *dprev = i > 0 ? s->dacts[i - 1] : din;
         double t0 = prof_start(), g0 = prof_inner(), f0 = prof.gemm_flops;
         if (g == 1) {
-            l->kind->backward(l, dprev, grads, d, in, s->acts[e], params, c, B);
+            l->dout_range = handed ? &later : NULL;
+            l->kind->backward(l, dprev, grads, handed ? NULL : d, in, s->acts[e], params, c, B);
+            l->dout_range = NULL;
+            handed = 0;
         } else {
             ReluMask rm = group_mask(s, i, g, c, B, 0);
+            // the group's input gradient by samples, if the layer before it takes it so
+            int hand = i > 0 && l->kind->dinp_range && start[i - 1] == i - 1 &&
+                       (s->layers[i - 1].kind->flags & LAYER_DOUT_BY_RANGE);
             if (!(l->kind->flags & LAYER_RELU))
-                l->kind->backward_relu_mask(l, dprev, grads, d, in, s->acts[e], params, c, B,
-                                            &rm);
+                l->kind->backward_relu_mask(l, hand ? NULL : dprev, grads, d, in, s->acts[e],
+                                            params, c, B, &rm);
             else if (dprev)
                 relu_mask_backward(dprev, d, in, &rm, &s->layers[i + 1], B);
+            if (hand) later = (DoutRange){l, d, in, params, c, rm, B}, handed = 1;
         }
         if (l->kind->flags & LAYER_RELU || g > 1 || !l->kind->flops)
             prof_layer(l, t0, g0, f0, 0);

@@ -564,39 +564,51 @@ void winograd_filter_grad(float *dweight, const float *dU, int OC, int C) {
         }
 }
 
+void winograd_forward_chunk(float *out, float *work, int nb, const float *U, const float *inp,
+                            const float *bias, int n, int C, int H, int W, int OC) {
+    (void)nb;  // F(2x2)'s layout follows the chunk itself
+    size_t ld = tiles_of(n, H, W);
+    size_t fv = winograd_plane(C, ld), fm = winograd_plane(OC, ld);
+    float *V = work, *M = work + 16 * fv;
+    winograd_input(V, ld, inp, n, C, H, W);
+    for (int f = 0; f < 16; f++)
+        prof_sgemm(CblasNoTrans, CblasNoTrans, OC, (int)ld, C, 1.0f, U + (size_t)f * OC * C, C,
+                   V + f * fv, (int)ld, 0.0f, M + f * fm, (int)ld);
+    winograd_output(out, M, ld, bias, n, OC, H, W);
+}
+
 void conv2d_winograd_forward(float *out, float *work, int nb, const float *U, const float *inp,
                              const float *bias, int B, int C, int H, int W, int OC) {
-    for (int b0 = 0; b0 < B; b0 += nb) {
-        int n = B - b0 < nb ? B - b0 : nb;
-        size_t ld = tiles_of(n, H, W);
-        size_t fv = winograd_plane(C, ld), fm = winograd_plane(OC, ld);
-        float *V = work, *M = work + 16 * fv;
-        winograd_input(V, ld, inp + (size_t)b0 * C * H * W, n, C, H, W);
-        for (int f = 0; f < 16; f++)
-            prof_sgemm(CblasNoTrans, CblasNoTrans, OC, (int)ld, C, 1.0f,
-                        U + (size_t)f * OC * C, C, V + f * fv, (int)ld, 0.0f, M + f * fm,
-                        (int)ld);
-        winograd_output(out + (size_t)b0 * OC * H * W, M, ld, bias, n, OC, H, W);
-    }
+    for (int b0 = 0; b0 < B; b0 += nb)
+        winograd_forward_chunk(out + (size_t)b0 * OC * H * W, work, nb, U,
+                               inp + (size_t)b0 * C * H * W, bias, B - b0 < nb ? B - b0 : nb, C,
+                               H, W, OC);
+}
+
+void winograd_dweight_chunk(float *dU, float *work, int nb, const float *dout, const float *inp,
+                            int n, int C, int H, int W, int OC, float beta) {
+    (void)nb;
+    size_t ld = tiles_of(n, H, W);
+    size_t fv = winograd_plane(C, ld), fd = winograd_plane(OC, ld);
+    float *V = work, *D = work + 16 * fv;
+    winograd_input(V, ld, inp, n, C, H, W);
+    winograd_dout(D, ld, dout, n, OC, H, W);
+    for (int f = 0; f < 16; f++)
+        prof_sgemm(CblasNoTrans, CblasTrans, OC, C, (int)ld, 1.0f, D + f * fd, (int)ld,
+                   V + f * fv, (int)ld, beta, dU + (size_t)f * OC * C, C);
 }
 
 void conv2d_winograd_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
                              const float *inp, int B, int C, int H, int W, int OC) {
     if (B <= 0) return;
-    for (int b0 = 0; b0 < B; b0 += nb) {
-        int n = B - b0 < nb ? B - b0 : nb;
-        size_t ld = tiles_of(n, H, W);
-        size_t fv = winograd_plane(C, ld), fd = winograd_plane(OC, ld);
-        float *V = work, *D = work + 16 * fv;
-        winograd_input(V, ld, inp + (size_t)b0 * C * H * W, n, C, H, W);
-        winograd_dout(D, ld, dout + (size_t)b0 * OC * H * W, n, OC, H, W);
-        for (int f = 0; f < 16; f++)
-            prof_sgemm(CblasNoTrans, CblasTrans, OC, C, (int)ld, 1.0f,
-                        D + f * fd, (int)ld, V + f * fv, (int)ld, b0 ? 1.0f : 0.0f,
-                        dU + (size_t)f * OC * C, C);
-    }
+    for (int b0 = 0; b0 < B; b0 += nb)
+        winograd_dweight_chunk(dU, work, nb, dout + (size_t)b0 * OC * H * W,
+                               inp + (size_t)b0 * C * H * W, B - b0 < nb ? B - b0 : nb, C, H, W,
+                               OC, b0 ? 1.0f : 0.0f);
     winograd_filter_grad(dweight, dU, OC, C);
 }
 
 const WinogradKernels winograd2_kernels = {16, winograd_filter, winograd_work_floats,
-                                           conv2d_winograd_forward, conv2d_winograd_dweight};
+                                           conv2d_winograd_forward, conv2d_winograd_dweight,
+                                           winograd_filter_grad, winograd_forward_chunk,
+                                           winograd_dweight_chunk};

@@ -764,52 +764,60 @@ void winograd4_output(float *out, const float *M, size_t ld, const float *bias, 
     output4_generic(out, M, ld, bias, nb, OC, H, W);
 }
 
+void winograd4_forward_chunk(float *out, float *work, int nb, const float *U, const float *inp,
+                             const float *bias, int n, int C, int H, int W, int OC) {
+    size_t ld = tiles4_of(n, H, W), ldmax = tiles4_of(nb, H, W);
+    size_t fv = winograd_plane(C, ld), fm = winograd_plane(OC, ld);
+    float *V = work, *M = work + 36 * winograd_plane(C, ldmax);
+    float *pad = M + 36 * winograd_plane(OC, ldmax);
+#ifdef __AVX512F__
+    int lanes = by_lanes(W, n);
+    if (lanes) input4_lanes_avx512(V, ld, pad, inp, n, C, H, W, 0);
+    else
+#endif
+        winograd4_input(V, ld, pad, inp, n, C, H, W, 0);
+    for (int f = 0; f < 36; f++)
+        prof_sgemm(CblasNoTrans, CblasNoTrans, OC, (int)ld, C, 1.0f, U + (size_t)f * OC * C, C,
+                   V + f * fv, (int)ld, 0.0f, M + f * fm, (int)ld);
+#ifdef __AVX512F__
+    if (lanes) output4_lanes_avx512(out, M, ld, bias, n, OC, H, W, pad);
+    else
+#endif
+        winograd4_output(out, M, ld, bias, n, OC, H, W, 0);
+}
+
 void conv2d_winograd4_forward(float *out, float *work, int nb, const float *U, const float *inp,
                               const float *bias, int B, int C, int H, int W, int OC) {
-    for (int b0 = 0; b0 < B; b0 += nb) {
-        int n = B - b0 < nb ? B - b0 : nb;
-        size_t ld = tiles4_of(n, H, W), ldmax = tiles4_of(nb, H, W);
-        size_t fv = winograd_plane(C, ld), fm = winograd_plane(OC, ld);
-        float *V = work, *M = work + 36 * winograd_plane(C, ldmax);
-        float *pad = M + 36 * winograd_plane(OC, ldmax);
-        const float *x = inp + (size_t)b0 * C * H * W;
-        float *y = out + (size_t)b0 * OC * H * W;
-#ifdef __AVX512F__
-        int lanes = by_lanes(W, n);
-        if (lanes) input4_lanes_avx512(V, ld, pad, x, n, C, H, W, 0);
-        else
-#endif
-            winograd4_input(V, ld, pad, x, n, C, H, W, 0);
-        for (int f = 0; f < 36; f++)
-            prof_sgemm(CblasNoTrans, CblasNoTrans, OC, (int)ld, C, 1.0f,
-                        U + (size_t)f * OC * C, C, V + f * fv, (int)ld, 0.0f, M + f * fm,
-                        (int)ld);
-#ifdef __AVX512F__
-        if (lanes) output4_lanes_avx512(y, M, ld, bias, n, OC, H, W, pad);
-        else
-#endif
-            winograd4_output(y, M, ld, bias, n, OC, H, W, 0);
-    }
+    for (int b0 = 0; b0 < B; b0 += nb)
+        winograd4_forward_chunk(out + (size_t)b0 * OC * H * W, work, nb, U,
+                                inp + (size_t)b0 * C * H * W, bias, B - b0 < nb ? B - b0 : nb, C,
+                                H, W, OC);
+}
+
+void winograd4_dweight_chunk(float *dU, float *work, int nb, const float *dout, const float *inp,
+                             int n, int C, int H, int W, int OC, float beta) {
+    size_t ld = tiles4_of(n, H, W), ldmax = tiles4_of(nb, H, W);
+    size_t fv = winograd_plane(C, ld), fd = winograd_plane(OC, ld);
+    float *V = work, *D = work + 36 * winograd_plane(C, ldmax);
+    float *pad = D + 36 * winograd_plane(OC, ldmax);
+    winograd4_input(V, ld, pad, inp, n, C, H, W, 0);
+    winograd4_dout(D, ld, pad, dout, n, OC, H, W, 0);
+    for (int f = 0; f < 36; f++)
+        prof_sgemm(CblasNoTrans, CblasTrans, OC, C, (int)ld, 1.0f, D + f * fd, (int)ld,
+                   V + f * fv, (int)ld, beta, dU + (size_t)f * OC * C, C);
 }
 
 void conv2d_winograd4_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
                               const float *inp, int B, int C, int H, int W, int OC) {
     if (B <= 0) return;
-    for (int b0 = 0; b0 < B; b0 += nb) {
-        int n = B - b0 < nb ? B - b0 : nb;
-        size_t ld = tiles4_of(n, H, W), ldmax = tiles4_of(nb, H, W);
-        size_t fv = winograd_plane(C, ld), fd = winograd_plane(OC, ld);
-        float *V = work, *D = work + 36 * winograd_plane(C, ldmax);
-        float *pad = D + 36 * winograd_plane(OC, ldmax);
-        winograd4_input(V, ld, pad, inp + (size_t)b0 * C * H * W, n, C, H, W, 0);
-        winograd4_dout(D, ld, pad, dout + (size_t)b0 * OC * H * W, n, OC, H, W, 0);
-        for (int f = 0; f < 36; f++)
-            prof_sgemm(CblasNoTrans, CblasTrans, OC, C, (int)ld, 1.0f,
-                        D + f * fd, (int)ld, V + f * fv, (int)ld, b0 ? 1.0f : 0.0f,
-                        dU + (size_t)f * OC * C, C);
-    }
+    for (int b0 = 0; b0 < B; b0 += nb)
+        winograd4_dweight_chunk(dU, work, nb, dout + (size_t)b0 * OC * H * W,
+                                inp + (size_t)b0 * C * H * W, B - b0 < nb ? B - b0 : nb, C, H,
+                                W, OC, b0 ? 1.0f : 0.0f);
     winograd4_filter_grad(dweight, dU, OC, C);
 }
 
 const WinogradKernels winograd4_kernels = {36, winograd4_filter, winograd4_work_floats,
-                                           conv2d_winograd4_forward, conv2d_winograd4_dweight};
+                                           conv2d_winograd4_forward, conv2d_winograd4_dweight,
+                                           winograd4_filter_grad, winograd4_forward_chunk,
+                                           winograd4_dweight_chunk};

@@ -153,9 +153,9 @@ static void test_seq_fuses_like_layers(void **state) {
 // through their own forward and backward, from the same parameters: the same output, input
 // gradient, parameter gradients and running statistics, to the bit.
 // unwritten >= 0: that layer's output buffer in the fused Seq must stay untouched (its pass
-// fused it away).
-static void check_seq_against_layers(const LayerSpec *specs, int n, Shape in, int B,
-                                     int unwritten) {
+// fused it away); grad_unwritten >= 0: likewise its output gradient's (handed over by samples).
+static void check_seq_against_layers_grad(const LayerSpec *specs, int n, Shape in, int B,
+                                          int unwritten, int grad_unwritten) {
     Seq s, r;
     ParamTable t, t2;
     memset(&t, 0, sizeof t), memset(&t2, 0, sizeof t2);
@@ -183,6 +183,8 @@ static void check_seq_against_layers(const LayerSpec *specs, int n, Shape in, in
     }
     size_t nu = unwritten >= 0 ? B * shape_numel(s.layers[unwritten].out) * 4 : 0;
     if (nu) memset(s.acts[unwritten], 0x7f, nu);
+    size_t ng = grad_unwritten >= 0 ? B * shape_numel(s.layers[grad_unwritten].out) * 4 : 0;
+    if (ng) memset(s.dacts[grad_unwritten], 0x7f, ng);
     for (int train = 1; train >= 0; train--)
         for (int first = 0; first < 2; first++) {
             StepCtx c = {.train = train, .dropout_on = 1, .seed = 9, .step = 2, .sample_ids = ids};
@@ -207,6 +209,8 @@ static void check_seq_against_layers(const LayerSpec *specs, int n, Shape in, in
             }
             if (!first) assert_memory_equal(dx, dx_ref, N * 4);
             assert_memory_equal(g1, g2, np * 4);
+            for (size_t k = 0; k < ng; k++)
+                assert_int_equal(((uint8_t *)s.dacts[grad_unwritten])[k], 0x7f);
         }
     for (int k = 0; k < n; k++) free(acts[k]), free(dacts[k]);
     free(acts), free(dacts);
@@ -214,6 +218,11 @@ static void check_seq_against_layers(const LayerSpec *specs, int n, Shape in, in
         free(dx_ref);
     seq_free(&s), seq_free(&r);
     param_table_free(&t), param_table_free(&t2);
+}
+
+static void check_seq_against_layers(const LayerSpec *specs, int n, Shape in, int B,
+                                     int unwritten) {
+    check_seq_against_layers_grad(specs, n, in, B, unwritten, -1);
 }
 
 static void test_batchnorm_groups(void **state) {
@@ -282,6 +291,38 @@ static void test_conv_batchnorm_moments(void **state) {
     check_seq_against_layers(pooled, 4, (Shape){3, {4, 14, 14}}, 5, 2);
 }
 
+// The gradient a fused BatchNorm group hands to the convolution before it by samples
+// (DoutRange): computed for each chunk the convolution works on, never written whole (the
+// convolution's output gradient buffer stays untouched), and to the bit what the layers one
+// by one give, with a first convolution (no input gradient) and a second one (with), on
+// each backward path: F(2x2) at 14x14 (2 samples a chunk), F(4x4) at 7x7 (8 a chunk, a short
+// last one) and at 28x28 (the line transforms, 2 a chunk), im2col (a 5x5 kernel, 3 samples a chunk, and
+// a bias, whose gradient is then summed chunk by chunk), and ghost batches of 3 that cut the
+// convolution's chunks of 2.
+static void test_conv_takes_gradient_by_samples(void **state) {
+    (void)state;
+    LayerSpec conv = spec("conv2d", "c1", 0), bn = spec("batchnorm", "bn1", 0);
+    LayerSpec pool = spec("maxpool2d", "p1", 0);
+    bn.eps = 1e-5f, bn.momentum = 0.1f;
+    conv.kernel = 3, conv.padding = 1, conv.bias = 0, conv.out = 8;
+    pool.kernel = 2;
+    LayerSpec specs[8] = {conv, bn, spec("relu", "r1", 0), spec("dropout2d", "d1", 0.3f),
+                          pool, conv, bn, spec("relu", "r2", 0)};
+    snprintf(specs[5].name, sizeof specs[5].name, "c2");
+    snprintf(specs[6].name, sizeof specs[6].name, "bn2");
+    check_seq_against_layers_grad(specs, 8, (Shape){3, {4, 14, 14}}, 9, 3, 0);
+    specs[0].out = specs[5].out = 128;  // F(2x2) at 14x14, then F(4x4) at 7x7, 8 a chunk
+    check_seq_against_layers_grad(specs, 8, (Shape){3, {4, 14, 14}}, 10, 3, 5);
+    specs[0].out = specs[5].out = 32;  // F(4x4) at 28x28, then F(2x2) at 14x14
+    check_seq_against_layers_grad(specs, 8, (Shape){3, {32, 28, 28}}, 3, 3, 5);
+    specs[0].kernel = specs[5].kernel = 5, specs[0].padding = specs[5].padding = 2;
+    specs[0].bias = specs[5].bias = 1, specs[0].out = specs[5].out = 4;  // im2col
+    check_seq_against_layers_grad(specs, 8, (Shape){3, {4, 9, 9}}, 5, 3, 5);
+    specs[0].kernel = specs[5].kernel = 3, specs[0].padding = specs[5].padding = 1;
+    specs[0].out = specs[5].out = 6, specs[1].ghost = specs[6].ghost = 3;
+    check_seq_against_layers_grad(specs, 8, (Shape){3, {4, 14, 14}}, 5, 3, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relu_dropout2d_kernels),
@@ -290,6 +331,7 @@ int main(void) {
         cmocka_unit_test(test_batchnorm_groups),
         cmocka_unit_test(test_batchnorm_pool_groups),
         cmocka_unit_test(test_conv_batchnorm_moments),
+        cmocka_unit_test(test_conv_takes_gradient_by_samples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
