@@ -574,8 +574,8 @@ static void planes(const Layer *l, int *C, int *H, int *W) {
     *W = l->in.ndim == 3 ? l->in.d[2] : 1;
 }
 
-// The output of samples [b0, b0 + nb): plain, or through the ReLU, mask and pool of rm (NULL:
-// plain), its sign bits into pos (B, C, words(HW)).
+// The output of samples [b0, b0 + nb) into out (from sample b0 on): plain, or through the
+// ReLU, mask and pool of rm (NULL: plain), its sign bits into pos (B, C, words(HW)).
 static void apply(const Layer *l, float *out, uint16_t *pos, const float *inp,
                   const double *mean, const double *rstd, const float *w, const float *bias,
                   const ReluMask *rm, int b0, int nb) {
@@ -583,15 +583,37 @@ static void apply(const Layer *l, float *out, uint16_t *pos, const float *inp,
     planes(l, &C, &H, &W);
     size_t off = (size_t)b0 * C * H * W;
     if (!rm) {
-        batchnorm_forward(out + off, inp + off, mean, rstd, w, bias, nb, C, H * W);
+        batchnorm_forward(out, inp + off, mean, rstd, w, bias, nb, C, H * W);
         return;
     }
     const uint8_t *keep = !rm->keep ? NULL : rm->keep + (rm->per_channel ? (size_t)b0 * C : off);
     size_t pooled = (size_t)b0 * C * (H / 2) * (W / 2);
-    batchnorm_forward_relu_mask(rm->argmax ? out + pooled : out + off,
-                                rm->argmax ? rm->argmax + pooled : NULL,
+    batchnorm_forward_relu_mask(out, rm->argmax ? rm->argmax + pooled : NULL,
                                 pos + (size_t)b0 * C * words(H * W), inp + off, mean, rstd, w,
                                 bias, keep, rm->per_channel, rm->scale, nb, C, H, W);
+}
+
+// The floats of output a sample has: (C, H, W), or (C, H/2, W/2) after rm's pool.
+static size_t out_numel(const Layer *l, const ReluMask *rm) {
+    int C, H, W;
+    planes(l, &C, &H, &W);
+    return rm && rm->argmax ? (size_t)C * (H / 2) * (W / 2) : (size_t)C * H * W;
+}
+
+// out (n, out_numel) = the output of samples [b0, b0 + n), each with its chunk's statistics
+// (save_chunk), after a forward call made with out NULL; the sign bits as forward writes them.
+static void output_range(Layer *l, float *out, int b0, int n, const float *inp,
+                         const float *params, const StepCtx *c, int B, const ReluMask *rm) {
+    int C = l->in.d[0];
+    const float *w = params + l->poff[0], *bias = params + l->poff[1];
+    int g = c->train && l->spec.ghost > 0 ? l->spec.ghost : B;
+    for (int b = b0; b < b0 + n;) {  // the part of [b0, b0 + n) in chunk b / g
+        int k = b / g, end = (k + 1) * g < b0 + n ? (k + 1) * g : b0 + n;
+        const double *mean = save_chunk(l, k);
+        apply(l, out + (size_t)(b - b0) * out_numel(l, rm), save_pos(l, B), inp, mean, mean + C,
+              w, bias, rm, b, end - b);
+        b = end;
+    }
 }
 
 static void forward_rm(Layer *l, float *out, const float *inp, const float *params, float *bufs,
@@ -606,7 +628,7 @@ static void forward_rm(Layer *l, float *out, const float *inp, const float *para
             mean[ch] = rmean[ch];
             rstd[ch] = 1.0 / sqrt((double)rvar[ch] + l->spec.eps);
         }
-        apply(l, out, save_pos(l, B), inp, mean, rstd, w, bias, rm, 0, B);
+        if (out) apply(l, out, save_pos(l, B), inp, mean, rstd, w, bias, rm, 0, B);
         return;
     }
     int g = l->spec.ghost > 0 ? l->spec.ghost : B, K = nchunks(l, c, B);
@@ -630,7 +652,9 @@ static void forward_rm(Layer *l, float *out, const float *inp, const float *para
             stats[C + ch] = 1.0 / sqrt(var + l->spec.eps);
             stats[2 * C + ch] = n;
         }
-        apply(l, out, save_pos(l, B), inp, stats, stats + C, w, bias, rm, b0, nb);
+        if (out)  // else written later by samples (out_range)
+            apply(l, out + (size_t)b0 * out_numel(l, rm), save_pos(l, B), inp, stats, stats + C,
+                  w, bias, rm, b0, nb);
     }
     bufs[l->poff[4]] += (float)K;
 }
@@ -745,4 +769,5 @@ const LayerKind layer_batchnorm = {.type = "batchnorm", LAYER_KEYS(keys),
                                    .setup = setup, .init = init, .forward = forward,
                                    .backward = backward, .forward_relu_mask = forward_relu_mask,
                                    .backward_relu_mask = backward_relu_mask,
-                                   .moments_wanted = moments_wanted, .dinp_range = input_grad};
+                                   .moments_wanted = moments_wanted, .dinp_range = input_grad,
+                                   .out_range = output_range};

@@ -184,31 +184,51 @@ static void bias_grad(float *dbias, const float *dout, int B, int OC, int N) {
 // The output gradient of samples [b0, b0 + n), (n, OC, N): in dout, or, where the layer after
 // hands it over by samples (src not NULL, dout NULL), written into buf (n OC N floats) now,
 // while the chunk that uses it is about to run. dbias (OC), unless NULL, += its sums.
-static const float *dout_chunk(float *dbias, const float *dout, const DoutRange *src, float *buf,
-                               int b0, int n, int OC, int N) {
+static const float *dout_chunk(float *dbias, const float *dout, const SampleRange *src,
+                               float *buf, int b0, int n, int OC, int N) {
     const float *dy = dout ? dout + (size_t)b0 * OC * N : buf;
-    if (!dout) dout_range_fill(src, buf, b0, n);
+    if (!dout) sample_range_dinp(src, buf, b0, n);
     if (dbias) bias_grad(dbias, dy, n, OC, N);  // chunk by chunk: the same sums in order
     return dy;
 }
 
+// The input of samples [b0, b0 + n), (n, C, H, W), CHW = C H W: in inp, or, where the layer
+// before hands it over by samples (src not NULL, inp NULL), written into buf now.
+static const float *inp_chunk(const float *inp, const SampleRange *src, float *buf, int b0,
+                              int n, size_t CHW) {
+    if (inp) return inp + (size_t)b0 * CHW;
+    sample_range_out(src, buf, b0, n);
+    return buf;
+}
+
+// Scratch for the handed chunks (dout_chunk, inp_chunk) at the start of a work area: *dbuf
+// and *xbuf (NULL where not handed), and the area after them.
+static float *handed_bufs(float **dbuf, float **xbuf, float *work, const float *dout,
+                          const float *inp, int nb, size_t OCN, size_t CHW) {
+    *dbuf = dout ? NULL : work;
+    work += dout ? 0 : nb * OCN;
+    *xbuf = inp ? NULL : work;
+    return work + (inp ? 0 : nb * CHW);
+}
+
 // dinp (B,C,H,W) = col2im(W^T dout) (overwritten; skipped if NULL); dweight (OC,C,K,K) +=
-// dout col^T; dbias (OC) += sums of dout (skipped if NULL). dout is (B,OC,OH,OW), or NULL and
-// handed over by src (dout_chunk); inp is (B,C,H,W); work as forward_chunked's, and with src
-// another nb OC OH OW floats before it.
+// dout col^T; dbias (OC) += sums of dout (skipped if NULL). dout is (B,OC,OH,OW), inp is
+// (B,C,H,W), either NULL and handed over by dsrc, xsrc (dout_chunk, inp_chunk); work as
+// forward_chunked's, after handed_bufs' scratch.
 static void backward_chunked(float *dinp, float *dweight, float *dbias, float *work, int nb,
-                             const float *dout, const DoutRange *src, const float *inp,
-                             const float *weight, int B, int C, int H, int W, int OC, int K,
-                             int S, int P) {
+                             const float *dout, const SampleRange *dsrc, const float *inp,
+                             const SampleRange *xsrc, const float *weight, int B, int C, int H,
+                             int W, int OC, int K, int S, int P) {
     int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
     int CKK = C * K * K, N = OH * OW;
-    float *buf = work;
-    if (!dout) work += (size_t)nb * OC * N;
+    float *dbuf, *xbuf;
+    work = handed_bufs(&dbuf, &xbuf, work, dout, inp, nb, (size_t)OC * N, (size_t)C * H * W);
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
         size_t ld = (size_t)n * N;
         float *col = work;
-        const float *dy = dout_chunk(dbias, dout, src, buf, b0, n, OC, N);
+        const float *dy = dout_chunk(dbias, dout, dsrc, dbuf, b0, n, OC, N);
+        const float *x = inp_chunk(inp, xsrc, xbuf, b0, n, (size_t)C * H * W);
         if (nb > 1) {  // (n, OC, N) -> (OC, n, N)
             float *g = work + (size_t)CKK * nb * N;
             for (int b = 0; b < n; b++)
@@ -218,8 +238,8 @@ static void backward_chunked(float *dinp, float *dweight, float *dbias, float *w
             dy = g;
         }
         for (int b = 0; b < n; b++)
-            im2col_ld(col + (size_t)b * N, ld, inp + (size_t)(b0 + b) * C * H * W, C, H, W, K,
-                      S, P, OH, OW);
+            im2col_ld(col + (size_t)b * N, ld, x + (size_t)b * C * H * W, C, H, W, K, S, P, OH,
+                      OW);
         prof_sgemm(CblasNoTrans, CblasTrans, OC, CKK, (int)ld, 1.0f, dy, (int)ld,
                     col, (int)ld, 1.0f, dweight, CKK);
         if (!dinp) continue;
@@ -323,16 +343,18 @@ static size_t same_work_floats(int C, int OC, int KK, int N, int nb) {
 // backward_chunked for a same-size convolution: dinp is the GEMM of the rotated weights wr
 // (C, OC, K, K) with dout's columns, written once (beta = 0), with no col2im scatter.
 static void backward_same(float *dinp, float *dweight, float *dbias, float *work, int nb,
-                          const float *wr, const float *dout, const DoutRange *src,
-                          const float *inp, int B, int C, int H, int W, int OC, int K, int P) {
+                          const float *wr, const float *dout, const SampleRange *dsrc,
+                          const float *inp, const SampleRange *xsrc, int B, int C, int H, int W,
+                          int OC, int K, int P) {
     int CKK = C * K * K, OKK = OC * K * K, N = H * W, R = C > OC ? C : OC;
-    float *buf = work;
-    if (!dout) work += (size_t)nb * OC * N;
+    float *dbuf, *xbuf;
+    work = handed_bufs(&dbuf, &xbuf, work, dout, inp, nb, (size_t)OC * N, (size_t)C * N);
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
         size_t ld = (size_t)n * N;
         float *col = work, *g = work + (size_t)R * K * K * nb * N;
-        const float *dn = dout_chunk(dbias, dout, src, buf, b0, n, OC, N), *dy = dn;
+        const float *dn = dout_chunk(dbias, dout, dsrc, dbuf, b0, n, OC, N), *dy = dn;
+        const float *x = inp_chunk(inp, xsrc, xbuf, b0, n, (size_t)C * N);
         if (nb > 1) {  // (n, OC, N) -> (OC, n, N)
             for (int b = 0; b < n; b++)
                 for (int o = 0; o < OC; o++)
@@ -341,8 +363,7 @@ static void backward_same(float *dinp, float *dweight, float *dbias, float *work
             dy = g;
         }
         for (int b = 0; b < n; b++)
-            im2col_ld(col + (size_t)b * N, ld, inp + (size_t)(b0 + b) * C * N, C, H, W, K, 1, P,
-                      H, W);
+            im2col_ld(col + (size_t)b * N, ld, x + (size_t)b * C * N, C, H, W, K, 1, P, H, W);
         prof_sgemm(CblasNoTrans, CblasTrans, OC, CKK, (int)ld, 1.0f, dy, (int)ld,
                     col, (int)ld, 1.0f, dweight, CKK);
         if (!dinp) continue;
@@ -395,12 +416,12 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, cons
     if (rotated_backward(K, S, P, C, OC, dinp != NULL) &&
         nwr + same_work_floats(C, OC, K * K, N, nb) <= have) {
         rotate_weight(col, weight, C, OC, K);
-        backward_same(dinp, dweight, dbias, col + nwr, nb, col, dout, NULL, inp, B, C, H, W, OC,
-                      K, P);
+        backward_same(dinp, dweight, dbias, col + nwr, nb, col, dout, NULL, inp, NULL, B, C, H,
+                      W, OC, K, P);
     } else {
         nb = chunk_fitting(have, CKK, OC, N, B);
-        backward_chunked(dinp, dweight, dbias, col, nb, dout, NULL, inp, weight, B, C, H, W, OC,
-                         K, S, P);
+        backward_chunked(dinp, dweight, dbias, col, nb, dout, NULL, inp, NULL, weight, B, C, H,
+                         W, OC, K, S, P);
     }
     for (int b = 0; b < B; b++)
         conv2d_im2col(col + (size_t)b * CKK * N, inp + (size_t)b * C * H * W, C, H, W, K, S, P,
@@ -455,8 +476,8 @@ static int setup(Layer *l, Shape in, ParamTable *t, Err *e) {
         if (per > l->save_bytes_per_sample) l->save_bytes_per_sample = per;
         l->save_bytes_fixed = 2 * (size_t)(four ? 36 : 16) * C * s->out * sizeof(float);
     }
-    // and, where the gradient is handed over by samples (dout_chunk), a chunk's of it
-    l->save_bytes_per_sample += (size_t)s->out * OH * OW * sizeof(float);
+    // and, where the gradient or the input is handed over by samples (handed_bufs), a chunk's
+    l->save_bytes_per_sample += ((size_t)s->out * OH * OW + (size_t)C * H * W) * sizeof(float);
     return ERR_OK;
 }
 
@@ -472,10 +493,12 @@ static void init(const Layer *l, float *params, float *bufs, uint32_t seed) {
 // The forward paths, each of which takes the batch nb samples at a time.
 typedef enum { FWD_IM2COL, FWD_WINOGRAD2, FWD_WINOGRAD4 } FwdPath;
 
-// With l->out_moments set (seq_forward: a BatchNorm in training follows), the path runs one
-// of its chunks at a time, each a call of its own with the same chunk size (the same work,
-// so the same bits), and the chunk's output planes give their moments while they are still
-// in cache: BatchNorm then never reads the whole output back for its statistics.
+// With l->out_moments set (seq_forward: a BatchNorm in training follows), or the input
+// handed over by samples (inp NULL, l->inp_range), the path runs one of its chunks at a
+// time, each a call of its own with the same chunk size (the same work, so the same bits):
+// the chunk's output planes give their moments while they are still in cache (BatchNorm then
+// never reads the whole output back for its statistics), and its input is written just
+// before it is transformed.
 static void forward(Layer *l, float *out, const float *inp, const float *params, float *bufs,
                     const StepCtx *c, int B) {
     (void)bufs, (void)c;
@@ -497,10 +520,12 @@ static void forward(Layer *l, float *out, const float *inp, const float *params,
             nb = wino_chunk(H, W, B);
         }
     }
-    int step = l->out_moments ? nb : B;
+    int step = l->out_moments || !inp ? nb : B;
+    float *xbuf = work;  // the input's chunk, where the layer before hands it over by samples
+    if (!inp) work += (size_t)nb * C * H * W;
     for (int b0 = 0; b0 < B; b0 += step) {
         int n = B - b0 < step ? B - b0 : step;
-        const float *x = inp + (size_t)b0 * C * H * W;
+        const float *x = inp_chunk(inp, l->inp_range, xbuf, b0, n, (size_t)C * H * W);
         float *y = out + (size_t)b0 * OC * N;
         if (path == FWD_WINOGRAD4)
             conv2d_winograd4_forward(y, work, nb, U, x, bias, n, C, H, W, OC);
@@ -522,21 +547,22 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     float *dw = dparams + l->poff[0], *db = s->bias ? dparams + l->poff[1] : NULL;
     const float *w = params + l->poff[0];
     int H = l->in.d[1], W = l->in.d[2];
-    const DoutRange *src = l->dout_range;
+    const SampleRange *dsrc = l->dout_range, *xsrc = l->inp_range;
     if (winograd_applies(K, S, s->padding, C, H, W)) {
         // a chunk at a time: its output gradient, its share of the weight gradient, its input
         // gradient, while the chunk is in cache (the same work and sums as a pass each)
         int four = winograd_tile(H, W) == 4;
         const WinogradKernels *k = four ? &winograd4_kernels : &winograd2_kernels;
         int nb = four ? wino4_chunk(C, OC, H, W, B) : wino_chunk(H, W, B);  // either way round
-        float *dU = l->save, *U = dU + (size_t)k->freqs * OC * C;
-        float *buf = U + (size_t)k->freqs * OC * C, *work = buf + (dout ? 0 : (size_t)nb * OC * N);
+        float *dU = l->save, *U = dU + (size_t)k->freqs * OC * C, *dbuf, *xbuf;
+        float *work = handed_bufs(&dbuf, &xbuf, U + (size_t)k->freqs * OC * C, dout, inp, nb,
+                                  (size_t)OC * N, (size_t)C * N);
         if (dinp) k->filter(U, w, OC, C, 1);
         for (int b0 = 0; b0 < B; b0 += nb) {
             int n = B - b0 < nb ? B - b0 : nb;
-            const float *dy = dout_chunk(db, dout, src, buf, b0, n, OC, N);
-            k->dweight_chunk(dU, work, nb, dy, inp + (size_t)b0 * C * N, n, C, H, W, OC,
-                             b0 ? 1.0f : 0.0f);
+            const float *dy = dout_chunk(db, dout, dsrc, dbuf, b0, n, OC, N);
+            const float *x = inp_chunk(inp, xsrc, xbuf, b0, n, (size_t)C * N);
+            k->dweight_chunk(dU, work, nb, dy, x, n, C, H, W, OC, b0 ? 1.0f : 0.0f);
             if (dinp)
                 k->forward_chunk(dinp + (size_t)b0 * C * N, work, nb, U, dy, NULL, n, OC, H, W,
                                  C);
@@ -548,12 +574,12 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
         float *wr = l->save;  // the fixed area: rotated weights, then the chunk's scratch
         if (dinp) rotate_weight(wr, w, C, OC, K);
         backward_same(dinp, dw, db, wr + (size_t)C * OC * K * K,
-                      chunk_samples((C > OC ? C : OC) * K * K, N, B), wr, dout, src, inp, B, C,
-                      l->in.d[1], l->in.d[2], OC, K, s->padding);
+                      chunk_samples((C > OC ? C : OC) * K * K, N, B), wr, dout, dsrc, inp, xsrc,
+                      B, C, H, W, OC, K, s->padding);
         return;
     }
-    backward_chunked(dinp, dw, db, l->save, chunk_samples(CKK, N, B), dout, src, inp, w, B, C,
-                     l->in.d[1], l->in.d[2], OC, K, S, s->padding);
+    backward_chunked(dinp, dw, db, l->save, chunk_samples(CKK, N, B), dout, dsrc, inp, xsrc, w,
+                     B, C, H, W, OC, K, S, s->padding);
 }
 
 // OC*OH*OW outputs per sample, C*K*K multiply-accumulates each.
@@ -571,6 +597,7 @@ static const LayerKeyDesc keys[] = {
 };
 
 const LayerKind layer_conv2d = {.type = "conv2d", LAYER_KEYS(keys),
-                                .flags = LAYER_PLANE_MOMENTS | LAYER_DOUT_BY_RANGE,
+                                .flags = LAYER_PLANE_MOMENTS | LAYER_DOUT_BY_RANGE |
+                                         LAYER_INP_BY_RANGE,
                                 .setup = setup, .init = init,
                                 .forward = forward, .backward = backward, .flops = flops};

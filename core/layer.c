@@ -68,8 +68,14 @@ int layer_add_param(Layer *l, ParamTable *t, const char *name, ParamRole role, i
     return ERR_OK;
 }
 
-void dout_range_fill(const DoutRange *d, float *dst, int b0, int n) {
+void sample_range_dinp(const SampleRange *r, float *dst, int b0, int n) {
     double t = prof_start();
-    d->l->kind->dinp_range(d->l, dst, b0, n, d->dout, d->inp, d->params, d->c, d->B, &d->rm);
+    r->l->kind->dinp_range(r->l, dst, b0, n, r->dout, r->inp, r->params, r->c, r->B, &r->rm);
+    prof_add(PROF_ELEMENTWISE, t);
+}
+
+void sample_range_out(const SampleRange *r, float *dst, int b0, int n) {
+    double t = prof_start();
+    r->l->kind->out_range(r->l, dst, b0, n, r->inp, r->params, r->c, r->B, &r->rm);
     prof_add(PROF_ELEMENTWISE, t);
 }

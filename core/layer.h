@@ -151,7 +151,9 @@ enum {
                                    // its output to l->out_moments when seq sets it
                                    // (batchnorm_plane_moments), while the planes are in cache
     LAYER_DOUT_BY_RANGE = 1 << 5,  // its backward can take its output gradient a few samples
-                                   // at a time from l->dout_range (DoutRange) instead of dout
+                                   // at a time from l->dout_range (SampleRange) instead of dout
+    LAYER_INP_BY_RANGE = 1 << 6,   // its forward and backward can take their input a few
+                                   // samples at a time from l->inp_range instead of inp
 };
 
 typedef struct {
@@ -201,10 +203,16 @@ typedef struct {
     // Optional, fusion: after a backward_relu_mask call made with dinp NULL, writes dinp (n,
     // the layer's input numel) = the input gradient of samples [b0, b0 + n), which that call
     // would have written there. The other arguments are that call's. seq_backward then hands
-    // the gradient to a LAYER_DOUT_BY_RANGE layer before it by samples (DoutRange).
+    // the gradient to a LAYER_DOUT_BY_RANGE layer before it by samples (SampleRange).
     void (*dinp_range)(Layer *l, float *dinp, int b0, int n, const float *dout,
                        const float *inp, const float *params, const StepCtx *c, int B,
                        const ReluMask *rm);
+    // Optional, fusion: likewise out (n, the pass's output numel) = the output of samples
+    // [b0, b0 + n) after a forward_relu_mask call made with out NULL, for as long as that
+    // forward's statistics and masks stand (through the step's backward): seq_forward and
+    // seq_backward then hand the output to a LAYER_INP_BY_RANGE layer after it by samples.
+    void (*out_range)(Layer *l, float *out, int b0, int n, const float *inp,
+                      const float *params, const StepCtx *c, int B, const ReluMask *rm);
     // Optional: layers that own more than their save area (a residual block's branch) plan
     // and release it here; model_plan and model_free call them.
     int (*plan)(Layer *l, int max_batch, Err *e);
@@ -233,24 +241,28 @@ struct Layer {
     const double *in_moments;
     // Set by seq_backward for one backward call, else NULL: where a LAYER_DOUT_BY_RANGE layer
     // takes its output gradient (its backward's dout is then NULL).
-    const struct DoutRange *dout_range;
+    const struct SampleRange *dout_range;
+    // Set by seq_forward and seq_backward for one call, else NULL: where a LAYER_INP_BY_RANGE
+    // layer takes its input (inp is then NULL).
+    const struct SampleRange *inp_range;
 };
 
-// An output gradient handed over by samples (seq_backward): the fused group after a
-// LAYER_DOUT_BY_RANGE layer computes it (its first layer's dinp_range) for the samples that
-// layer works on next, which then are still in cache, instead of writing it whole to memory
-// for the layer to read back. The group's backward_relu_mask ran first, with dinp NULL.
-typedef struct DoutRange {
-    Layer *l;  // the group's first layer; the rest: the arguments of its backward call
-    const float *dout, *inp, *params;
+// A fused group's output or input gradient handed over by samples (seq.c): the group computes
+// it (its first layer's out_range, dinp_range) for the samples the layer after or before it
+// works on next, which then are still in cache, instead of writing it whole to memory for
+// that layer to read back. The group's forward or backward ran first with out or dinp NULL.
+typedef struct SampleRange {
+    Layer *l;  // the group's first layer; the rest: the arguments of its forward or backward
+    const float *dout, *inp, *params;  // dout NULL for an output
     const StepCtx *c;
     ReluMask rm;
     int B;
-} DoutRange;
+} SampleRange;
 
-// dst (n, the layer's output numel) = the output gradient of samples [b0, b0 + n), timed as
-// an elementwise pass.
-void dout_range_fill(const DoutRange *d, float *dst, int b0, int n);
+// dst (n, the group's input numel) = the input gradient of samples [b0, b0 + n), and dst (n,
+// the group's output numel) = the output of samples [b0, b0 + n); timed as elementwise passes.
+void sample_range_dinp(const SampleRange *r, float *dst, int b0, int n);
+void sample_range_out(const SampleRange *r, float *dst, int b0, int n);
 
 // The registry (layer.c): every layer kind regdist knows, in a fixed order.
 int layer_kind_count(void);

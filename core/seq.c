@@ -173,23 +173,41 @@ static void link_moments(Seq *s, int i, int g, const StepCtx *c, int B) {
     next->in_moments = l->out_moments;
 }
 
+// Whether the fused group [i, i+g) hands its output to the layer after it by samples (its
+// out_range; LAYER_INP_BY_RANGE), in forward and again in backward, instead of writing it:
+// where no max-pool ends the group, which would make its input four times its output.
+static int hands_output(Seq *s, int i, int g) {
+    const LayerKind *k = s->layers[i].kind;
+    if (g == 1 || (k->flags & LAYER_RELU) || !k->out_range || is_max2x2(s, i + g - 1))
+        return 0;
+    return i + g < s->n && (s->layers[i + g].kind->flags & LAYER_INP_BY_RANGE) &&
+           group_len(s, i + g) == 1;
+}
+
 const float *seq_forward(Seq *s, const float *x, const float *params, float *bufs,
                          const StepCtx *c, int B) {
     const float *in = x;
+    SampleRange pulled;  // a group's output, handed to the layer after it
+    int handed = 0;
     for (int i = 0; i < s->n;) {
         Layer *l = &s->layers[i];
         int g = group_len(s, i);
         float *out = s->acts[i + g - 1];
         link_moments(s, i, g, c, B);
         double t0 = prof_start(), g0 = prof_inner(), f0 = prof.gemm_flops;
-        if (g == 1)
-            l->kind->forward(l, out, in, params, bufs, c, B);
-        else {
+        if (g == 1) {
+            l->inp_range = handed ? &pulled : NULL;
+            l->kind->forward(l, out, handed ? NULL : in, params, bufs, c, B);
+            l->inp_range = NULL;
+            handed = 0;
+        } else {
             ReluMask rm = group_mask(s, i, g, c, B, 1);
+            int hand = hands_output(s, i, g);
             if (l->kind->flags & LAYER_RELU)
                 relu_mask_forward(out, in, &rm, &s->layers[i + 1], B);
             else
-                l->kind->forward_relu_mask(l, out, in, params, bufs, c, B, &rm);
+                l->kind->forward_relu_mask(l, hand ? NULL : out, in, params, bufs, c, B, &rm);
+            if (hand) pulled = (SampleRange){l, NULL, in, params, c, rm, B}, handed = 1;
         }
         // forward is a third of a training step's matrix-product FLOPs without dinp
         prof_layer(l, t0, g0, f0, l->kind->flops ? B * l->kind->flops(l, 0) / 2 : 0);
@@ -234,7 +252,7 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
         start[i + g - 1] = i;
         i += g;
     }
-    DoutRange later;  // a fused group's input gradient, handed to the layer before it
+    SampleRange later;  // a fused group's input gradient, handed to the layer before it
     int handed = 0;
     for (int e = s->n - 1; e >= 0;) {
         int i = start[e], g = e - i + 1;
@@ -244,9 +262,19 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
         float *dprev = i > 0 ? s->dacts[i - 1] : din;
         double t0 = prof_start(), g0 = prof_inner(), f0 = prof.gemm_flops;
         if (g == 1) {
+            // its input by samples, if the group before it handed it so in forward
+            int pull = i > 0 && hands_output(s, start[i - 1], i - start[i - 1]);
+            SampleRange pulled;
+            if (pull) {
+                int i0 = start[i - 1];
+                pulled = (SampleRange){&s->layers[i0], NULL, i0 > 0 ? s->acts[i0 - 1] : x,
+                                       params, c, group_mask(s, i0, i - i0, c, B, 0), B};
+            }
             l->dout_range = handed ? &later : NULL;
-            l->kind->backward(l, dprev, grads, handed ? NULL : d, in, s->acts[e], params, c, B);
-            l->dout_range = NULL;
+            l->inp_range = pull ? &pulled : NULL;
+            l->kind->backward(l, dprev, grads, handed ? NULL : d, pull ? NULL : in, s->acts[e],
+                              params, c, B);
+            l->dout_range = l->inp_range = NULL;
             handed = 0;
         } else {
             ReluMask rm = group_mask(s, i, g, c, B, 0);
@@ -258,7 +286,7 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
                                             params, c, B, &rm);
             else if (dprev)
                 relu_mask_backward(dprev, d, in, &rm, &s->layers[i + 1], B);
-            if (hand) later = (DoutRange){l, d, in, params, c, rm, B}, handed = 1;
+            if (hand) later = (SampleRange){l, d, in, params, c, rm, B}, handed = 1;
         }
         if (l->kind->flags & LAYER_RELU || g > 1 || !l->kind->flops)
             prof_layer(l, t0, g0, f0, 0);

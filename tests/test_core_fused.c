@@ -291,36 +291,54 @@ static void test_conv_batchnorm_moments(void **state) {
     check_seq_against_layers(pooled, 4, (Shape){3, {4, 14, 14}}, 5, 2);
 }
 
-// The gradient a fused BatchNorm group hands to the convolution before it by samples
-// (DoutRange): computed for each chunk the convolution works on, never written whole (the
-// convolution's output gradient buffer stays untouched), and to the bit what the layers one
-// by one give, with a first convolution (no input gradient) and a second one (with), on
-// each backward path: F(2x2) at 14x14 (2 samples a chunk), F(4x4) at 7x7 (8 a chunk, a short
-// last one) and at 28x28 (the line transforms, 2 a chunk), im2col (a 5x5 kernel, 3 samples a chunk, and
-// a bias, whose gradient is then summed chunk by chunk), and ghost batches of 3 that cut the
-// convolution's chunks of 2.
-static void test_conv_takes_gradient_by_samples(void **state) {
+// A fused BatchNorm group hands the convolution before it its input gradient, and the one
+// after it its output (where no max-pool ends it), by samples (SampleRange): computed for
+// each chunk the convolution works on (the output once in forward and again in backward),
+// never written whole (the convolution's output gradient buffer and the group's output
+// buffer stay untouched), and to the bit what the layers one by one give. For a first
+// convolution (no input gradient) and a second one (with), on each backward path: F(2x2) at
+// 14x14 (2 samples a chunk), F(4x4) at 7x7 (8 a chunk, a short last one) and at 28x28 (the
+// line transforms, 2 a chunk), im2col (a 5x5 kernel, 3 samples a chunk, and a bias, whose
+// gradient is then summed chunk by chunk), and ghost batches of 3 that cut the convolution's
+// chunks of 2; in training and in eval mode (check_seq_against_layers runs both).
+static void test_conv_takes_ranges(void **state) {
     (void)state;
     LayerSpec conv = spec("conv2d", "c1", 0), bn = spec("batchnorm", "bn1", 0);
     LayerSpec pool = spec("maxpool2d", "p1", 0);
     bn.eps = 1e-5f, bn.momentum = 0.1f;
     conv.kernel = 3, conv.padding = 1, conv.bias = 0, conv.out = 8;
     pool.kernel = 2;
+    // c1, bn1 + r1 + d1 + p1 (pooled: hands only its input gradient), c2, bn2 + r2
     LayerSpec specs[8] = {conv, bn, spec("relu", "r1", 0), spec("dropout2d", "d1", 0.3f),
                           pool, conv, bn, spec("relu", "r2", 0)};
     snprintf(specs[5].name, sizeof specs[5].name, "c2");
     snprintf(specs[6].name, sizeof specs[6].name, "bn2");
+    // c1, bn1 + r1 + d1 (hands its output to c2 too), c2, bn2 + r2
+    LayerSpec flat[7] = {specs[0], specs[1], specs[2], specs[3], specs[5], specs[6], specs[7]};
     check_seq_against_layers_grad(specs, 8, (Shape){3, {4, 14, 14}}, 9, 3, 0);
+    check_seq_against_layers_grad(flat, 7, (Shape){3, {4, 14, 14}}, 9, 3, 0);
+    check_seq_against_layers_grad(flat, 7, (Shape){3, {4, 14, 14}}, 9, 3, 4);
     specs[0].out = specs[5].out = 128;  // F(2x2) at 14x14, then F(4x4) at 7x7, 8 a chunk
     check_seq_against_layers_grad(specs, 8, (Shape){3, {4, 14, 14}}, 10, 3, 5);
+    flat[0].out = flat[4].out = 128;
+    check_seq_against_layers_grad(flat, 7, (Shape){3, {128, 7, 7}}, 10, 3, 4);
     specs[0].out = specs[5].out = 32;  // F(4x4) at 28x28, then F(2x2) at 14x14
     check_seq_against_layers_grad(specs, 8, (Shape){3, {32, 28, 28}}, 3, 3, 5);
-    specs[0].kernel = specs[5].kernel = 5, specs[0].padding = specs[5].padding = 2;
-    specs[0].bias = specs[5].bias = 1, specs[0].out = specs[5].out = 4;  // im2col
+    flat[0].out = flat[4].out = 32;
+    check_seq_against_layers_grad(flat, 7, (Shape){3, {32, 28, 28}}, 3, 3, 4);
+    // im2col (5x5 kernels) with a bias
+    specs[0].kernel = specs[5].kernel = flat[0].kernel = flat[4].kernel = 5;
+    specs[0].padding = specs[5].padding = flat[0].padding = flat[4].padding = 2;
+    specs[0].bias = specs[5].bias = flat[0].bias = flat[4].bias = 1;
+    specs[0].out = specs[5].out = flat[0].out = flat[4].out = 4;
     check_seq_against_layers_grad(specs, 8, (Shape){3, {4, 9, 9}}, 5, 3, 5);
-    specs[0].kernel = specs[5].kernel = 3, specs[0].padding = specs[5].padding = 1;
-    specs[0].out = specs[5].out = 6, specs[1].ghost = specs[6].ghost = 3;
+    check_seq_against_layers_grad(flat, 7, (Shape){3, {4, 9, 9}}, 5, 3, 4);
+    specs[0].kernel = specs[5].kernel = flat[0].kernel = flat[4].kernel = 3;  // ghost batches
+    specs[0].padding = specs[5].padding = flat[0].padding = flat[4].padding = 1;
+    specs[0].out = specs[5].out = flat[0].out = flat[4].out = 6;
+    specs[1].ghost = specs[6].ghost = flat[1].ghost = flat[5].ghost = 3;
     check_seq_against_layers_grad(specs, 8, (Shape){3, {4, 14, 14}}, 5, 3, 0);
+    check_seq_against_layers_grad(flat, 7, (Shape){3, {4, 14, 14}}, 5, 3, 4);
 }
 
 int main(void) {
@@ -331,7 +349,7 @@ int main(void) {
         cmocka_unit_test(test_batchnorm_groups),
         cmocka_unit_test(test_batchnorm_pool_groups),
         cmocka_unit_test(test_conv_batchnorm_moments),
-        cmocka_unit_test(test_conv_takes_gradient_by_samples),
+        cmocka_unit_test(test_conv_takes_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
