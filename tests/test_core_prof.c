@@ -2,7 +2,8 @@
 // off, kernels count nothing; on, a Winograd convolution counts exactly the FLOPs of its
 // GEMMs in the Winograd domain (36 or 16 products per tile, not the direct convolution's 9
 // per output), an elementwise pass the bytes it reads and writes, and a Seq puts a ReLU +
-// Dropout2d pair's time under elementwise work; prof_reset zeroes the counters.
+// Dropout2d pair's time under elementwise work, and a handed chunk's bytes and seconds once;
+// prof_reset zeroes the counters.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -106,12 +107,68 @@ static void test_seq_pair_is_elementwise(void **state) {
     param_table_free(&t);
 }
 
+// A conv2d -> BatchNorm + ReLU -> conv2d Seq in training, where the group hands its output
+// to the second convolution and its input gradient to the first by samples (seq.c): the
+// bytes that reach memory are counted, not the chunks written into cache for the
+// convolutions (N floats of activation, p of sign bits): the forward's apply (read N, the
+// chunk's N in cache, p bits) once in forward and again in backward, BatchNorm's sums (read
+// N of input and N of gradient, p) and its input gradient (read 2N, p; its N in cache). And
+// the time split has no second count of the handed passes: GEMM, transforms and elementwise
+// work add up to no more than the wall time.
+static void test_seq_handed_chunks(void **state) {
+    (void)state;
+    LayerSpec specs[4];
+    memset(specs, 0, sizeof specs);
+    const char *types[4] = {"conv2d", "batchnorm", "relu", "conv2d"};
+    const char *names[4] = {"c1", "bn", "r", "c2"};
+    for (int k = 0; k < 4; k++) {
+        snprintf(specs[k].type, sizeof specs[k].type, "%s", types[k]);
+        snprintf(specs[k].name, sizeof specs[k].name, "%s", names[k]);
+        specs[k].kernel = 3, specs[k].padding = 1, specs[k].out = k ? 3 : C;
+    }
+    specs[1].eps = 1e-5f, specs[1].momentum = 0.1f;
+    Seq s;
+    ParamTable t;
+    memset(&t, 0, sizeof t);
+    Err e = {0};
+    Shape out;
+    assert_int_equal(seq_setup(&s, specs, 4, (Shape){3, {C, 16, 16}}, "", 1, &t, &out, &e),
+                     ERR_OK);
+    assert_int_equal(seq_plan(&s, B, &e), ERR_OK);
+    size_t n = (size_t)B * C * 16 * 16, no = (size_t)B * shape_numel(out);
+    float *x = calloc(n, sizeof(float)), *dy = calloc(no, sizeof(float));
+    float *params = calloc(t.n_trainable + 1, sizeof(float));
+    float *grads = calloc(t.n_trainable + 1, sizeof(float)), *bufs = calloc(t.n_buffer + 1, 4);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(i % 7) - 3.0f;
+    for (size_t i = 0; i < no; i++) dy[i] = (float)(i % 5) - 2.0f;
+    seq_init(&s, params, bufs, 1);
+    StepCtx c = {.train = 1, .dropout_on = 1, .seed = 1};
+    prof_enable(1);
+    double t0 = prof_clock();
+    seq_forward(&s, x, params, bufs, &c, B);
+    seq_backward(&s, NULL, grads, dy, x, params, &c, B, &t, NULL, NULL);
+    double wall = prof_clock() - t0;
+    double p = B * C * (256 / 16) / 2.0;  // the sign bits: a 16-bit word per 16 elements
+    assert_true(prof.elementwise_bytes == 4.0 * (6.0 * n + 4.0 * p));
+    double sum = 0;
+    for (int k = 0; k < PROF_KINDS; k++) {
+        assert_true(prof.seconds[k] > 0);
+        sum += prof.seconds[k];
+    }
+    assert_true(sum <= wall);
+    prof_enable(0);
+    free(x), free(dy), free(params), free(grads), free(bufs);
+    seq_free(&s);
+    param_table_free(&t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_off_counts_nothing),
         cmocka_unit_test(test_winograd_flops),
         cmocka_unit_test(test_elementwise_bytes),
         cmocka_unit_test(test_seq_pair_is_elementwise),
+        cmocka_unit_test(test_seq_handed_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
