@@ -35,9 +35,9 @@
 // only running_mean moves (the unbiased variance needs n >= 2; PyTorch refuses such batches).
 //
 // The save area holds, for each chunk, the mean, rstd and group count per channel in double,
-// and backward's group sums (see save_chunk); backward recomputes xhat from inp. Per element it keeps one bit, and only
-// in the fused pass (BatchNorm + ReLU + mask): where the output was positive (save_pos), all
-// the fused backward needs of that output.
+// and backward's group sums (see save_chunk); backward recomputes xhat from inp. Per element
+// it keeps one bit, and only in the fused pass (BatchNorm + ReLU + mask): where the output
+// was positive (save_pos), all the fused backward needs of that output.
 #include <math.h>
 #include <string.h>
 #ifdef __AVX__
@@ -593,6 +593,14 @@ static void apply(const Layer *l, float *out, uint16_t *pos, const float *inp,
                                 bias, keep, rm->per_channel, rm->scale, nb, C, H, W);
 }
 
+// The chunk of sample b (its statistics and sums in save_chunk): b / ghost with ghost batches
+// in training, else 0; *end = the end of that chunk's part of [b, stop).
+static int chunk_of(const Layer *l, const StepCtx *c, int B, int b, int stop, int *end) {
+    int g = c->train && l->spec.ghost > 0 ? l->spec.ghost : B, k = b / g;
+    *end = (k + 1) * g < stop ? (k + 1) * g : stop;
+    return k;
+}
+
 // The floats of output a sample has: (C, H, W), or (C, H/2, W/2) after rm's pool.
 static size_t out_numel(const Layer *l, const ReluMask *rm) {
     int C, H, W;
@@ -606,13 +614,10 @@ static void output_range(Layer *l, float *out, int b0, int n, const float *inp,
                          const float *params, const StepCtx *c, int B, const ReluMask *rm) {
     int C = l->in.d[0];
     const float *w = params + l->poff[0], *bias = params + l->poff[1];
-    int g = c->train && l->spec.ghost > 0 ? l->spec.ghost : B;
-    for (int b = b0; b < b0 + n;) {  // the part of [b0, b0 + n) in chunk b / g
-        int k = b / g, end = (k + 1) * g < b0 + n ? (k + 1) * g : b0 + n;
-        const double *mean = save_chunk(l, k);
+    for (int b = b0, end; b < b0 + n; b = end) {
+        const double *mean = save_chunk(l, chunk_of(l, c, B, b, b0 + n, &end));
         apply(l, out + (size_t)(b - b0) * out_numel(l, rm), save_pos(l, B), inp, mean, mean + C,
               w, bias, rm, b, end - b);
-        b = end;
     }
 }
 
@@ -697,10 +702,9 @@ static void input_grad(Layer *l, float *dinp, int b0, int n, const float *dout,
     size_t HW = (size_t)H * W;
     const float *w = params + l->poff[0];
     float scale = rm ? rm->scale : 1.0f;
-    int g = c->train && l->spec.ghost > 0 ? l->spec.ghost : B;
-    for (int b = b0; b < b0 + n;) {  // the part of [b0, b0 + n) in chunk b / g
-        int k = b / g, end = (k + 1) * g < b0 + n ? (k + 1) * g : b0 + n;
-        const double *mean = save_chunk(l, k), *rstd = mean + C, *count = mean + 2 * C;
+    for (int b = b0, end; b < b0 + n; b = end) {
+        const double *mean = save_chunk(l, chunk_of(l, c, B, b, b0 + n, &end));
+        const double *rstd = mean + C, *count = mean + 2 * C;
         Dout d = dout_at(l, dout, rm, b);
         const uint16_t *p = pos_at(l, rm, B, b);
         float *dx = dinp + (size_t)(b - b0) * C * HW;
@@ -709,7 +713,6 @@ static void input_grad(Layer *l, float *dinp, int b0, int n, const float *dout,
                            count, w, end - b, C);
         else
             backward_affine(dx, &d, p, scale, rstd, w, end - b, C);
-        b = end;
     }
 }
 

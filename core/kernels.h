@@ -134,6 +134,14 @@ typedef struct {
                           int n, int C, int H, int W, int OC, float beta);
 } WinogradKernels;
 extern const WinogradKernels winograd2_kernels, winograd4_kernels;
+// The whole batch nb samples a chunk by k's chunk kernels: what conv2d_winograd_forward /
+// _dweight and their F(4x4) twins run.
+void winograd_batch_forward(const WinogradKernels *k, float *out, float *work, int nb,
+                            const float *U, const float *inp, const float *bias, int B, int C,
+                            int H, int W, int OC);
+void winograd_batch_dweight(const WinogradKernels *k, float *dweight, float *dU, float *work,
+                            int nb, const float *dout, const float *inp, int B, int C, int H,
+                            int W, int OC);
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
                        int K, int S, int P);
 void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C, int H,

@@ -73,15 +73,13 @@ int layer_add_param(Layer *l, ParamTable *t, const char *name, ParamRole role, i
 void sample_range_dinp(const SampleRange *r, float *dst, int b0, int n) {
     double t = prof_start();
     r->l->kind->dinp_range(r->l, dst, b0, n, r->dout, r->inp, r->params, r->c, r->B, &r->rm);
-    prof_bytes(-(double)n * shape_numel(r->l->in));
+    prof_bytes(-(double)n * r->numel);
     prof_add(PROF_ELEMENTWISE, t);
 }
 
 void sample_range_out(const SampleRange *r, float *dst, int b0, int n) {
     double t = prof_start();
     r->l->kind->out_range(r->l, dst, b0, n, r->inp, r->params, r->c, r->B, &r->rm);
-    Shape in = r->l->in;  // the output: the input's shape, or (C, H/2, W/2) after a 2x2 pool
-    double numel = r->rm.argmax ? (double)in.d[0] * (in.d[1] / 2) * (in.d[2] / 2) : shape_numel(in);
-    prof_bytes(-(double)n * numel);
+    prof_bytes(-(double)n * r->numel);
     prof_add(PROF_ELEMENTWISE, t);
 }

@@ -257,6 +257,7 @@ typedef struct SampleRange {
     const StepCtx *c;
     ReluMask rm;
     int B;
+    size_t numel;  // floats a sample of what it hands over
 } SampleRange;
 
 // dst (n, the group's input numel) = the input gradient of samples [b0, b0 + n), and dst (n,

@@ -207,7 +207,10 @@ const float *seq_forward(Seq *s, const float *x, const float *params, float *buf
                 relu_mask_forward(out, in, &rm, &s->layers[i + 1], B);
             else
                 l->kind->forward_relu_mask(l, hand ? NULL : out, in, params, bufs, c, B, &rm);
-            if (hand) pulled = (SampleRange){l, NULL, in, params, c, rm, B}, handed = 1;
+            if (hand) {
+                size_t numel = shape_numel(s->layers[i + g - 1].out);
+                pulled = (SampleRange){l, NULL, in, params, c, rm, B, numel}, handed = 1;
+            }
         }
         // forward is a third of a training step's matrix-product FLOPs without dinp
         prof_layer(l, t0, g0, f0, l->kind->flops ? B * l->kind->flops(l, 0) / 2 : 0);
@@ -268,7 +271,8 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
             if (pull) {
                 int i0 = start[i - 1];
                 pulled = (SampleRange){&s->layers[i0], NULL, i0 > 0 ? s->acts[i0 - 1] : x,
-                                       params, c, group_mask(s, i0, i - i0, c, B, 0), B};
+                                       params, c, group_mask(s, i0, i - i0, c, B, 0), B,
+                                       shape_numel(l->in)};
             }
             l->dout_range = handed ? &later : NULL;
             l->inp_range = pull ? &pulled : NULL;
@@ -286,7 +290,8 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
                                             params, c, B, &rm);
             else if (dprev)
                 relu_mask_backward(dprev, d, in, &rm, &s->layers[i + 1], B);
-            if (hand) later = (SampleRange){l, d, in, params, c, rm, B}, handed = 1;
+            if (hand)
+                later = (SampleRange){l, d, in, params, c, rm, B, shape_numel(l->in)}, handed = 1;
         }
         if (l->kind->flags & LAYER_RELU || g > 1 || !l->kind->flops)
             prof_layer(l, t0, g0, f0, 0);

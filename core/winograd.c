@@ -577,12 +577,17 @@ void winograd_forward_chunk(float *out, float *work, int nb, const float *U, con
     winograd_output(out, M, ld, bias, n, OC, H, W);
 }
 
+void winograd_batch_forward(const WinogradKernels *k, float *out, float *work, int nb,
+                            const float *U, const float *inp, const float *bias, int B, int C,
+                            int H, int W, int OC) {
+    for (int b0 = 0; b0 < B; b0 += nb)
+        k->forward_chunk(out + (size_t)b0 * OC * H * W, work, nb, U, inp + (size_t)b0 * C * H * W,
+                         bias, B - b0 < nb ? B - b0 : nb, C, H, W, OC);
+}
+
 void conv2d_winograd_forward(float *out, float *work, int nb, const float *U, const float *inp,
                              const float *bias, int B, int C, int H, int W, int OC) {
-    for (int b0 = 0; b0 < B; b0 += nb)
-        winograd_forward_chunk(out + (size_t)b0 * OC * H * W, work, nb, U,
-                               inp + (size_t)b0 * C * H * W, bias, B - b0 < nb ? B - b0 : nb, C,
-                               H, W, OC);
+    winograd_batch_forward(&winograd2_kernels, out, work, nb, U, inp, bias, B, C, H, W, OC);
 }
 
 void winograd_dweight_chunk(float *dU, float *work, int nb, const float *dout, const float *inp,
@@ -598,14 +603,20 @@ void winograd_dweight_chunk(float *dU, float *work, int nb, const float *dout, c
                    V + f * fv, (int)ld, beta, dU + (size_t)f * OC * C, C);
 }
 
-void conv2d_winograd_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
-                             const float *inp, int B, int C, int H, int W, int OC) {
+void winograd_batch_dweight(const WinogradKernels *k, float *dweight, float *dU, float *work,
+                            int nb, const float *dout, const float *inp, int B, int C, int H,
+                            int W, int OC) {
     if (B <= 0) return;
     for (int b0 = 0; b0 < B; b0 += nb)
-        winograd_dweight_chunk(dU, work, nb, dout + (size_t)b0 * OC * H * W,
-                               inp + (size_t)b0 * C * H * W, B - b0 < nb ? B - b0 : nb, C, H, W,
-                               OC, b0 ? 1.0f : 0.0f);
-    winograd_filter_grad(dweight, dU, OC, C);
+        k->dweight_chunk(dU, work, nb, dout + (size_t)b0 * OC * H * W,
+                         inp + (size_t)b0 * C * H * W, B - b0 < nb ? B - b0 : nb, C, H, W, OC,
+                         b0 ? 1.0f : 0.0f);
+    k->filter_grad(dweight, dU, OC, C);
+}
+
+void conv2d_winograd_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
+                             const float *inp, int B, int C, int H, int W, int OC) {
+    winograd_batch_dweight(&winograd2_kernels, dweight, dU, work, nb, dout, inp, B, C, H, W, OC);
 }
 
 const WinogradKernels winograd2_kernels = {16, winograd_filter, winograd_work_floats,

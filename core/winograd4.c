@@ -788,10 +788,7 @@ void winograd4_forward_chunk(float *out, float *work, int nb, const float *U, co
 
 void conv2d_winograd4_forward(float *out, float *work, int nb, const float *U, const float *inp,
                               const float *bias, int B, int C, int H, int W, int OC) {
-    for (int b0 = 0; b0 < B; b0 += nb)
-        winograd4_forward_chunk(out + (size_t)b0 * OC * H * W, work, nb, U,
-                                inp + (size_t)b0 * C * H * W, bias, B - b0 < nb ? B - b0 : nb, C,
-                                H, W, OC);
+    winograd_batch_forward(&winograd4_kernels, out, work, nb, U, inp, bias, B, C, H, W, OC);
 }
 
 void winograd4_dweight_chunk(float *dU, float *work, int nb, const float *dout, const float *inp,
@@ -809,12 +806,7 @@ void winograd4_dweight_chunk(float *dU, float *work, int nb, const float *dout, 
 
 void conv2d_winograd4_dweight(float *dweight, float *dU, float *work, int nb, const float *dout,
                               const float *inp, int B, int C, int H, int W, int OC) {
-    if (B <= 0) return;
-    for (int b0 = 0; b0 < B; b0 += nb)
-        winograd4_dweight_chunk(dU, work, nb, dout + (size_t)b0 * OC * H * W,
-                                inp + (size_t)b0 * C * H * W, B - b0 < nb ? B - b0 : nb, C, H,
-                                W, OC, b0 ? 1.0f : 0.0f);
-    winograd4_filter_grad(dweight, dU, OC, C);
+    winograd_batch_dweight(&winograd4_kernels, dweight, dU, work, nb, dout, inp, B, C, H, W, OC);
 }
 
 const WinogradKernels winograd4_kernels = {36, winograd4_filter, winograd4_work_floats,

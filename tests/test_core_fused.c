@@ -3,8 +3,9 @@
 // sweep (core/dropout.c, core/dropout2d.c), with and without a mask, on values that include
 // zeros, -0, negatives and a NaN; and Seqs that fuse (core/seq.c: ReLU + mask, BatchNorm +
 // ReLU + Dropout2d or dropout, BatchNorm + ReLU, a convolution's output moments into the
-// BatchNorm after it) against their layers run one by one, in training and eval, with ghost
-// batches, with and without the first input gradient.
+// BatchNorm after it, a BatchNorm group's output and input gradient handed to the
+// convolutions beside it by samples) against their layers run one by one, in training and
+// eval, with ghost batches, with and without the first input gradient.
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
