@@ -52,6 +52,14 @@ void conv2d_forward(float *out, float *col, const float *inp, const float *weigh
 void conv2d_backward(float *dinp, float *dweight, float *dbias, float *col, const float *dout,
                      const float *inp, const float *weight, int B, int C, int H, int W, int OC,
                      int K, int S, int P);
+// A 3x3, stride-1, padding-1 convolution computed directly (direct3x3.c), for few input
+// channels: out (B,OC,H,W) = inp (B,C,H,W) convolved with weight (OC,C,3,3), plus bias (OC)
+// unless NULL; each output the fused multiply-adds over (c, ky, kx) in order, as the im2col
+// GEMM's. work is scratch of conv3x3_direct_work_floats(C, H, W) floats; portable = 1 takes the
+// scalar loop even where AVX-512 is built (the same results), for tests.
+size_t conv3x3_direct_work_floats(int C, int H, int W);
+void conv3x3_direct_forward(float *out, float *work, const float *inp, const float *weight,
+                            const float *bias, int B, int C, int H, int W, int OC, int portable);
 // Winograd F(2x2, 3x3) for 3x3, stride-1, padding-1 convolutions (winograd.c). Transformed
 // tensors are (16, channels, tiles), tiles = nb * ceil(H/2) * ceil(W/2) with row stride ld,
 // their 16 planes (channels, ld) winograd_plane(channels, ld) floats apart.

@@ -1,8 +1,9 @@
 // test_core_winograd.c: the Winograd F(2x2, 3x3) convolution (core/winograd.c) against a
 // direct convolution in double: forward, input gradient and weight gradient, on odd and even
 // sizes (tiles hanging over the edge), one input channel, one and three samples, chunks that
-// do and do not divide the batch; its AVX-512 transforms against the portable ones; and the
-// conv2d layer on shapes that route through it.
+// do and do not divide the batch; its AVX-512 transforms against the portable ones; the
+// direct path for few input channels (core/direct3x3.c), bit for bit against its documented
+// order of fused multiply-adds; and the conv2d layer on shapes that route through each.
 // Tolerance: F(2,3) in float32 adds a few roundings per transform, so we demand agreement to
 // 1e-5 of the reference's largest entry (observed errors stay under 1e-6 of it).
 #include <math.h>
@@ -271,6 +272,54 @@ static void test_layer_shape_errors(void **state) {
         }
 }
 
+// conv3x3_direct_forward, vector and portable, against the chain it documents: from 0, one
+// fused multiply-add per (c, ky, kx) in that order (the im2col GEMM's depth order), then the
+// bias; exactly, and close to the double reference.
+static void check_direct(int B, int C, int OC, int H, int W, int bias) {
+    size_t nx = (size_t)B * C * H * W, ny = (size_t)B * OC * H * W, nw = (size_t)OC * C * 9;
+    float *x = random_floats(nx, 21), *w = random_floats(nw, 22), *b = random_floats(OC, 23);
+    float *dy = random_floats(ny, 24), *want = malloc(ny * sizeof(float));
+    float *pad = malloc(conv3x3_direct_work_floats(C, H, W) * sizeof(float));
+    double *ry = malloc(ny * sizeof(double)), *rdx = malloc(nx * sizeof(double)),
+           *rdw = malloc(nw * sizeof(double));
+    for (int n = 0; n < B; n++)
+        for (int o = 0; o < OC; o++)
+            for (int i = 0; i < H; i++)
+                for (int j = 0; j < W; j++) {
+                    float acc = 0.0f;
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) {
+                                int iy = i - 1 + ky, ix = j - 1 + kx;
+                                int in = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                                float xv = in ? x[(((size_t)n * C + c) * H + iy) * W + ix] : 0;
+                                acc = fmaf(w[((size_t)o * C + c) * 9 + ky * 3 + kx], xv, acc);
+                            }
+                    want[(((size_t)n * OC + o) * H + i) * W + j] = bias ? acc + b[o] : acc;
+                }
+    direct(ry, rdx, rdw, x, w, bias ? b : NULL, dy, B, C, OC, H, W);
+    for (int portable = 0; portable < 2; portable++) {
+        float *y = malloc(ny * sizeof(float));
+        conv3x3_direct_forward(y, pad, x, w, bias ? b : NULL, B, C, H, W, OC, portable);
+        for (size_t i = 0; i < ny; i++)
+            if (memcmp(&y[i], &want[i], sizeof(float)))
+                fail_msg("direct forward%s[%zu] (B=%d C=%d OC=%d %dx%d): %.9g, want %.9g",
+                         portable ? " (portable)" : "", i, B, C, OC, H, W, (double)y[i],
+                         (double)want[i]);
+        check_close("direct forward", y, ry, ny, B, C, OC, H, W);
+        free(y);
+    }
+    free(x), free(w), free(b), free(dy), free(want), free(pad), free(ry), free(rdx), free(rdw);
+}
+
+static void test_direct_matches_its_order(void **state) {
+    (void)state;
+    check_direct(2, 1, 32, 28, 28, 0);  // cnn6_mlp4's conv1a: two vectors a row, one masked
+    check_direct(3, 3, 5, 16, 16, 1);   // one full vector, an output block of 1
+    check_direct(1, 2, 6, 9, 33, 1);    // three vectors a row, the last alone
+    check_direct(2, 1, 4, 1, 1, 1);     // a single pixel: every tap but the centre is padding
+}
+
 // The conv2d layer on shapes that take the Winograd route (3x3, stride 1, padding 1, at least
 // 7x7) and ones that do not, through setup's save area: forward, backward with and
 // without the input gradient, the weight gradient accumulating.
@@ -326,7 +375,9 @@ static void test_layer_matches_direct(void **state) {
     check_layer(2, 5, 3, 11, 13, 1);
     check_layer(3, 6, 6, 7, 7, 0);
     check_layer(2, 4, 5, 9, 10, 1);  // F(2x2): F(4x4) would multiply 0.81 times as much
-    check_layer(2, 3, 4, 9, 9, 1);  // im2col route: 3 input channels
+    check_layer(2, 3, 4, 9, 9, 1);  // direct forward: 3 input channels
+    check_layer(3, 1, 32, 28, 28, 0);  // direct forward: cnn6_mlp4's conv1a
+    check_layer(2, 1, 3, 1, 1, 1);  // direct forward: its padded sample outgrows the columns
     check_layer(2, 4, 4, 6, 6, 1);  // im2col route: below 7x7
 }
 
@@ -335,6 +386,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_match_direct),
         cmocka_unit_test(test_transforms_match_portable),
         cmocka_unit_test(test_transforms4_match_portable),
+        cmocka_unit_test(test_direct_matches_its_order),
         cmocka_unit_test(test_layer_shape_errors),
         cmocka_unit_test(test_layer_matches_direct),
     };
