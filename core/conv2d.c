@@ -300,19 +300,22 @@ static int direct_applies(int K, int S, int P, int C) {
 }
 
 // Which Winograd tile a Winograd layer takes: 4 (F(4x4, 3x3), 36 products per 4x4 tile)
-// where its GEMMs multiply at most 0.6 times as much as F(2x2)'s (16 per 2x2 tile), tiles
-// hanging over the edges counted, else 2. cnn6_mlp4's and rescnn's 28x28 and 7x7 layers
-// take F(4x4) (0.56), the 14x14 ones, which F(4x4) pads to 16x16 (0.73), F(2x2). Measured
-// per layer, forward + both gradients, batch 128, one core, loaded machine, F(4x4) against
-// F(2x2): 32 -> 32 at 28x28 25.4 ms against 32.2, 64 -> 128 at 7x7 12.3 / 18.4, 128 -> 128
-// at 7x7 21.5 / 34.0; at 14x14 F(4x4) was faster too (32 -> 64 17.0 / 18.1, 64 -> 64 27.0 /
-// 30.5), but not by enough for its rounding: F(4x4)'s float32 error is about 15x F(2x2)'s
-// (5e-6 of the largest output against 3e-7; docs/performance.md), and with the 14x14 layers
-// on F(4x4) as well, one SGD step of cnn6_mlp4 on 1 and 2 ranks (summing in different
-// orders) left 1.9% of the parameters more than 1e-6 apart, over test_dist_train's 0.5%.
+// where its GEMMs multiply at most 0.75 times as much as F(2x2)'s (16 per 2x2 tile), tiles
+// hanging over the edges counted, else 2. cnn6_mlp4's and rescnn's 28x28 and 7x7 layers take
+// F(4x4) (0.56), and so do their 14x14 ones, which F(4x4) pads to 16x16 (0.73). Measured per
+// layer, forward + both gradients, batch 128, one core, F(4x4) against F(2x2): 32 -> 32 at
+// 28x28 25.4 ms against 32.2, 64 -> 128 at 7x7 12.3 / 18.4, 128 -> 128 at 7x7 21.5 / 34.0
+// (loaded machine); 32 -> 64 at 14x14 9.6 / 12.1, 64 -> 64 at 14x14 15.6 / 22.8
+// (launch/bench/conv_bench, quiet).
+// F(4x4)'s float32 error is about 15x F(2x2)'s (5e-6 of the largest output against 3e-7;
+// test_core_winograd prints it per layer shape, docs/performance.md). The 14x14 layers were
+// kept on F(2x2) for a while for it, but one AdamW step of cnn6_mlp4 on 1 and on 2 ranks
+// leaves as many parameters more than 1e-6 apart either way (9 of 624,746 with F(2x2) there,
+// 10 with F(4x4)), the world-size tests pass at their tolerances, and the 30-epoch curves
+// match (docs/performance.md).
 static int winograd_tile(int H, int W) {
     long p4 = 36L * ((H + 3) / 4) * ((W + 3) / 4), p2 = 16L * ((H + 1) / 2) * ((W + 1) / 2);
-    return 5 * p4 <= 3 * p2 ? 4 : 2;
+    return 4 * p4 <= 3 * p2 ? 4 : 2;
 }
 
 // Samples per Winograd chunk: about WINO_CHUNK_TILES tiles (at least one sample), the width

@@ -268,8 +268,9 @@ static void test_batchnorm_pool_groups(void **state) {
 // A convolution followed by BatchNorm in training hands it its output planes' moments,
 // gathered chunk by chunk (seq_forward's link_moments): the same statistics, output and
 // running statistics as BatchNorm reading the whole output, on each forward path, with a
-// short last chunk: F(2x2) at 14x14 (2 samples a chunk), F(4x4) at 7x7 (8), im2col one sample
-// a chunk (28x28, 1 channel) and several (5x5 kernel); and ghost batches that cut chunks.
+// short last chunk: F(2x2) at 10x10 (5 samples a chunk), F(4x4) at 14x14 (2) and 7x7 (8), the
+// direct path (28x28, 1 channel, one sample a chunk), im2col (5x5 kernel, several); and ghost
+// batches that cut chunks.
 static void test_conv_batchnorm_moments(void **state) {
     (void)state;
     LayerSpec conv = spec("conv2d", "c1", 0), bn = spec("batchnorm", "bn1", 0);
@@ -277,11 +278,13 @@ static void test_conv_batchnorm_moments(void **state) {
     conv.kernel = 3, conv.padding = 1, conv.bias = 1;
     LayerSpec specs[3] = {conv, bn, spec("relu", "r1", 0)};
     specs[0].out = 6;
-    check_seq_against_layers(specs, 3, (Shape){3, {4, 14, 14}}, 5, -1);  // F(2x2)
+    check_seq_against_layers(specs, 3, (Shape){3, {4, 10, 10}}, 7, -1);  // F(2x2)
+    specs[0].out = 64;
+    check_seq_against_layers(specs, 3, (Shape){3, {64, 14, 14}}, 5, -1);  // F(4x4)
     specs[0].out = 128;
     check_seq_against_layers(specs, 3, (Shape){3, {128, 7, 7}}, 10, -1);  // F(4x4)
     specs[0].out = 4;
-    check_seq_against_layers(specs, 3, (Shape){3, {1, 28, 28}}, 3, -1);  // im2col, 1 a chunk
+    check_seq_against_layers(specs, 3, (Shape){3, {1, 28, 28}}, 3, -1);  // direct, 1 a chunk
     specs[0].kernel = 5, specs[0].padding = 2;
     check_seq_against_layers(specs, 3, (Shape){3, {4, 9, 9}}, 3, -1);  // im2col, 3 a chunk
     specs[0].kernel = 3, specs[0].padding = 1, specs[0].out = 6, specs[1].ghost = 3;
@@ -298,10 +301,11 @@ static void test_conv_batchnorm_moments(void **state) {
 // never written whole (the convolution's output gradient buffer and the group's output
 // buffer stay untouched), and to the bit what the layers one by one give. For a first
 // convolution (no input gradient) and a second one (with), on each backward path: F(2x2) at
-// 14x14 (2 samples a chunk), F(4x4) at 7x7 (8 a chunk, a short last one) and at 28x28 (the
-// line transforms, 2 a chunk), im2col (a 5x5 kernel, 3 samples a chunk, and a bias, whose
-// gradient is then summed chunk by chunk), and ghost batches of 3 that cut the convolution's
-// chunks of 2; in training and in eval mode (check_seq_against_layers runs both).
+// 10x10 (5 samples a chunk), F(4x4) at 14x14, at 7x7 (8 a chunk, a short last one) and at
+// 28x28 (the line transforms, 2 a chunk), im2col (a 5x5 kernel, 3 samples a chunk, and a
+// bias, whose gradient is then summed chunk by chunk), and ghost batches of 3 that cut the
+// convolution's chunks of 5 and 2; in training and in eval mode (check_seq_against_layers
+// runs both).
 static void test_conv_takes_ranges(void **state) {
     (void)state;
     LayerSpec conv = spec("conv2d", "c1", 0), bn = spec("batchnorm", "bn1", 0);
@@ -319,11 +323,12 @@ static void test_conv_takes_ranges(void **state) {
     check_seq_against_layers_grad(specs, 8, (Shape){3, {4, 14, 14}}, 9, 3, 0);
     check_seq_against_layers_grad(flat, 7, (Shape){3, {4, 14, 14}}, 9, 3, 0);
     check_seq_against_layers_grad(flat, 7, (Shape){3, {4, 14, 14}}, 9, 3, 4);
-    specs[0].out = specs[5].out = 128;  // F(2x2) at 14x14, then F(4x4) at 7x7, 8 a chunk
+    check_seq_against_layers_grad(flat, 7, (Shape){3, {4, 10, 10}}, 9, 3, 4);  // F(2x2)
+    specs[0].out = specs[5].out = 128;  // 14x14, then F(4x4) at 7x7, 8 a chunk
     check_seq_against_layers_grad(specs, 8, (Shape){3, {4, 14, 14}}, 10, 3, 5);
     flat[0].out = flat[4].out = 128;
     check_seq_against_layers_grad(flat, 7, (Shape){3, {128, 7, 7}}, 10, 3, 4);
-    specs[0].out = specs[5].out = 32;  // F(4x4) at 28x28, then F(2x2) at 14x14
+    specs[0].out = specs[5].out = 32;  // F(4x4) at 28x28, then 14x14
     check_seq_against_layers_grad(specs, 8, (Shape){3, {32, 28, 28}}, 3, 3, 5);
     flat[0].out = flat[4].out = 32;
     check_seq_against_layers_grad(flat, 7, (Shape){3, {32, 28, 28}}, 3, 3, 4);

@@ -22,7 +22,7 @@ typedef struct {
 } Shape;
 
 static const Shape shapes[] = {
-    {1, 32, 32, 28, 2, "conv1b"},  {0, 32, 64, 14, 2, "conv2a"},  {0, 64, 64, 14, 2, "conv2b"},
+    {1, 32, 32, 28, 2, "conv1b"},  {1, 32, 64, 14, 5, "conv2a"},  {1, 64, 64, 14, 4, "conv2b"},
     {1, 64, 128, 7, 8, "conv3a"},  {1, 128, 128, 7, 8, "conv3b"},
 };
 
