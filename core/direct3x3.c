@@ -27,16 +27,22 @@
 #include <immintrin.h>
 #endif
 
-// pad_sample's copy, a vector more (the last row's masked tail), then sample_generic's plane
+// The floats of pad_sample's copy, (C, H+2, W+2), and a vector more (the last row's masked
+// tail).
+static size_t pad_floats(int C, int H, int W) {
+    return (size_t)C * (H + 2) * (W + 2) + 16;
+}
+
+// pad_sample's copy, then sample_generic's plane (H rows of W+2)
 size_t conv3x3_direct_work_floats(int C, int H, int W) {
-    return (size_t)C * (H + 2) * (W + 2) + 16 + (size_t)H * (W + 2);
+    return pad_floats(C, H, W) + (size_t)H * (W + 2);
 }
 
 // pad (C, H+2, W+2) = x (C, H, W) with a border of zeros.
 static void pad_sample(float *pad, const float *x, int C, int H, int W) {
     int pw = W + 2;
     size_t ps = (size_t)(H + 2) * pw;
-    memset(pad, 0, ((size_t)C * (H + 2) * pw + 16) * sizeof(float));
+    memset(pad, 0, pad_floats(C, H, W) * sizeof(float));
     for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
             memcpy(pad + c * ps + (size_t)(y + 1) * pw + 1, x + ((size_t)c * H + y) * W,
@@ -74,9 +80,9 @@ static void sample_generic(float *out, float *plane, const float *pad, const flo
 #ifdef __AVX512F__
 // Output channels o0 .. o0+no-1 (no <= 4), row y, the two vectors at columns x0 and x0 + 16
 // (nv = 1 or 2; m0, m1 their masks).
-static inline __attribute__((always_inline)) void row_block(float *out, const float *pad, const float *weight,
-                             const float *bias, int C, int H, int W, int o0, int no, int y,
-                             int x0, int nv, __mmask16 m0, __mmask16 m1) {
+static inline __attribute__((always_inline)) void
+row_block(float *out, const float *pad, const float *weight, const float *bias, int C, int H,
+          int W, int o0, int no, int y, int x0, int nv, __mmask16 m0, __mmask16 m1) {
     int pw = W + 2;
     size_t ps = (size_t)(H + 2) * pw;
     __m512 a[4][2];
@@ -88,8 +94,7 @@ static inline __attribute__((always_inline)) void row_block(float *out, const fl
                 __m512 v0 = _mm512_maskz_loadu_ps(m0, p);
                 __m512 v1 = nv > 1 ? _mm512_maskz_loadu_ps(m1, p + 16) : v0;
                 const float *w = weight + ((size_t)o0 * C + c) * 9 + ky * 3 + kx;
-                for (int j = 0; j < 4; j++) {
-                    if (j >= no) break;
+                for (int j = 0; j < no; j++) {
                     __m512 wj = _mm512_set1_ps(w[(size_t)j * C * 9]);
                     a[j][0] = _mm512_fmadd_ps(wj, v0, a[j][0]);
                     if (nv > 1) a[j][1] = _mm512_fmadd_ps(wj, v1, a[j][1]);
@@ -129,8 +134,7 @@ void conv3x3_direct_forward(float *out, float *work, const float *inp, const flo
                             const float *bias, int B, int C, int H, int W, int OC, int portable) {
     double t = prof_start();  // a product like the GEMMs: counted and timed as one
     for (int b = 0; b < B; b++) {
-        float *y = out + (size_t)b * OC * H * W;
-        float *pad = work;
+        float *y = out + (size_t)b * OC * H * W, *pad = work;
         pad_sample(pad, inp + (size_t)b * C * H * W, C, H, W);
 #ifdef __AVX512F__
         if (!portable) {
@@ -138,7 +142,7 @@ void conv3x3_direct_forward(float *out, float *work, const float *inp, const flo
             continue;
         }
 #endif
-        sample_generic(y, work + (size_t)C * (H + 2) * (W + 2) + 16, pad, weight, bias, C, H, W, OC);
+        sample_generic(y, pad + pad_floats(C, H, W), pad, weight, bias, C, H, W, OC);
     }
     (void)portable;
     prof_gemm_flops(OC, (double)B * H * W, 9.0 * C);

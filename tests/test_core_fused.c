@@ -268,7 +268,7 @@ static void test_batchnorm_pool_groups(void **state) {
 // A convolution followed by BatchNorm in training hands it its output planes' moments,
 // gathered chunk by chunk (seq_forward's link_moments): the same statistics, output and
 // running statistics as BatchNorm reading the whole output, on each forward path, with a
-// short last chunk: F(2x2) at 10x10 (5 samples a chunk), F(4x4) at 14x14 (2) and 7x7 (8), the
+// short last chunk: F(2x2) at 10x10 (5 samples a chunk), F(4x4) at 14x14 (4) and 7x7 (8), the
 // direct path (28x28, 1 channel, one sample a chunk), im2col (5x5 kernel, several); and ghost
 // batches that cut chunks.
 static void test_conv_batchnorm_moments(void **state) {
