@@ -35,6 +35,10 @@ int seq_setup(Seq *s, const LayerSpec *specs, int n, Shape in, const char *prefi
         l->nparam = t->n - l->param0;  // including what nested layers declared
         cur = l->out;
     }
+    s->first_param = n;
+    for (int i = n - 1; i >= 0; i--)
+        for (int j = 0; j < s->layers[i].nparam; j++)
+            if (t->p[s->layers[i].param0 + j].kind == PARAM_TRAINABLE) s->first_param = i;
     *out = cur;
     return ERR_OK;
 }
@@ -226,7 +230,7 @@ double seq_flops(const Seq *s, int need_dinp) {
     double f = 0;
     for (int i = 0; i < s->n; i++) {
         const Layer *l = &s->layers[i];
-        if (l->kind->flops) f += l->kind->flops(l, need_dinp || i > 0);
+        if (l->kind->flops) f += l->kind->flops(l, need_dinp || i > s->first_param);
     }
     return f;
 }
@@ -257,12 +261,15 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
     }
     SampleRange later;  // a fused group's input gradient, handed to the layer before it
     int handed = 0;
-    for (int e = s->n - 1; e >= 0;) {
+    // Without din, nothing before the first trainable layer needs a gradient: a flatten or an
+    // input dropout there is not run back, and that layer computes no input gradient.
+    int low = din ? 0 : s->first_param;
+    for (int e = s->n - 1; e >= low;) {
         int i = start[e], g = e - i + 1;
         Layer *l = &s->layers[i];
         const float *d = e == s->n - 1 ? dout : s->dacts[e];
         const float *in = i > 0 ? s->acts[i - 1] : x;
-        float *dprev = i > 0 ? s->dacts[i - 1] : din;
+        float *dprev = i == 0 ? din : i > low ? s->dacts[i - 1] : NULL;
         double t0 = prof_start(), g0 = prof_inner(), f0 = prof.gemm_flops;
         if (g == 1) {
             // its input by samples, if the group before it handed it so in forward
@@ -283,7 +290,7 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
         } else {
             ReluMask rm = group_mask(s, i, g, c, B, 0);
             // the group's input gradient by samples, if the layer before it takes it so
-            int hand = i > 0 && l->kind->dinp_range && start[i - 1] == i - 1 &&
+            int hand = dprev && i > 0 && l->kind->dinp_range && start[i - 1] == i - 1 &&
                        (s->layers[i - 1].kind->flags & LAYER_DOUT_BY_RANGE);
             if (!(l->kind->flags & LAYER_RELU))
                 l->kind->backward_relu_mask(l, hand ? NULL : dprev, grads, d, in, s->acts[e],

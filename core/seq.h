@@ -13,6 +13,8 @@ typedef struct {
     int n;
     float **acts;   // acts[i] is layer i's output, (max_batch, out_i)
     float **dacts;  // dacts[i] is d loss / d acts[i]
+    int first_param;  // the first layer with trainable parameters (n if none): backward runs
+                      // no layer before it, and gives it no input gradient, unless asked for din
 } Seq;
 
 // Sets up specs[0..n) on input shape `in`: layer i gets Philox id id_base + i and parameter
@@ -26,7 +28,8 @@ void seq_init(const Seq *s, float *params, float *bufs, uint32_t seed);
 // x is (B, in); returns the last layer's output, (B, out).
 const float *seq_forward(Seq *s, const float *x, const float *params, float *bufs,
                          const StepCtx *c, int B);
-// dout is d loss / d output (B, out); din (B, in) gets d loss / d x (skipped if NULL);
+// dout is d loss / d output (B, out); din (B, in) gets d loss / d x (skipped if NULL: then
+// the layers before first_param are not run back, and it gets no input gradient);
 // grads accumulates. ready (may be NULL) is told each layer's finished gradient slice.
 void seq_backward(Seq *s, float *din, float *grads, const float *dout, const float *x,
                   const float *params, const StepCtx *c, int B, const ParamTable *t,
@@ -34,5 +37,5 @@ void seq_backward(Seq *s, float *din, float *grads, const float *dout, const flo
 
 // FLOPs per sample of one training step's matrix products over the layers (their kinds'
 // flops hooks); need_dinp: whether the first layer's input gradient is computed (not for the
-// model's first layer).
+// model's first layer). Without it, no layer up to first_param computes one.
 double seq_flops(const Seq *s, int need_dinp);

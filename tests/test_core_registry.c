@@ -165,6 +165,44 @@ static void test_flops(void **state) {
     model_free(&m);
 }
 
+// Layers before the first trainable one (an input dropout, a flatten) need no gradient: the
+// model's backward leaves their output gradients unwritten and the first linear computes no
+// input gradient (its FLOPs say so too), while every parameter gradient is what the whole
+// chain run back to the input gives.
+static void test_backward_stops_at_first_param(void **state) {
+    (void)state;
+    enum { B = 3, D = 2 * 2 * 3, H = 5 };
+    LayerSpec specs[5] = {spec("dropout", "drop"), spec("flatten", "f"), spec("linear", "fc1"),
+                          spec("relu", "r"), spec("linear", "fc2")};
+    specs[0].p = 0.25f, specs[2].out = H, specs[4].out = 4;
+    Model m;
+    Err e = {0};
+    assert_int_equal(model_build(&m, specs, 5, (Shape){3, {2, 2, 3}}, 4, &e), ERR_OK);
+    assert_int_equal(model_plan(&m, B, &e), ERR_OK);
+    model_init(&m, 5);
+    assert_int_equal(m.seq.first_param, 2);
+    assert_true(seq_flops(&m.seq, 0) == 4.0 * D * H + 6.0 * H * 4);
+    float x[B * D], dlogits[B * 4], din[B * D];
+    for (int i = 0; i < B * D; i++) x[i] = (float)((i * 7) % 11) / 5.0f - 1.0f;
+    for (int i = 0; i < B * 4; i++) dlogits[i] = (float)((i * 5) % 7) / 3.0f - 1.0f;
+    int64_t ids[B] = {4, 9, 2};
+    StepCtx c = {.train = 1, .dropout_on = 1, .seed = 3, .step = 1, .sample_ids = ids};
+    size_t n = m.table.n_trainable;
+    float g_all[n];
+    model_forward(&m, x, B, &c);
+    model_zero_grad(&m);
+    seq_backward(&m.seq, din, m.grads, dlogits, x, m.params, &c, B, &m.table, NULL, NULL);
+    memcpy(g_all, m.grads, sizeof g_all);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < B * D; i++) m.seq.dacts[k][i] = 1e30f;
+    model_zero_grad(&m);
+    model_backward(&m, x, dlogits, B, &c);
+    assert_memory_equal(m.grads, g_all, sizeof g_all);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < B * D; i++) assert_true(m.seq.dacts[k][i] == 1e30f);
+    model_free(&m);
+}
+
 // The enum-to-name tables: one name per value, in order, NULL after the last.
 static void test_kind_names(void **state) {
     (void)state;
@@ -183,7 +221,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kinds_and_key_tables), cmocka_unit_test(test_spec_drop),
         cmocka_unit_test(test_param_roles),          cmocka_unit_test(test_flops),
-        cmocka_unit_test(test_kind_names),
+        cmocka_unit_test(test_backward_stops_at_first_param), cmocka_unit_test(test_kind_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
