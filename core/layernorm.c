@@ -6,25 +6,46 @@
 #include "kernels.h"
 #include "layer.h"
 
+// Forward takes rows LN_ROWS at a time: each row's sums are one float chain in i order, as row
+// by row, but the chains of LN_ROWS rows interleave, so the adder does not wait on its own
+// latency (row by row, the two sums were most of the forward's time). Its multiply-adds are
+// written as fmaf, so the bits are the order written here, not the compiler's choice of
+// contractions (row by row, it fused the tail of a row and not the vectorized rest). Backward
+// stays row by row: its loops vectorize along the row, and interleaving rows measured slower.
+enum { LN_ROWS = 8 };
+
+// R (<= LN_ROWS) rows: out, mean, rstd from inp.
+static inline void forward_rows(float *out, float *mean, float *rstd, const float *inp,
+                                const float *weight, const float *bias, int R, int D, float eps) {
+    float s[LN_ROWS] = {0}, v[LN_ROWS] = {0}, m[LN_ROWS];
+    for (int i = 0; i < D; i++)
+        for (int k = 0; k < R; k++) s[k] += inp[(size_t)k * D + i];
+    for (int k = 0; k < R; k++) m[k] = s[k] / D;
+    for (int i = 0; i < D; i++)
+        for (int k = 0; k < R; k++) {
+            float d = inp[(size_t)k * D + i] - m[k];
+            v[k] = fmaf(d, d, v[k]);
+        }
+    for (int k = 0; k < R; k++) {
+        const float *x = inp + (size_t)k * D;
+        float *y = out + (size_t)k * D;
+        float r = 1.0f / sqrtf(v[k] / D + eps);
+        for (int i = 0; i < D; i++) y[i] = fmaf((x[i] - m[k]) * r, weight[i], bias[i]);
+        mean[k] = m[k];
+        rstd[k] = r;
+    }
+}
+
 // out (B,D), mean (B), rstd (B) from inp (B,D); weight, bias (D). Biased variance, as PyTorch.
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int B, int D, float eps) {
-    for (int b = 0; b < B; b++) {
-        const float *x = inp + (size_t)b * D;
-        float *y = out + (size_t)b * D;
-        float s = 0.0f;
-        for (int i = 0; i < D; i++) s += x[i];
-        float m = s / D;
-        float v = 0.0f;
-        for (int i = 0; i < D; i++) {
-            float d = x[i] - m;
-            v += d * d;
-        }
-        float r = 1.0f / sqrtf(v / D + eps);
-        for (int i = 0; i < D; i++) y[i] = (x[i] - m) * r * weight[i] + bias[i];
-        mean[b] = m;
-        rstd[b] = r;
-    }
+    int b = 0;
+    for (; b + LN_ROWS <= B; b += LN_ROWS)
+        forward_rows(out + (size_t)b * D, mean + b, rstd + b, inp + (size_t)b * D, weight, bias,
+                     LN_ROWS, D, eps);
+    if (b < B)
+        forward_rows(out + (size_t)b * D, mean + b, rstd + b, inp + (size_t)b * D, weight, bias,
+                     B - b, D, eps);
 }
 
 // dinp (B,D) overwritten (if not NULL); dweight, dbias (D) accumulate.

@@ -51,9 +51,10 @@ static void sgd_update(float *p, float *buf, const float *g, size_t n, const Opt
 
 // torch.optim.Adam / AdamW. decoupled: p *= 1 - lr wd; coupled: g += wd p. Written without
 // branches so it vectorizes: multiplying by 1 and adding 0 * p are exact for finite p.
+// g is taken times gs (exact when 1); with coupled decay the caller scales g itself (gs 1).
 static void adam_update(float *restrict p, float *restrict m, float *restrict v,
-                        const float *restrict g, size_t n, const OptimConfig *c, float wd,
-                        float lr, int64_t step, int decoupled) {
+                        const float *restrict g, float gs, size_t n, const OptimConfig *c,
+                        float wd, float lr, int64_t step, int decoupled) {
     double bc1 = 1.0 - pow((double)c->beta1, (double)step);
     double bc2 = 1.0 - pow((double)c->beta2, (double)step);
     float step_size = (float)((double)lr / bc1);
@@ -63,7 +64,7 @@ static void adam_update(float *restrict p, float *restrict m, float *restrict v,
     float b1 = c->beta1, b2 = c->beta2, one_b1 = (float)(1.0 - (double)c->beta1),
           one_b2 = (float)(1.0 - (double)c->beta2), eps = c->eps;
     for (size_t i = 0; i < n; i++) {
-        float gi = g[i] + coupled_wd * p[i];
+        float gi = g[i] * gs + coupled_wd * p[i];
         float mi = m[i] * b1 + one_b1 * gi;
         float vi = v[i] * b2 + one_b2 * gi * gi;
         m[i] = mi;
@@ -73,23 +74,28 @@ static void adam_update(float *restrict p, float *restrict m, float *restrict v,
     }
 }
 
-void optim_step(Optim *o, float *params, const float *grads, const ParamTable *t, float lr) {
+void optim_step(Optim *o, float *params, float *grads, const ParamTable *t, float lr,
+                float grad_scale) {
     o->step++;
     const OptimConfig *c = &o->cfg;
     for (int i = 0; i < t->n; i++) {
         const ParamDesc *d = &t->p[i];
         if (d->kind != PARAM_TRAINABLE) continue;
         float wd = d->decay ? c->weight_decay : 0.0f;
-        float *p = params + d->offset;
-        const float *g = grads + d->offset;
+        float *p = params + d->offset, *g = grads + d->offset, gs = grad_scale;
+        int as_read = c->kind != OPTIM_SGD && (c->kind == OPTIM_ADAMW || wd == 0.0f);
+        if (!as_read && gs != 1.0f) {
+            for (size_t j = 0; j < d->numel; j++) g[j] *= gs;
+            gs = 1.0f;
+        }
         switch (c->kind) {
         case OPTIM_SGD:
             sgd_update(p, o->m + d->offset, g, d->numel, c, wd, lr, o->step == 1);
             break;
         case OPTIM_ADAM:
         case OPTIM_ADAMW:
-            adam_update(p, o->m + d->offset, o->v + d->offset, g, d->numel, c, wd, lr, o->step,
-                        c->kind == OPTIM_ADAMW);
+            adam_update(p, o->m + d->offset, o->v + d->offset, g, gs, d->numel, c, wd, lr,
+                        o->step, c->kind == OPTIM_ADAMW);
             break;
         case OPTIM_NKINDS: break;  // not a kind
         }

@@ -33,5 +33,10 @@ typedef struct {
 const char *optim_kind_name(OptimKind k);  // "?" for no kind
 int optim_init(Optim *o, const OptimConfig *cfg, size_t n);  // 0, or -1 out of memory
 void optim_free(Optim *o);
-// One step at learning rate lr over every trainable entry of t.
-void optim_step(Optim *o, float *params, const float *grads, const ParamTable *t, float lr);
+// One step at learning rate lr over every trainable entry of t, with the gradients taken times
+// grad_scale (gradient clipping's factor, 1 for none): the same bits as scaling them in place
+// first. AdamW (and Adam where a group has no weight decay) applies it as it reads, saving the
+// pass; the forms that add a decay or momentum term to the scaled gradient scale grads in place,
+// as the compiler may fuse that product and sum into one rounding.
+void optim_step(Optim *o, float *params, float *grads, const ParamTable *t, float lr,
+                float grad_scale);

@@ -43,13 +43,16 @@ double grad_global_norm(const float *grads, size_t n) {
     return sqrt(s);
 }
 
+float grad_clip_scale(double norm, float max_norm) {
+    double coef = (double)max_norm / (norm + 1e-6);
+    return coef < 1.0 ? (float)coef : 1.0f;
+}
+
 double grad_clip_global_norm(float *grads, size_t n, float max_norm) {
     double norm = grad_global_norm(grads, n);
-    double coef = (double)max_norm / (norm + 1e-6);
-    if (coef < 1.0) {
-        float c = (float)coef;
+    float c = grad_clip_scale(norm, max_norm);
+    if (c != 1.0f)
         for (size_t i = 0; i < n; i++) grads[i] *= c;
-    }
     return norm;
 }
 

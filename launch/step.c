@@ -217,12 +217,22 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
     s->calls++;
     gradsync_wait(&s->gs);  // its own clock: gs.wait_seconds
     t0 = now_seconds();
-    *finite = grads_finite(m->grads, m->table.n_trainable);
-    if (!*finite) return loss;
-    reg_l1_l2(m->grads, m->params, &m->table, c->l1, c->l2);
-    if (c->clip_norm > 0.0f) grad_clip_global_norm(m->grads, m->table.n_trainable, c->clip_norm);
+    size_t n_grads = m->table.n_trainable;
+    float clip = 1.0f;
+    if (c->clip_norm > 0.0f) {
+        // one pass for both: the norm is NaN or Inf exactly when a gradient (penalty added) is
+        reg_l1_l2(m->grads, m->params, &m->table, c->l1, c->l2);
+        double norm = grad_global_norm(m->grads, n_grads);
+        *finite = isfinite(norm);
+        if (!*finite) return loss;
+        clip = grad_clip_scale(norm, c->clip_norm);  // applied by the optimizer as it reads
+    } else {
+        *finite = grads_finite(m->grads, n_grads);
+        if (!*finite) return loss;
+        reg_l1_l2(m->grads, m->params, &m->table, c->l1, c->l2);
+    }
     float lr = schedule_lr(&c->sched, c->optim.lr, s->opt->step);
-    optim_step(s->opt, m->params, m->grads, &m->table, lr);
+    optim_step(s->opt, m->params, m->grads, &m->table, lr, clip);
     s->t_optim += now_seconds() - t0;
     return loss;
 }

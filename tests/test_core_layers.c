@@ -73,6 +73,59 @@ static void test_layernorm(void **state) {
     gradcheck(&s, (Shape){1, {8}}, 3, 1);
 }
 
+// LayerNorm's forward (core/layernorm.c) takes rows in interleaved blocks: bit for bit what
+// one row at a time gives (written out here, its multiply-adds fused as the kernel's are), for
+// batches that fill blocks, leave a short last block and fit in one.
+static void ln_forward_rows1(float *out, float *mean, float *rstd, const float *inp,
+                             const float *weight, const float *bias, int B, int D, float eps) {
+    for (int b = 0; b < B; b++) {
+        const float *x = inp + (size_t)b * D;
+        float *y = out + (size_t)b * D;
+        float s = 0.0f;
+        for (int i = 0; i < D; i++) s += x[i];
+        float m = s / D;
+        float v = 0.0f;
+        for (int i = 0; i < D; i++) {
+            float d = x[i] - m;
+            v = fmaf(d, d, v);
+        }
+        float r = 1.0f / sqrtf(v / D + eps);
+        for (int i = 0; i < D; i++) y[i] = fmaf((x[i] - m) * r, weight[i], bias[i]);
+        mean[b] = m;
+        rstd[b] = r;
+    }
+}
+
+static void test_layernorm_rows_match_one_by_one(void **state) {
+    (void)state;
+    const int shapes[][2] = {{128, 256}, {13, 128}, {3, 5}, {8, 33}, {1, 7}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        int B = shapes[t][0], D = shapes[t][1];
+        size_t n = (size_t)B * D;
+        float *x = malloc(n * sizeof(float)), w[256], bias[256];
+        float *y[2], *mean[2], *rstd[2];
+        assert_non_null(x);
+        for (size_t i = 0; i < n; i++) {
+            philox_ctr r = philox4x32_10((philox_ctr){{(uint32_t)i, (uint32_t)t, 0, 0}},
+                                         (philox_key){{3, 5}});
+            x[i] = 3.0f * philox_unit(r.v[0]) - 1.0f;
+        }
+        for (int i = 0; i < D; i++) w[i] = 0.5f + (float)i / D, bias[i] = 0.1f * (float)(i % 7);
+        for (int k = 0; k < 2; k++) {
+            y[k] = malloc(n * sizeof(float));
+            mean[k] = malloc((size_t)B * sizeof(float)), rstd[k] = malloc((size_t)B * sizeof(float));
+            assert_non_null(y[k]), assert_non_null(mean[k]), assert_non_null(rstd[k]);
+        }
+        layernorm_forward(y[0], mean[0], rstd[0], x, w, bias, B, D, 1e-5f);
+        ln_forward_rows1(y[1], mean[1], rstd[1], x, w, bias, B, D, 1e-5f);
+        assert_memory_equal(y[0], y[1], n * sizeof(float));
+        assert_memory_equal(mean[0], mean[1], (size_t)B * sizeof(float));
+        assert_memory_equal(rstd[0], rstd[1], (size_t)B * sizeof(float));
+        for (int k = 0; k < 2; k++) free(y[k]), free(mean[k]), free(rstd[k]);
+        free(x);
+    }
+}
+
 static void test_dropout_train_and_eval(void **state) {
     (void)state;
     LayerSpec s = spec("dropout");
@@ -305,6 +358,7 @@ int main(void) {
         cmocka_unit_test(test_relu),
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_layernorm_rows_match_one_by_one),
         cmocka_unit_test(test_dropout_train_and_eval),
         cmocka_unit_test(test_flatten),
         cmocka_unit_test(test_conv2d),

@@ -172,7 +172,7 @@ static void run_trajectory(const char *name, const OptimConfig *cfg, const float
     for (int s = 0; s < OPT_STEPS; s++) {
         memcpy(grads + ow, opt_gW + 12 * s, 12 * sizeof(float));
         memcpy(grads + ob, opt_gb + 3 * s, 3 * sizeof(float));
-        optim_step(&o, params, grads, &t, cfg->lr);
+        optim_step(&o, params, grads, &t, cfg->lr, 1.0f);
         char what[64];
         snprintf(what, sizeof what, "%s W step %d", name, s + 1);
         check_close(what, params + ow, want_W + 12 * s, 12, RTOL_OPTIM, ATOL_OPTIM);
@@ -226,6 +226,48 @@ static void test_clip(void **state) {
     norm = grad_clip_global_norm(g, CLIP_N, 1.0f);
     check_scalar("clip small norm", norm, CLIP_SMALL_NORM, RTOL_OP);
     check_close("clip small grads", g, clip_small_out, CLIP_N, 0.0, 0.0);  // untouched
+}
+
+// Training clips by handing clip_grad_norm_'s factor to the optimizer (launch/step.c):
+// bit for bit what scaling the gradients in place and stepping with factor 1 gives, for
+// each optimizer (Adam's coupled decay and SGD's momentum are where a fused multiply-add
+// would round differently), over several steps; and the factor is 1 for a norm under
+// max_norm.
+static void test_optim_takes_clip_factor(void **state) {
+    (void)state;
+    assert_true(grad_clip_scale(CLIP_SMALL_NORM, 1.0f) == 1.0f);
+    assert_true(grad_clip_scale(CLIP_BIG_NORM, 1.0f) == (float)(1.0 / (CLIP_BIG_NORM + 1e-6)));
+    OptimConfig cfgs[3] = {
+        {.kind = OPTIM_ADAMW, .lr = 1e-2f, .weight_decay = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f,
+         .eps = 1e-8f},
+        {.kind = OPTIM_ADAM, .lr = 1e-2f, .weight_decay = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f,
+         .eps = 1e-8f},
+        {.kind = OPTIM_SGD, .lr = 0.1f, .weight_decay = 0.01f, .momentum = 0.9f, .nesterov = 1}};
+    ParamTable t = {0};
+    int64_t wshape[2] = {3, 4}, bshape[1] = {3};
+    assert_true(param_table_add(&t, "p", "weight", PARAM_WEIGHT, 2, wshape, 0) >= 0);
+    assert_true(param_table_add(&t, "p", "bias", PARAM_BIAS, 1, bshape, 0) >= 0);
+    for (int k = 0; k < 3; k++) {
+        float pa[15], pb[15], ga[15], gb[15];
+        memcpy(pa, opt_W0, sizeof opt_W0), memcpy(pa + 12, opt_b0, sizeof opt_b0);
+        memcpy(pb, pa, sizeof pa);
+        Optim a, b;
+        assert_int_equal(optim_init(&a, &cfgs[k], 15), 0);
+        assert_int_equal(optim_init(&b, &cfgs[k], 15), 0);
+        for (int s = 0; s < OPT_STEPS; s++) {
+            memcpy(ga, opt_gW + 12 * s, 12 * sizeof(float));
+            memcpy(ga + 12, opt_gb + 3 * s, 3 * sizeof(float));
+            memcpy(gb, ga, sizeof ga);
+            float c = 0.3f + 0.1f * (float)s;
+            for (int i = 0; i < 15; i++) gb[i] *= c;
+            optim_step(&a, pa, ga, &t, cfgs[k].lr, c);
+            optim_step(&b, pb, gb, &t, cfgs[k].lr, 1.0f);
+            if (memcmp(pa, pb, sizeof pa)) fail_msg("params: kind %d step %d", k, s);
+            if (memcmp(a.m, b.m, 15 * sizeof(float))) fail_msg("m: kind %d step %d", k, s);
+        }
+        optim_free(&a), optim_free(&b);
+    }
+    param_table_free(&t);
 }
 
 // grads_finite: 1 for finite gradients (the largest floats and -0 included), 0 for one NaN,
@@ -327,6 +369,7 @@ int main(void) {
         cmocka_unit_test(test_sgd_nesterov),
         cmocka_unit_test(test_sgd_dampening),
         cmocka_unit_test(test_clip),
+        cmocka_unit_test(test_optim_takes_clip_factor),
         cmocka_unit_test(test_grads_finite),
         cmocka_unit_test(test_cosine_schedule),
         cmocka_unit_test(test_conv2d),

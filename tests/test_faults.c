@@ -290,6 +290,12 @@ static void test_nonfinite_gradient(void **state) {
     test_run_shell(&r, env);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "before any checkpoint was written"));
+    // without clipping, a separate pass finds it (with clipping, the norm does)
+    train_cmd(cmd, sizeof cmd, 0, "nan_stop7c", "--set reg.clip_norm=0");
+    snprintf(env, sizeof env, "REGDIST_INJECT_NAN_STEP=7 %s", cmd);
+    test_run_shell(&r, env);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "gradient of step 7 is not finite"));
     // skip: under 2 ranks, so the NaN of rank 0 reaches rank 1 through the all-reduce
     train_cmd(cmd, sizeof cmd, 2, "nan_skip", "--set train.nonfinite=skip");
     snprintf(env, sizeof env, "REGDIST_INJECT_NAN_STEP=300 %s", cmd);
