@@ -490,6 +490,13 @@ static void update_running(float *rmean, float *rvar, const double *stats, int C
     }
 }
 
+// The group's statistics through c->reduce_stats, timed as communication (PROF_COMM).
+static void reduce(const StepCtx *c, int id, StatsKind kind, double *stats, int C) {
+    double t = prof_start();
+    c->reduce_stats(c->reduce_ctx, id, kind, stats, C);
+    prof_add(PROF_COMM, t);
+}
+
 static void channels(const Layer *l, int *C, int *HW) {
     *C = l->in.d[0];
     *HW = l->in.ndim == 3 ? l->in.d[1] * l->in.d[2] : 1;
@@ -645,8 +652,7 @@ static void forward_rm(Layer *l, float *out, const float *inp, const float *para
             batchnorm_stats_from_moments(stats, l->in_moments + 2 * (size_t)b0 * C, nb, C, HW);
         else
             batchnorm_stats(stats, inp + off, nb, C, HW);
-        if (l->spec.ghost <= 0 && c->reduce_stats)
-            c->reduce_stats(c->reduce_ctx, l->id, STATS_BN_FORWARD, stats, C);
+        if (l->spec.ghost <= 0 && c->reduce_stats) reduce(c, l->id, STATS_BN_FORWARD, stats, C);
         // PreciseBN: momentum 1/(k+1) at the (k+1)-th batch keeps the plain average of all
         float momentum = c->precise_bn ? 1.0f / (bufs[l->poff[4]] + (float)k + 1.0f) : l->spec.momentum;
         update_running(rmean, rvar, stats, C, momentum);
@@ -740,7 +746,7 @@ static void backward_rm(Layer *l, float *dinp, float *dparams, const float *dout
         }
         // even without dinp (a first layer), so every rank makes the same collective calls
         if (c->train && l->spec.ghost <= 0 && c->reduce_stats)
-            c->reduce_stats(c->reduce_ctx, l->id, STATS_BN_BACKWARD, sums, C);
+            reduce(c, l->id, STATS_BN_BACKWARD, sums, C);
         if (dinp)
             input_grad(l, dinp + (size_t)b0 * C * HW, b0, nb, dout, inp, params, c, B, rm);
     }

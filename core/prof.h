@@ -7,7 +7,15 @@
 #pragma once
 #include <stdint.h>
 
-typedef enum { PROF_GEMM = 0, PROF_TRANSFORM = 1, PROF_ELEMENTWISE = 2, PROF_KINDS = 3 } ProfKind;
+// PROF_COMM: inside a layer, the statistics reduction across ranks (StepCtx.reduce_stats:
+// SyncBN's communication, mostly waiting for the group's slowest rank).
+typedef enum {
+    PROF_GEMM = 0,
+    PROF_TRANSFORM = 1,
+    PROF_ELEMENTWISE = 2,
+    PROF_COMM = 3,
+    PROF_KINDS = 4
+} ProfKind;
 
 typedef struct {
     int on;

@@ -142,9 +142,11 @@ static void relu_mask_backward(float *dx, const float *dout, const float *x, con
 }
 
 // The seconds a layer call's own counters take (a conv2d's GEMMs, the gradient handed to it by
-// samples), which prof_layer does not count again.
+// samples, a BatchNorm's reduction across ranks), which prof_layer does not count again.
 static double prof_inner(void) {
-    return prof.seconds[PROF_GEMM] + prof.seconds[PROF_TRANSFORM] + prof.seconds[PROF_ELEMENTWISE];
+    double t = 0;
+    for (int k = 0; k < PROF_KINDS; k++) t += prof.seconds[k];
+    return t;
 }
 
 // The profile's share of one layer call that began at t0 with the counters at g0

@@ -24,7 +24,8 @@ static const char *usage =
     "forward, loss, backward with the bucketed all-reduce, clipping, optimizer) on random\n"
     "inputs of model.input's shape (1x28x28 and 10 classes where the config takes them from\n"
     "the data), one process or many under mpirun. Prints the median\n"
-    "images/s, the time split, how much communication backward hid, peak memory per rank,\n"
+    "images/s, the time split, how much communication backward hid, each rank's own work\n"
+    "(the fastest and slowest: a step waits for the slowest), peak memory per rank,\n"
     "and the GEMM rate against the machine's own sgemm on the same threads; then a roofline\n"
     "of rank 0's step: the FLOPs its GEMMs execute (Winograd's real products) and their rate\n"
     "while they run, the bytes the elementwise passes move, the share of the step in GEMMs,\n"
@@ -58,6 +59,8 @@ static double sgemm_gflops(int n, int reps) {
 // What one measurement found (valid on rank 0 of d).
 typedef struct {
     double med, ips, gf, peak, split[5], hidden, rss_max;
+    double work_min, work_max;  // per step, the fastest and slowest rank's own work
+    int fast_rank, slow_rank;   // (the mean step less its waits on the others)
     double mean;          // mean step (the profile's counters are means too)
     double direct_flops;  // per step, counted as direct convolution (the flops hooks)
     Profile prof;         // rank 0's counters over the timed steps, divided by their number
@@ -113,6 +116,25 @@ static Profile timed_steps(const Dist *d, Stepper *st, const int64_t *idx, int b
     return pr;
 }
 
+// Each rank's own work per step: its mean step less what it waited on the others (the
+// all-reduce's wait and SyncBN's reductions). The fastest and slowest (collective).
+static void rank_work(const Dist *d, double work, BenchResult *res) {
+    double *w = calloc((size_t)d->world, sizeof(double));
+    if (!w) {
+        res->work_min = res->work_max = NAN;
+        return;
+    }
+    w[d->rank] = work;
+    dist_sum_f64(d, w, d->world);
+    res->fast_rank = res->slow_rank = 0;
+    for (int r = 1; r < d->world; r++) {
+        if (w[r] < w[res->fast_rank]) res->fast_rank = r;
+        if (w[r] > w[res->slow_rank]) res->slow_rank = r;
+    }
+    res->work_min = w[res->fast_rank], res->work_max = w[res->slow_rank];
+    free(w);
+}
+
 // The largest peak resident memory of any rank, MiB (collective).
 static double max_rss_mib(const Dist *d) {
     double *rss = calloc((size_t)d->world, sizeof(double)), mx = 0;
@@ -161,6 +183,7 @@ static void bench_once(const Dist *d, const Config *cfg, int classes, int steps,
                          .peak = peak, .hidden = hidden, .rss_max = rss_max, .mean = mean,
                          .direct_flops = step_flops(&m, batch), .prof = pr};
     memcpy(res->split, split, sizeof split);
+    rank_work(d, mean - split[3] - pr.seconds[PROF_COMM], res);
     stepper_free(&st);
     free(ds.x_f32), free(ds.y), free(idx), free(times);
     optim_free(&opt);
@@ -172,7 +195,8 @@ static void bench_once(const Dist *d, const Config *cfg, int classes, int steps,
 static void print_roofline(const BenchResult *r, int world) {
     const Profile *p = &r->prof;
     double g = p->seconds[PROF_GEMM], tr = p->seconds[PROF_TRANSFORM],
-           el = p->seconds[PROF_ELEMENTWISE], wait = r->split[3], step = r->mean;
+           el = p->seconds[PROF_ELEMENTWISE], bn = p->seconds[PROF_COMM],
+           wait = r->split[3] + bn, step = r->mean;
     double other = step - g - tr - el - wait;
     if (other < 0) other = 0;
     double ex = p->gemm_flops, rate = g > 0 ? ex / g / 1e9 : 0;
@@ -183,9 +207,11 @@ static void print_roofline(const BenchResult *r, int world) {
     printf("    elementwise passes move %.0f MiB (%.1f GB/s while they run)\n",
            p->elementwise_bytes / (1 << 20), el > 0 ? p->elementwise_bytes / el / 1e9 : 0);
     printf("    mean step %.1f ms: GEMM %.0f%% (%.1f ms), transforms %.0f%% (%.1f), elementwise %.0f%% "
-           "(%.1f), communication wait %.0f%% (%.1f), other %.0f%% (%.1f)\n",
+           "(%.1f), communication wait %.0f%% (%.1f: all-reduce %.1f, SyncBN %.1f), other %.0f%% "
+           "(%.1f)\n",
            1e3 * step, 100 * g / step, 1e3 * g, 100 * tr / step, 1e3 * tr, 100 * el / step, 1e3 * el,
-           100 * wait / step, 1e3 * wait, 100 * other / step, 1e3 * other);
+           100 * wait / step, 1e3 * wait, 1e3 * r->split[3], 1e3 * bn, 100 * other / step,
+           1e3 * other);
     if (r->peak > 0 && ex > 0)
         printf("    limit: the GEMMs alone at %.1f GFLOP/s take %.1f ms; the step takes %.1fx "
                "that\n",
@@ -203,13 +229,17 @@ static void print_result(const char *config, int world, int batch, int threads, 
                "\"backward_ms\": %.3f, \"allreduce_wait_ms\": %.3f, \"optimizer_ms\": %.3f, "
                "\"comm_hidden\": %.3f, \"peak_rss_mib\": %.1f, \"gemm_ms\": %.3f, "
                "\"transform_ms\": %.3f, \"elementwise_ms\": %.3f, \"executed_gflop\": %.4f, "
-               "\"direct_gflop\": %.4f, \"elementwise_mb\": %.2f}\n",
+               "\"direct_gflop\": %.4f, \"elementwise_mb\": %.2f, \"syncbn_ms\": %.3f, "
+               "\"work_ms_min\": %.3f, \"work_ms_max\": %.3f, \"fastest_rank\": %d, "
+               "\"slowest_rank\": %d}\n",
                config, world, batch, threads, bn_group, steps, 1e3 * r->med, r->ips, r->gf,
                r->peak, r->gf / (r->peak * world), 1e3 * r->split[0], 1e3 * r->split[1], 1e3 * r->split[2],
                1e3 * r->split[3], 1e3 * r->split[4], r->hidden, r->rss_max,
                1e3 * r->prof.seconds[PROF_GEMM], 1e3 * r->prof.seconds[PROF_TRANSFORM],
                1e3 * r->prof.seconds[PROF_ELEMENTWISE], r->prof.gemm_flops / 1e9,
-               r->direct_flops / 1e9, r->prof.elementwise_bytes / (1 << 20));
+               r->direct_flops / 1e9, r->prof.elementwise_bytes / (1 << 20),
+               1e3 * r->prof.seconds[PROF_COMM], 1e3 * r->work_min, 1e3 * r->work_max,
+               r->fast_rank, r->slow_rank);
     else {
         printf("%s: %d rank%s x %d thread%s (OpenBLAS %s), global batch %d, %d steps\n",
                config, world, world > 1 ? "s" : "", threads, threads > 1 ? "s" : "",
@@ -222,9 +252,15 @@ static void print_result(const char *config, int world, int batch, int threads, 
                "all-reduce %.2f, optimizer %.2f\n",
                1e3 * r->split[0], 1e3 * r->split[1], 1e3 * r->split[2], 1e3 * r->split[3],
                1e3 * r->split[4]);
-        if (world > 1)
+        if (world > 1) {
             printf("  communication hidden behind backward: %.0f%%  (bn.group %d)\n",
                    100 * r->hidden, bn_group);
+            printf("  each rank's own work a step (its step less its waits on the others): "
+                   "fastest rank %d %.2f ms, slowest rank %d %.2f ms (+%.1f%%): every step "
+                   "waits for the slowest\n",
+                   r->fast_rank, 1e3 * r->work_min, r->slow_rank, 1e3 * r->work_max,
+                   100 * (r->work_max / r->work_min - 1));
+        }
         printf("  peak memory per rank: %.0f MiB\n", r->rss_max);
         print_roofline(r, world);
     }

@@ -190,7 +190,8 @@ double stepper_step(Stepper *s, const int64_t *idx, int n, int64_t *correct, int
         gather_slice(s, idx, n, lo, b, &mix);
         StepCtx sc = {.train = 1, .dropout_on = c->dropout_on, .seed = c->seed,
                       .step = (uint32_t)s->opt->step, .stream = PHILOX_STREAM_TRAIN,
-                      .sample_ids = s->ids, .reduce_stats = bnsync_reduce,
+                      .sample_ids = s->ids,
+                      .reduce_stats = s->bn.size > 1 ? bnsync_reduce : NULL,  // none: local BN
                       .reduce_ctx = &s->bn};
         gradsync_begin(&s->gs, j == c->accum - 1);
         s->gs.step = s->bn.step = (long long)s->opt->step + 1;  // for stall reports

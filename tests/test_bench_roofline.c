@@ -1,8 +1,9 @@
 // test_bench_roofline.c: `regdist bench`'s roofline (launch/bench.c, core/prof.h). On
 // cnn6_mlp4 the GEMMs execute fewer FLOPs than the direct-convolution count (Winograd), and
 // the step's time shows up in GEMMs, transforms and elementwise passes, which move bytes; on
-// the MLP, which has no convolution, the executed FLOPs are exactly the counted ones. The
-// text output has the roofline block. Numbers, not timings: any machine passes.
+// the MLP, which has no convolution, the executed FLOPs are exactly the counted ones; on two
+// ranks, SyncBN's waits and each rank's own work. The text output has the roofline block.
+// Numbers, not timings: any machine passes.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,10 +61,48 @@ static void test_mlp_executes_what_it_counts(void **state) {
     assert_true(field(r.out, "transform_ms") == 0);
 }
 
+// Under mpiexec -n 2, SyncBN's reductions count as communication (syncbn_ms), and each rank's
+// own work (its step less its waits) is reported, fastest and slowest; local BN (bn.group=1)
+// has no reduction to wait on, and one rank is its own fastest and slowest.
+static void test_ranks_work_and_syncbn(void **state) {
+    (void)state;
+    const char *m = getenv("REGDIST_MPIEXEC");
+    char cmd[4096], config[1024];
+    snprintf(config, sizeof config, "%s/launch/configs/cnn6_mlp4.cfg", test_source_dir());
+    RunResult r;
+    for (int local = 0; local < 2; local++) {
+        snprintf(cmd, sizeof cmd,
+                 "%s -n 2 %s bench --config %s --batch 16 --steps 3 --warmup 1 --threads 1 "
+                 "--json --set bn.group=%d",
+                 m && *m ? m : "mpiexec", test_regdist_bin(), config, local);
+        test_run_shell(&r, cmd);
+        test_expect_ok(&r);
+        double bn = field(r.out, "syncbn_ms"), lo = field(r.out, "work_ms_min"),
+               hi = field(r.out, "work_ms_max");
+        int fast = (int)field(r.out, "fastest_rank"), slow = (int)field(r.out, "slowest_rank");
+        if (local ? bn != 0 : !(bn > 0)) fail_msg("bn.group=%d: syncbn_ms %g", local, bn);
+        if (!(lo > 0 && lo <= hi) || fast < 0 || fast > 1 || slow < 0 || slow > 1 ||
+            (lo < hi && fast == slow))
+            fail_msg("work %g (rank %d) .. %g (rank %d)", lo, fast, hi, slow);
+    }
+    snprintf(cmd, sizeof cmd,
+             "%s -n 2 %s bench --config %s --batch 16 --steps 2 --warmup 1 --threads 1",
+             m && *m ? m : "mpiexec", test_regdist_bin(), config);
+    test_run_shell(&r, cmd);
+    test_expect_ok(&r);
+    if (!strstr(r.out, "each rank's own work") || !strstr(r.out, "slowest rank") ||
+        !strstr(r.out, "SyncBN"))
+        fail_msg("no per-rank work or SyncBN wait in:\n%s", r.out);
+    bench(&r, "cnn6_mlp4.cfg", "16", 1);
+    assert_true(field(r.out, "syncbn_ms") == 0);
+    assert_true(field(r.out, "work_ms_min") == field(r.out, "work_ms_max"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cnn_roofline),
         cmocka_unit_test(test_mlp_executes_what_it_counts),
+        cmocka_unit_test(test_ranks_work_and_syncbn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,8 @@
 // off, kernels count nothing; on, a Winograd convolution counts exactly the FLOPs of its
 // GEMMs in the Winograd domain (36 or 16 products per tile, not the direct convolution's 9
 // per output), an elementwise pass the bytes it reads and writes, and a Seq puts a ReLU +
-// Dropout2d pair's time under elementwise work, and a handed chunk's bytes and seconds once;
-// prof_reset zeroes the counters.
+// Dropout2d pair's time under elementwise work, a handed chunk's bytes and seconds once, and a
+// BatchNorm's reduction across ranks under communication; prof_reset zeroes the counters.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -152,12 +152,62 @@ static void test_seq_handed_chunks(void **state) {
     assert_true(prof.elementwise_bytes == 4.0 * (6.0 * n + 4.0 * p));
     double sum = 0;
     for (int k = 0; k < PROF_KINDS; k++) {
-        assert_true(prof.seconds[k] > 0);
+        assert_true(k == PROF_COMM ? prof.seconds[k] == 0 : prof.seconds[k] > 0);  // no reducer
         sum += prof.seconds[k];
     }
     assert_true(sum <= wall);
     prof_enable(0);
     free(x), free(dy), free(params), free(grads), free(bufs);
+    seq_free(&s);
+    param_table_free(&t);
+}
+
+// A reducer that takes REDUCE_MS milliseconds a call, as a rank waiting for a slower one does.
+enum { REDUCE_MS = 40 };
+static int reduce_calls;
+static int slow_reducer(void *ctx, int layer_id, StatsKind kind, double *stats, int nchan) {
+    (void)ctx, (void)layer_id, (void)kind, (void)stats, (void)nchan;
+    double t0 = prof_clock();
+    while (prof_clock() - t0 < REDUCE_MS / 1000.0) {
+    }
+    reduce_calls++;
+    return 0;
+}
+
+// A training BatchNorm's reduction across ranks (StepCtx.reduce_stats, SyncBN) counts as
+// communication, once per call, and not also as the layer's elementwise work.
+static void test_reduction_is_communication(void **state) {
+    (void)state;
+    LayerSpec spec;
+    memset(&spec, 0, sizeof spec);
+    snprintf(spec.type, sizeof spec.type, "batchnorm");
+    snprintf(spec.name, sizeof spec.name, "bn");
+    spec.eps = 1e-5f, spec.momentum = 0.1f;
+    Seq s;
+    ParamTable t;
+    memset(&t, 0, sizeof t);
+    Err e = {0};
+    Shape out;
+    assert_int_equal(seq_setup(&s, &spec, 1, (Shape){3, {C, H, W}}, "", 1, &t, &out, &e),
+                     ERR_OK);
+    assert_int_equal(seq_plan(&s, B, &e), ERR_OK);
+    size_t n = (size_t)B * C * H * W;
+    float *x = calloc(n, sizeof(float)), *dy = calloc(n, sizeof(float)), *dx = calloc(n, 4);
+    float *params = calloc(t.n_trainable, sizeof(float)), *grads = calloc(t.n_trainable, 4);
+    float *bufs = calloc(t.n_buffer, sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)(i % 7) - 3.0f, dy[i] = (float)(i % 5) - 2.0f;
+    seq_init(&s, params, bufs, 1);
+    StepCtx c = {.train = 1, .seed = 1, .reduce_stats = slow_reducer};
+    prof_enable(1);
+    reduce_calls = 0;
+    seq_forward(&s, x, params, bufs, &c, B);
+    seq_backward(&s, dx, grads, dy, x, params, &c, B, &t, NULL, NULL);
+    assert_int_equal(reduce_calls, 2);
+    assert_true(prof.seconds[PROF_COMM] >= 2 * REDUCE_MS / 1000.0);
+    assert_true(prof.seconds[PROF_ELEMENTWISE] > 0);
+    assert_true(prof.seconds[PROF_ELEMENTWISE] < REDUCE_MS / 1000.0);  // the wait is not in it
+    prof_enable(0);
+    free(x), free(dy), free(dx), free(params), free(grads), free(bufs);
     seq_free(&s);
     param_table_free(&t);
 }
@@ -169,6 +219,7 @@ int main(void) {
         cmocka_unit_test(test_elementwise_bytes),
         cmocka_unit_test(test_seq_pair_is_elementwise),
         cmocka_unit_test(test_seq_handed_chunks),
+        cmocka_unit_test(test_reduction_is_communication),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
