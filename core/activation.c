@@ -29,6 +29,7 @@ void relu_backward(float *dinp, const float *dout, const float *out, size_t N) {
 
 // out = x Phi(x) with Phi(x) = 0.5 (1 + erf(x / sqrt 2)); cdf (N) keeps Phi(x) for backward.
 void gelu_forward(float *out, float *cdf, const float *inp, size_t N) {
+    prof_bytes(3.0 * N);  // read x, write out and cdf
 #pragma omp simd
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
@@ -39,6 +40,7 @@ void gelu_forward(float *out, float *cdf, const float *inp, size_t N) {
 }
 // dinp = dout * (Phi(x) + x phi(x)), (N)
 void gelu_backward(float *dinp, const float *dout, const float *inp, const float *cdf, size_t N) {
+    prof_bytes(4.0 * N);  // read dout, x and cdf, write dinp
 #pragma omp simd
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];

@@ -69,6 +69,7 @@ static void forward(Layer *l, float *out, const float *inp, const float *params,
                     const StepCtx *c, int B) {
     (void)params, (void)bufs;
     size_t D = shape_numel(l->in);
+    prof_bytes(2.0 * B * D);  // read x, write y (the mask's bytes not counted, as fused)
     if (!active(l, c)) {
         memcpy(out, inp, (size_t)B * D * sizeof(float));
         return;
@@ -90,6 +91,7 @@ static void backward(Layer *l, float *dinp, float *dparams, const float *dout, c
     (void)dparams, (void)inp, (void)out, (void)params;
     if (!dinp) return;
     size_t N = (size_t)B * shape_numel(l->in);
+    prof_bytes(2.0 * N);  // read dout, write dinp
     if (!active(l, c)) {
         memcpy(dinp, dout, N * sizeof(float));
         return;

@@ -5,6 +5,7 @@
 #include "init.h"
 #include "kernels.h"
 #include "layer.h"
+#include "prof.h"
 
 // Forward takes rows LN_ROWS at a time: each row's sums are one float chain in i order, as row
 // by row, but the chains of LN_ROWS rows interleave, so the adder does not wait on its own
@@ -39,6 +40,7 @@ static inline void forward_rows(float *out, float *mean, float *rstd, const floa
 // out (B,D), mean (B), rstd (B) from inp (B,D); weight, bias (D). Biased variance, as PyTorch.
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int B, int D, float eps) {
+    prof_bytes(2.0 * B * D);  // read x, write y (a block of rows stays in cache between passes)
     int b = 0;
     for (; b + LN_ROWS <= B; b += LN_ROWS)
         forward_rows(out + (size_t)b * D, mean + b, rstd + b, inp + (size_t)b * D, weight, bias,
@@ -52,6 +54,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, const float *mean,
                         const float *rstd, int B, int D) {
+    prof_bytes((dinp ? 3.0 : 2.0) * B * D);  // read x and dout, write dinp (a row in cache)
     for (int b = 0; b < B; b++) {
         const float *x = inp + (size_t)b * D, *dy = dout + (size_t)b * D;
         float m = mean[b], r = rstd[b];

@@ -59,6 +59,7 @@ static void test_mlp_executes_what_it_counts(void **state) {
     if (!(direct > 0 && ex > 0.99 * direct && ex < 1.01 * direct))
         fail_msg("MLP: executed %g GFLOP, counted %g", ex, direct);
     assert_true(field(r.out, "transform_ms") == 0);
+    assert_true(field(r.out, "elementwise_mb") > 0);  // LayerNorm, GELU, dropout
 }
 
 // Under mpiexec -n 2, SyncBN's reductions count as communication (syncbn_ms), and each rank's

@@ -3,7 +3,8 @@
 // GEMMs in the Winograd domain (36 or 16 products per tile, not the direct convolution's 9
 // per output), an elementwise pass the bytes it reads and writes, and a Seq puts a ReLU +
 // Dropout2d pair's time under elementwise work, a handed chunk's bytes and seconds once, and a
-// BatchNorm's reduction across ranks under communication; prof_reset zeroes the counters.
+// BatchNorm's reduction across ranks under communication; the MLP's layers (GELU, LayerNorm,
+// flatten, dropout) count their bytes; prof_reset zeroes the counters.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -73,6 +74,55 @@ static void test_elementwise_bytes(void **state) {
     relu_dropout2d_backward(d, y, x, keep, 2.0f, B, C, H * W);
     assert_true(prof.elementwise_bytes == 4.0 * 5 * N);  // + read dout and x, write dx
     prof_enable(0);
+}
+
+// The MLP's elementwise layers count their bytes too (floats read and written; a row or a
+// mask in cache not again): GELU 3N forward (x; out and Phi) and 4N backward, LayerNorm 2N
+// and 3N (2N without dinp), and a flatten and a dropout layer run alone 2N each way.
+static void test_mlp_layer_bytes(void **state) {
+    (void)state;
+    enum { R = 3, D = 40, N = R * D };
+    static float x[N], y[N], cdf[N], d[N], dx[N], w[D], bias[D], dw[D], db[D], mean[R], rstd[R];
+    for (int i = 0; i < N; i++) x[i] = (float)(i % 9) - 4.0f, d[i] = (float)(i % 5) - 2.0f;
+    for (int i = 0; i < D; i++) w[i] = 1.0f, bias[i] = 0.0f;
+    prof_enable(1);
+    gelu_forward(y, cdf, x, N);
+    assert_true(prof.elementwise_bytes == 4.0 * 3 * N);
+    gelu_backward(dx, d, x, cdf, N);
+    assert_true(prof.elementwise_bytes == 4.0 * 7 * N);
+    prof_reset();
+    layernorm_forward(y, mean, rstd, x, w, bias, R, D, 1e-5f);
+    assert_true(prof.elementwise_bytes == 4.0 * 2 * N);
+    layernorm_backward(dx, dw, db, d, x, w, mean, rstd, R, D);
+    assert_true(prof.elementwise_bytes == 4.0 * 5 * N);
+    layernorm_backward(NULL, dw, db, d, x, w, mean, rstd, R, D);
+    assert_true(prof.elementwise_bytes == 4.0 * 7 * N);
+    prof_enable(0);
+
+    LayerSpec specs[2];
+    memset(specs, 0, sizeof specs);
+    snprintf(specs[0].type, sizeof specs[0].type, "flatten");
+    snprintf(specs[0].name, sizeof specs[0].name, "f");
+    snprintf(specs[1].type, sizeof specs[1].type, "dropout");
+    snprintf(specs[1].name, sizeof specs[1].name, "d");
+    specs[1].p = 0.5f;
+    Seq s;
+    ParamTable t;
+    memset(&t, 0, sizeof t);
+    Err e = {0};
+    Shape out;
+    assert_int_equal(seq_setup(&s, specs, 2, (Shape){3, {2, 4, 5}}, "", 1, &t, &out, &e), ERR_OK);
+    assert_int_equal(seq_plan(&s, R, &e), ERR_OK);
+    int64_t ids[R] = {1, 2, 3};
+    StepCtx c = {.train = 1, .dropout_on = 1, .seed = 1, .sample_ids = ids};
+    prof_enable(1);
+    seq_forward(&s, x, NULL, NULL, &c, R);
+    assert_true(prof.elementwise_bytes == 4.0 * 4 * N);
+    seq_backward(&s, dx, NULL, d, x, NULL, &c, R, &t, NULL, NULL);
+    assert_true(prof.elementwise_bytes == 4.0 * 8 * N);
+    prof_enable(0);
+    seq_free(&s);
+    param_table_free(&t);
 }
 
 static void test_seq_pair_is_elementwise(void **state) {
@@ -217,6 +267,7 @@ int main(void) {
         cmocka_unit_test(test_off_counts_nothing),
         cmocka_unit_test(test_winograd_flops),
         cmocka_unit_test(test_elementwise_bytes),
+        cmocka_unit_test(test_mlp_layer_bytes),
         cmocka_unit_test(test_seq_pair_is_elementwise),
         cmocka_unit_test(test_seq_handed_chunks),
         cmocka_unit_test(test_reduction_is_communication),
