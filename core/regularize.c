@@ -48,14 +48,6 @@ float grad_clip_scale(double norm, float max_norm) {
     return coef < 1.0 ? (float)coef : 1.0f;
 }
 
-double grad_clip_global_norm(float *grads, size_t n, float max_norm) {
-    double norm = grad_global_norm(grads, n);
-    float c = grad_clip_scale(norm, max_norm);
-    if (c != 1.0f)
-        for (size_t i = 0; i < n; i++) grads[i] *= c;
-    return norm;
-}
-
 int grads_finite(const float *grads, size_t n) {
     // x * 0 is 0 for every finite x and NaN for Inf and NaN: one pass, in sixteen partial sums
     // so that it vectorizes (a single sum is a chain of adds at the adder's latency: 0.25 ms of

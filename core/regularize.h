@@ -12,11 +12,9 @@ double reg_penalty(const float *params, const ParamTable *t, float l1, float l2)
 // L2 norm of the whole gradient buffer, accumulated in double.
 double grad_global_norm(const float *grads, size_t n);
 // torch.nn.utils.clip_grad_norm_'s factor for a gradient of this norm: min(1, max_norm /
-// (norm + 1e-6)) as a float (1 when nothing is clipped).
+// (norm + 1e-6)) as a float (1 when nothing is clipped). Training hands it to optim_step,
+// which applies it as it reads the gradients.
 float grad_clip_scale(double norm, float max_norm);
-// torch.nn.utils.clip_grad_norm_: scales grads by grad_clip_scale. Returns the norm before
-// clipping. (Training passes the factor to optim_step instead: one pass fewer.)
-double grad_clip_global_norm(float *grads, size_t n, float max_norm);
 
 // 1 if every one of the n gradients is finite (no NaN, no Inf), else 0.
 int grads_finite(const float *grads, size_t n);

@@ -62,6 +62,23 @@ static void test_winograd_flops(void **state) {
     prof_enable(0);
 }
 
+// A Seq of a layer of type t0 and a mask layer of type t1 (p 0.5) on input `in`, planned for
+// batches of up to max_b.
+static void pair_seq(Seq *s, ParamTable *t, const char *t0, const char *t1, Shape in, int max_b) {
+    LayerSpec specs[2];
+    memset(specs, 0, sizeof specs);
+    snprintf(specs[0].type, sizeof specs[0].type, "%s", t0);
+    snprintf(specs[0].name, sizeof specs[0].name, "a");
+    snprintf(specs[1].type, sizeof specs[1].type, "%s", t1);
+    snprintf(specs[1].name, sizeof specs[1].name, "d");
+    specs[1].p = 0.5f;
+    memset(t, 0, sizeof *t);
+    Err e = {0};
+    Shape out;
+    assert_int_equal(seq_setup(s, specs, 2, in, "", 1, t, &out, &e), ERR_OK);
+    assert_int_equal(seq_plan(s, max_b, &e), ERR_OK);
+}
+
 static void test_elementwise_bytes(void **state) {
     (void)state;
     enum { N = B * C * H * W };
@@ -99,20 +116,9 @@ static void test_mlp_layer_bytes(void **state) {
     assert_true(prof.elementwise_bytes == 4.0 * 7 * N);
     prof_enable(0);
 
-    LayerSpec specs[2];
-    memset(specs, 0, sizeof specs);
-    snprintf(specs[0].type, sizeof specs[0].type, "flatten");
-    snprintf(specs[0].name, sizeof specs[0].name, "f");
-    snprintf(specs[1].type, sizeof specs[1].type, "dropout");
-    snprintf(specs[1].name, sizeof specs[1].name, "d");
-    specs[1].p = 0.5f;
     Seq s;
     ParamTable t;
-    memset(&t, 0, sizeof t);
-    Err e = {0};
-    Shape out;
-    assert_int_equal(seq_setup(&s, specs, 2, (Shape){3, {2, 4, 5}}, "", 1, &t, &out, &e), ERR_OK);
-    assert_int_equal(seq_plan(&s, R, &e), ERR_OK);
+    pair_seq(&s, &t, "flatten", "dropout", (Shape){3, {2, 4, 5}}, R);
     int64_t ids[R] = {1, 2, 3};
     StepCtx c = {.train = 1, .dropout_on = 1, .seed = 1, .sample_ids = ids};
     prof_enable(1);
@@ -127,20 +133,9 @@ static void test_mlp_layer_bytes(void **state) {
 
 static void test_seq_pair_is_elementwise(void **state) {
     (void)state;
-    LayerSpec specs[2];
-    memset(specs, 0, sizeof specs);
-    snprintf(specs[0].type, sizeof specs[0].type, "relu");
-    snprintf(specs[0].name, sizeof specs[0].name, "r");
-    snprintf(specs[1].type, sizeof specs[1].type, "dropout2d");
-    snprintf(specs[1].name, sizeof specs[1].name, "d");
-    specs[1].p = 0.5f;
     Seq s;
     ParamTable t;
-    memset(&t, 0, sizeof t);
-    Err e = {0};
-    Shape out;
-    assert_int_equal(seq_setup(&s, specs, 2, (Shape){3, {C, 64, 64}}, "", 1, &t, &out, &e), ERR_OK);
-    assert_int_equal(seq_plan(&s, B, &e), ERR_OK);
+    pair_seq(&s, &t, "relu", "dropout2d", (Shape){3, {C, 64, 64}}, B);
     size_t n = (size_t)B * C * 64 * 64;
     float *x = calloc(n, sizeof(float)), *dx = malloc(n * sizeof(float));
     int64_t ids[B] = {0, 1};

@@ -212,18 +212,25 @@ static void test_sgd_dampening(void **state) {
     run_trajectory("sgd_damp", &c, sgd_damp_W, sgd_damp_b);
 }
 
-// (f) clip_grad_norm_(max_norm=1): a gradient of norm > 1 is scaled, one of norm < 1 is not.
+// (f) clip_grad_norm_(max_norm=1), as training computes it: the global norm, then the factor
+// grad_clip_scale gives it: a gradient of norm > 1 is scaled, one of norm < 1 is not.
+static double clip(float *g, const float *in) {
+    memcpy(g, in, CLIP_N * sizeof(float));
+    double norm = grad_global_norm(g, CLIP_N);
+    float c = grad_clip_scale(norm, 1.0f);
+    for (int i = 0; i < CLIP_N; i++) g[i] *= c;
+    return norm;
+}
+
 static void test_clip(void **state) {
     (void)state;
     float g[CLIP_N];
-    memcpy(g, clip_big_in, sizeof g);
-    double norm = grad_clip_global_norm(g, CLIP_N, 1.0f);
+    double norm = clip(g, clip_big_in);
     check_scalar("clip big norm", norm, CLIP_BIG_NORM, RTOL_OP);
     check_close("clip big grads", g, clip_big_out, CLIP_N, RTOL_OP, 0.0);
     assert_true(grad_global_norm(g, CLIP_N) < 1.0);
 
-    memcpy(g, clip_small_in, sizeof g);
-    norm = grad_clip_global_norm(g, CLIP_N, 1.0f);
+    norm = clip(g, clip_small_in);
     check_scalar("clip small norm", norm, CLIP_SMALL_NORM, RTOL_OP);
     check_close("clip small grads", g, clip_small_out, CLIP_N, 0.0, 0.0);  // untouched
 }
