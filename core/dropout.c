@@ -23,12 +23,7 @@ void dropout_mask(uint8_t *keep, size_t n, float p, philox_key key, uint32_t sam
         return;
     }
     uint32_t threshold = (uint32_t)((double)p * 4294967296.0);
-    for (size_t i = 0; i < n; i += 64) {  // 16 counters, 4 words each
-        uint32_t w[4][16];
-        philox4x32_10_x16(w, (philox_ctr){{(uint32_t)(i / 4), sample, step, stream}}, key);
-        size_t m = n - i < 64 ? n - i : 64;
-        for (size_t e = 0; e < m; e++) keep[i + e] = w[e % 4][e / 4] >= threshold;
-    }
+    philox_bytes_ge(keep, n, threshold, (philox_ctr){{0, sample, step, stream}}, key);
 }
 
 // out, x are (N): dropout of relu(x); keep (N) or NULL.

@@ -8,6 +8,7 @@
 // stream separates purposes that share a key: training dropout, initialization,
 // shuffling, Monte-Carlo prediction passes.
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct { uint32_t v[4]; } philox_ctr;
@@ -28,6 +29,11 @@ philox_ctr philox4x32_10(philox_ctr ctr, philox_key key);
 // c3}, key) for j = 0..15 (c0 + j wrapping as uint32), bit for bit (with AVX-512 the sixteen
 // run in the lanes of a vector: dropout masks cost a tenth as much).
 void philox4x32_10_x16(uint32_t out[4][16], philox_ctr ctr, philox_key key);
+
+// out (n) = Bernoulli bytes from the stream of words: out[e] = 1 if word e % 4 of
+// philox4x32_10({c0 + e / 4, c1, c2, c3}, key) >= threshold, else 0 (with AVX-512, 256 bytes
+// at a time, compared and packed in registers).
+void philox_bytes_ge(uint8_t *out, size_t n, uint32_t threshold, philox_ctr ctr, philox_key key);
 
 // Uniform float in [0, 1) from the top 24 bits of a word.
 static inline float philox_unit(uint32_t u) { return (float)(u >> 8) * (1.0f / 16777216.0f); }

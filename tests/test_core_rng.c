@@ -34,7 +34,7 @@ static void test_philox_known_answers(void **state) {
 // philox4x32_10_x16 against sixteen scalar calls, bit for bit, with the first counter word
 // wrapping past 2^32 in the middle of a vector and on the known-answer keys; and dropout_mask,
 // built on it, against the scalar definition (element i: word i % 4 of counter i / 4) for
-// lengths around its 64-element blocks.
+// lengths around its 64-element blocks and 256-element groups.
 static void test_philox_x16_matches_scalar(void **state) {
     (void)state;
     const philox_ctr cs[3] = {{{0, 0, 0, 0}}, {{0xfffffff8u, 7, 9, 0x100}},
@@ -49,15 +49,31 @@ static void test_philox_x16_matches_scalar(void **state) {
             for (int k = 0; k < 4; k++) assert_int_equal(w[k][j], r.v[k]);
         }
     }
-    const size_t lens[] = {1, 3, 63, 64, 65, 130, 1000};
+    const size_t lens[] = {1, 3, 63, 64, 65, 130, 255, 256, 257, 320, 511, 1000};
     philox_key key = {{5, 6}};
     uint32_t threshold = (uint32_t)(0.3 * 4294967296.0);
-    for (int t = 0; t < 7; t++) {
+    for (int t = 0; t < 12; t++) {
         uint8_t keep[1000];
         dropout_mask(keep, lens[t], 0.3f, key, 11, 12, 13);
         for (size_t e = 0; e < lens[t]; e++) {
             philox_ctr r = philox4x32_10((philox_ctr){{(uint32_t)(e / 4), 11, 12, 13}}, key);
             assert_int_equal(keep[e], r.v[e % 4] >= threshold);
+        }
+    }
+    // philox_bytes_ge from a first counter word that wraps past 2^32 inside a 256-byte group,
+    // on every known-answer counter and key; nothing past n written
+    for (int i = 0; i < 3; i++) {
+        uint8_t out[1000 + 1];
+        philox_ctr c = {{0xffffffe0u, cs[i].v[1], cs[i].v[2], cs[i].v[3]}};
+        for (int t = 0; t < 12; t++) {
+            out[lens[t]] = 0xAB;
+            philox_bytes_ge(out, lens[t], 0x9e3779b9u, c, ks[i]);
+            assert_int_equal(out[lens[t]], 0xAB);
+            for (size_t e = 0; e < lens[t]; e++) {
+                philox_ctr r = philox4x32_10(
+                    (philox_ctr){{c.v[0] + (uint32_t)(e / 4), c.v[1], c.v[2], c.v[3]}}, ks[i]);
+                assert_int_equal(out[e], r.v[e % 4] >= 0x9e3779b9u);
+            }
         }
     }
 }
