@@ -11,8 +11,9 @@
 // by row, but the chains of LN_ROWS rows interleave, so the adder does not wait on its own
 // latency (row by row, the two sums were most of the forward's time). Its multiply-adds are
 // written as fmaf, so the bits are the order written here, not the compiler's choice of
-// contractions (row by row, it fused the tail of a row and not the vectorized rest). Backward
-// stays row by row: its loops vectorize along the row, and interleaving rows measured slower.
+// contractions (row by row, it fused the tail of a row and not the vectorized rest). This file
+// is compiled with -ffp-contract=off (CMakeLists.txt), so every fused multiply-add in it is an
+// fmaf written here and every other product is rounded before it is added.
 enum { LN_ROWS = 8 };
 
 // R (<= LN_ROWS) rows: out, mean, rstd from inp.
@@ -50,29 +51,73 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
                      B - b, D, eps);
 }
 
+// R (<= LN_ROWS) rows of backward: sum_g[k], sum_gn[k] = the sums of dy*w and dy*w*norm over
+// row k, each one float chain in i order; dweight, dbias accumulate the rows in order. Taken
+// LN_VEC columns at a time: the products of all R rows first (vectorized along the row), then
+// each row's chains advance by LN_VEC adds; those 2R short independent chains sit side by side
+// in the instruction stream, so the processor overlaps them instead of waiting on the adder's
+// latency (row by row, two chains D long were most of the backward's time).
+enum { LN_VEC = 16 };
+
+// Columns i0 .. i0+W-1 of R rows (W <= LN_VEC): the chains advance by W, rows interleaved.
+static inline __attribute__((always_inline)) void backward_cols(
+    float *restrict sg, float *restrict sgn, float *restrict dweight, float *restrict dbias,
+    const float *restrict dout, const float *restrict inp, const float *restrict weight,
+    const float *mean, const float *rstd, int R, int D, int i0, int W) {
+    float g[LN_ROWS][LN_VEC], gn[LN_ROWS][LN_VEC];
+    for (int k = 0; k < R; k++) {
+        const float *x = inp + (size_t)k * D + i0, *dy = dout + (size_t)k * D + i0;
+        float m = mean[k], r = rstd[k];
+        for (int j = 0; j < W; j++) {
+            float n = (x[j] - m) * r;
+            g[k][j] = dy[j] * weight[i0 + j];
+            gn[k][j] = g[k][j] * n;
+            dweight[i0 + j] = fmaf(dy[j], n, dweight[i0 + j]);
+            dbias[i0 + j] += dy[j];
+        }
+    }
+    for (int k = 0; k < R; k++)
+        for (int j = 0; j < W; j++) {
+            sg[k] += g[k][j];
+            sgn[k] += gn[k][j];
+        }
+}
+
+static void backward_sums(float *sum_g, float *sum_gn, float *dweight, float *dbias,
+                          const float *dout, const float *inp, const float *weight,
+                          const float *mean, const float *rstd, int R, int D) {
+    float sg[LN_ROWS] = {0}, sgn[LN_ROWS] = {0};
+    int i0 = 0;
+    for (; i0 + LN_VEC <= D; i0 += LN_VEC)
+        backward_cols(sg, sgn, dweight, dbias, dout, inp, weight, mean, rstd, R, D, i0, LN_VEC);
+    if (i0 < D)
+        backward_cols(sg, sgn, dweight, dbias, dout, inp, weight, mean, rstd, R, D, i0, D - i0);
+    for (int k = 0; k < R; k++) {
+        sum_g[k] = sg[k];
+        sum_gn[k] = sgn[k];
+    }
+}
+
 // dinp (B,D) overwritten (if not NULL); dweight, dbias (D) accumulate.
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                        const float *inp, const float *weight, const float *mean,
-                        const float *rstd, int B, int D) {
-    prof_bytes((dinp ? 3.0 : 2.0) * B * D);  // read x and dout, write dinp (a row in cache)
-    for (int b = 0; b < B; b++) {
-        const float *x = inp + (size_t)b * D, *dy = dout + (size_t)b * D;
-        float m = mean[b], r = rstd[b];
-        float sum_g = 0.0f, sum_gn = 0.0f;  // mean of dy*w and of dy*w*norm
-        for (int i = 0; i < D; i++) {
-            float n = (x[i] - m) * r;
-            float g = dy[i] * weight[i];
-            sum_g += g;
-            sum_gn += g * n;
-            dweight[i] += dy[i] * n;
-            dbias[i] += dy[i];
-        }
+                        const float *inp, const float *weight, const float *mean, const float *rstd,
+                        int B, int D) {
+    prof_bytes((dinp ? 3.0 : 2.0) * B * D);  // read x and dout, write dinp (rows in cache)
+    for (int b0 = 0; b0 < B; b0 += LN_ROWS) {
+        int R = B - b0 < LN_ROWS ? B - b0 : LN_ROWS;
+        float sum_g[LN_ROWS], sum_gn[LN_ROWS];
+        backward_sums(sum_g, sum_gn, dweight, dbias, dout + (size_t)b0 * D, inp + (size_t)b0 * D,
+                      weight, mean + b0, rstd + b0, R, D);
         if (!dinp) continue;
-        float mg = sum_g / D, mgn = sum_gn / D;
-        float *dx = dinp + (size_t)b * D;
-        for (int i = 0; i < D; i++) {
-            float n = (x[i] - m) * r;
-            dx[i] = (dy[i] * weight[i] - mg - n * mgn) * r;
+        for (int k = 0; k < R; k++) {
+            int b = b0 + k;
+            const float *x = inp + (size_t)b * D, *dy = dout + (size_t)b * D;
+            float m = mean[b], r = rstd[b], mg = sum_g[k] / D, mgn = sum_gn[k] / D;
+            float *dx = dinp + (size_t)b * D;
+            for (int i = 0; i < D; i++) {
+                float n = (x[i] - m) * r;
+                dx[i] = fmaf(-n, mgn, fmaf(dy[i], weight[i], -mg)) * r;
+            }
         }
     }
 }

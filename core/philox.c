@@ -82,12 +82,12 @@ void philox4x32_10_x16(uint32_t out[4][16], philox_ctr c, philox_key k) {
 // (little-endian), which is element 4j + w's place in the stream.
 static inline __m512i bytes_ge(__m512i x[4][4], int s, __m512i t) {
     __m512i v = _mm512_maskz_mov_epi32(_mm512_cmpge_epu32_mask(x[0][s], t), _mm512_set1_epi32(1));
-    v = _mm512_or_si512(v, _mm512_maskz_mov_epi32(_mm512_cmpge_epu32_mask(x[1][s], t),
-                                                  _mm512_set1_epi32(1 << 8)));
-    v = _mm512_or_si512(v, _mm512_maskz_mov_epi32(_mm512_cmpge_epu32_mask(x[2][s], t),
-                                                  _mm512_set1_epi32(1 << 16)));
-    return _mm512_or_si512(v, _mm512_maskz_mov_epi32(_mm512_cmpge_epu32_mask(x[3][s], t),
-                                                     _mm512_set1_epi32(1 << 24)));
+    v = _mm512_or_si512(
+        v, _mm512_maskz_mov_epi32(_mm512_cmpge_epu32_mask(x[1][s], t), _mm512_set1_epi32(1 << 8)));
+    v = _mm512_or_si512(
+        v, _mm512_maskz_mov_epi32(_mm512_cmpge_epu32_mask(x[2][s], t), _mm512_set1_epi32(1 << 16)));
+    return _mm512_or_si512(
+        v, _mm512_maskz_mov_epi32(_mm512_cmpge_epu32_mask(x[3][s], t), _mm512_set1_epi32(1 << 24)));
 }
 
 void philox_bytes_ge(uint8_t *out, size_t n, uint32_t threshold, philox_ctr c, philox_key k) {
@@ -120,8 +120,7 @@ void philox4x32_10_x16(uint32_t out[4][16], philox_ctr c, philox_key k) {
 void philox_bytes_ge(uint8_t *out, size_t n, uint32_t threshold, philox_ctr c, philox_key k) {
     for (size_t e = 0; e < n; e += 64) {
         uint32_t w[4][16];
-        philox4x32_10_x16(w, (philox_ctr){{c.v[0] + (uint32_t)(e / 4), c.v[1], c.v[2], c.v[3]}},
-                          k);
+        philox4x32_10_x16(w, (philox_ctr){{c.v[0] + (uint32_t)(e / 4), c.v[1], c.v[2], c.v[3]}}, k);
         size_t m = n - e < 64 ? n - e : 64;
         for (size_t i = 0; i < m; i++) out[e + i] = w[i % 4][i / 4] >= threshold;
     }

@@ -126,6 +126,72 @@ static void test_layernorm_rows_match_one_by_one(void **state) {
     }
 }
 
+// LayerNorm's backward (core/layernorm.c) advances the sums of blocks of rows together: bit for
+// bit what one row at a time gives, written out here with its products rounded before they are
+// summed (kept in gn[] between two loops) and its fused multiply-adds as the kernel's.
+static void ln_backward_rows1(float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *weight, const float *mean,
+                              const float *rstd, int B, int D) {
+    float *g = malloc((size_t)D * sizeof(float)), *gn = malloc((size_t)D * sizeof(float));
+    assert_non_null(g), assert_non_null(gn);
+    for (int b = 0; b < B; b++) {
+        const float *x = inp + (size_t)b * D, *dy = dout + (size_t)b * D;
+        float m = mean[b], r = rstd[b], sum_g = 0.0f, sum_gn = 0.0f;
+        for (int i = 0; i < D; i++) {
+            float n = (x[i] - m) * r;
+            g[i] = dy[i] * weight[i];
+            gn[i] = g[i] * n;
+            dweight[i] = fmaf(dy[i], n, dweight[i]);
+            dbias[i] += dy[i];
+        }
+        for (int i = 0; i < D; i++) sum_g += g[i], sum_gn += gn[i];
+        if (!dinp) continue;
+        float mg = sum_g / D, mgn = sum_gn / D;
+        for (int i = 0; i < D; i++) {
+            float n = (x[i] - m) * r;
+            dinp[(size_t)b * D + i] = fmaf(-n, mgn, fmaf(dy[i], weight[i], -mg)) * r;
+        }
+    }
+    free(g), free(gn);
+}
+
+static void test_layernorm_backward_rows_match_one_by_one(void **state) {
+    (void)state;
+    const int shapes[][2] = {{128, 256}, {13, 37}, {8, 16}, {9, 128}, {1, 7}, {3, 5}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        int B = shapes[t][0], D = shapes[t][1];
+        size_t n = (size_t)B * D;
+        float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
+        float *y = malloc(n * sizeof(float)), mean[128], rstd[128], w[256], bias[256];
+        assert_non_null(x), assert_non_null(dy), assert_non_null(y);
+        for (size_t i = 0; i < n; i++) {
+            philox_ctr r =
+                philox4x32_10((philox_ctr){{(uint32_t)i, (uint32_t)t, 1, 0}}, (philox_key){{3, 5}});
+            x[i] = 3.0f * philox_unit(r.v[0]) - 1.0f;
+            dy[i] = philox_unit(r.v[1]) - 0.5f;
+        }
+        for (int i = 0; i < D; i++) w[i] = 0.5f + (float)i / D, bias[i] = 0.1f * (float)(i % 7);
+        layernorm_forward(y, mean, rstd, x, w, bias, B, D, 1e-5f);
+        for (int with_dinp = 0; with_dinp < 2; with_dinp++) {
+            float *dx[2], *dw[2], *db[2];
+            for (int k = 0; k < 2; k++) {
+                dx[k] = with_dinp ? malloc(n * sizeof(float)) : NULL;
+                dw[k] = malloc((size_t)D * sizeof(float)),
+                db[k] = malloc((size_t)D * sizeof(float));
+                assert_non_null(dw[k]), assert_non_null(db[k]);
+                for (int i = 0; i < D; i++) dw[k][i] = 0.25f * (float)i, db[k][i] = -0.5f;
+            }
+            layernorm_backward(dx[0], dw[0], db[0], dy, x, w, mean, rstd, B, D);
+            ln_backward_rows1(dx[1], dw[1], db[1], dy, x, w, mean, rstd, B, D);
+            if (with_dinp) assert_memory_equal(dx[0], dx[1], n * sizeof(float));
+            assert_memory_equal(dw[0], dw[1], (size_t)D * sizeof(float));
+            assert_memory_equal(db[0], db[1], (size_t)D * sizeof(float));
+            for (int k = 0; k < 2; k++) free(dx[k]), free(dw[k]), free(db[k]);
+        }
+        free(x), free(dy), free(y);
+    }
+}
+
 static void test_dropout_train_and_eval(void **state) {
     (void)state;
     LayerSpec s = spec("dropout");
@@ -264,7 +330,8 @@ static void test_backward_accumulates(void **state) {
     float once[32];
     memcpy(once, h.dparams, h.t.n_trainable * sizeof(float));
     h.l.kind->backward(&h.l, dx, h.dparams, dy, x, y, h.params, &c, 2);
-    for (size_t i = 0; i < h.t.n_trainable; i++) assert_float_equal(h.dparams[i], 2 * once[i], 1e-6);
+    for (size_t i = 0; i < h.t.n_trainable; i++)
+        assert_float_equal(h.dparams[i], 2 * once[i], 1e-6);
     harness_free(&h);
 }
 
@@ -359,6 +426,7 @@ int main(void) {
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_layernorm_rows_match_one_by_one),
+        cmocka_unit_test(test_layernorm_backward_rows_match_one_by_one),
         cmocka_unit_test(test_dropout_train_and_eval),
         cmocka_unit_test(test_flatten),
         cmocka_unit_test(test_conv2d),

@@ -162,11 +162,11 @@ static void test_dropout_mask_follows_the_sample(void **state) {
     StepCtx next = ca;
     next.step = 8;
     l.kind->forward(&l, b, x, NULL, NULL, &next, B);
-    assert_memory_not_equal(a, b, sizeof(float) * D);              // new step, new mask
+    assert_memory_not_equal(a, b, sizeof(float) * D);  // new step, new mask
     StepCtx mc = ca;
     mc.stream = PHILOX_STREAM_MC_BASE + 1;
     l.kind->forward(&l, b, x, NULL, NULL, &mc, B);
-    assert_memory_not_equal(a, b, sizeof(float) * D);              // MC pass, own stream
+    assert_memory_not_equal(a, b, sizeof(float) * D);  // MC pass, own stream
     free(x), free(a), free(b), free(l.save);
 }
 
