@@ -209,6 +209,13 @@ static int describe(hid_t space, hid_t type, H5uInfo *info) {
     info->cls = H5Tget_class(type);
     info->size = H5Tget_size(type);
     if (info->cls == H5T_NO_CLASS || info->size == 0) return H5U_FAIL;
+    if (info->cls == H5T_INTEGER || info->cls == H5T_FLOAT) {
+        // A damaged header can claim more significant bits than an element holds (65 of 64):
+        // HDF5 then converts bits it never read, a different value on each read.
+        size_t prec = H5Tget_precision(type);
+        int off = H5Tget_offset(type);
+        if (prec == 0 || off < 0 || prec + (size_t)off > 8 * info->size) return H5U_BADTYPE;
+    }
     info->sign = info->cls == H5T_INTEGER ? H5Tget_sign(type) : H5T_SGN_ERROR;
     info->vlen_str = info->cls == H5T_STRING && H5Tis_variable_str(type) > 0;
     return H5U_OK;

@@ -381,6 +381,23 @@ static void test_bad_labels_and_classes(void **state) {
     r.y.type = H5T_NATIVE_FLOAT;
     r.y.data = (float[]){0, 1, 1, 0};
     expect_refused(raw_file("y_float.h5", r), "train", "/train/y has type float32", NULL);
+    // num_classes stored as a 64-bit integer whose type claims 65 significant bits (a file the
+    // fuzzer made): HDF5 read it as 257 once and INT64_MIN the next time. Patched in the bytes
+    // of its datatype message: fixed-point, signed, 8 bytes, bit offset 0, precision 64.
+    const char *path = raw_file("num_classes_65bits.h5", good());
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    unsigned char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    const unsigned char i64[12] = {0x10, 0x08, 0, 0, 8, 0, 0, 0, 0, 0, 64, 0};
+    int patched = 0;
+    for (size_t i = 0; i + sizeof i64 <= n; i++)
+        if (!memcmp(buf + i, i64, sizeof i64)) buf[i + 10] = 65, patched++;
+    assert_true(patched >= 1);
+    rewind(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+    expect_refused(path, "train", "num_classes is not one integer", NULL);
 }
 
 static void test_bad_x(void **state) {
