@@ -99,11 +99,53 @@ static void test_ranks_work_and_syncbn(void **state) {
     assert_true(field(r.out, "work_ms_min") == field(r.out, "work_ms_max"));
 }
 
+// launch/bench/ceiling.sh (the host's ceiling for two ranks, docs/performance.md) on the MLP,
+// one short round: every column is a step time, and the four ratios it prints follow from
+// them; an odd global batch, which two ranks cannot halve, is one line and exit 2.
+static void test_ceiling_script(void **state) {
+    (void)state;
+    const char *m = getenv("REGDIST_MPIEXEC");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "STEPS=3 BATCH=%%s MPIEXEC='%s' bash %s/launch/bench/ceiling.sh 1 %s "
+             "%s/launch/configs/mlp.cfg",
+             m && *m ? m : "mpiexec", test_source_dir(), test_regdist_bin(), test_source_dir());
+    char line[4200];
+    RunResult r;
+    snprintf(line, sizeof line, cmd, "64");
+    test_run_shell(&r, line);
+    test_expect_ok(&r);
+    const char *row = strstr(r.out, "\n1 ");
+    double t[5];
+    if (!row || sscanf(row, " 1 %lf %lf %lf %lf %lf", &t[0], &t[1], &t[2], &t[3], &t[4]) != 5)
+        fail_msg("no round of five step times in:\n%s", r.out);
+    for (int i = 0; i < 5; i++)
+        if (!(t[i] > 0)) fail_msg("step time %d is %g in:\n%s", i, t[i], r.out);
+    double one = t[0] < t[1] ? t[0] : t[1], pair = t[2] > t[3] ? t[2] : t[3];
+    const char *want[] = {"core 1 / core 0", "2 ranks / 1 rank (faster core)",
+                          "ceiling for 2 ranks / 1 rank", "2 ranks / that ceiling"};
+    double expect[] = {t[1] / t[0], one / t[4], one / pair, pair / t[4]};
+    for (int i = 0; i < 4; i++) {
+        const char *p = strstr(r.out, want[i]);
+        if (!p) fail_msg("no '%s' in:\n%s", want[i], r.out);
+        p += strlen(want[i]);
+        double v = strtod(p + strcspn(p, "0123456789"), NULL);
+        if (!(v > 0.99 * expect[i] - 0.006 && v < 1.01 * expect[i] + 0.006))
+            fail_msg("'%s' prints %g, its steps give %g:\n%s", want[i], v, expect[i], r.out);
+    }
+    snprintf(line, sizeof line, cmd, "7");
+    test_run_shell(&r, line);
+    if (r.status != 2 || !strstr(r.err, "ceiling: the global batch is 7") ||
+        strchr(r.err, '\n') != r.err + strlen(r.err) - 1)
+        fail_msg("odd batch: exit %d, stderr: %s", r.status, r.err);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cnn_roofline),
         cmocka_unit_test(test_mlp_executes_what_it_counts),
         cmocka_unit_test(test_ranks_work_and_syncbn),
+        cmocka_unit_test(test_ceiling_script),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
